@@ -1,0 +1,6 @@
+// Every migration, in order. Listed explicitly (no glob) so the compiled app and the tests load
+// exactly the same set, whatever the module system.
+import { CreateEventStore1764230400000 } from './1764230400000-create-event-store.js';
+import { CreateAccountSummaries1764230400001 } from './1764230400001-create-account-summaries.js';
+
+export const migrations = [CreateEventStore1764230400000, CreateAccountSummaries1764230400001];

@@ -1,0 +1,61 @@
+import { DomainError } from '../shared/domain-error.js';
+
+export class AccountNotFoundError extends DomainError {
+  readonly code = 'ACCOUNT_NOT_FOUND';
+  readonly kind = 'not-found';
+  constructor(accountId: string) {
+    super(`Account ${accountId} does not exist`, { accountId });
+  }
+}
+
+export class AccountAlreadyExistsError extends DomainError {
+  readonly code = 'ACCOUNT_ALREADY_EXISTS';
+  readonly kind = 'conflict';
+  constructor(accountId: string) {
+    super(`Account ${accountId} already exists`, { accountId });
+  }
+}
+
+export class AccountClosedError extends DomainError {
+  readonly code = 'ACCOUNT_CLOSED';
+  readonly kind = 'rule-violated';
+  constructor(accountId: string) {
+    super(`Account ${accountId} is closed`, { accountId });
+  }
+}
+
+export class InsufficientFundsError extends DomainError {
+  readonly code = 'ACCOUNT_INSUFFICIENT_FUNDS';
+  readonly kind = 'rule-violated';
+  constructor(accountId: string, balance: number, requested: number) {
+    super(`Account ${accountId} holds ${balance}, less than the ${requested} requested`, { accountId, balance, requested });
+  }
+}
+
+export class BalanceNotZeroError extends DomainError {
+  readonly code = 'ACCOUNT_BALANCE_NOT_ZERO';
+  readonly kind = 'rule-violated';
+  constructor(accountId: string, balance: number) {
+    super(`Account ${accountId} still holds ${balance}; only an account at zero can be closed`, { accountId, balance });
+  }
+}
+
+export class BalanceLimitExceededError extends DomainError {
+  readonly code = 'ACCOUNT_BALANCE_LIMIT_EXCEEDED';
+  readonly kind = 'rule-violated';
+  constructor(accountId: string, balance: number, amount: number) {
+    super(`Depositing ${amount} would take account ${accountId} past the largest balance a ledger amount can hold`, {
+      accountId,
+      balance,
+      amount,
+    });
+  }
+}
+
+export class InvalidAmountError extends DomainError {
+  readonly code = 'ACCOUNT_INVALID_AMOUNT';
+  readonly kind = 'rule-violated';
+  constructor(amount: unknown) {
+    super(`Amount ${String(amount)} is not a positive integer of minor units`, { amount });
+  }
+}

@@ -1,0 +1,178 @@
+import { randomUUID } from 'node:crypto';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import {
+  ApiBody,
+  ApiCreatedResponse,
+  ApiExtraModels,
+  ApiHeader,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { Response } from 'express';
+import { ApiProblemResponses } from '../shared/http/api-problem-responses.decorator.js';
+import { decodeCursor, encodeCursor } from '../shared/http/cursor.js';
+import { IfMatchVersion, formatEtag } from '../shared/http/etag.js';
+import { NoBodyFieldsPipe } from '../shared/http/no-body-fields.pipe.js';
+import { uuidParam } from '../shared/http/uuid-param.pipe.js';
+import { ProblemDetailsDto } from '../shared/problem-details/problem-details.js';
+import { AccountHistoryResponse, AccountEventResponse } from './account-history/account-event.response.js';
+import { GetAccountHistory } from './account-history/get-account-history.query.js';
+import { AccountListResponse, AccountResponse } from './account-summary/account.response.js';
+import { GetAccount } from './account-summary/get-account.query.js';
+import { ListAccounts } from './account-summary/list-accounts.query.js';
+import { ListAccountsRequest } from './account-summary/list-accounts.request.js';
+import { AccountNotFoundError } from './account.errors.js';
+import { AmountRequest } from './amount.request.js';
+import { CloseAccount } from './close-account/close-account.command.js';
+import { CommandResult } from './command-result.js';
+import { DepositMoney } from './deposit-money/deposit-money.command.js';
+import { OpenAccount } from './open-account/open-account.command.js';
+import { OpenAccountRequest } from './open-account/open-account.request.js';
+import { WithdrawMoney } from './withdraw-money/withdraw-money.command.js';
+
+const ETAG_HEADER = { ETag: { description: 'The account version, a strong entity tag such as "3"', schema: { type: 'string' } } };
+const IF_MATCH = ApiHeader({
+  name: 'If-Match',
+  required: false,
+  description: 'The ETag of the version you based this command on, e.g. "3". On a mismatch nothing is written and the answer is 412 with the current ETag. Without it, a concurrent change is retried internally (then 409).',
+});
+const ACCOUNT_ID = ApiParam({ name: 'id', format: 'uuid' });
+const BODY_PROBLEMS = {
+  413: 'PAYLOAD_TOO_LARGE: the body is larger than BODY_LIMIT_BYTES',
+  415: 'UNSUPPORTED_MEDIA_TYPE: the body is not application/json',
+  500: 'INTERNAL_ERROR: unexpected; nothing is leaked, the error is logged',
+};
+const COMMAND_PROBLEMS = {
+  ...BODY_PROBLEMS,
+  400: 'VALIDATION_FAILED (each invalid field listed), MALFORMED_JSON, INVALID_ID (id is not a UUID), INVALID_IF_MATCH',
+  404: 'ACCOUNT_NOT_FOUND',
+  409: 'CONCURRENCY_CONFLICT: the account kept changing concurrently; retry',
+  412: 'VERSION_MISMATCH: If-Match is not the current version (the current ETag is in the answer)',
+};
+
+/** HTTP ⇄ commands and queries of the accounts feature; nothing else happens here. */
+@ApiTags('accounts')
+@ApiExtraModels(ProblemDetailsDto)
+@Controller('accounts')
+export class AccountsController {
+  constructor(
+    private readonly commands: CommandBus,
+    private readonly queries: QueryBus,
+  ) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Open an account' })
+  @ApiCreatedResponse({
+    type: CommandResult,
+    headers: { Location: { description: '/accounts/{id}', schema: { type: 'string' } }, ...ETAG_HEADER },
+  })
+  @ApiProblemResponses({ ...BODY_PROBLEMS, 400: 'VALIDATION_FAILED (each invalid field listed), MALFORMED_JSON' })
+  async open(@Body() body: OpenAccountRequest, @Res({ passthrough: true }) response: Response): Promise<CommandResult> {
+    const id = randomUUID();
+    const appended = await this.commands.execute(new OpenAccount(id, body.ownerName, body.currency));
+    response.location(`/accounts/${id}`).setHeader('ETag', formatEtag(appended.version));
+    return CommandResult.of(id, appended);
+  }
+
+  @Post(':id/deposits')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Deposit money' })
+  @ACCOUNT_ID
+  @IF_MATCH
+  @ApiOkResponse({ type: CommandResult, headers: ETAG_HEADER })
+  @ApiProblemResponses({ ...COMMAND_PROBLEMS, 422: 'ACCOUNT_CLOSED, ACCOUNT_BALANCE_LIMIT_EXCEEDED' })
+  async deposit(
+    @Param('id', uuidParam()) id: string,
+    @Body() body: AmountRequest,
+    @IfMatchVersion() expectedVersion: number | undefined,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<CommandResult> {
+    const appended = await this.commands.execute(new DepositMoney(id, body.amount, expectedVersion));
+    response.setHeader('ETag', formatEtag(appended.version));
+    return CommandResult.of(id, appended);
+  }
+
+  @Post(':id/withdrawals')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Withdraw money' })
+  @ACCOUNT_ID
+  @IF_MATCH
+  @ApiOkResponse({ type: CommandResult, headers: ETAG_HEADER })
+  @ApiProblemResponses({ ...COMMAND_PROBLEMS, 422: 'ACCOUNT_INSUFFICIENT_FUNDS, ACCOUNT_CLOSED' })
+  async withdraw(
+    @Param('id', uuidParam()) id: string,
+    @Body() body: AmountRequest,
+    @IfMatchVersion() expectedVersion: number | undefined,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<CommandResult> {
+    const appended = await this.commands.execute(new WithdrawMoney(id, body.amount, expectedVersion));
+    response.setHeader('ETag', formatEtag(appended.version));
+    return CommandResult.of(id, appended);
+  }
+
+  @Post(':id/close')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Close an account (only at a zero balance)', description: 'Takes no body.' })
+  @ACCOUNT_ID
+  @IF_MATCH
+  @ApiBody({ required: false, schema: { type: 'object', additionalProperties: false } })
+  @ApiOkResponse({ type: CommandResult, headers: ETAG_HEADER })
+  @ApiProblemResponses({ ...COMMAND_PROBLEMS, 422: 'ACCOUNT_BALANCE_NOT_ZERO, ACCOUNT_CLOSED' })
+  async close(
+    @Param('id', uuidParam()) id: string,
+    @Body(NoBodyFieldsPipe) _body: undefined,
+    @IfMatchVersion() expectedVersion: number | undefined,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<CommandResult> {
+    const appended = await this.commands.execute(new CloseAccount(id, expectedVersion));
+    response.setHeader('ETag', formatEtag(appended.version));
+    return CommandResult.of(id, appended);
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'One account (read model)' })
+  @ACCOUNT_ID
+  @ApiOkResponse({ type: AccountResponse, headers: ETAG_HEADER })
+  @ApiProblemResponses({ 400: 'INVALID_ID', 404: 'ACCOUNT_NOT_FOUND', 500: BODY_PROBLEMS[500] })
+  async get(@Param('id', uuidParam()) id: string, @Res({ passthrough: true }) response: Response): Promise<AccountResponse> {
+    const account = await this.queries.execute(new GetAccount(id));
+    if (!account) throw new AccountNotFoundError(id);
+    response.setHeader('ETag', formatEtag(account.version));
+    return AccountResponse.of(account);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'List accounts, newest first, filtered by owner and status (keyset pagination)' })
+  @ApiOkResponse({ type: AccountListResponse })
+  @ApiProblemResponses({ 400: 'VALIDATION_FAILED, INVALID_CURSOR', 500: BODY_PROBLEMS[500] })
+  async list(@Query() request: ListAccountsRequest): Promise<AccountListResponse> {
+    const after = request.cursor === undefined ? undefined : decodeCursor(request.cursor, isAccountCursor).after;
+    const page = await this.queries.execute(
+      new ListAccounts({ owner: request.owner, status: request.status }, request.limit ?? 20, after),
+    );
+    return {
+      items: page.items.map((record) => AccountResponse.of(record)),
+      nextCursor: page.nextAfter === null ? null : encodeCursor({ after: page.nextAfter }),
+    };
+  }
+
+  @Get(':id/events')
+  @ApiOperation({ summary: "The account's full history: every event of its stream, oldest first" })
+  @ACCOUNT_ID
+  @ApiOkResponse({ type: AccountHistoryResponse })
+  @ApiExtraModels(AccountEventResponse)
+  @ApiProblemResponses({ 400: 'INVALID_ID', 404: 'ACCOUNT_NOT_FOUND', 500: BODY_PROBLEMS[500] })
+  async history(@Param('id', uuidParam()) id: string): Promise<AccountHistoryResponse> {
+    const events = await this.queries.execute(new GetAccountHistory(id));
+    if (events.length === 0) throw new AccountNotFoundError(id);
+    return { items: events.map((event) => AccountEventResponse.of(event)) };
+  }
+}
+
+function isAccountCursor(value: unknown): value is { after: number } {
+  const after = (value as { after?: unknown } | null)?.after;
+  return typeof after === 'number' && Number.isSafeInteger(after) && after > 0;
+}

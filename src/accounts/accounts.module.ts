@@ -1,0 +1,32 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { EventSourcingModule } from '../event-sourcing/index.js';
+import { GetAccountHistoryHandler } from './account-history/get-account-history.handler.js';
+import { AccountSummaryProjection } from './account-summary/account-summary.projection.js';
+import { AccountSummaryRecord } from './account-summary/account-summary.record.js';
+import { GetAccountHandler } from './account-summary/get-account.handler.js';
+import { ListAccountsHandler } from './account-summary/list-accounts.handler.js';
+import { ACCOUNT_EVENTS } from './account.events.js';
+import { AccountsController } from './accounts.controller.js';
+import { CloseAccountHandler } from './close-account/close-account.handler.js';
+import { DepositMoneyHandler } from './deposit-money/deposit-money.handler.js';
+import { OpenAccountHandler } from './open-account/open-account.handler.js';
+import { WithdrawMoneyHandler } from './withdraw-money/withdraw-money.handler.js';
+
+@Module({
+  imports: [
+    TypeOrmModule.forFeature([AccountSummaryRecord]),
+    EventSourcingModule.forFeature({ events: ACCOUNT_EVENTS, projections: [AccountSummaryProjection] }),
+  ],
+  controllers: [AccountsController],
+  providers: [
+    OpenAccountHandler,
+    DepositMoneyHandler,
+    WithdrawMoneyHandler,
+    CloseAccountHandler,
+    GetAccountHandler,
+    ListAccountsHandler,
+    GetAccountHistoryHandler,
+  ],
+})
+export class AccountsModule {}

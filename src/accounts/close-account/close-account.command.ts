@@ -1,0 +1,12 @@
+import { Command } from '@nestjs/cqrs';
+import type { AppendResult } from '../../event-sourcing/index.js';
+
+export class CloseAccount extends Command<AppendResult> {
+  constructor(
+    readonly accountId: string,
+    /** From If-Match: the account version the caller saw, or undefined for "whatever is current". */
+    readonly expectedVersion?: number,
+  ) {
+    super();
+  }
+}

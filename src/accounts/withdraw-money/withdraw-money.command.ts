@@ -1,0 +1,13 @@
+import { Command } from '@nestjs/cqrs';
+import type { AppendResult } from '../../event-sourcing/index.js';
+
+export class WithdrawMoney extends Command<AppendResult> {
+  constructor(
+    readonly accountId: string,
+    readonly amount: number,
+    /** From If-Match: the account version the caller saw, or undefined for "whatever is current". */
+    readonly expectedVersion?: number,
+  ) {
+    super();
+  }
+}

@@ -1,0 +1,53 @@
+import { type INestApplication, type LoggerService, ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { type ValidationError } from 'class-validator';
+import { AppModule } from './app.module.js';
+import type { AppConfig } from './config/app-config.js';
+import { correlationId, eventContext } from './shared/http/correlation.middleware.js';
+import { jsonOnly } from './shared/http/json-only.middleware.js';
+import { ProblemDetailsFilter } from './shared/problem-details/problem-details.filter.js';
+import type { InvalidField } from './shared/problem-details/problem-details.js';
+import { ValidationProblem } from './shared/problem-details/problem.exception.js';
+import { setUpSwagger } from './swagger.js';
+
+export interface CreateAppOptions {
+  readonly logger?: LoggerService | false;
+}
+
+/**
+ * Builds the HTTP application exactly as it runs: main.ts and the end-to-end tests both call this,
+ * so the tests exercise the same body limits, filters, validation and Swagger document.
+ */
+export async function createApp(config: AppConfig, databaseUrl: string, options: CreateAppOptions = {}): Promise<INestApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, databaseUrl), {
+    bodyParser: false,
+    logger: options.logger,
+  });
+  app.disable('x-powered-by');
+  app.set('etag', false); // ETag means "stream version" here; Express's content hashes would blur that
+  app.use(correlationId, jsonOnly);
+  app.useBodyParser('json', { limit: config.bodyLimitBytes, type: ['application/json', 'application/*+json'] });
+  app.use(eventContext);
+  app.useGlobalFilters(new ProblemDetailsFilter());
+  app.useGlobalPipes(
+    new ValidationPipe({
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      transform: true,
+      validationError: { target: false, value: false },
+      exceptionFactory: (errors) => new ValidationProblem(flatten(errors)),
+    }),
+  );
+  setUpSwagger(app);
+  await app.init();
+  return app;
+}
+
+function flatten(errors: ValidationError[], parent = ''): InvalidField[] {
+  return errors.flatMap((error) => {
+    const field = parent ? `${parent}.${error.property}` : error.property;
+    const own = error.constraints ? [{ field, messages: Object.values(error.constraints) }] : [];
+    return [...own, ...flatten(error.children ?? [], field)];
+  });
+}

@@ -1,0 +1,70 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+/**
+ * Everything the service reads from its environment, parsed and checked once at start-up.
+ * A plain object rather than a ConfigService because the database must be chosen (and an embedded
+ * one started) before the Nest application exists. Every variable is listed in .env.example.
+ */
+export interface AppConfig {
+  readonly port: number;
+  /** An external PostgreSQL; when absent, an embedded server is started under `embeddedDatabase.dir`. */
+  readonly databaseUrl?: string;
+  readonly databasePoolSize: number;
+  readonly embeddedDatabase: { readonly dir: string; readonly port: number };
+  /** Largest accepted request body, in bytes (larger → 413). */
+  readonly bodyLimitBytes: number;
+  /** Attempts per command when concurrent writers keep winning (then 409). */
+  readonly commandMaxAttempts: number;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(`Invalid configuration: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function databaseUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.DATABASE_URL;
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('DATABASE_URL is not a URL (expected postgres://user:password@host:port/database)');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError(`DATABASE_URL must start with postgres:// or postgresql://, got "${url.protocol}//"`);
+  }
+  return raw;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  return {
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    databaseUrl: databaseUrl(env),
+    databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    embeddedDatabase: {
+      dir: resolve(env.EMBEDDED_DATABASE_DIR || '.data/postgres'),
+      port: integer(env, 'EMBEDDED_DATABASE_PORT', 54329, 1, 65535),
+    },
+    bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 100 * 1024, 1, 50 * 1024 * 1024),
+    commandMaxAttempts: integer(env, 'COMMAND_MAX_ATTEMPTS', 10, 1, 100),
+  };
+}
+
+/** Loads `.env` from the working directory when there is one; real environment variables win. */
+export function loadDotEnv(path = '.env'): void {
+  if (existsSync(path)) process.loadEnvFile(path);
+}

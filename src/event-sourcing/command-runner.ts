@@ -1,0 +1,60 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Inject, Injectable } from '@nestjs/common';
+import { type Decider, fold } from './decider.js';
+import { ConcurrencyConflictError, WrongExpectedVersionError } from './errors.js';
+import { type AppendResult, EventStore } from './event-store.js';
+import { NO_STREAM } from './expected-version.js';
+
+export const COMMAND_RUNNER_OPTIONS = Symbol('COMMAND_RUNNER_OPTIONS');
+
+export interface CommandRunnerOptions {
+  /** How many times a command is decided and appended when concurrent writers keep winning. */
+  readonly maxAttempts: number;
+}
+
+export interface RunCommand<State, Event extends object> {
+  readonly streamId: string;
+  readonly decider: Decider<State, Event>;
+  /** Pure: returns the new events or throws a domain error. Called again on every retry. */
+  readonly decide: (state: State) => Event[];
+  /**
+   * The stream version the caller based its request on (HTTP If-Match). When given, a mismatch is
+   * the caller's to resolve: WrongExpectedVersionError is thrown and nothing is retried. A stream
+   * that does not exist yet is left to `decide`, which knows whether that is an error.
+   */
+  readonly expectedVersion?: number;
+}
+
+/**
+ * Load → fold → decide → append with the loaded version as expected version. Without a caller's
+ * expected version, losing a race to a concurrent writer means the decision was made on stale state:
+ * it is reloaded and decided again, up to maxAttempts, then ConcurrencyConflictError.
+ */
+@Injectable()
+export class CommandRunner {
+  constructor(
+    private readonly store: EventStore,
+    @Inject(COMMAND_RUNNER_OPTIONS) private readonly options: CommandRunnerOptions,
+  ) {}
+
+  async run<State, Event extends object>(command: RunCommand<State, Event>): Promise<AppendResult> {
+    for (let attempt = 1; ; attempt++) {
+      const history = await this.store.readStream(command.streamId);
+      const version = history.length ? history[history.length - 1].version : 0;
+      if (command.expectedVersion !== undefined && version !== 0 && version !== command.expectedVersion) {
+        throw new WrongExpectedVersionError(command.streamId, command.expectedVersion, version);
+      }
+      const state = fold(command.decider, history.map((event) => event.data as Event));
+      const events = command.decide(state);
+      try {
+        return await this.store.append(command.streamId, events, {
+          expectedVersion: version === 0 ? NO_STREAM : version,
+        });
+      } catch (error) {
+        if (!(error instanceof WrongExpectedVersionError) || command.expectedVersion !== undefined) throw error;
+        if (attempt >= this.options.maxAttempts) throw new ConcurrencyConflictError(command.streamId, attempt);
+        await sleep(Math.random() * 5 * attempt);
+      }
+    }
+  }
+}

@@ -1,0 +1,36 @@
+import type { ExpectedVersion } from './expected-version.js';
+
+/** The stream's version was not the one the writer expected; nothing was appended. */
+export class WrongExpectedVersionError extends Error {
+  readonly code = 'WRONG_EXPECTED_VERSION';
+  constructor(
+    readonly streamId: string,
+    readonly expectedVersion: ExpectedVersion,
+    /** The stream's version when the append was refused (0 = the stream does not exist). */
+    readonly actualVersion: number,
+  ) {
+    super(`Stream ${streamId} is at version ${actualVersion}, expected ${String(expectedVersion)}`);
+    this.name = 'WrongExpectedVersionError';
+  }
+}
+
+/** Concurrent writers kept winning on the same stream until the command runner gave up. */
+export class ConcurrencyConflictError extends Error {
+  readonly code = 'CONCURRENCY_CONFLICT';
+  constructor(
+    readonly streamId: string,
+    readonly attempts: number,
+  ) {
+    super(`Stream ${streamId} kept changing concurrently; gave up after ${attempts} attempts`);
+    this.name = 'ConcurrencyConflictError';
+  }
+}
+
+/** The store holds (or was asked to write) an event type that no registered class maps to. */
+export class UnknownEventTypeError extends Error {
+  readonly code = 'UNKNOWN_EVENT_TYPE';
+  constructor(readonly type: string) {
+    super(`No event class is registered for type "${type}"`);
+    this.name = 'UnknownEventTypeError';
+  }
+}

@@ -1,0 +1,227 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { EventBus } from '@nestjs/cqrs';
+import { DataSource, type EntityManager, QueryFailedError } from 'typeorm';
+import { Clock } from './clock.js';
+import { WrongExpectedVersionError } from './errors.js';
+import { currentEventContext } from './event-context.js';
+import { EventTypeRegistry } from './event-type.registry.js';
+import { ANY, type ExpectedVersion, toSqlExpectedVersion } from './expected-version.js';
+import { ProjectionRegistry } from './projection.registry.js';
+import type { Checkpoint, EventMetadata, RecordedEvent } from './recorded-event.js';
+import { START_OF_LOG, checkpointOf } from './recorded-event.js';
+import { EVENT_COLUMNS, type StoredEventRow, toRecordedEvent, toSafeNumber } from './stored-event.row.js';
+
+export interface AppendOptions {
+  readonly expectedVersion: ExpectedVersion;
+  /** Overrides of the metadata taken from the current EventContext (same for every event of the call). */
+  readonly metadata?: Partial<Omit<EventMetadata, 'eventId'>>;
+  /** Caller-chosen event ids (one per event), e.g. deterministic ids that make a retried step a no-op. */
+  readonly eventIds?: readonly string[];
+}
+
+export interface AppendResult {
+  readonly streamId: string;
+  /** The stream's version after the append. */
+  readonly version: number;
+  /** Global position of the last appended event. */
+  readonly position: number;
+  readonly events: readonly RecordedEvent[];
+}
+
+export interface ReadAllResult {
+  readonly events: readonly RecordedEvent[];
+  /** Where to continue from: the last returned event, or the `after` given when nothing was returned. */
+  readonly checkpoint: Checkpoint;
+}
+
+/**
+ * Checks the expected version and inserts every event in one statement (one round trip):
+ * the current version is read in the same statement, and UNIQUE(stream_id, version) turns a race
+ * between two writers that read the same version into a unique violation for the later one.
+ */
+const APPEND_SQL = `
+WITH current_version AS (
+  SELECT coalesce(max(version), 0) AS version FROM events WHERE stream_id = $1
+), appended AS (
+  INSERT INTO events (stream_id, version, type, schema_version, event_id, data, metadata)
+  SELECT $1, current_version.version + e.ordinality, e.value->>'type', (e.value->>'schemaVersion')::int,
+         (e.value->>'eventId')::uuid, e.value->'data', e.value->'metadata'
+  FROM current_version, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ordinality)
+  WHERE $3::int < 0 OR current_version.version = $3::int
+  ORDER BY e.ordinality
+  RETURNING position, version, recorded_at, transaction_id
+)
+SELECT current_version.version AS current_version, appended.*
+FROM current_version LEFT JOIN appended ON true
+ORDER BY appended.version`;
+
+const STREAM_VERSION_UNIQUE = 'events_stream_version_unique';
+
+/** Thrown inside a transaction when a concurrent writer took the version; resolved after rollback. */
+class StreamVersionTaken extends Error {
+  constructor(
+    readonly streamId: string,
+    readonly expectedVersion: ExpectedVersion,
+  ) {
+    super(`Stream ${streamId}: version taken by a concurrent writer`);
+  }
+}
+
+/** A unit of work on the store: appends made through it commit or roll back together. */
+export class EventStoreTransaction {
+  readonly appended: RecordedEvent[] = [];
+
+  constructor(
+    readonly manager: EntityManager,
+    private readonly registry: EventTypeRegistry,
+    private readonly projections: ProjectionRegistry,
+    private readonly clock: Clock,
+  ) {}
+
+  async append(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
+    if (events.length === 0) throw new RangeError('Nothing to append');
+    if (options.eventIds && options.eventIds.length !== events.length) {
+      throw new RangeError('eventIds must give one id per event');
+    }
+    const context = currentEventContext();
+    const occurredAt = this.clock.now().toISOString();
+    const toStore = events.map((event, index) => {
+      const eventId = options.eventIds?.[index] ?? randomUUID();
+      const definition = this.registry.definitionOf(event);
+      const metadata: EventMetadata = {
+        correlationId: context?.correlationId ?? eventId,
+        causationId: context?.causationId ?? eventId,
+        ...(context?.actor === undefined ? {} : { actor: context.actor }),
+        occurredAt,
+        ...options.metadata,
+        eventId,
+      };
+      return { ...definition, eventId, data: this.registry.serialize(event), metadata, event };
+    });
+
+    const payload = JSON.stringify(toStore.map(({ event: _event, ...stored }) => stored));
+    const rows = await this.insert(streamId, payload, options.expectedVersion);
+    if (rows[0].position === null) {
+      throw new WrongExpectedVersionError(streamId, options.expectedVersion, rows[0].current_version);
+    }
+    const recorded = rows.map((row, index): RecordedEvent => ({
+      streamId,
+      version: row.version,
+      position: toSafeNumber(row.position!),
+      type: toStore[index].type,
+      schemaVersion: toStore[index].schemaVersion,
+      data: toStore[index].event,
+      metadata: toStore[index].metadata,
+      recordedAt: row.recorded_at,
+      transactionId: row.transaction_id,
+    }));
+    await this.projections.applyInline(recorded, this.manager);
+    this.appended.push(...recorded);
+    const last = recorded[recorded.length - 1];
+    return { streamId, version: last.version, position: last.position, events: recorded };
+  }
+
+  private async insert(streamId: string, payload: string, expected: ExpectedVersion) {
+    try {
+      return (await this.manager.query(APPEND_SQL, [streamId, payload, toSqlExpectedVersion(expected)])) as Array<{
+        current_version: number;
+        position: string | null;
+        version: number;
+        recorded_at: Date;
+        transaction_id: string;
+      }>;
+    } catch (error) {
+      if (error instanceof QueryFailedError && (error.driverError as { constraint?: string }).constraint === STREAM_VERSION_UNIQUE) {
+        throw new StreamVersionTaken(streamId, expected);
+      }
+      throw error;
+    }
+  }
+}
+
+@Injectable()
+export class EventStore {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly registry: EventTypeRegistry,
+    private readonly projections: ProjectionRegistry,
+    private readonly eventBus: EventBus,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Appends atomically to one stream; with `ANY`, a race with another writer is retried. */
+  async append(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.transaction((tx) => tx.append(streamId, events, options));
+      } catch (error) {
+        if (!(options.expectedVersion === ANY && error instanceof WrongExpectedVersionError && attempt < 5)) throw error;
+      }
+    }
+  }
+
+  /**
+   * Runs `work` in one PostgreSQL transaction. Events appended through `tx` are published on the
+   * EventBus only after COMMIT succeeds, never on rollback.
+   */
+  async transaction<T>(work: (tx: EventStoreTransaction) => Promise<T>): Promise<T> {
+    let tx: EventStoreTransaction | undefined;
+    try {
+      const result = await this.dataSource.transaction(async (manager) => {
+        tx = new EventStoreTransaction(manager, this.registry, this.projections, this.clock);
+        return work(tx);
+      });
+      this.eventBus.publishAll(tx!.appended.map((event) => event.data));
+      return result;
+    } catch (error) {
+      if (error instanceof StreamVersionTaken) {
+        const actual = await this.streamVersion(error.streamId);
+        throw new WrongExpectedVersionError(error.streamId, error.expectedVersion, actual);
+      }
+      throw error;
+    }
+  }
+
+  /** The stream's current version; 0 when it does not exist. */
+  async streamVersion(streamId: string): Promise<number> {
+    const [row] = (await this.dataSource.query(
+      'SELECT coalesce(max(version), 0) AS version FROM events WHERE stream_id = $1',
+      [streamId],
+    )) as Array<{ version: number }>;
+    return row.version;
+  }
+
+  /** One stream's events in version order, optionally between two versions (inclusive). */
+  async readStream(
+    streamId: string,
+    range: { fromVersion?: number; toVersion?: number } = {},
+  ): Promise<RecordedEvent[]> {
+    const rows = (await this.dataSource.query(
+      `SELECT ${EVENT_COLUMNS} FROM events
+       WHERE stream_id = $1 AND version >= $2 AND version <= $3
+       ORDER BY version`,
+      [streamId, range.fromVersion ?? 1, range.toVersion ?? 2_147_483_647],
+    )) as StoredEventRow[];
+    return rows.map((row) => toRecordedEvent(row, this.registry));
+  }
+
+  /**
+   * The global log after a checkpoint, in commit-safe order. A position is taken at INSERT but
+   * becomes visible at COMMIT, so "position > last seen" would skip an event whose transaction took an
+   * earlier position and committed later. Reading only transactions older than every transaction
+   * still in flight (pg_snapshot_xmin), in (transaction id, position) order, never skips one.
+   */
+  async readAll(after: Checkpoint = START_OF_LOG, limit = 1000, manager?: EntityManager): Promise<ReadAllResult> {
+    const rows = (await (manager ?? this.dataSource.manager).query(
+      `SELECT ${EVENT_COLUMNS} FROM events
+       WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
+         AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+       ORDER BY transaction_id, position
+       LIMIT $3`,
+      [after.transactionId, after.position, limit],
+    )) as StoredEventRow[];
+    const events = rows.map((row) => toRecordedEvent(row, this.registry));
+    return { events, checkpoint: events.length ? checkpointOf(events[events.length - 1]) : after };
+  }
+}

@@ -1,0 +1,34 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import type { Projection } from './projection.js';
+import type { RecordedEvent } from './recorded-event.js';
+
+/** Every projection of the application, by name; applies them inline within an append's transaction. */
+@Injectable()
+export class ProjectionRegistry {
+  private readonly projections = new Map<string, Projection>();
+
+  register(projections: readonly Projection[]): void {
+    for (const projection of projections) {
+      if (this.projections.has(projection.name)) throw new Error(`Projection "${projection.name}" is registered twice`);
+      this.projections.set(projection.name, projection);
+    }
+  }
+
+  get(name: string): Projection | undefined {
+    return this.projections.get(name);
+  }
+
+  all(): Projection[] {
+    return [...this.projections.values()];
+  }
+
+  /** Applies the events to every projection, in the caller's transaction, in order. */
+  async applyInline(events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
+    for (const event of events) {
+      for (const projection of this.projections.values()) {
+        await projection.handlers.handlerFor(event)?.(event, manager);
+      }
+    }
+  }
+}

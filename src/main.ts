@@ -1,0 +1,41 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { createApp } from './app.factory.js';
+import { loadConfig, loadDotEnv } from './config/app-config.js';
+import { openDatabase } from './database/database.js';
+
+async function bootstrap(): Promise<void> {
+  const logger = new Logger('Bootstrap');
+  loadDotEnv();
+  const config = loadConfig();
+  const database = await openDatabase(config, (message) => logger.log(message));
+  let app;
+  try {
+    app = await createApp(config, database.url);
+    await app.listen(config.port);
+  } catch (error) {
+    await app?.close().catch(() => undefined);
+    await database.stop();
+    throw error;
+  }
+  const url = `http://localhost:${config.port}`;
+  logger.log(`Listening on ${url} — Swagger UI at ${url}/docs, OpenAPI at ${url}/docs-json`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.log(`${signal} received: stopping`);
+    await app.close();
+    await database.stop();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+}
+
+bootstrap().catch((error: unknown) => {
+  const known = error instanceof Error && ['ConfigError', 'EmbeddedDatabaseError'].includes(error.name);
+  console.error(known ? `Cannot start: ${error.message}` : error);
+  process.exit(1);
+});

@@ -1,0 +1,20 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiResponse, getSchemaPath } from '@nestjs/swagger';
+import { PROBLEM_CONTENT_TYPE } from '../problem-details/problem-details.js';
+
+/** Documents error answers as application/problem+json, each with the codes it can carry. */
+export function ApiProblemResponses(responses: Record<number, string>): MethodDecorator {
+  return applyDecorators(
+    ...Object.entries(responses).map(([status, description]) =>
+      ApiResponse({
+        status: Number(status),
+        description,
+        content: { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: getSchemaPath('ProblemDetailsDto') } } },
+        headers:
+          Number(status) === 412
+            ? { ETag: { description: 'The current version of the resource', schema: { type: 'string', example: '"4"' } } }
+            : undefined,
+      }),
+    ),
+  );
+}

@@ -1,0 +1,34 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { createApp } from '../../src/app.factory.js';
+import { type AppConfig, loadConfig } from '../../src/config/app-config.js';
+import { type TestDatabase, createTestDatabase } from './test-database.js';
+
+export interface TestApp {
+  readonly app: INestApplication;
+  readonly http: ReturnType<typeof request>;
+  readonly dataSource: DataSource;
+  readonly database: TestDatabase;
+  close(): Promise<void>;
+}
+
+/**
+ * The service exactly as main.ts builds it (createApp), on a fresh database of the test server.
+ * `env` overrides configuration variables the way the environment would.
+ */
+export async function startTestApp(env: Record<string, string> = {}, database?: TestDatabase): Promise<TestApp> {
+  const db = database ?? (await createTestDatabase());
+  const config: AppConfig = loadConfig({ ...env });
+  const app = await createApp(config, db.url, { logger: false });
+  return {
+    app,
+    http: request(app.getHttpServer()),
+    dataSource: app.get(DataSource),
+    database: db,
+    async close() {
+      await app.close();
+      if (!database) await db.drop();
+    },
+  };
+}

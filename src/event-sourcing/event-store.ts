@@ -58,6 +58,9 @@ ORDER BY appended.version`;
 
 const STREAM_VERSION_UNIQUE = 'events_stream_version_unique';
 
+/** Two-int advisory lock namespace: ANY appends to one stream queue on (this, hashtext(stream_id)). */
+const ANY_APPEND_LOCK = 7_345_002;
+
 /** Thrown inside a transaction when a concurrent writer took the version; resolved after rollback. */
 class StreamVersionTaken extends Error {
   constructor(
@@ -71,6 +74,12 @@ class StreamVersionTaken extends Error {
 /** A unit of work on the store: appends made through it commit or roll back together. */
 export class EventStoreTransaction {
   readonly appended: RecordedEvent[] = [];
+  /**
+   * The error of a statement of this unit of work that PostgreSQL refused: the transaction is aborted
+   * and COMMIT would silently roll back, so it must not be reported as committed even if `work`
+   * swallowed the error.
+   */
+  failure: unknown;
 
   constructor(
     readonly manager: EntityManager,
@@ -116,15 +125,27 @@ export class EventStoreTransaction {
       recordedAt: row.recorded_at,
       transactionId: row.transaction_id,
     }));
-    await this.projections.applyInline(recorded, this.manager);
+    try {
+      await this.projections.applyInline(recorded, this.manager);
+    } catch (error) {
+      this.failure ??= error;
+      throw error;
+    }
     this.appended.push(...recorded);
     const last = recorded[recorded.length - 1];
     return { streamId, version: last.version, position: last.position, events: recorded };
   }
 
   private async insert(streamId: string, payload: string, expected: ExpectedVersion) {
+    const sqlExpectedVersion = toSqlExpectedVersion(expected);
     try {
-      return (await this.manager.query(APPEND_SQL, [streamId, payload, toSqlExpectedVersion(expected)])) as Array<{
+      if (expected === ANY) {
+        // Without a check, concurrent writers would all take the same next version and all but one
+        // would lose on UNIQUE(stream_id, version); queue them on the stream instead. A separate
+        // statement, so that the append below reads the version with a snapshot taken after the wait.
+        await this.manager.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [ANY_APPEND_LOCK, streamId]);
+      }
+      return (await this.manager.query(APPEND_SQL, [streamId, payload, sqlExpectedVersion])) as Array<{
         current_version: number;
         position: string | null;
         version: number;
@@ -132,10 +153,12 @@ export class EventStoreTransaction {
         transaction_id: string;
       }>;
     } catch (error) {
-      if (error instanceof QueryFailedError && (error.driverError as { constraint?: string }).constraint === STREAM_VERSION_UNIQUE) {
-        throw new StreamVersionTaken(streamId, expected);
-      }
-      throw error;
+      const failure =
+        error instanceof QueryFailedError && (error.driverError as { constraint?: string }).constraint === STREAM_VERSION_UNIQUE
+          ? new StreamVersionTaken(streamId, expected)
+          : error;
+      this.failure ??= failure;
+      throw failure;
     }
   }
 }
@@ -170,7 +193,9 @@ export class EventStore {
     try {
       const result = await this.dataSource.transaction(async (manager) => {
         tx = new EventStoreTransaction(manager, this.registry, this.projections, this.clock);
-        return work(tx);
+        const result = await work(tx);
+        if (tx.failure !== undefined) throw tx.failure; // work swallowed an error that aborted the transaction
+        return result;
       });
       this.eventBus.publishAll(tx!.appended.map((event) => event.data));
       return result;
@@ -223,5 +248,22 @@ export class EventStore {
     )) as StoredEventRow[];
     const events = rows.map((row) => toRecordedEvent(row, this.registry));
     return { events, checkpoint: events.length ? checkpointOf(events[events.length - 1]) : after };
+  }
+
+  /**
+   * Every committed event after `after` (up to `until`, inclusive) in commit order, WITHOUT holding
+   * back for transactions in flight. Only correct where the caller knows nothing relevant is in
+   * flight: below a checkpoint a commit-safe reader already reached, or under a lock that keeps the
+   * writers of a projection's tables out (the swap at the end of a rebuild).
+   */
+  async readCommitted(after: Checkpoint, until: Checkpoint | undefined, manager: EntityManager): Promise<RecordedEvent[]> {
+    const rows = (await manager.query(
+      `SELECT ${EVENT_COLUMNS} FROM events
+       WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
+         AND ($3::xid8 IS NULL OR (transaction_id, position) <= ($3::xid8, $4::bigint))
+       ORDER BY transaction_id, position`,
+      [after.transactionId, after.position, until?.transactionId ?? null, until?.position ?? null],
+    )) as StoredEventRow[];
+    return rows.map((row) => toRecordedEvent(row, this.registry));
   }
 }

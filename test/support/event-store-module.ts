@@ -1,0 +1,59 @@
+import type { Provider } from '@nestjs/common';
+import { CqrsModule, EventBus } from '@nestjs/cqrs';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { DataSource } from 'typeorm';
+import { DatabaseModule } from '../../src/database/database.module.js';
+import { Clock, type EventClass, EventSourcingModule, EventStore } from '../../src/event-sourcing/index.js';
+import { type TestDatabase, createTestDatabase } from './test-database.js';
+
+export interface EventStoreModule {
+  readonly moduleRef: TestingModule;
+  readonly store: EventStore;
+  readonly dataSource: DataSource;
+  readonly eventBus: EventBus;
+  readonly database: TestDatabase;
+  close(): Promise<void>;
+}
+
+export interface EventStoreModuleOptions {
+  /** The test's event classes, registered with EventSourcingModule.forFeature. */
+  readonly events: readonly EventClass<any>[];
+  /** Extra providers, e.g. @EventsHandler classes. */
+  readonly providers?: Provider[];
+  /** Pool size of the DataSource (large enough for the test's parallelism). */
+  readonly poolSize?: number;
+  /** Replaces the Clock, so occurredAt is predictable. */
+  readonly clock?: Clock;
+}
+
+/**
+ * The event-sourcing core alone (no feature of the application), on a fresh database of the test
+ * server with the real migrations applied: DatabaseModule + CqrsModule + EventSourcingModule.
+ */
+export async function startEventStoreModule(options: EventStoreModuleOptions): Promise<EventStoreModule> {
+  const database = await createTestDatabase();
+  let builder = Test.createTestingModule({
+    imports: [
+      DatabaseModule.forRoot(database.url, options.poolSize ?? 10),
+      CqrsModule.forRoot(),
+      EventSourcingModule.forRoot({ maxAttempts: 10 }),
+      EventSourcingModule.forFeature({ events: options.events }),
+    ],
+    providers: options.providers ?? [],
+  });
+  if (options.clock) builder = builder.overrideProvider(Clock).useValue(options.clock);
+  const moduleRef = await builder.compile();
+  moduleRef.useLogger(false);
+  await moduleRef.init(); // registers @EventsHandler classes on the EventBus
+  return {
+    moduleRef,
+    store: moduleRef.get(EventStore),
+    dataSource: moduleRef.get(DataSource),
+    eventBus: moduleRef.get(EventBus),
+    database,
+    async close() {
+      await moduleRef.close();
+      await database.drop();
+    },
+  };
+}

@@ -16,6 +16,8 @@ export interface AppConfig {
   readonly bodyLimitBytes: number;
   /** Attempts per command when concurrent writers keep winning (then 409). */
   readonly commandMaxAttempts: number;
+  /** Longest a query with minPosition waits for its projection (then 503). */
+  readonly readYourWritesTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -61,6 +63,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 100 * 1024, 1, 50 * 1024 * 1024),
     commandMaxAttempts: integer(env, 'COMMAND_MAX_ATTEMPTS', 10, 1, 100),
+    readYourWritesTimeoutMs: integer(env, 'READ_YOUR_WRITES_TIMEOUT_MS', 2000, 0, 60_000),
   };
 }
 

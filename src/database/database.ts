@@ -8,10 +8,16 @@ export interface Database {
   stop(): Promise<void>;
 }
 
-export async function openDatabase(config: AppConfig, log: (message: string) => void): Promise<Database> {
+export async function openDatabase(
+  config: AppConfig,
+  log: (message: string) => void,
+  options: { attachToRunning?: boolean } = {},
+): Promise<Database> {
   if (config.databaseUrl) {
     return { url: config.databaseUrl, embedded: false, stop: async () => undefined };
   }
+  const running = options.attachToRunning ? EmbeddedDatabase.urlOfRunning(config.embeddedDatabase) : undefined;
+  if (running) return { url: running, embedded: true, stop: async () => undefined };
   const embedded = await EmbeddedDatabase.start({ ...config.embeddedDatabase, log });
   return { url: embedded.url, embedded: true, stop: () => embedded.stop() };
 }

@@ -83,6 +83,19 @@ export class EmbeddedDatabase {
     return new EmbeddedDatabase(server, ownerFile, urlFor(options.port, database), options.dir);
   }
 
+  /**
+   * The URL of the embedded server that another live instance of the service runs in `dir`, if
+   * there is one: commands such as `npm run projections` then talk to it instead of starting their own.
+   */
+  static urlOfRunning(options: Pick<EmbeddedDatabaseOptions, 'dir' | 'database'>): string | undefined {
+    const pidFile = join(options.dir, 'postmaster.pid');
+    const serverPid = readPid(pidFile);
+    const ownerPid = readPid(`${options.dir}.owner`);
+    if (serverPid === undefined || ownerPid === undefined || !isAlive(serverPid) || !isAlive(ownerPid)) return undefined;
+    const port = Number(readFileSync(pidFile, 'utf8').split('\n')[3]); // postmaster.pid line 4: port
+    return Number.isInteger(port) ? urlFor(port, options.database ?? 'ledger') : undefined;
+  }
+
   async stop(): Promise<void> {
     await this.server.stop();
     await rm(this.ownerFile, { force: true });

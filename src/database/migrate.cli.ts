@@ -9,7 +9,7 @@ import { runMigrations } from './run-migrations.js';
 async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
-  const database = await openDatabase(config, (message) => console.log(message));
+  const database = await openDatabase(config, (message) => console.log(message), { attachToRunning: true });
   const dataSource = new DataSource(dataSourceOptions(database.url, 2));
   try {
     await dataSource.initialize();

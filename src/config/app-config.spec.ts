@@ -1,0 +1,52 @@
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, loadConfig } from './app-config.js';
+
+describe('loadConfig', () => {
+  it('has working defaults for a clean checkout', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      databaseUrl: undefined,
+      databasePoolSize: 10,
+      embeddedDatabase: { port: 54329 },
+      bodyLimitBytes: 102400,
+      commandMaxAttempts: 10,
+      readYourWritesTimeoutMs: 2000,
+    });
+    expect(config.embeddedDatabase.dir).toMatch(/\.data\/postgres$/);
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      DATABASE_URL: 'postgresql://u:p@db:5432/ledger',
+      DATABASE_POOL_SIZE: '20',
+      EMBEDDED_DATABASE_DIR: '/var/tmp/pg',
+      EMBEDDED_DATABASE_PORT: '6000',
+      BODY_LIMIT_BYTES: '2048',
+      COMMAND_MAX_ATTEMPTS: '3',
+      READ_YOUR_WRITES_TIMEOUT_MS: '500',
+    });
+    expect(config).toEqual({
+      port: 8080,
+      databaseUrl: 'postgresql://u:p@db:5432/ledger',
+      databasePoolSize: 20,
+      embeddedDatabase: { dir: '/var/tmp/pg', port: 6000 },
+      bodyLimitBytes: 2048,
+      commandMaxAttempts: 3,
+      readYourWritesTimeoutMs: 500,
+    });
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, /PORT must be an integer/],
+    [{ PORT: '70000' }, /PORT must be an integer from 0 to 65535/],
+    [{ DATABASE_POOL_SIZE: '0' }, /DATABASE_POOL_SIZE/],
+    [{ DATABASE_URL: 'not a url' }, /DATABASE_URL is not a URL/],
+    [{ DATABASE_URL: 'mysql://localhost/x' }, /must start with postgres:\/\//],
+    [{ COMMAND_MAX_ATTEMPTS: '1.5' }, /COMMAND_MAX_ATTEMPTS/],
+  ])('refuses %p with a clear message', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});

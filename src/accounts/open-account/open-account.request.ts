@@ -9,7 +9,9 @@ export class OpenAccountRequest {
   @Matches(/^[^\p{Cc}]*$/u, { message: 'ownerName must not contain control characters' })
   ownerName!: string;
 
-  @ApiProperty({ description: 'ISO 4217 currency code', example: 'EUR', minLength: 3, maxLength: 3 })
+  @ApiProperty({ description: 'ISO 4217 currency code, upper case', example: 'EUR', minLength: 3, maxLength: 3, pattern: '^[A-Z]{3}$' })
   @IsISO4217CurrencyCode()
+  // IsISO4217CurrencyCode upper-cases before its lookup, so 'eur' would pass and be stored as 'eur'.
+  @Matches(/^[A-Z]{3}$/, { message: 'currency must be an upper-case ISO 4217 code such as EUR' })
   currency!: string;
 }

@@ -1,0 +1,181 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { type TestApp, startTestApp } from './support/test-app.js';
+
+// The published API description: a user exploring /docs should never meet an undocumented answer.
+
+const PROBLEM = 'application/problem+json';
+const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+interface Operation {
+  operationId?: string;
+  parameters?: Array<{ name: string; in: string; required?: boolean; schema?: Record<string, unknown> }>;
+  responses: Record<string, { description?: string; content?: Record<string, { schema?: Record<string, unknown> }>; headers?: Record<string, unknown> }>;
+}
+
+let t: TestApp;
+let document: {
+  openapi: string;
+  paths: Record<string, Record<string, Operation>>;
+  components: { schemas: Record<string, { required?: string[]; properties?: Record<string, unknown> }> };
+};
+
+beforeAll(async () => {
+  t = await startTestApp();
+  const response = await t.http.get('/docs-json').expect(200);
+  expect(response.headers['content-type']).toMatch(/^application\/json/);
+  document = response.body;
+});
+afterAll(() => t.close());
+
+function operations(): Array<{ route: string; operation: Operation }> {
+  return Object.entries(document.paths).flatMap(([path, item]) =>
+    Object.entries(item)
+      .filter(([method]) => HTTP_METHODS.includes(method))
+      .map(([method, operation]) => ({ route: `${method.toUpperCase()} ${path}`, operation })),
+  );
+}
+
+function operation(route: string): Operation {
+  const [method, path] = route.split(' ');
+  const found = document.paths[path]?.[method.toLowerCase()];
+  if (!found) throw new Error(`${route} is not documented`);
+  return found;
+}
+
+/** The routes Express really serves (Swagger's own excepted), as "METHOD /path/{param}". */
+function servedRoutes(): string[] {
+  const express = t.app.getHttpAdapter().getInstance() as {
+    router: { stack: Array<{ route?: { path: string; methods: Record<string, boolean> } }> };
+  };
+  return express.router.stack
+    .flatMap((layer) => (layer.route ? Object.keys(layer.route.methods).map((method) => ({ method, path: layer.route!.path })) : []))
+    .filter(({ path }) => !path.startsWith('/docs'))
+    .map(({ method, path }) => `${method.toUpperCase()} ${path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`)
+    .sort();
+}
+
+const COMMANDS = ['POST /accounts/{id}/deposits', 'POST /accounts/{id}/withdrawals', 'POST /accounts/{id}/close'];
+const ACCOUNT_ROUTES = ['GET /accounts', 'GET /accounts/{id}', 'GET /accounts/{id}/events', 'POST /accounts', ...COMMANDS];
+
+describe('Swagger UI', () => {
+  it('/docs serves the Swagger UI page', async () => {
+    const response = await t.http.get('/docs').expect(200);
+    expect(response.headers['content-type']).toMatch(/^text\/html/);
+    expect(response.text).toContain('<title>Swagger UI</title>');
+    expect(response.text).toMatch(/swagger-ui-bundle\.js/);
+    expect(response.text).toMatch(/swagger-ui-init\.js/);
+  });
+
+  it('the page gets the same document as /docs-json, and its assets are served', async () => {
+    const init = await t.http.get('/docs/swagger-ui-init.js').expect(200);
+    expect(init.text).toContain('"AccountsController_open"');
+    for (const { operation: op } of operations()) expect(init.text).toContain(`"${op.operationId}"`);
+    const bundle = await t.http.get('/docs/swagger-ui-bundle.js').expect(200);
+    expect(bundle.headers['content-type']).toMatch(/javascript/);
+  });
+});
+
+describe('/docs-json', () => {
+  it('is an OpenAPI 3 document listing exactly the routes the application serves', () => {
+    expect(document.openapi).toMatch(/^3\./);
+    const documented = operations().map(({ route }) => route).sort();
+    expect(servedRoutes()).toEqual(documented);
+    expect(documented).toEqual(expect.arrayContaining(ACCOUNT_ROUTES));
+  });
+
+  it('documents every error response of every operation as application/problem+json', () => {
+    let checked = 0;
+    for (const { route, operation: op } of operations()) {
+      const errors = Object.entries(op.responses).filter(([status]) => Number(status) >= 400);
+      expect({ route, errors: errors.length > 0 }).toEqual({ route, errors: true });
+      for (const [status, response] of errors) {
+        expect({ route, status, types: Object.keys(response.content ?? {}) }).toEqual({ route, status, types: [PROBLEM] });
+        expect(response.content![PROBLEM].schema).toEqual({ $ref: '#/components/schemas/ProblemDetailsDto' });
+        expect({ route, status, description: response.description }).toEqual({ route, status, description: expect.stringMatching(/\S/) });
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+  });
+
+  it('the problem schema requires type, title, status, detail and code', () => {
+    const problem = document.components.schemas.ProblemDetailsDto;
+    expect(problem.required?.sort()).toEqual(['code', 'detail', 'status', 'title', 'type']);
+    expect(Object.keys(problem.properties ?? {})).toEqual(expect.arrayContaining(['type', 'title', 'status', 'detail', 'code', 'errors']));
+  });
+
+  it('documents the success answers of the accounts routes as application/json', () => {
+    for (const route of ACCOUNT_ROUTES) {
+      const op = operation(route);
+      const successes = Object.entries(op.responses).filter(([status]) => Number(status) < 300);
+      expect({ route, successes: successes.map(([status]) => status) }).toEqual({ route, successes: [route === 'POST /accounts' ? '201' : '200'] });
+      for (const [, response] of successes) expect(Object.keys(response.content ?? {})).toEqual(['application/json']);
+    }
+  });
+
+  it('every command documents its ETag response header, and opening also Location', () => {
+    for (const route of ['POST /accounts', ...COMMANDS]) {
+      const success = operation(route).responses[route === 'POST /accounts' ? '201' : '200'];
+      expect({ route, headers: Object.keys(success.headers ?? {}) }).toEqual({ route, headers: expect.arrayContaining(['ETag']) });
+    }
+    expect(Object.keys(operation('POST /accounts').responses['201'].headers ?? {})).toEqual(expect.arrayContaining(['Location', 'ETag']));
+    expect(Object.keys(operation('GET /accounts/{id}').responses['200'].headers ?? {})).toContain('ETag');
+  });
+
+  it('documents If-Match on deposit, withdraw and close, and the current ETag on their 412', () => {
+    for (const route of COMMANDS) {
+      const op = operation(route);
+      const ifMatch = op.parameters?.find((parameter) => parameter.in === 'header' && parameter.name === 'If-Match');
+      expect({ route, ifMatch }).toEqual({ route, ifMatch: expect.objectContaining({ required: false }) });
+      expect(Object.keys(op.responses['412']?.headers ?? {})).toContain('ETag');
+    }
+    expect(operation('POST /accounts').parameters?.some((parameter) => parameter.name === 'If-Match')).toBe(false);
+  });
+
+  it('documents every status code the contract can answer', () => {
+    const documented = (route: string) => Object.keys(operation(route).responses).sort();
+    expect(documented('POST /accounts')).toEqual(['201', '400', '413', '415', '500']);
+    for (const route of COMMANDS) {
+      expect({ route, statuses: documented(route) }).toEqual({
+        route,
+        statuses: ['200', '400', '404', '409', '412', '413', '415', '422', '500'],
+      });
+    }
+    expect(documented('GET /accounts/{id}')).toEqual(['200', '400', '404', '500']);
+    expect(documented('GET /accounts/{id}/events')).toEqual(['200', '400', '404', '500']);
+    expect(documented('GET /accounts')).toEqual(['200', '400', '500']);
+  });
+
+  it('names the stable codes of each error response', () => {
+    const description = (route: string, status: string) => operation(route).responses[status].description ?? '';
+    expect(description('POST /accounts/{id}/withdrawals', '422')).toMatch(/ACCOUNT_INSUFFICIENT_FUNDS/);
+    for (const route of COMMANDS) {
+      expect(description(route, '422')).toMatch(/ACCOUNT_CLOSED/);
+      expect(description(route, '400')).toMatch(/INVALID_IF_MATCH/);
+      expect(description(route, '400')).toMatch(/INVALID_ID/);
+      expect(description(route, '400')).toMatch(/MALFORMED_JSON/);
+      expect(description(route, '404')).toMatch(/ACCOUNT_NOT_FOUND/);
+    }
+    expect(description('POST /accounts/{id}/close', '422')).toMatch(/ACCOUNT_BALANCE_NOT_ZERO/);
+    expect(description('GET /accounts', '400')).toMatch(/INVALID_CURSOR/);
+  });
+
+  it('documents the id path parameter as a UUID, and the list query parameters', () => {
+    for (const { route, operation: op } of operations().filter(({ route }) => route.includes('{id}'))) {
+      const id = op.parameters?.find((parameter) => parameter.in === 'path' && parameter.name === 'id');
+      expect({ route, id }).toEqual({ route, id: expect.objectContaining({ required: true, schema: expect.objectContaining({ format: 'uuid' }) }) });
+    }
+    const query = operation('GET /accounts').parameters?.filter((parameter) => parameter.in === 'query').map((parameter) => parameter.name).sort();
+    expect(query).toEqual(['cursor', 'limit', 'owner', 'status']);
+  });
+
+  it('documents the request bodies with their constraints', () => {
+    const open = document.components.schemas.OpenAccountRequest;
+    expect(open.required?.sort()).toEqual(['currency', 'ownerName']);
+    expect(open.properties).toMatchObject({
+      ownerName: { type: 'string', minLength: 1, maxLength: 100 },
+      currency: { type: 'string', minLength: 3, maxLength: 3 },
+    });
+    expect(document.components.schemas.AmountRequest.properties).toMatchObject({ amount: { minimum: 1, maximum: Number.MAX_SAFE_INTEGER } });
+  });
+});

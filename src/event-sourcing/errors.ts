@@ -34,3 +34,34 @@ export class UnknownEventTypeError extends Error {
     this.name = 'UnknownEventTypeError';
   }
 }
+
+export class UnknownProjectionError extends Error {
+  readonly code = 'UNKNOWN_PROJECTION';
+  constructor(readonly projectionName: string) {
+    super(`There is no projection named "${projectionName}"`);
+    this.name = 'UnknownProjectionError';
+  }
+}
+
+/** An operator asked to retry or skip, but the projection is not stopped on a failed event. */
+export class ProjectionNotFailedError extends Error {
+  readonly code = 'PROJECTION_NOT_FAILED';
+  constructor(readonly projectionName: string) {
+    super(`Projection "${projectionName}" is not stopped on a failed event`);
+    this.name = 'ProjectionNotFailedError';
+  }
+}
+
+/** A query asked to reflect a log position the projection did not reach in time. */
+export class ProjectionNotCaughtUpError extends Error {
+  readonly code = 'PROJECTION_NOT_CAUGHT_UP';
+  constructor(
+    readonly projectionName: string,
+    readonly minPosition: number,
+    readonly position: number,
+    readonly timeoutMs: number,
+  ) {
+    super(`Projection "${projectionName}" reflects position ${position}, not yet ${minPosition}, after waiting ${timeoutMs} ms`);
+    this.name = 'ProjectionNotCaughtUpError';
+  }
+}

@@ -1,15 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { UnknownProjectionError } from './errors.js';
 import { EventTypeRegistry } from './event-type.registry.js';
 import { ProjectionRegistry } from './projection.registry.js';
 import { EVENT_COLUMNS, type StoredEventRow, toRecordedEvent } from './stored-event.row.js';
 
-export class UnknownProjectionError extends Error {
-  readonly code = 'UNKNOWN_PROJECTION';
-  constructor(readonly projectionName: string) {
-    super(`There is no projection named "${projectionName}"`);
-  }
-}
 
 const PAGE_SIZE = 1000;
 

@@ -23,10 +23,11 @@ export class ProjectionRegistry {
     return [...this.projections.values()];
   }
 
-  /** Applies the events to every projection, in the caller's transaction, in order. */
+  /** Applies the events to every inline projection, in the caller's (the append's) transaction. */
   async applyInline(events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
+    const inline = [...this.projections.values()].filter((projection) => projection.mode === 'inline');
     for (const event of events) {
-      for (const projection of this.projections.values()) {
+      for (const projection of inline) {
         await projection.handlers.handlerFor(event)?.(event, manager);
       }
     }

@@ -20,12 +20,21 @@ export class ProjectionHandlers {
 }
 
 /**
+ * - inline: applied in the append's own transaction (a query right after a command sees it; every
+ *   append pays for it);
+ * - async: applied after commit by the projection's runner, from its checkpoint (appends stay lean;
+ *   queries ask for read-your-writes with minPosition).
+ */
+export type ProjectionMode = 'inline' | 'async';
+
+/**
  * A read model kept from the event log. Handlers must only write the projection's own `tables`
  * (unqualified names) through the manager they are given: that is what lets the same code run inline
  * with an append and during a rebuild.
  */
 export interface Projection {
   readonly name: string;
+  readonly mode: ProjectionMode;
   readonly tables: readonly string[];
   readonly handlers: ProjectionHandlers;
 }

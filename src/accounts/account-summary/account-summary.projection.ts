@@ -12,6 +12,7 @@ import { AccountSummaryRecord } from './account-summary.record.js';
 @Injectable()
 export class AccountSummaryProjection implements Projection {
   readonly name = 'account-summary';
+  readonly mode = 'inline';
   readonly tables = ['account_summaries'];
   readonly handlers = new ProjectionHandlers()
     .on(AccountOpened, async (event, manager) => {

@@ -1,0 +1,24 @@
+import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
+import { InjectRepository } from '@nestjs/typeorm';
+import type { Repository } from 'typeorm';
+import { AccountTransactionRecord } from './account-transaction.record.js';
+import { type AccountTransactionPage, ListAccountTransactions } from './list-account-transactions.query.js';
+
+@QueryHandler(ListAccountTransactions)
+export class ListAccountTransactionsHandler implements IQueryHandler<ListAccountTransactions> {
+  constructor(
+    @InjectRepository(AccountTransactionRecord) private readonly transactions: Repository<AccountTransactionRecord>,
+  ) {}
+
+  async execute({ accountId, limit, before }: ListAccountTransactions): Promise<AccountTransactionPage> {
+    const query = this.transactions
+      .createQueryBuilder('movement')
+      .where('movement.accountId = :accountId', { accountId })
+      .orderBy('movement.position', 'DESC')
+      .limit(limit + 1);
+    if (before !== undefined) query.andWhere('movement.position < :before', { before });
+    const rows = await query.getMany();
+    const items = rows.slice(0, limit);
+    return { items, nextBefore: rows.length > limit ? items[items.length - 1].position : null };
+  }
+}

@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { EventNotifier } from './event-notifier.js';
+import { EventStore } from './event-store.js';
+import { ProjectionCheckpoints } from './projection-checkpoints.js';
+import { ProjectionRunner, type ProjectionRunnerOptions } from './projection-runner.js';
+import { ProjectionRegistry } from './projection.registry.js';
+import type { Checkpoint } from './recorded-event.js';
+
+export const PROJECTION_ENGINE_OPTIONS = Symbol('PROJECTION_ENGINE_OPTIONS');
+
+export interface ProjectionEngineOptions extends ProjectionRunnerOptions {
+  /** Off: this process serves requests but runs no projection (another process does). */
+  readonly enabled: boolean;
+}
+
+/**
+ * Starts a runner per projection when the application boots and stops them on shutdown. Every
+ * process runs the loop, but only the holder of a projection's lease applies events, so several
+ * instances of the service on one database never apply an event twice.
+ */
+@Injectable()
+export class ProjectionEngine implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(ProjectionEngine.name);
+  private readonly runners = new Map<string, ProjectionRunner>();
+  /** 'advanced' (name, checkpoint) after each batch this process commits. */
+  readonly progress = new EventEmitter().setMaxListeners(0);
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+
+  constructor(
+    private readonly registry: ProjectionRegistry,
+    private readonly checkpoints: ProjectionCheckpoints,
+    private readonly notifier: EventNotifier,
+    private readonly dataSource: DataSource,
+    private readonly store: EventStore,
+    @Inject(PROJECTION_ENGINE_OPTIONS) private readonly options: ProjectionEngineOptions,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const projections = this.registry.all();
+    await this.checkpoints.ensure(projections.map((projection) => projection.name));
+    if (!this.options.enabled) return;
+    await this.notifier.start();
+    for (const projection of projections) {
+      const runner = new ProjectionRunner(projection, {
+        dataSource: this.dataSource,
+        store: this.store,
+        checkpoints: this.checkpoints,
+        notifier: this.notifier,
+        options: this.options,
+        owner: this.owner,
+        logger: this.logger,
+        onAdvance: (name: string, checkpoint: Checkpoint) => this.progress.emit('advanced', name, checkpoint),
+      });
+      this.runners.set(projection.name, runner);
+      runner.start();
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all([...this.runners.values()].map((runner) => runner.stop()));
+    this.runners.clear();
+    await this.notifier.stop();
+  }
+
+  /** Whether this process currently runs the projection. */
+  isLeader(name: string): boolean {
+    return this.runners.get(name)?.leader ?? false;
+  }
+
+  /** Wakes runners at once (used after an admin call changed a projection's state). */
+  wake(): void {
+    this.notifier.emit('appended');
+  }
+}

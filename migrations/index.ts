@@ -2,5 +2,12 @@
 // exactly the same set, whatever the module system.
 import { CreateEventStore1764230400000 } from './1764230400000-create-event-store.js';
 import { CreateAccountSummaries1764230400001 } from './1764230400001-create-account-summaries.js';
+import { CreateProjectionCheckpoints1764230400002 } from './1764230400002-create-projection-checkpoints.js';
+import { CreateAccountTransactions1764230400003 } from './1764230400003-create-account-transactions.js';
 
-export const migrations = [CreateEventStore1764230400000, CreateAccountSummaries1764230400001];
+export const migrations = [
+  CreateEventStore1764230400000,
+  CreateAccountSummaries1764230400001,
+  CreateProjectionCheckpoints1764230400002,
+  CreateAccountTransactions1764230400003,
+];

@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { CqrsModule } from '@nestjs/cqrs';
 import { AccountsModule } from './accounts/accounts.module.js';
+import { AdminModule } from './admin/admin.module.js';
 import { APP_CONFIG } from './config/app-config.provider.js';
 import type { AppConfig } from './config/app-config.js';
 import { DatabaseModule } from './database/database.module.js';
@@ -15,10 +16,16 @@ export class AppModule {
       imports: [
         DatabaseModule.forRoot(databaseUrl, config.databasePoolSize),
         CqrsModule.forRoot(),
-        EventSourcingModule.forRoot({ maxAttempts: config.commandMaxAttempts }),
+        EventSourcingModule.forRoot({
+          commands: { maxAttempts: config.commandMaxAttempts },
+          projections: config.projections,
+        }),
         AccountsModule,
+        AdminModule,
       ],
-      providers: [{ provide: APP_CONFIG, useValue: config }],
+      providers: [
+        { provide: APP_CONFIG, useValue: config },
+      ],
       exports: [APP_CONFIG],
     };
   }

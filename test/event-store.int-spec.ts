@@ -10,7 +10,6 @@ import {
   Clock,
   EventType,
   NO_STREAM,
-  ProjectionRebuilder,
   type RecordedEvent,
   START_OF_LOG,
   WrongExpectedVersionError,
@@ -778,104 +777,5 @@ describe('EventStore against PostgreSQL', () => {
       );
       expect(await t.store.readStream(id)).toEqual([]);
     });
-  });
-});
-
-// =============================================================================================
-
-describe('account summary projection rebuild (the real app)', () => {
-  let app: TestApp;
-  let rebuilder: ProjectionRebuilder;
-  const accounts: string[] = [];
-
-  type SummaryRow = Record<string, unknown>;
-  const snapshot = async (): Promise<SummaryRow[]> =>
-    (await app.dataSource.query('SELECT * FROM account_summaries ORDER BY id')) as SummaryRow[];
-
-  async function open(ownerName: string, currency = 'EUR'): Promise<string> {
-    const response = await app.http.post('/accounts').send({ ownerName, currency }).expect(201);
-    accounts.push(response.body.id);
-    return response.body.id as string;
-  }
-  const deposit = (id: string, amount: number) => app.http.post(`/accounts/${id}/deposits`).send({ amount }).expect(200);
-  const withdraw = (id: string, amount: number) => app.http.post(`/accounts/${id}/withdrawals`).send({ amount }).expect(200);
-  const close = (id: string) => app.http.post(`/accounts/${id}/close`).expect(200);
-
-  beforeAll(async () => {
-    app = await startTestApp();
-    rebuilder = app.app.get(ProjectionRebuilder);
-
-    const ada = await open('Ada Lovelace');
-    const alan = await open('Alan Turing', 'GBP');
-    const grace = await open('Grace Hopper', 'USD');
-    const edsger = await open('Edsger Dijkstra');
-    const barbara = await open('Barbara Liskov');
-    await deposit(ada, 10_000);
-    await withdraw(ada, 2_550);
-    await deposit(ada, 1);
-    await deposit(alan, 500);
-    await withdraw(alan, 500);
-    await close(alan);
-    await deposit(grace, 123_456);
-    await withdraw(grace, 56);
-    await deposit(edsger, 42);
-    void barbara; // opened only
-  });
-  afterAll(() => app?.close());
-
-  it('rebuilding from the events gives exactly the rows kept inline', async () => {
-    const inline = await snapshot();
-    expect(inline).toHaveLength(5);
-    expect(inline.find((row) => row.owner_name === 'Ada Lovelace')).toMatchObject({ balance: '7451', status: 'open', version: 4 });
-    expect(inline.find((row) => row.owner_name === 'Alan Turing')).toMatchObject({ balance: '0', status: 'closed', version: 4 });
-
-    const { eventsApplied } = await rebuilder.rebuild('account-summary');
-    expect(eventsApplied).toBe(5 + 9);
-    expect(await snapshot()).toEqual(inline);
-
-    // And again: a rebuild is repeatable.
-    await rebuilder.rebuild('account-summary');
-    expect(await snapshot()).toEqual(inline);
-  });
-
-  it('repairs corrupted, deleted and phantom rows', async () => {
-    const good = await snapshot();
-    const [ada, alan, grace] = accounts;
-    await app.dataSource.query('UPDATE account_summaries SET balance = balance + 999, status = $2 WHERE id = $1', [ada, 'closed']);
-    await app.dataSource.query('UPDATE account_summaries SET version = 1, last_position = 0 WHERE id = $1', [alan]);
-    await app.dataSource.query('DELETE FROM account_summaries WHERE id = $1', [grace]);
-    await app.dataSource.query(
-      `INSERT INTO account_summaries (id, owner_name, currency, balance, status, version, opened_at, updated_at, opened_position, last_position)
-       VALUES ($1, 'Phantom', 'EUR', 1, 'open', 1, now(), now(), 999999, 999999)`,
-      [randomUUID()],
-    );
-    expect(await snapshot()).not.toEqual(good);
-
-    await rebuilder.rebuild('account-summary');
-    expect(await snapshot()).toEqual(good);
-    const response = await app.http.get(`/accounts/${ada}`).expect(200);
-    expect(response.body).toMatchObject({ balance: 7451, status: 'open' });
-  });
-
-  it('keeps projecting inline after a rebuild, and a rebuild during concurrent commands equals a quiet one', async () => {
-    const [ada, , grace, edsger, barbara] = accounts;
-    const writes = [
-      ...Array.from({ length: 8 }, () => deposit(ada, 10)),
-      ...Array.from({ length: 6 }, () => deposit(barbara, 5)),
-      ...Array.from({ length: 4 }, () => withdraw(grace, 1)),
-      open('Late Comer'),
-      deposit(edsger, 8),
-    ];
-    const [rebuilt] = await Promise.all([rebuilder.rebuild('account-summary'), ...writes]);
-    expect(rebuilt.eventsApplied).toBeGreaterThanOrEqual(14);
-
-    const afterConcurrent = await snapshot();
-    expect(afterConcurrent).toHaveLength(6);
-    expect(afterConcurrent.find((row) => row.id === ada)).toMatchObject({ balance: String(7451 + 80) });
-    expect(afterConcurrent.find((row) => row.id === barbara)).toMatchObject({ balance: '30', version: 7 });
-    expect(afterConcurrent.find((row) => row.id === grace)).toMatchObject({ balance: String(123_400 - 4) });
-
-    await rebuilder.rebuild('account-summary');
-    expect(await snapshot()).toEqual(afterConcurrent);
   });
 });

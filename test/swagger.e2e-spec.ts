@@ -8,7 +8,9 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
 
 interface Operation {
   operationId?: string;
-  parameters?: Array<{ name: string; in: string; required?: boolean; schema?: Record<string, unknown> }>;
+  summary?: string;
+  description?: string;
+  parameters?: Array<{ name: string; in: string; required?: boolean; description?: string; schema?: Record<string, unknown> }>;
   responses: Record<string, { description?: string; content?: Record<string, { schema?: Record<string, unknown> }>; headers?: Record<string, unknown> }>;
 }
 
@@ -55,7 +57,20 @@ function servedRoutes(): string[] {
 }
 
 const COMMANDS = ['POST /accounts/{id}/deposits', 'POST /accounts/{id}/withdrawals', 'POST /accounts/{id}/close'];
-const ACCOUNT_ROUTES = ['GET /accounts', 'GET /accounts/{id}', 'GET /accounts/{id}/events', 'POST /accounts', ...COMMANDS];
+/** The queries served by a projection kept asynchronously, and that projection. */
+const PROJECTION_QUERIES: Record<string, string> = {
+  'GET /accounts': 'account-summary',
+  'GET /accounts/{id}': 'account-summary',
+  'GET /accounts/{id}/transactions': 'account-transactions',
+};
+const ACCOUNT_ROUTES = [...Object.keys(PROJECTION_QUERIES), 'GET /accounts/{id}/events', 'POST /accounts', ...COMMANDS];
+const ADMIN_ROUTES = [
+  'GET /admin/projections',
+  'GET /admin/projections/{name}',
+  'POST /admin/projections/{name}/rebuild',
+  'POST /admin/projections/{name}/retry',
+  'POST /admin/projections/{name}/skip',
+];
 
 describe('Swagger UI', () => {
   it('/docs serves the Swagger UI page', async () => {
@@ -80,7 +95,7 @@ describe('/docs-json', () => {
     expect(document.openapi).toMatch(/^3\./);
     const documented = operations().map(({ route }) => route).sort();
     expect(servedRoutes()).toEqual(documented);
-    expect(documented).toEqual(expect.arrayContaining(ACCOUNT_ROUTES));
+    expect(documented).toEqual(expect.arrayContaining([...ACCOUNT_ROUTES, ...ADMIN_ROUTES]));
   });
 
   it('documents every error response of every operation as application/problem+json', () => {
@@ -141,9 +156,11 @@ describe('/docs-json', () => {
         statuses: ['200', '400', '404', '409', '412', '413', '415', '422', '500'],
       });
     }
-    expect(documented('GET /accounts/{id}')).toEqual(['200', '400', '404', '500']);
+    expect(documented('GET /accounts/{id}')).toEqual(['200', '400', '404', '500', '503']);
+    expect(documented('GET /accounts/{id}/transactions')).toEqual(['200', '400', '404', '500', '503']);
+    // The history reads the event store itself: always current, never a 503.
     expect(documented('GET /accounts/{id}/events')).toEqual(['200', '400', '404', '500']);
-    expect(documented('GET /accounts')).toEqual(['200', '400', '500']);
+    expect(documented('GET /accounts')).toEqual(['200', '400', '500', '503']);
   });
 
   it('names the stable codes of each error response', () => {
@@ -158,6 +175,15 @@ describe('/docs-json', () => {
     }
     expect(description('POST /accounts/{id}/close', '422')).toMatch(/ACCOUNT_BALANCE_NOT_ZERO/);
     expect(description('GET /accounts', '400')).toMatch(/INVALID_CURSOR/);
+    expect(description('GET /accounts/{id}/transactions', '400')).toMatch(/INVALID_CURSOR/);
+    for (const route of Object.keys(PROJECTION_QUERIES)) {
+      expect({ route, description: description(route, '400') }).toEqual({ route, description: expect.stringMatching(/INVALID_MIN_POSITION/) });
+      expect({ route, description: description(route, '503') }).toEqual({ route, description: expect.stringMatching(/PROJECTION_NOT_CAUGHT_UP/) });
+    }
+    for (const route of ['GET /accounts/{id}', 'GET /accounts/{id}/transactions']) {
+      expect(description(route, '400')).toMatch(/INVALID_ID/);
+      expect(description(route, '404')).toMatch(/ACCOUNT_NOT_FOUND/);
+    }
   });
 
   it('documents the id path parameter as a UUID, and the list query parameters', () => {
@@ -165,8 +191,10 @@ describe('/docs-json', () => {
       const id = op.parameters?.find((parameter) => parameter.in === 'path' && parameter.name === 'id');
       expect({ route, id }).toEqual({ route, id: expect.objectContaining({ required: true, schema: expect.objectContaining({ format: 'uuid' }) }) });
     }
-    const query = operation('GET /accounts').parameters?.filter((parameter) => parameter.in === 'query').map((parameter) => parameter.name).sort();
-    expect(query).toEqual(['cursor', 'limit', 'owner', 'status']);
+    const query = (route: string) => operation(route).parameters?.filter((parameter) => parameter.in === 'query').map((parameter) => parameter.name).sort();
+    expect(query('GET /accounts')).toEqual(['cursor', 'limit', 'minPosition', 'owner', 'status']);
+    expect(query('GET /accounts/{id}/transactions')).toEqual(['cursor', 'limit', 'minPosition']);
+    expect(query('GET /accounts/{id}')).toEqual(['minPosition']);
   });
 
   it('documents the request bodies with their constraints', () => {
@@ -177,5 +205,56 @@ describe('/docs-json', () => {
       currency: { type: 'string', minLength: 3, maxLength: 3 },
     });
     expect(document.components.schemas.AmountRequest.properties).toMatchObject({ amount: { minimum: 1, maximum: Number.MAX_SAFE_INTEGER } });
+  });
+});
+
+describe('read-your-writes in /docs-json', () => {
+  it.each(Object.entries(PROJECTION_QUERIES))('%s says it is served asynchronously by the %s projection and documents minPosition', (route, projection) => {
+    const op = operation(route);
+    const minPosition = op.parameters?.filter((parameter) => parameter.in === 'query' && parameter.name === 'minPosition') ?? [];
+    expect(minPosition).toHaveLength(1);
+    expect(minPosition[0]).toMatchObject({ required: false, schema: { type: expect.stringMatching(/^(integer|number)$/) } });
+    expect(minPosition[0].description).toContain(`\`${projection}\``);
+    expect(minPosition[0].description).toMatch(/asynchronous/i);
+    expect(minPosition[0].description).toMatch(/position/);
+    expect(minPosition[0].description).toMatch(/READ_YOUR_WRITES_TIMEOUT_MS/);
+  });
+
+  it.each(Object.keys(PROJECTION_QUERIES))('%s documents the X-Min-Position header, the 503 answer and X-Projection-Position', (route) => {
+    const op = operation(route);
+    const header = op.parameters?.filter((parameter) => parameter.in === 'header' && parameter.name === 'X-Min-Position') ?? [];
+    expect(header).toEqual([expect.objectContaining({ required: false, description: expect.stringMatching(/minPosition/) })]);
+
+    const unavailable = op.responses['503'];
+    expect(unavailable?.description).toMatch(/PROJECTION_NOT_CAUGHT_UP/);
+    expect(unavailable?.description).toMatch(/Retry-After/);
+    expect(Object.keys(unavailable?.content ?? {})).toEqual([PROBLEM]);
+
+    const position = op.responses['200'].headers?.['X-Projection-Position'] as { description?: string; schema?: { type?: string } } | undefined;
+    expect(position).toEqual(expect.objectContaining({ description: expect.stringMatching(/position/), schema: { type: 'integer' } }));
+  });
+
+  // Regression: the 503 answer carried Retry-After without the document listing it.
+  it.each(Object.keys(PROJECTION_QUERIES))('%s documents the Retry-After header of its 503 answer', (route) => {
+    expect(Object.keys(operation(route).responses['503']?.headers ?? {})).toContain('Retry-After');
+  });
+
+  it('only the projection-backed queries take minPosition or answer 503: not the commands, not the history', () => {
+    for (const { route, operation: op } of operations().filter(({ route }) => !(route in PROJECTION_QUERIES))) {
+      const names = (op.parameters ?? []).map((parameter) => parameter.name);
+      expect({ route, names }).toEqual({ route, names: expect.not.arrayContaining(['minPosition', 'X-Min-Position']) });
+      expect({ route, statuses: Object.keys(op.responses) }).toEqual({ route, statuses: expect.not.arrayContaining(['503']) });
+      const success = Object.entries(op.responses).find(([status]) => Number(status) < 300)?.[1];
+      expect({ route, headers: Object.keys(success?.headers ?? {}) }).toEqual({ route, headers: expect.not.arrayContaining(['X-Projection-Position']) });
+    }
+  });
+
+  it('every command documents the position to pass as minPosition', () => {
+    const result = document.components.schemas.CommandResult;
+    expect(result.required?.sort()).toEqual(['id', 'position', 'version']);
+    for (const route of ['POST /accounts', ...COMMANDS]) {
+      const success = operation(route).responses[route === 'POST /accounts' ? '201' : '200'];
+      expect({ route, schema: success.content?.['application/json']?.schema }).toEqual({ route, schema: { $ref: '#/components/schemas/CommandResult' } });
+    }
   });
 });

@@ -59,3 +59,19 @@ export class InvalidAmountError extends DomainError {
     super(`Amount ${String(amount)} is not a positive integer of minor units`, { amount });
   }
 }
+
+export class CurrencyMismatchError extends DomainError {
+  readonly code = 'ACCOUNT_CURRENCY_MISMATCH';
+  readonly kind = 'rule-violated';
+  constructor(accountId: string, accountCurrency: string, currency: string) {
+    super(`Account ${accountId} holds ${accountCurrency}, not ${currency}`, { accountId, accountCurrency, currency });
+  }
+}
+
+export class NothingToRefundError extends DomainError {
+  readonly code = 'ACCOUNT_NOTHING_TO_REFUND';
+  readonly kind = 'rule-violated';
+  constructor(accountId: string, transferId: string) {
+    super(`Transfer ${transferId} did not debit account ${accountId}; there is nothing to refund`, { accountId, transferId });
+  }
+}

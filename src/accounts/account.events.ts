@@ -42,5 +42,62 @@ export class AccountClosed {
   }
 }
 
-export type AccountEvent = AccountOpened | MoneyDeposited | MoneyWithdrawn | AccountClosed;
-export const ACCOUNT_EVENTS = [AccountOpened, MoneyDeposited, MoneyWithdrawn, AccountClosed];
+/** The outgoing leg of a transfer: the transfer id on the account event makes the step idempotent. */
+@EventType('accounts.TransferDebited')
+export class TransferDebited {
+  readonly accountId!: string;
+  readonly transferId!: string;
+  readonly amount!: number;
+  readonly balanceAfter!: number;
+  constructor(data: TransferDebited) {
+    Object.assign(this, data);
+  }
+}
+
+/** The incoming leg of a transfer. */
+@EventType('accounts.TransferCredited')
+export class TransferCredited {
+  readonly accountId!: string;
+  readonly transferId!: string;
+  readonly amount!: number;
+  readonly balanceAfter!: number;
+  constructor(data: TransferCredited) {
+    Object.assign(this, data);
+  }
+}
+
+/** A debited transfer whose credit was refused gives the money back to its source. */
+@EventType('accounts.TransferRefunded')
+export class TransferRefunded {
+  readonly accountId!: string;
+  readonly transferId!: string;
+  readonly amount!: number;
+  readonly balanceAfter!: number;
+  constructor(data: TransferRefunded) {
+    Object.assign(this, data);
+  }
+}
+
+/** Every event that changes a balance, with the balance after it. */
+export type BalanceChange = MoneyDeposited | MoneyWithdrawn | TransferDebited | TransferCredited | TransferRefunded;
+
+export type AccountEvent = AccountOpened | AccountClosed | BalanceChange;
+export const ACCOUNT_EVENTS = [
+  AccountOpened,
+  MoneyDeposited,
+  MoneyWithdrawn,
+  AccountClosed,
+  TransferDebited,
+  TransferCredited,
+  TransferRefunded,
+];
+
+export function isBalanceChange(event: object): event is BalanceChange {
+  return (
+    event instanceof MoneyDeposited ||
+    event instanceof MoneyWithdrawn ||
+    event instanceof TransferDebited ||
+    event instanceof TransferCredited ||
+    event instanceof TransferRefunded
+  );
+}

@@ -16,6 +16,7 @@ import { ApiProblemResponses } from '../shared/http/api-problem-responses.decora
 import { decodeCursor, encodeCursor } from '../shared/http/cursor.js';
 import { IfMatchVersion, formatEtag } from '../shared/http/etag.js';
 import { NoBodyFieldsPipe } from '../shared/http/no-body-fields.pipe.js';
+import { PROJECTION_POSITION_DOC, ProjectionRead, ReadsProjection } from '../shared/http/read-consistency.js';
 import { uuidParam } from '../shared/http/uuid-param.pipe.js';
 import { ProblemDetailsDto } from '../shared/problem-details/problem-details.js';
 import { AccountHistoryResponse, AccountEventResponse } from './account-history/account-event.response.js';
@@ -24,6 +25,12 @@ import { AccountListResponse, AccountResponse } from './account-summary/account.
 import { GetAccount } from './account-summary/get-account.query.js';
 import { ListAccounts } from './account-summary/list-accounts.query.js';
 import { ListAccountsRequest } from './account-summary/list-accounts.request.js';
+import {
+  AccountTransactionListResponse,
+  AccountTransactionResponse,
+} from './account-transactions/account-transaction.response.js';
+import { ListAccountTransactions } from './account-transactions/list-account-transactions.query.js';
+import { ListAccountTransactionsRequest } from './account-transactions/list-account-transactions.request.js';
 import { AccountNotFoundError } from './account.errors.js';
 import { AmountRequest } from './amount.request.js';
 import { CloseAccount } from './close-account/close-account.command.js';
@@ -135,9 +142,14 @@ export class AccountsController {
   @Get(':id')
   @ApiOperation({ summary: 'One account (read model)' })
   @ACCOUNT_ID
-  @ApiOkResponse({ type: AccountResponse, headers: ETAG_HEADER })
-  @ApiProblemResponses({ 400: 'INVALID_ID', 404: 'ACCOUNT_NOT_FOUND', 500: BODY_PROBLEMS[500] })
-  async get(@Param('id', uuidParam()) id: string, @Res({ passthrough: true }) response: Response): Promise<AccountResponse> {
+  @ReadsProjection('account-summary', 'async')
+  @ApiOkResponse({ type: AccountResponse, headers: { ...ETAG_HEADER, ...PROJECTION_POSITION_DOC } })
+  @ApiProblemResponses({ 400: 'INVALID_ID, INVALID_MIN_POSITION', 404: 'ACCOUNT_NOT_FOUND', 500: BODY_PROBLEMS[500] })
+  async get(
+    @Param('id', uuidParam()) id: string,
+    @Res({ passthrough: true }) response: Response,
+    @ProjectionRead('account-summary') _position: number,
+  ): Promise<AccountResponse> {
     const account = await this.queries.execute(new GetAccount(id));
     if (!account) throw new AccountNotFoundError(id);
     response.setHeader('ETag', formatEtag(account.version));
@@ -146,9 +158,13 @@ export class AccountsController {
 
   @Get()
   @ApiOperation({ summary: 'List accounts, newest first, filtered by owner and status (keyset pagination)' })
-  @ApiOkResponse({ type: AccountListResponse })
-  @ApiProblemResponses({ 400: 'VALIDATION_FAILED, INVALID_CURSOR', 500: BODY_PROBLEMS[500] })
-  async list(@Query() request: ListAccountsRequest): Promise<AccountListResponse> {
+  @ReadsProjection('account-summary', 'async')
+  @ApiOkResponse({ type: AccountListResponse, headers: PROJECTION_POSITION_DOC })
+  @ApiProblemResponses({ 400: 'VALIDATION_FAILED, INVALID_CURSOR, INVALID_MIN_POSITION', 500: BODY_PROBLEMS[500] })
+  async list(
+    @Query() request: ListAccountsRequest,
+    @ProjectionRead('account-summary') _position: number,
+  ): Promise<AccountListResponse> {
     const after = request.cursor === undefined ? undefined : decodeCursor(request.cursor, isAccountCursor).after;
     const page = await this.queries.execute(
       new ListAccounts({ owner: request.owner, status: request.status }, request.limit ?? 20, after),
@@ -156,6 +172,30 @@ export class AccountsController {
     return {
       items: page.items.map((record) => AccountResponse.of(record)),
       nextCursor: page.nextAfter === null ? null : encodeCursor({ after: page.nextAfter }),
+    };
+  }
+
+  @Get(':id/transactions')
+  @ApiOperation({ summary: "The account's money movements (deposits, withdrawals), newest first (keyset pagination)" })
+  @ACCOUNT_ID
+  @ReadsProjection('account-transactions', 'async')
+  @ApiOkResponse({ type: AccountTransactionListResponse, headers: PROJECTION_POSITION_DOC })
+  @ApiExtraModels(AccountTransactionResponse)
+  @ApiProblemResponses({
+    400: 'INVALID_ID, VALIDATION_FAILED, INVALID_CURSOR, INVALID_MIN_POSITION',
+    404: 'ACCOUNT_NOT_FOUND',
+    500: BODY_PROBLEMS[500],
+  })
+  async transactions(
+    @Param('id', uuidParam()) id: string,
+    @Query() request: ListAccountTransactionsRequest,
+    @ProjectionRead('account-transactions') _position: number,
+  ): Promise<AccountTransactionListResponse> {
+    const before = request.cursor === undefined ? undefined : decodeCursor(request.cursor, isPositionCursor).before;
+    const page = await this.queries.execute(new ListAccountTransactions(id, request.limit ?? 20, before));
+    return {
+      items: page.items.map((record) => AccountTransactionResponse.of(record)),
+      nextCursor: page.nextBefore === null ? null : encodeCursor({ before: page.nextBefore }),
     };
   }
 
@@ -170,6 +210,11 @@ export class AccountsController {
     if (events.length === 0) throw new AccountNotFoundError(id);
     return { items: events.map((event) => AccountEventResponse.of(event)) };
   }
+}
+
+function isPositionCursor(value: unknown): value is { before: number } {
+  const before = (value as { before?: unknown } | null)?.before;
+  return typeof before === 'number' && Number.isSafeInteger(before) && before > 0;
 }
 
 function isAccountCursor(value: unknown): value is { after: number } {

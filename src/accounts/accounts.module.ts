@@ -4,6 +4,9 @@ import { EventSourcingModule } from '../event-sourcing/index.js';
 import { GetAccountHistoryHandler } from './account-history/get-account-history.handler.js';
 import { AccountSummaryProjection } from './account-summary/account-summary.projection.js';
 import { AccountSummaryRecord } from './account-summary/account-summary.record.js';
+import { AccountTransactionRecord } from './account-transactions/account-transaction.record.js';
+import { AccountTransactionsProjection } from './account-transactions/account-transactions.projection.js';
+import { ListAccountTransactionsHandler } from './account-transactions/list-account-transactions.handler.js';
 import { GetAccountHandler } from './account-summary/get-account.handler.js';
 import { ListAccountsHandler } from './account-summary/list-accounts.handler.js';
 import { ACCOUNT_EVENTS } from './account.events.js';
@@ -15,8 +18,8 @@ import { WithdrawMoneyHandler } from './withdraw-money/withdraw-money.handler.js
 
 @Module({
   imports: [
-    TypeOrmModule.forFeature([AccountSummaryRecord]),
-    EventSourcingModule.forFeature({ events: ACCOUNT_EVENTS, projections: [AccountSummaryProjection] }),
+    TypeOrmModule.forFeature([AccountSummaryRecord, AccountTransactionRecord]),
+    EventSourcingModule.forFeature({ events: ACCOUNT_EVENTS, projections: [AccountSummaryProjection, AccountTransactionsProjection] }),
   ],
   controllers: [AccountsController],
   providers: [
@@ -27,6 +30,7 @@ import { WithdrawMoneyHandler } from './withdraw-money/withdraw-money.handler.js
     GetAccountHandler,
     ListAccountsHandler,
     GetAccountHistoryHandler,
+    ListAccountTransactionsHandler,
   ],
 })
 export class AccountsModule {}

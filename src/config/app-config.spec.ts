@@ -12,6 +12,7 @@ describe('loadConfig', () => {
       bodyLimitBytes: 102400,
       commandMaxAttempts: 10,
       readYourWritesTimeoutMs: 2000,
+      projections: { enabled: true, pollIntervalMs: 1000, batchSize: 500, maxAttempts: 5, retryBaseMs: 200, leaseTtlMs: 10_000 },
     });
     expect(config.embeddedDatabase.dir).toMatch(/\.data\/postgres$/);
   });
@@ -26,6 +27,12 @@ describe('loadConfig', () => {
       BODY_LIMIT_BYTES: '2048',
       COMMAND_MAX_ATTEMPTS: '3',
       READ_YOUR_WRITES_TIMEOUT_MS: '500',
+      PROJECTIONS_ENABLED: 'false',
+      PROJECTION_POLL_INTERVAL_MS: '250',
+      PROJECTION_BATCH_SIZE: '100',
+      PROJECTION_MAX_ATTEMPTS: '3',
+      PROJECTION_RETRY_BASE_MS: '50',
+      PROJECTION_LEASE_TTL_MS: '2000',
     });
     expect(config).toEqual({
       port: 8080,
@@ -35,6 +42,7 @@ describe('loadConfig', () => {
       bodyLimitBytes: 2048,
       commandMaxAttempts: 3,
       readYourWritesTimeoutMs: 500,
+      projections: { enabled: false, pollIntervalMs: 250, batchSize: 100, maxAttempts: 3, retryBaseMs: 50, leaseTtlMs: 2000 },
     });
   });
 
@@ -45,6 +53,8 @@ describe('loadConfig', () => {
     [{ DATABASE_URL: 'not a url' }, /DATABASE_URL is not a URL/],
     [{ DATABASE_URL: 'mysql://localhost/x' }, /must start with postgres:\/\//],
     [{ COMMAND_MAX_ATTEMPTS: '1.5' }, /COMMAND_MAX_ATTEMPTS/],
+    [{ PROJECTIONS_ENABLED: 'yes' }, /PROJECTIONS_ENABLED must be true or false/],
+    [{ PROJECTION_LEASE_TTL_MS: '10' }, /PROJECTION_LEASE_TTL_MS/],
   ])('refuses %p with a clear message', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

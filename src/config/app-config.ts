@@ -18,6 +18,15 @@ export interface AppConfig {
   readonly commandMaxAttempts: number;
   /** Longest a query with minPosition waits for its projection (then 503). */
   readonly readYourWritesTimeoutMs: number;
+  readonly projections: {
+    /** Off: this process serves HTTP but runs no projection (another instance must). */
+    readonly enabled: boolean;
+    readonly pollIntervalMs: number;
+    readonly batchSize: number;
+    readonly maxAttempts: number;
+    readonly retryBaseMs: number;
+    readonly leaseTtlMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -35,6 +44,14 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
     throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
   return value;
+}
+
+function boolean(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
 }
 
 function databaseUrl(env: NodeJS.ProcessEnv): string | undefined {
@@ -64,6 +81,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 100 * 1024, 1, 50 * 1024 * 1024),
     commandMaxAttempts: integer(env, 'COMMAND_MAX_ATTEMPTS', 10, 1, 100),
     readYourWritesTimeoutMs: integer(env, 'READ_YOUR_WRITES_TIMEOUT_MS', 2000, 0, 60_000),
+    projections: {
+      enabled: boolean(env, 'PROJECTIONS_ENABLED', true),
+      pollIntervalMs: integer(env, 'PROJECTION_POLL_INTERVAL_MS', 1000, 10, 60_000),
+      batchSize: integer(env, 'PROJECTION_BATCH_SIZE', 500, 1, 10_000),
+      maxAttempts: integer(env, 'PROJECTION_MAX_ATTEMPTS', 5, 1, 100),
+      retryBaseMs: integer(env, 'PROJECTION_RETRY_BASE_MS', 200, 1, 60_000),
+      leaseTtlMs: integer(env, 'PROJECTION_LEASE_TTL_MS', 10_000, 100, 600_000),
+    },
   };
 }
 

@@ -4,9 +4,19 @@ import { COMMAND_RUNNER_OPTIONS, CommandRunner, type CommandRunnerOptions } from
 import { EventStore } from './event-store.js';
 import type { EventClass } from './event-type.js';
 import { EventTypeRegistry } from './event-type.registry.js';
+import { EventNotifier } from './event-notifier.js';
+import { ProjectionAdmin } from './projection-admin.js';
+import { ProjectionCheckpoints } from './projection-checkpoints.js';
+import { PROJECTION_ENGINE_OPTIONS, ProjectionEngine, type ProjectionEngineOptions } from './projection-engine.js';
+import { ProjectionStatus } from './projection-status.js';
+import { ProjectionWaiter } from './projection-waiter.js';
 import type { Projection } from './projection.js';
-import { ProjectionRebuilder } from './projection-rebuilder.js';
 import { ProjectionRegistry } from './projection.registry.js';
+
+export interface EventSourcingOptions {
+  readonly commands: CommandRunnerOptions;
+  readonly projections: ProjectionEngineOptions;
+}
 
 export interface EventSourcingFeature {
   /** Every event class the feature writes or reads (its @EventType name is what is stored). */
@@ -23,19 +33,28 @@ export interface EventSourcingFeature {
 @Global()
 @Module({})
 export class EventSourcingModule {
-  static forRoot(options: CommandRunnerOptions): DynamicModule {
+  static forRoot(options: EventSourcingOptions): DynamicModule {
+    const services = [
+      Clock,
+      EventTypeRegistry,
+      ProjectionRegistry,
+      EventStore,
+      CommandRunner,
+      ProjectionCheckpoints,
+      EventNotifier,
+      ProjectionEngine,
+      ProjectionWaiter,
+      ProjectionStatus,
+      ProjectionAdmin,
+    ];
     return {
       module: EventSourcingModule,
       providers: [
-        Clock,
-        EventTypeRegistry,
-        ProjectionRegistry,
-        ProjectionRebuilder,
-        EventStore,
-        CommandRunner,
-        { provide: COMMAND_RUNNER_OPTIONS, useValue: options },
+        ...services,
+        { provide: COMMAND_RUNNER_OPTIONS, useValue: options.commands },
+        { provide: PROJECTION_ENGINE_OPTIONS, useValue: options.projections },
       ],
-      exports: [Clock, EventTypeRegistry, ProjectionRegistry, ProjectionRebuilder, EventStore, CommandRunner],
+      exports: services,
     };
   }
 

@@ -251,6 +251,20 @@ export class EventStore {
   }
 
   /**
+   * Whether committed events exist after the checkpoint, including those readAll still holds back
+   * because an older transaction is in flight. Such a transaction may append nothing (a projection's
+   * batch, a lease renewal), so its end is not announced by NOTIFY: a reader that got nothing but sees
+   * this true should look again shortly rather than wait for a notification.
+   */
+  async hasCommittedAfter(after: Checkpoint): Promise<boolean> {
+    const [row] = (await this.dataSource.query(
+      `SELECT EXISTS (SELECT 1 FROM events WHERE (transaction_id, position) > ($1::xid8, $2::bigint)) AS held`,
+      [after.transactionId, after.position],
+    )) as Array<{ held: boolean }>;
+    return row.held;
+  }
+
+  /**
    * Every committed event after `after` (up to `until`, inclusive) in commit order, WITHOUT holding
    * back for transactions in flight. Only correct where the caller knows nothing relevant is in
    * flight: below a checkpoint a commit-safe reader already reached, or under a lock that keeps the

@@ -17,6 +17,5 @@ export * from './projection-checkpoints.js';
 export * from './projection-engine.js';
 export * from './projection-status.js';
 export * from './projection-waiter.js';
-export * from './projection-rebuilder.js';
 export * from './projection.registry.js';
 export * from './recorded-event.js';

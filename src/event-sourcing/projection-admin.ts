@@ -27,14 +27,14 @@ export class ProjectionAdmin {
   async rebuild(name: string): Promise<ProjectionStatusReport> {
     this.assertKnown(name);
     await this.checkpoints.requestRebuild(name);
-    this.engine.wake();
+    await this.engine.wake();
     return this.statuses.one(name);
   }
 
   async retry(name: string): Promise<ProjectionStatusReport> {
     this.assertKnown(name);
     if (!(await this.checkpoints.retry(name))) throw new ProjectionNotFailedError(name);
-    this.engine.wake();
+    await this.engine.wake();
     return this.statuses.one(name);
   }
 
@@ -42,7 +42,7 @@ export class ProjectionAdmin {
     this.assertKnown(name);
     const skippedPosition = await this.checkpoints.skip(name);
     if (skippedPosition === null) throw new ProjectionNotFailedError(name);
-    this.engine.wake();
+    await this.engine.wake();
     return { skippedPosition, report: await this.statuses.one(name) };
   }
 

@@ -71,8 +71,12 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnApplicationSh
     return this.runners.get(name)?.leader ?? false;
   }
 
-  /** Wakes runners at once (used after an admin call changed a projection's state). */
-  wake(): void {
+  /**
+   * Wakes the runners of every process at once (after an admin call changed a projection's state):
+   * the runner may live in another instance of the service.
+   */
+  async wake(): Promise<void> {
     this.notifier.emit('appended');
+    await this.dataSource.query(`SELECT pg_notify('events_appended', '')`);
   }
 }

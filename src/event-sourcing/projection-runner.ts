@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@nestjs/common';
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { isSameCheckpoint, laterOf } from './checkpoint-order.js';
 import type { EventNotifier } from './event-notifier.js';
 import type { EventStore } from './event-store.js';
 import type { ProjectionCheckpoints, ProjectionState } from './projection-checkpoints.js';
 import { ShadowTables } from './projection-shadow.js';
-import type { Projection } from './projection.js';
+import { type Projection, ProjectionApplyError, applyToProjection } from './projection.js';
 import type { Checkpoint, RecordedEvent } from './recorded-event.js';
 
 export interface ProjectionRunnerOptions {
@@ -37,16 +37,6 @@ export interface ProjectionRunnerDeps {
 /** This process no longer holds the lease (or another runner moved the checkpoint): write nothing. */
 class LostLease extends Error {}
 
-/** A handler threw at events[index]; everything before it can still be committed. */
-class HandlerFailed extends Error {
-  constructor(
-    readonly index: number,
-    readonly error: unknown,
-  ) {
-    super(error instanceof Error ? error.message : String(error));
-  }
-}
-
 type Target = 'live' | 'rebuild';
 
 /**
@@ -62,9 +52,13 @@ export class ProjectionRunner {
   private loop?: Promise<void>;
   private shadow?: ShadowTables;
   private rebuildAttempts = 0;
+  /** When the lease must be renewed (local clock); leadership is checked again in every batch. */
+  private renewLeaseAt = 0;
+  /** The projection's row as last read or written by this process; reloaded whenever it may have changed. */
+  private state?: ProjectionState;
+  /** Set when committed events are held back by an older transaction in flight: look again soon. */
+  private heldBackDelayMs = 0;
   leader = false;
-  /** The live checkpoint as of the last batch this process committed or read. */
-  checkpoint?: Checkpoint;
 
   constructor(
     readonly projection: Projection,
@@ -84,27 +78,60 @@ export class ProjectionRunner {
   }
 
   private async run(): Promise<void> {
-    const { checkpoints, options, owner, logger } = this.deps;
+    const { logger, options } = this.deps;
     while (!this.stopped) {
       try {
-        this.leader = await checkpoints.tryAcquireLease(this.projection.name, owner, options.leaseTtlMs);
-        if (!this.leader) {
+        if (!(await this.holdLease())) {
           await this.idle(Math.min(options.pollIntervalMs, options.leaseTtlMs / 3));
           continue;
         }
-        const state = await checkpoints.load(this.projection.name);
-        if (!state) throw new Error(`No checkpoint row for projection ${this.projection.name}`);
-        this.checkpoint = state.checkpoint;
+        this.state ??= await this.load();
         let worked = false;
-        if (state.rebuild) worked = await this.rebuildStep(state);
-        if (this.projection.mode === 'async' && state.status === 'running') worked = (await this.liveStep(state)) || worked;
-        if (!worked) await this.idle(Math.min(options.pollIntervalMs, options.leaseTtlMs / 3));
+        if (this.state.rebuild) worked = await this.rebuildStep(this.state);
+        if (this.projection.mode === 'async' && this.state?.status === 'running') worked = (await this.liveStep(this.state)) || worked;
+        if (worked) {
+          this.heldBackDelayMs = 0;
+        } else if (this.heldBackDelayMs > 0) {
+          await sleep(this.heldBackDelayMs);
+          this.heldBackDelayMs = Math.min(this.heldBackDelayMs * 2, options.pollIntervalMs);
+        } else {
+          await this.idle(Math.min(options.pollIntervalMs, options.leaseTtlMs / 3));
+          this.state = undefined; // an operator may have asked for something meanwhile
+        }
       } catch (error) {
+        this.state = undefined;
         if (this.stopped) break;
+        if (error instanceof LostLease) {
+          this.leader = false;
+          continue;
+        }
         logger.error(`Projection ${this.projection.name}: ${(error as Error).stack ?? String(error)}`);
         await sleep(options.retryBaseMs);
       }
     }
+  }
+
+  /** Takes the lease, or renews it when a third of its time is gone. */
+  private async holdLease(): Promise<boolean> {
+    const { checkpoints, options, owner } = this.deps;
+    if (this.leader && Date.now() < this.renewLeaseAt) return true;
+    const asked = Date.now();
+    const wasLeader = this.leader;
+    this.leader = await checkpoints.tryAcquireLease(this.projection.name, owner, options.leaseTtlMs);
+    if (this.leader) this.renewLeaseAt = asked + options.leaseTtlMs / 3;
+    if (this.leader !== wasLeader) this.state = undefined;
+    return this.leader;
+  }
+
+  private async load(): Promise<ProjectionState> {
+    const state = await this.deps.checkpoints.load(this.projection.name);
+    if (!state) throw new Error(`No checkpoint row for projection ${this.projection.name}`);
+    return state;
+  }
+
+  /** The live checkpoint as this process last knew it. */
+  get checkpoint(): Checkpoint | undefined {
+    return this.state?.checkpoint;
   }
 
   private async idle(ms: number): Promise<void> {
@@ -114,8 +141,13 @@ export class ProjectionRunner {
   /** One batch of the live tables. True when there was something to do. */
   private async liveStep(state: ProjectionState): Promise<boolean> {
     const { events } = await this.deps.store.readAll(state.checkpoint, this.deps.options.batchSize);
-    if (events.length === 0) return false;
-    await this.applyWithRetries(events, 'live', state.checkpoint, state.attempts);
+    if (events.length === 0) {
+      const heldBack = await this.deps.store.hasCommittedAfter(state.checkpoint);
+      if (heldBack && this.heldBackDelayMs === 0) this.heldBackDelayMs = 5;
+      if (!heldBack) this.heldBackDelayMs = 0;
+      return false;
+    }
+    await this.applyWithRetries(events, 'live', state.checkpoint);
     return true;
   }
 
@@ -131,53 +163,81 @@ export class ProjectionRunner {
         await checkpoints.rebuildStarted(manager, this.projection.name);
       });
       this.rebuildAttempts = 0;
+      this.state = undefined;
       logger.log(`Projection ${this.projection.name}: rebuild started`);
       return true;
     }
     const { events } = await this.deps.store.readAll(rebuild.checkpoint, options.batchSize);
     if (events.length > 0) {
-      await this.applyWithRetries(events, 'rebuild', rebuild.checkpoint, this.rebuildAttempts);
-      if (events.length === options.batchSize) return true;
+      const applied = await this.applyWithRetries(events, 'rebuild', rebuild.checkpoint);
+      if (!applied || events.length === options.batchSize) return true;
     }
     await this.swap();
+    this.state = undefined;
     return true;
   }
 
   /**
-   * Applies a batch in one transaction; when a handler throws at event k, commits events before k,
-   * then counts a failed attempt at k and backs off (or, for a rebuild, gives the rebuild up).
+   * Applies a batch in one transaction. When it fails at event k, the events before k are committed
+   * (a projection applying whole batches at once is retried event by event to find k), then a failed
+   * attempt is counted at k with backoff; for a rebuild, too many failures give the rebuild up.
+   * True when every event was applied.
    */
-  private async applyWithRetries(events: readonly RecordedEvent[], target: Target, from: Checkpoint, attempts: number): Promise<void> {
-    const { checkpoints, options, logger } = this.deps;
+  private async applyWithRetries(events: readonly RecordedEvent[], target: Target, from: Checkpoint): Promise<boolean> {
+    let failure: ProjectionApplyError;
     try {
       await this.commit(events, target, from);
       if (target === 'rebuild') this.rebuildAttempts = 0;
+      return true;
     } catch (error) {
       if (error instanceof LostLease) {
         this.leader = false;
-        return;
+        this.state = undefined;
+        return false;
       }
-      if (!(error instanceof HandlerFailed)) throw error;
-      if (error.index > 0) {
-        await this.applyWithRetries(events.slice(0, error.index), target, from, attempts);
-        return; // the failing event is retried from the new checkpoint, on the next loop
+      if (!(error instanceof ProjectionApplyError)) throw error;
+      failure = error;
+    }
+    if (failure.index === undefined) {
+      // Which event failed is unknown: go one event at a time; the failing one lands below.
+      let checkpoint = from;
+      for (const event of events) {
+        try {
+          await this.commit([event], target, checkpoint);
+        } catch (error) {
+          if (!(error instanceof ProjectionApplyError)) throw error;
+          await this.countFailure(event, error, target);
+          return false;
+        }
+        checkpoint = { transactionId: event.transactionId, position: event.position };
       }
-      const failed = events[0];
-      const message = `${failed.type} at position ${failed.position}: ${error.message}`;
-      if (target === 'rebuild') {
-        this.rebuildAttempts++;
-        logger.warn(`Projection ${this.projection.name} rebuild, attempt ${this.rebuildAttempts}: ${message}`);
-        if (this.rebuildAttempts >= options.maxAttempts) await this.abandonRebuild(message);
-        else await sleep(this.backoff(this.rebuildAttempts));
-        return;
-      }
-      const state = await checkpoints.recordFailure(this.projection.name, failed.position, error.message, options.maxAttempts);
-      if (state.status === 'failed') {
-        logger.error(`Projection ${this.projection.name} stopped after ${state.attempts} attempts: ${message}`);
-      } else {
-        logger.warn(`Projection ${this.projection.name}, attempt ${state.attempts}: ${message}`);
-        await sleep(this.backoff(state.attempts));
-      }
+      return true; // every event passed on its own (the batch failure did not repeat)
+    }
+    if (failure.index > 0) {
+      await this.applyWithRetries(events.slice(0, failure.index), target, from);
+      return false; // the failing event is tried again from the new checkpoint, on the next loop
+    }
+    await this.countFailure(events[0], failure, target);
+    return false;
+  }
+
+  private async countFailure(failed: RecordedEvent, failure: ProjectionApplyError, target: Target): Promise<void> {
+    const { checkpoints, options, logger } = this.deps;
+    const message = `${failed.type} at position ${failed.position}: ${failure.message}`;
+    this.state = undefined;
+    if (target === 'rebuild') {
+      this.rebuildAttempts++;
+      logger.warn(`Projection ${this.projection.name} rebuild, attempt ${this.rebuildAttempts}: ${message}`);
+      if (this.rebuildAttempts >= options.maxAttempts) await this.abandonRebuild(message);
+      else await sleep(this.backoff(this.rebuildAttempts));
+      return;
+    }
+    const state = await checkpoints.recordFailure(this.projection.name, failed.position, failure.message, options.maxAttempts);
+    if (state.status === 'failed') {
+      logger.error(`Projection ${this.projection.name} stopped after ${state.attempts} attempts: ${message}`);
+    } else {
+      logger.warn(`Projection ${this.projection.name}, attempt ${state.attempts}: ${message}`);
+      await sleep(this.backoff(state.attempts));
     }
   }
 
@@ -195,26 +255,15 @@ export class ProjectionRunner {
       // Fencing: only the lease holder, continuing exactly where the stored checkpoint is, may write.
       if (!current || !isSameCheckpoint(current, from)) throw new LostLease();
       if (target === 'rebuild') await this.shadow!.use(manager);
-      await this.apply(events, manager);
+      await applyToProjection(this.projection, events, manager);
       if (target === 'live') await checkpoints.advance(manager, this.projection.name, checkpoint, options.leaseTtlMs);
       else await checkpoints.rebuildAdvanced(manager, this.projection.name, checkpoint, events.length);
+      // What this transaction leaves in the row, so the next batch needs no reload.
+      this.state = target === 'live'
+        ? { ...state!, checkpoint, attempts: 0 }
+        : { ...state!, rebuild: { ...state!.rebuild!, checkpoint, eventsApplied: state!.rebuild!.eventsApplied + events.length } };
     });
-    if (target === 'live') {
-      this.checkpoint = checkpoint;
-      this.deps.onAdvance(this.projection.name, checkpoint);
-    }
-  }
-
-  private async apply(events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
-    for (const [index, event] of events.entries()) {
-      const handler = this.projection.handlers.handlerFor(event);
-      if (!handler) continue;
-      try {
-        await handler(event, manager);
-      } catch (error) {
-        throw new HandlerFailed(index, error);
-      }
-    }
+    if (target === 'live') this.deps.onAdvance(this.projection.name, checkpoint);
   }
 
   /**
@@ -240,18 +289,17 @@ export class ProjectionRunner {
         }
         const remaining = await this.deps.store.readCommitted(state.rebuild.checkpoint, until, manager);
         await this.shadow!.use(manager);
-        await this.apply(remaining, manager);
+        await applyToProjection(this.projection, remaining, manager);
         await this.shadow!.replaceLive(manager); // qualified names: the search_path does not matter
         applied = state.rebuild.eventsApplied + remaining.length;
         await checkpoints.rebuildFinished(manager, this.projection.name, until ?? null);
-        if (until) this.checkpoint = until;
       });
     } catch (error) {
       if (error instanceof LostLease) {
         this.leader = false;
         return;
       }
-      if (error instanceof HandlerFailed) {
+      if (error instanceof ProjectionApplyError) {
         this.rebuildAttempts++;
         if (this.rebuildAttempts >= this.deps.options.maxAttempts) await this.abandonRebuild(error.message);
         else await sleep(this.backoff(this.rebuildAttempts));
@@ -259,7 +307,8 @@ export class ProjectionRunner {
       }
       throw error;
     }
-    if (this.checkpoint) this.deps.onAdvance(this.projection.name, this.checkpoint);
+    const live = await this.load();
+    this.deps.onAdvance(this.projection.name, live.checkpoint);
     logger.log(`Projection ${this.projection.name}: rebuilt from ${applied} events and swapped in`);
   }
 

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import type { Projection } from './projection.js';
+import { type Projection, applyToProjection, assertValidProjection } from './projection.js';
 import type { RecordedEvent } from './recorded-event.js';
 
 /** Every projection of the application, by name; applies them inline within an append's transaction. */
@@ -11,6 +11,7 @@ export class ProjectionRegistry {
   register(projections: readonly Projection[]): void {
     for (const projection of projections) {
       if (this.projections.has(projection.name)) throw new Error(`Projection "${projection.name}" is registered twice`);
+      assertValidProjection(projection);
       this.projections.set(projection.name, projection);
     }
   }
@@ -25,11 +26,8 @@ export class ProjectionRegistry {
 
   /** Applies the events to every inline projection, in the caller's (the append's) transaction. */
   async applyInline(events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
-    const inline = [...this.projections.values()].filter((projection) => projection.mode === 'inline');
-    for (const event of events) {
-      for (const projection of inline) {
-        await projection.handlers.handlerFor(event)?.(event, manager);
-      }
+    for (const projection of this.projections.values()) {
+      if (projection.mode === 'inline') await applyToProjection(projection, events, manager);
     }
   }
 }

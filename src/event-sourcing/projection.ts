@@ -28,13 +28,57 @@ export class ProjectionHandlers {
 export type ProjectionMode = 'inline' | 'async';
 
 /**
- * A read model kept from the event log. Handlers must only write the projection's own `tables`
- * (unqualified names) through the manager they are given: that is what lets the same code run inline
- * with an append and during a rebuild.
+ * A read model kept from the event log, applied either event by event (`handlers`) or a batch at a
+ * time (`applyBatch`, for set-based SQL: one statement per batch instead of one per event). Either
+ * way the code must only write the projection's own `tables`, by unqualified names, through the
+ * manager it is given (that is what lets the same code run inline with an append, in the runner and
+ * into a rebuild's fresh copy), and must be idempotent per event: applying an event already applied
+ * changes nothing.
  */
 export interface Projection {
   readonly name: string;
   readonly mode: ProjectionMode;
   readonly tables: readonly string[];
-  readonly handlers: ProjectionHandlers;
+  readonly handlers?: ProjectionHandlers;
+  /** Must give the same rows as applying the events one by one, in order. */
+  applyBatch?(events: readonly RecordedEvent[], manager: EntityManager): Promise<void>;
+}
+
+/** Applying failed; `index` is the failing event's index in the batch when it is known. */
+export class ProjectionApplyError extends Error {
+  constructor(
+    readonly index: number | undefined,
+    readonly error: unknown,
+  ) {
+    super(error instanceof Error ? error.message : String(error));
+  }
+}
+
+export function assertValidProjection(projection: Projection): void {
+  if (!projection.handlers === !projection.applyBatch) {
+    throw new Error(`Projection "${projection.name}" must define exactly one of handlers and applyBatch`);
+  }
+}
+
+/** Applies events to a projection in the manager's transaction (see Projection). */
+export async function applyToProjection(
+  projection: Projection,
+  events: readonly RecordedEvent[],
+  manager: EntityManager,
+): Promise<void> {
+  if (projection.applyBatch) {
+    try {
+      await projection.applyBatch(events, manager);
+    } catch (error) {
+      throw new ProjectionApplyError(events.length === 1 ? 0 : undefined, error);
+    }
+    return;
+  }
+  for (const [index, event] of events.entries()) {
+    try {
+      await projection.handlers!.handlerFor(event)?.(event, manager);
+    } catch (error) {
+      throw new ProjectionApplyError(index, error);
+    }
+  }
 }

@@ -1,9 +1,17 @@
-import type { Provider } from '@nestjs/common';
+import type { Provider, Type } from '@nestjs/common';
 import { CqrsModule, EventBus } from '@nestjs/cqrs';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
 import { DatabaseModule } from '../../src/database/database.module.js';
-import { Clock, type EventClass, EventSourcingModule, EventStore } from '../../src/event-sourcing/index.js';
+import { loadConfig } from '../../src/config/app-config.js';
+import {
+  Clock,
+  type EventClass,
+  EventSourcingModule,
+  EventStore,
+  type Projection,
+  type ProjectionEngineOptions,
+} from '../../src/event-sourcing/index.js';
 import { type TestDatabase, createTestDatabase } from './test-database.js';
 
 export interface EventStoreModule {
@@ -24,6 +32,9 @@ export interface EventStoreModuleOptions {
   readonly poolSize?: number;
   /** Replaces the Clock, so occurredAt is predictable. */
   readonly clock?: Clock;
+  /** Projections of the test (providers registered with forFeature) and engine settings. */
+  readonly projections?: readonly Type<Projection>[];
+  readonly engine?: Partial<ProjectionEngineOptions>;
 }
 
 /**
@@ -36,8 +47,11 @@ export async function startEventStoreModule(options: EventStoreModuleOptions): P
     imports: [
       DatabaseModule.forRoot(database.url, options.poolSize ?? 10),
       CqrsModule.forRoot(),
-      EventSourcingModule.forRoot({ maxAttempts: 10 }),
-      EventSourcingModule.forFeature({ events: options.events }),
+      EventSourcingModule.forRoot({
+        commands: { maxAttempts: 10 },
+        projections: { ...loadConfig({}).projections, ...options.engine },
+      }),
+      EventSourcingModule.forFeature({ events: options.events, projections: options.projections }),
     ],
     providers: options.providers ?? [],
   });

@@ -1,57 +1,88 @@
 import { Injectable } from '@nestjs/common';
-import { type EntityManager, LessThan } from 'typeorm';
-import { type Projection, ProjectionHandlers, type RecordedEvent } from '../../event-sourcing/index.js';
-import { AccountClosed, AccountOpened, MoneyDeposited, MoneyWithdrawn } from '../account.events.js';
-import { AccountSummaryRecord } from './account-summary.record.js';
+import type { EntityManager } from 'typeorm';
+import type { Projection, RecordedEvent } from '../../event-sourcing/index.js';
+import { AccountClosed, AccountOpened, isBalanceChange } from '../account.events.js';
+
+interface Change {
+  balance: number | null;
+  closed: boolean;
+  version: number;
+  updatedAt: string;
+  lastPosition: number;
+}
 
 /**
- * Keeps `account_summaries`, inline: in the same transaction as the append, so a query answered
- * right after a command already reflects it. Every handler is idempotent (guarded by last_position),
- * so replaying an event, or the whole log during a rebuild, gives the same rows.
+ * Keeps `account_summaries`, asynchronously: the projection engine applies committed events in
+ * commit order, a batch at a time, with its checkpoint in the same transaction. Queries that must see
+ * a write pass its position as minPosition.
+ *
+ * Set-based: a batch becomes two statements (insert the opened accounts, then update each touched
+ * account to the state after its last event in the batch), not one statement per event. Every
+ * field an event sets is absolute (balanceAfter, closed, version), so "state after the last event"
+ * equals applying them one by one, and the last_position guard makes a replayed event a no-op.
  */
 @Injectable()
 export class AccountSummaryProjection implements Projection {
   readonly name = 'account-summary';
-  readonly mode = 'inline';
+  readonly mode = 'async';
   readonly tables = ['account_summaries'];
-  readonly handlers = new ProjectionHandlers()
-    .on(AccountOpened, async (event, manager) => {
-      await manager
-        .createQueryBuilder()
-        .insert()
-        .into(AccountSummaryRecord)
-        .values({
-          id: event.data.accountId,
-          ownerName: event.data.ownerName,
-          currency: event.data.currency,
-          balance: 0,
-          status: 'open',
-          version: event.version,
-          openedAt: occurredAt(event),
-          updatedAt: occurredAt(event),
-          openedPosition: event.position,
-          lastPosition: event.position,
-        })
-        .orIgnore()
-        .execute();
-    })
-    .on(MoneyDeposited, (event, manager) => this.update(manager, event, { balance: event.data.balanceAfter }))
-    .on(MoneyWithdrawn, (event, manager) => this.update(manager, event, { balance: event.data.balanceAfter }))
-    .on(AccountClosed, (event, manager) => this.update(manager, event, { status: 'closed' }));
 
-  private async update(
-    manager: EntityManager,
-    event: RecordedEvent<{ accountId: string }>,
-    changes: Partial<AccountSummaryRecord>,
-  ): Promise<void> {
-    await manager.update(
-      AccountSummaryRecord,
-      { id: event.data.accountId, lastPosition: LessThan(event.position) },
-      { ...changes, version: event.version, updatedAt: occurredAt(event), lastPosition: event.position },
-    );
+  async applyBatch(events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
+    const opened: RecordedEvent<AccountOpened>[] = [];
+    const changes = new Map<string, Change>();
+    for (const event of events) {
+      const data = event.data;
+      if (data instanceof AccountOpened) {
+        opened.push(event as RecordedEvent<AccountOpened>);
+        continue;
+      }
+      if (!(isBalanceChange(data) || data instanceof AccountClosed)) continue;
+      const change = changes.get(data.accountId) ?? { balance: null, closed: false, version: 0, updatedAt: '', lastPosition: 0 };
+      if (data instanceof AccountClosed) change.closed = true;
+      else change.balance = data.balanceAfter;
+      change.version = event.version;
+      change.updatedAt = event.metadata.occurredAt;
+      change.lastPosition = event.position;
+      changes.set(data.accountId, change);
+    }
+    if (opened.length) {
+      await manager.query(
+        `INSERT INTO account_summaries
+           (id, owner_name, currency, balance, status, version, opened_at, updated_at, opened_position, last_position)
+         SELECT id, owner_name, currency, 0, 'open', version, occurred_at, occurred_at, position, position
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::bigint[])
+           AS opened(id, owner_name, currency, version, occurred_at, position)
+         ON CONFLICT (id) DO NOTHING`,
+        [
+          opened.map((event) => event.data.accountId),
+          opened.map((event) => event.data.ownerName),
+          opened.map((event) => event.data.currency),
+          opened.map((event) => event.version),
+          opened.map((event) => event.metadata.occurredAt),
+          opened.map((event) => event.position),
+        ],
+      );
+    }
+    if (changes.size) {
+      const ids = [...changes.keys()];
+      const rows = [...changes.values()];
+      await manager.query(
+        `UPDATE account_summaries AS account
+         SET balance = coalesce(change.balance, account.balance),
+             status = CASE WHEN change.closed THEN 'closed' ELSE account.status END,
+             version = change.version, updated_at = change.updated_at, last_position = change.last_position
+         FROM unnest($1::uuid[], $2::bigint[], $3::boolean[], $4::int[], $5::timestamptz[], $6::bigint[])
+           AS change(id, balance, closed, version, updated_at, last_position)
+         WHERE account.id = change.id AND account.last_position < change.last_position`,
+        [
+          ids,
+          rows.map((row) => row.balance),
+          rows.map((row) => row.closed),
+          rows.map((row) => row.version),
+          rows.map((row) => row.updatedAt),
+          rows.map((row) => row.lastPosition),
+        ],
+      );
+    }
   }
-}
-
-function occurredAt(event: RecordedEvent): Date {
-  return new Date(event.metadata.occurredAt);
 }

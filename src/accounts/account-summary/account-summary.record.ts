@@ -1,16 +1,6 @@
-import { Column, Entity, PrimaryColumn, type ValueTransformer } from 'typeorm';
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { safeInteger } from '../../shared/safe-integer.transformer.js';
 import type { AccountStatus } from '../account.js';
-
-/** pg returns bigint as a string; money and positions are safe integers, checked on the way in. */
-const safeInteger: ValueTransformer = {
-  to: (value: number) => value,
-  from: (value: string | null) => {
-    if (value === null) return null;
-    const number = Number(value);
-    if (!Number.isSafeInteger(number)) throw new RangeError(`${value} is not a safe integer`);
-    return number;
-  },
-};
 
 /** Read table `account_summaries`: one row per account, written only by AccountSummaryProjection. */
 @Entity('account_summaries')

@@ -1,8 +1,9 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
+import { ProjectionQueryRequest } from '../../shared/http/projection-query.request.js';
 
-export class ListAccountsRequest {
+export class ListAccountsRequest extends ProjectionQueryRequest {
   @ApiPropertyOptional({ description: 'Only accounts of this owner (exact match).' })
   @IsOptional()
   @IsString()

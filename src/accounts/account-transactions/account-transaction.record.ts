@@ -1,7 +1,7 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 import { safeInteger } from '../../shared/safe-integer.transformer.js';
 
-export type AccountTransactionType = 'deposit' | 'withdrawal';
+export type AccountTransactionType = 'deposit' | 'withdrawal' | 'transfer-out' | 'transfer-in' | 'transfer-refund';
 
 /** Read table `account_transactions`: one row per money movement, keyed by its event's position. */
 @Entity('account_transactions')

@@ -2,7 +2,7 @@ import { ApiProperty } from '@nestjs/swagger';
 import type { AccountTransactionRecord } from './account-transaction.record.js';
 
 export class AccountTransactionResponse {
-  @ApiProperty({ enum: ['deposit', 'withdrawal'] }) type!: string;
+  @ApiProperty({ enum: ['deposit', 'withdrawal', 'transfer-out', 'transfer-in', 'transfer-refund'] }) type!: string;
   @ApiProperty({ example: 1050, description: 'Integer of minor units, always positive; `type` says the direction.' })
   amount!: number;
   @ApiProperty({ example: 4200 }) balanceAfter!: number;

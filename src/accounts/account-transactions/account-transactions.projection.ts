@@ -1,41 +1,55 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import { type Projection, ProjectionHandlers, type RecordedEvent } from '../../event-sourcing/index.js';
-import { MoneyDeposited, MoneyWithdrawn } from '../account.events.js';
-import { AccountTransactionRecord, type AccountTransactionType } from './account-transaction.record.js';
+import type { Projection, RecordedEvent } from '../../event-sourcing/index.js';
+import {
+  type BalanceChange,
+  MoneyDeposited,
+  MoneyWithdrawn,
+  TransferCredited,
+  TransferDebited,
+  TransferRefunded,
+  isBalanceChange,
+} from '../account.events.js';
+import type { AccountTransactionType } from './account-transaction.record.js';
+
+const TYPE_OF = new Map<Function, AccountTransactionType>([
+  [MoneyDeposited, 'deposit'],
+  [MoneyWithdrawn, 'withdrawal'],
+  [TransferDebited, 'transfer-out'],
+  [TransferCredited, 'transfer-in'],
+  [TransferRefunded, 'transfer-refund'],
+]);
 
 /**
- * Keeps `account_transactions` from the log, asynchronously. A row is keyed by its event's position,
- * so applying the same event twice inserts nothing the second time.
+ * Keeps `account_transactions` from the log, asynchronously: one row per deposit, withdrawal or
+ * transfer leg (with its transfer id),
+ * keyed by its event's position, so applying an event twice inserts nothing the second time. A batch
+ * is one multi-row INSERT.
  */
 @Injectable()
 export class AccountTransactionsProjection implements Projection {
   readonly name = 'account-transactions';
   readonly mode = 'async';
   readonly tables = ['account_transactions'];
-  readonly handlers = new ProjectionHandlers()
-    .on(MoneyDeposited, (event, manager) => record(manager, event, 'deposit'))
-    .on(MoneyWithdrawn, (event, manager) => record(manager, event, 'withdrawal'));
-}
 
-async function record(
-  manager: EntityManager,
-  event: RecordedEvent<MoneyDeposited | MoneyWithdrawn>,
-  type: AccountTransactionType,
-): Promise<void> {
-  await manager
-    .createQueryBuilder()
-    .insert()
-    .into(AccountTransactionRecord)
-    .values({
-      position: event.position,
-      accountId: event.data.accountId,
-      type,
-      amount: event.data.amount,
-      balanceAfter: event.data.balanceAfter,
-      occurredAt: new Date(event.metadata.occurredAt),
-      transferId: null,
-    })
-    .orIgnore()
-    .execute();
+  async applyBatch(events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
+    const movements = events.filter((event): event is RecordedEvent<BalanceChange> => isBalanceChange(event.data));
+    if (movements.length === 0) return;
+    await manager.query(
+      `INSERT INTO account_transactions (position, account_id, type, amount, balance_after, occurred_at, transfer_id)
+       SELECT position, account_id, type, amount, balance_after, occurred_at, transfer_id
+       FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::timestamptz[], $7::uuid[])
+         AS movement(position, account_id, type, amount, balance_after, occurred_at, transfer_id)
+       ON CONFLICT (position) DO NOTHING`,
+      [
+        movements.map((event) => event.position),
+        movements.map((event) => event.data.accountId),
+        movements.map((event) => TYPE_OF.get(event.data.constructor)),
+        movements.map((event) => event.data.amount),
+        movements.map((event) => event.data.balanceAfter),
+        movements.map((event) => event.metadata.occurredAt),
+        movements.map((event) => ('transferId' in event.data ? event.data.transferId : null)),
+      ],
+    );
+  }
 }

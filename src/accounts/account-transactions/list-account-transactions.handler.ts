@@ -1,6 +1,9 @@
 import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
+import { EventStore } from '../../event-sourcing/index.js';
+import { AccountNotFoundError } from '../account.errors.js';
+import { accountStreamId } from '../account.js';
 import { AccountTransactionRecord } from './account-transaction.record.js';
 import { type AccountTransactionPage, ListAccountTransactions } from './list-account-transactions.query.js';
 
@@ -8,6 +11,7 @@ import { type AccountTransactionPage, ListAccountTransactions } from './list-acc
 export class ListAccountTransactionsHandler implements IQueryHandler<ListAccountTransactions> {
   constructor(
     @InjectRepository(AccountTransactionRecord) private readonly transactions: Repository<AccountTransactionRecord>,
+    private readonly store: EventStore,
   ) {}
 
   async execute({ accountId, limit, before }: ListAccountTransactions): Promise<AccountTransactionPage> {
@@ -18,6 +22,11 @@ export class ListAccountTransactionsHandler implements IQueryHandler<ListAccount
       .limit(limit + 1);
     if (before !== undefined) query.andWhere('movement.position < :before', { before });
     const rows = await query.getMany();
+    // An empty page is either an account without (more) movements or no account at all; the event
+    // store (always current) tells which.
+    if (rows.length === 0 && (await this.store.streamVersion(accountStreamId(accountId))) === 0) {
+      throw new AccountNotFoundError(accountId);
+    }
     const items = rows.slice(0, limit);
     return { items, nextBefore: rows.length > limit ? items[items.length - 1].position : null };
   }

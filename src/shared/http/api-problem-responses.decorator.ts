@@ -2,6 +2,12 @@ import { applyDecorators } from '@nestjs/common';
 import { ApiResponse, getSchemaPath } from '@nestjs/swagger';
 import { PROBLEM_CONTENT_TYPE } from '../problem-details/problem-details.js';
 
+/** Headers that go with some error answers. */
+const HEADERS_OF_STATUS: Record<number, Record<string, { description: string; schema: object }>> = {
+  412: { ETag: { description: 'The current version of the resource', schema: { type: 'string', example: '"4"' } } },
+  503: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', example: 1 } } },
+};
+
 /** Documents error answers as application/problem+json, each with the codes it can carry. */
 export function ApiProblemResponses(responses: Record<number, string>): MethodDecorator {
   return applyDecorators(
@@ -10,10 +16,7 @@ export function ApiProblemResponses(responses: Record<number, string>): MethodDe
         status: Number(status),
         description,
         content: { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: getSchemaPath('ProblemDetailsDto') } } },
-        headers:
-          Number(status) === 412
-            ? { ETag: { description: 'The current version of the resource', schema: { type: 'string', example: '"4"' } } }
-            : undefined,
+        headers: HEADERS_OF_STATUS[Number(status)],
       }),
     ),
   );

@@ -1,6 +1,12 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Response } from 'express';
-import { ConcurrencyConflictError, WrongExpectedVersionError } from '../../event-sourcing/index.js';
+import {
+  ConcurrencyConflictError,
+  ProjectionNotCaughtUpError,
+  ProjectionNotFailedError,
+  UnknownProjectionError,
+  WrongExpectedVersionError,
+} from '../../event-sourcing/index.js';
 import { DomainError, type DomainErrorKind } from '../domain-error.js';
 import { formatEtag } from '../http/etag.js';
 import { PROBLEM_CONTENT_TYPE, type ProblemDetails, problemType } from './problem-details.js';
@@ -79,6 +85,18 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (error instanceof ConcurrencyConflictError) {
       return answer(409, 'CONCURRENCY_CONFLICT', 'Concurrent modification', `${error.message}; retry the request`);
     }
+    if (error instanceof ProjectionNotCaughtUpError) {
+      return {
+        ...answer(503, error.code, 'Projection not caught up', `${error.message}; retry shortly`, {
+          projection: error.projectionName,
+          minPosition: error.minPosition,
+          position: error.position,
+        }),
+        headers: { 'Retry-After': '1' },
+      };
+    }
+    if (error instanceof UnknownProjectionError) return answer(404, error.code, 'Unknown projection', error.message);
+    if (error instanceof ProjectionNotFailedError) return answer(409, error.code, 'Projection not failed', error.message);
     if (error instanceof HttpException) return this.fromHttpException(error);
     this.logger.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
     return answer(500, 'INTERNAL_ERROR', 'Internal server error', 'An unexpected error occurred; it has been logged');

@@ -4,10 +4,14 @@ import { CreateEventStore1764230400000 } from './1764230400000-create-event-stor
 import { CreateAccountSummaries1764230400001 } from './1764230400001-create-account-summaries.js';
 import { CreateProjectionCheckpoints1764230400002 } from './1764230400002-create-projection-checkpoints.js';
 import { CreateAccountTransactions1764230400003 } from './1764230400003-create-account-transactions.js';
+import { CreateIdempotencyKeys1764230400004 } from './1764230400004-create-idempotency-keys.js';
+import { CreateTransfers1764230400005 } from './1764230400005-create-transfers.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
   CreateAccountSummaries1764230400001,
   CreateProjectionCheckpoints1764230400002,
   CreateAccountTransactions1764230400003,
+  CreateIdempotencyKeys1764230400004,
+  CreateTransfers1764230400005,
 ];

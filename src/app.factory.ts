@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { type ValidationError } from 'class-validator';
 import { AppModule } from './app.module.js';
-import type { AppConfig } from './config/app-config.js';
+import { type AppConfig, logLevelsUpTo } from './config/app-config.js';
 import { correlationId, eventContext } from './shared/http/correlation.middleware.js';
 import { jsonOnly } from './shared/http/json-only.middleware.js';
 import { ProblemDetailsFilter } from './shared/problem-details/problem-details.filter.js';
@@ -22,7 +22,7 @@ export interface CreateAppOptions {
 export async function createApp(config: AppConfig, databaseUrl: string, options: CreateAppOptions = {}): Promise<INestApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, databaseUrl), {
     bodyParser: false,
-    logger: options.logger,
+    logger: options.logger ?? logLevelsUpTo(config.logLevel),
   });
   app.disable('x-powered-by');
   app.set('etag', false); // ETag means "stream version" here; Express's content hashes would blur that

@@ -1,4 +1,5 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { AccountsModule } from './accounts/accounts.module.js';
 import { AdminModule } from './admin/admin.module.js';
@@ -6,6 +7,8 @@ import { APP_CONFIG } from './config/app-config.provider.js';
 import type { AppConfig } from './config/app-config.js';
 import { DatabaseModule } from './database/database.module.js';
 import { EventSourcingModule } from './event-sourcing/index.js';
+import { IdempotencyInterceptor } from './shared/idempotency/idempotency.interceptor.js';
+import { TransfersModule } from './transfers/transfers.module.js';
 
 @Module({})
 export class AppModule {
@@ -21,10 +24,12 @@ export class AppModule {
           projections: config.projections,
         }),
         AccountsModule,
+        TransfersModule,
         AdminModule,
       ],
       providers: [
         { provide: APP_CONFIG, useValue: config },
+        { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
       ],
       exports: [APP_CONFIG],
     };

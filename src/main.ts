@@ -1,13 +1,14 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory.js';
-import { loadConfig, loadDotEnv } from './config/app-config.js';
+import { loadConfig, loadDotEnv, logLevelsUpTo } from './config/app-config.js';
 import { openDatabase } from './database/database.js';
 
 async function bootstrap(): Promise<void> {
-  const logger = new Logger('Bootstrap');
   loadDotEnv();
   const config = loadConfig();
+  Logger.overrideLogger(logLevelsUpTo(config.logLevel));
+  const logger = new Logger('Bootstrap');
   const database = await openDatabase(config, (message) => logger.log(message));
   let app;
   try {

@@ -14,14 +14,15 @@ export function setUpSwagger(app: INestApplication): void {
     )
     .setVersion('0.1.0')
     .build();
-  const document = addCorrelationHeader(SwaggerModule.createDocument(app, config));
+  const document = addCommonHeaders(SwaggerModule.createDocument(app, config));
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
 }
 
-function addCorrelationHeader(document: OpenAPIObject): OpenAPIObject {
+function addCommonHeaders(document: OpenAPIObject): OpenAPIObject {
   for (const path of Object.values(document.paths)) {
-    for (const operation of Object.values(path)) {
+    for (const [method, operation] of Object.entries(path)) {
       if (typeof operation !== 'object' || operation === null || !('responses' in operation)) continue;
+      if (method === 'post') addIdempotencyKey(operation);
       operation.parameters = [
         ...(operation.parameters ?? []),
         {
@@ -41,4 +42,38 @@ function addCorrelationHeader(document: OpenAPIObject): OpenAPIObject {
     }
   }
   return document;
+}
+
+/** Every POST accepts Idempotency-Key (see IdempotencyInterceptor); say so, and what it can answer. */
+function addIdempotencyKey(operation: {
+  parameters?: unknown[];
+  responses: Record<string, unknown>;
+}): void {
+  operation.parameters = [
+    ...(operation.parameters ?? []),
+    {
+      name: 'Idempotency-Key',
+      in: 'header',
+      required: false,
+      description:
+        'Makes a retry safe: the same key with the same request replays the original answer (status, headers, body; marked Idempotent-Replayed: true) without doing anything again. Keys are kept IDEMPOTENCY_KEY_TTL_HOURS; only successful answers are stored. 1–255 visible ASCII characters.',
+      schema: { type: 'string', maxLength: 255 },
+    },
+  ];
+  const problem = (description: string) => ({
+    description,
+    content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/ProblemDetailsDto' } } },
+  });
+  const responses = operation.responses;
+  responses['409'] ??= problem('');
+  responses['422'] ??= problem('');
+  responses['400'] ??= problem('');
+  appendDescription(responses['409'], 'IDEMPOTENCY_KEY_IN_USE: a request with the same Idempotency-Key is still running');
+  appendDescription(responses['422'], 'IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a different request');
+  appendDescription(responses['400'], 'INVALID_IDEMPOTENCY_KEY');
+}
+
+function appendDescription(response: unknown, text: string): void {
+  const target = response as { description?: string };
+  target.description = target.description ? `${target.description}; ${text}` : text;
 }

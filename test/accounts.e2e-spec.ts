@@ -1139,6 +1139,7 @@ describe('GET /accounts/{id}/events', () => {
           correlationId: commands[index].headers['x-correlation-id'],
           causationId: expect.stringMatching(UUID),
           occurredAt: expect.stringMatching(ISO_DATE),
+          actor: 'anonymous',
         },
         recordedAt: expect.stringMatching(ISO_DATE),
       });
@@ -1252,7 +1253,7 @@ describe('errors are problem+json, never 500', () => {
   it.each([
     ['GET', '/nope'],
     ['GET', '/accounts/'.concat(randomUUID(), '/nope')],
-    ['POST', '/transfers'],
+    ['POST', '/refunds'],
     ['PUT', `/accounts/${randomUUID()}`],
     ['DELETE', `/accounts/${randomUUID()}`],
     ['PATCH', '/accounts'],

@@ -62,6 +62,8 @@ const PROJECTION_QUERIES: Record<string, string> = {
   'GET /accounts': 'account-summary',
   'GET /accounts/{id}': 'account-summary',
   'GET /accounts/{id}/transactions': 'account-transactions',
+  'GET /transfers/{id}': 'transfers',
+  'GET /accounts/{id}/transfers': 'transfers',
 };
 const ACCOUNT_ROUTES = [...Object.keys(PROJECTION_QUERIES), 'GET /accounts/{id}/events', 'POST /accounts', ...COMMANDS];
 const ADMIN_ROUTES = [
@@ -149,7 +151,8 @@ describe('/docs-json', () => {
 
   it('documents every status code the contract can answer', () => {
     const documented = (route: string) => Object.keys(operation(route).responses).sort();
-    expect(documented('POST /accounts')).toEqual(['201', '400', '413', '415', '500']);
+    // 409 and 422 also answer a reused or busy Idempotency-Key.
+    expect(documented('POST /accounts')).toEqual(['201', '400', '409', '413', '415', '422', '500']);
     for (const route of COMMANDS) {
       expect({ route, statuses: documented(route) }).toEqual({
         route,

@@ -14,6 +14,12 @@ import { AccountsController } from './accounts.controller.js';
 import { CloseAccountHandler } from './close-account/close-account.handler.js';
 import { DepositMoneyHandler } from './deposit-money/deposit-money.handler.js';
 import { OpenAccountHandler } from './open-account/open-account.handler.js';
+import { AccountLookup } from './account-lookup.js';
+import {
+  CreditForTransferHandler,
+  DebitForTransferHandler,
+  RefundTransferHandler,
+} from './transfer-legs/transfer-leg.handlers.js';
 import { WithdrawMoneyHandler } from './withdraw-money/withdraw-money.handler.js';
 
 @Module({
@@ -31,6 +37,11 @@ import { WithdrawMoneyHandler } from './withdraw-money/withdraw-money.handler.js
     ListAccountsHandler,
     GetAccountHistoryHandler,
     ListAccountTransactionsHandler,
+    DebitForTransferHandler,
+    CreditForTransferHandler,
+    RefundTransferHandler,
+    AccountLookup,
   ],
+  exports: [AccountLookup],
 })
 export class AccountsModule {}

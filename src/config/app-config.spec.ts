@@ -6,6 +6,7 @@ describe('loadConfig', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       port: 3000,
+      logLevel: 'log',
       databaseUrl: undefined,
       databasePoolSize: 10,
       embeddedDatabase: { port: 54329 },
@@ -20,6 +21,7 @@ describe('loadConfig', () => {
   it('reads every variable', () => {
     const config = loadConfig({
       PORT: '8080',
+      LOG_LEVEL: 'debug',
       DATABASE_URL: 'postgresql://u:p@db:5432/ledger',
       DATABASE_POOL_SIZE: '20',
       EMBEDDED_DATABASE_DIR: '/var/tmp/pg',
@@ -27,6 +29,7 @@ describe('loadConfig', () => {
       BODY_LIMIT_BYTES: '2048',
       COMMAND_MAX_ATTEMPTS: '3',
       READ_YOUR_WRITES_TIMEOUT_MS: '500',
+      IDEMPOTENCY_KEY_TTL_HOURS: '48',
       PROJECTIONS_ENABLED: 'false',
       PROJECTION_POLL_INTERVAL_MS: '250',
       PROJECTION_BATCH_SIZE: '100',
@@ -36,6 +39,8 @@ describe('loadConfig', () => {
     });
     expect(config).toEqual({
       port: 8080,
+      logLevel: 'debug',
+      idempotencyKeyTtlHours: 48,
       databaseUrl: 'postgresql://u:p@db:5432/ledger',
       databasePoolSize: 20,
       embeddedDatabase: { dir: '/var/tmp/pg', port: 6000 },
@@ -54,6 +59,7 @@ describe('loadConfig', () => {
     [{ DATABASE_URL: 'mysql://localhost/x' }, /must start with postgres:\/\//],
     [{ COMMAND_MAX_ATTEMPTS: '1.5' }, /COMMAND_MAX_ATTEMPTS/],
     [{ PROJECTIONS_ENABLED: 'yes' }, /PROJECTIONS_ENABLED must be true or false/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
     [{ PROJECTION_LEASE_TTL_MS: '10' }, /PROJECTION_LEASE_TTL_MS/],
   ])('refuses %p with a clear message', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

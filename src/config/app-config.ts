@@ -6,8 +6,13 @@ import { resolve } from 'node:path';
  * A plain object rather than a ConfigService because the database must be chosen (and an embedded
  * one started) before the Nest application exists. Every variable is listed in .env.example.
  */
+export type LogLevelName = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+const LOG_LEVELS: readonly LogLevelName[] = ['error', 'warn', 'log', 'debug', 'verbose'];
+
 export interface AppConfig {
   readonly port: number;
+  /** Most detailed level logged: `debug` adds a line per command (with its correlation id). */
+  readonly logLevel: LogLevelName;
   /** An external PostgreSQL; when absent, an embedded server is started under `embeddedDatabase.dir`. */
   readonly databaseUrl?: string;
   readonly databasePoolSize: number;
@@ -18,6 +23,8 @@ export interface AppConfig {
   readonly commandMaxAttempts: number;
   /** Longest a query with minPosition waits for its projection (then 503). */
   readonly readYourWritesTimeoutMs: number;
+  /** How long an Idempotency-Key is remembered (its response replayed) after its request. */
+  readonly idempotencyKeyTtlHours: number;
   readonly projections: {
     /** Off: this process serves HTTP but runs no projection (another instance must). */
     readonly enabled: boolean;
@@ -54,6 +61,18 @@ function boolean(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boole
   throw new ConfigError(`${name} must be true or false, got "${raw}"`);
 }
 
+function logLevel(env: NodeJS.ProcessEnv): LogLevelName {
+  const raw = env.LOG_LEVEL;
+  if (raw === undefined || raw === '') return 'log';
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${raw}"`);
+  return raw as LogLevelName;
+}
+
+/** The levels Nest should print for a most-detailed level (fatal always). */
+export function logLevelsUpTo(level: LogLevelName): Array<LogLevelName | 'fatal'> {
+  return ['fatal', ...LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(level) + 1)];
+}
+
 function databaseUrl(env: NodeJS.ProcessEnv): string | undefined {
   const raw = env.DATABASE_URL;
   if (raw === undefined || raw === '') return undefined;
@@ -72,6 +91,7 @@ function databaseUrl(env: NodeJS.ProcessEnv): string | undefined {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   return {
     port: integer(env, 'PORT', 3000, 0, 65535),
+    logLevel: logLevel(env),
     databaseUrl: databaseUrl(env),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     embeddedDatabase: {
@@ -81,6 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 100 * 1024, 1, 50 * 1024 * 1024),
     commandMaxAttempts: integer(env, 'COMMAND_MAX_ATTEMPTS', 10, 1, 100),
     readYourWritesTimeoutMs: integer(env, 'READ_YOUR_WRITES_TIMEOUT_MS', 2000, 0, 60_000),
+    idempotencyKeyTtlHours: integer(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 24 * 365),
     projections: {
       enabled: boolean(env, 'PROJECTIONS_ENABLED', true),
       pollIntervalMs: integer(env, 'PROJECTION_POLL_INTERVAL_MS', 1000, 10, 60_000),

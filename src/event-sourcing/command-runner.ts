@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { type Decider, fold } from './decider.js';
 import { ConcurrencyConflictError, WrongExpectedVersionError } from './errors.js';
+import { currentEventContext } from './event-context.js';
 import { type AppendResult, EventStore } from './event-store.js';
 import { NO_STREAM } from './expected-version.js';
 
@@ -32,6 +33,8 @@ export interface RunCommand<State, Event extends object> {
  */
 @Injectable()
 export class CommandRunner {
+  private readonly logger = new Logger(CommandRunner.name);
+
   constructor(
     private readonly store: EventStore,
     @Inject(COMMAND_RUNNER_OPTIONS) private readonly options: CommandRunnerOptions,
@@ -45,16 +48,34 @@ export class CommandRunner {
         throw new WrongExpectedVersionError(command.streamId, command.expectedVersion, version);
       }
       const state = fold(command.decider, history.map((event) => event.data as Event));
-      const events = command.decide(state);
+      let events: Event[];
       try {
-        return await this.store.append(command.streamId, events, {
+        events = command.decide(state);
+      } catch (error) {
+        this.logger.debug(`${this.tag()} ${command.streamId}@${version}: refused (${(error as { code?: string }).code ?? (error as Error).name})`);
+        throw error;
+      }
+      if (events.length === 0) {
+        // Nothing to do (e.g. an idempotent step already taken): success at the current version.
+        return { streamId: command.streamId, version, position: history.at(-1)?.position ?? 0, events: [] };
+      }
+      try {
+        const appended = await this.store.append(command.streamId, events, {
           expectedVersion: version === 0 ? NO_STREAM : version,
         });
+        this.logger.debug(`${this.tag()} ${command.streamId}@${appended.version}: appended ${events.map((event) => event.constructor.name).join(', ')} at ${appended.position}`);
+        return appended;
       } catch (error) {
         if (!(error instanceof WrongExpectedVersionError) || command.expectedVersion !== undefined) throw error;
+        this.logger.debug(`${this.tag()} ${command.streamId}@${version}: lost a race (attempt ${attempt}), deciding again`);
         if (attempt >= this.options.maxAttempts) throw new ConcurrencyConflictError(command.streamId, attempt);
         await sleep(Math.random() * 5 * attempt);
       }
     }
+  }
+
+  /** Every log line of command handling carries the correlation id of the work it belongs to. */
+  private tag(): string {
+    return `[correlation ${currentEventContext()?.correlationId ?? 'none'}]`;
   }
 }

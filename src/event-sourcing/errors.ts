@@ -65,3 +65,12 @@ export class ProjectionNotCaughtUpError extends Error {
     this.name = 'ProjectionNotCaughtUpError';
   }
 }
+
+/** A projection that keeps no table of its own (a process manager) has nothing to rebuild. */
+export class ProjectionNotRebuildableError extends Error {
+  readonly code = 'PROJECTION_NOT_REBUILDABLE';
+  constructor(readonly projectionName: string) {
+    super(`Projection "${projectionName}" keeps no table, so there is nothing to rebuild`);
+    this.name = 'ProjectionNotRebuildableError';
+  }
+}

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { EventBus } from '@nestjs/cqrs';
@@ -70,6 +71,14 @@ class StreamVersionTaken extends Error {
     super(`Stream ${streamId}: version taken by a concurrent writer`);
   }
 }
+
+/**
+ * The transaction an outer unit of work opened (EventStore.transaction), so that code it calls —
+ * a command handler, the command runner — joins it instead of opening its own: e.g. an idempotency
+ * key is stored in the same transaction as the events its request appended.
+ */
+const ambient = new AsyncLocalStorage<EventStoreTransaction>();
+let savepoints = 0;
 
 /** A unit of work on the store: appends made through it commit or roll back together. */
 export class EventStoreTransaction {
@@ -186,14 +195,18 @@ export class EventStore {
 
   /**
    * Runs `work` in one PostgreSQL transaction. Events appended through `tx` are published on the
-   * EventBus only after COMMIT succeeds, never on rollback.
+   * EventBus only after COMMIT succeeds, never on rollback. Called while another unit of work is
+   * running (see `ambient`), `work` joins that transaction inside a SAVEPOINT instead: a failure rolls
+   * back only what `work` did, and publishing waits for the outer COMMIT.
    */
   async transaction<T>(work: (tx: EventStoreTransaction) => Promise<T>): Promise<T> {
+    const outer = ambient.getStore();
+    if (outer) return this.nested(outer, work);
     let tx: EventStoreTransaction | undefined;
     try {
       const result = await this.dataSource.transaction(async (manager) => {
         tx = new EventStoreTransaction(manager, this.registry, this.projections, this.clock);
-        const result = await work(tx);
+        const result = await ambient.run(tx, () => work(tx!));
         if (tx.failure !== undefined) throw tx.failure; // work swallowed an error that aborted the transaction
         return result;
       });
@@ -208,9 +221,37 @@ export class EventStore {
     }
   }
 
+  private async nested<T>(outer: EventStoreTransaction, work: (tx: EventStoreTransaction) => Promise<T>): Promise<T> {
+    const savepoint = `event_store_${++savepoints}`;
+    const appendedBefore = outer.appended.length;
+    const failureBefore = outer.failure;
+    await outer.manager.query(`SAVEPOINT ${savepoint}`);
+    try {
+      const result = await work(outer);
+      if (outer.failure !== failureBefore) throw outer.failure;
+      await outer.manager.query(`RELEASE SAVEPOINT ${savepoint}`);
+      return result;
+    } catch (error) {
+      await outer.manager.query(`ROLLBACK TO SAVEPOINT ${savepoint}`);
+      outer.appended.length = appendedBefore; // rolled back: never to be published
+      outer.failure = failureBefore;
+      if (error instanceof StreamVersionTaken) {
+        const actual = await this.streamVersion(error.streamId);
+        throw new WrongExpectedVersionError(error.streamId, error.expectedVersion, actual);
+      }
+      throw error;
+    }
+  }
+
+  /** Reads join the ambient transaction when there is one (they see its own writes, and a unit of
+   * work never needs a second pooled connection, which could exhaust the pool). */
+  private get reader(): EntityManager {
+    return ambient.getStore()?.manager ?? this.dataSource.manager;
+  }
+
   /** The stream's current version; 0 when it does not exist. */
   async streamVersion(streamId: string): Promise<number> {
-    const [row] = (await this.dataSource.query(
+    const [row] = (await this.reader.query(
       'SELECT coalesce(max(version), 0) AS version FROM events WHERE stream_id = $1',
       [streamId],
     )) as Array<{ version: number }>;
@@ -222,11 +263,20 @@ export class EventStore {
     streamId: string,
     range: { fromVersion?: number; toVersion?: number } = {},
   ): Promise<RecordedEvent[]> {
-    const rows = (await this.dataSource.query(
+    const rows = (await this.reader.query(
       `SELECT ${EVENT_COLUMNS} FROM events
        WHERE stream_id = $1 AND version >= $2 AND version <= $3
        ORDER BY version`,
       [streamId, range.fromVersion ?? 1, range.toVersion ?? 2_147_483_647],
+    )) as StoredEventRow[];
+    return rows.map((row) => toRecordedEvent(row, this.registry));
+  }
+
+  /** Every event of one correlation (e.g. a transfer and both of its account legs), in log order. */
+  async readCorrelation(correlationId: string, limit = 1000): Promise<RecordedEvent[]> {
+    const rows = (await this.reader.query(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE metadata->>'correlationId' = $1 ORDER BY position LIMIT $2`,
+      [correlationId, limit],
     )) as StoredEventRow[];
     return rows.map((row) => toRecordedEvent(row, this.registry));
   }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ProjectionNotFailedError, UnknownProjectionError } from './errors.js';
+import { ProjectionNotFailedError, ProjectionNotRebuildableError, UnknownProjectionError } from './errors.js';
 import { ProjectionCheckpoints } from './projection-checkpoints.js';
 import { ProjectionEngine } from './projection-engine.js';
 import { ProjectionStatus, type ProjectionStatusReport } from './projection-status.js';
@@ -26,6 +26,7 @@ export class ProjectionAdmin {
   /** Asks the projection's runner (in whichever process holds it) to rebuild in the background. */
   async rebuild(name: string): Promise<ProjectionStatusReport> {
     this.assertKnown(name);
+    if (this.registry.get(name)!.tables.length === 0) throw new ProjectionNotRebuildableError(name);
     await this.checkpoints.requestRebuild(name);
     await this.engine.wake();
     return this.statuses.one(name);

@@ -22,5 +22,6 @@ export function correlationId(request: Request, response: Response, next: NextFu
  * request id as its causation.
  */
 export function eventContext(_request: Request, response: Response, next: NextFunction): void {
-  runInEventContext({ correlationId: response.locals.correlationId as string, causationId: randomUUID() }, next);
+  // No authentication yet: every HTTP caller is the same anonymous actor.
+  runInEventContext({ correlationId: response.locals.correlationId as string, causationId: randomUUID(), actor: 'anonymous' }, next);
 }

@@ -4,6 +4,7 @@ import {
   ConcurrencyConflictError,
   ProjectionNotCaughtUpError,
   ProjectionNotFailedError,
+  ProjectionNotRebuildableError,
   UnknownProjectionError,
   WrongExpectedVersionError,
 } from '../../event-sourcing/index.js';
@@ -97,6 +98,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     }
     if (error instanceof UnknownProjectionError) return answer(404, error.code, 'Unknown projection', error.message);
     if (error instanceof ProjectionNotFailedError) return answer(409, error.code, 'Projection not failed', error.message);
+    if (error instanceof ProjectionNotRebuildableError) return answer(409, error.code, 'Projection not rebuildable', error.message);
     if (error instanceof HttpException) return this.fromHttpException(error);
     this.logger.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
     return answer(500, 'INTERNAL_ERROR', 'Internal server error', 'An unexpected error occurred; it has been logged');

@@ -1,0 +1,31 @@
+import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
+import { AccountLookup } from '../../accounts/account-lookup.js';
+import { AccountNotFoundError } from '../../accounts/account.errors.js';
+import { type AppendResult, CommandRunner } from '../../event-sourcing/index.js';
+import { requestTransfer, transferDecider, transferStreamId } from '../transfer.js';
+import { RequestTransfer } from './request-transfer.command.js';
+
+/**
+ * Records the request; the transfer process manager moves the money afterwards. Both accounts must
+ * exist now (404 otherwise); everything else that can refuse a transfer (funds, a closed account,
+ * a currency mismatch) is found by the process and ends the transfer as failed.
+ */
+@CommandHandler(RequestTransfer)
+export class RequestTransferHandler implements ICommandHandler<RequestTransfer> {
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly accounts: AccountLookup,
+  ) {}
+
+  async execute(command: RequestTransfer): Promise<AppendResult> {
+    const source = await this.accounts.current(command.fromAccountId);
+    if (source.status === 'none') throw new AccountNotFoundError(command.fromAccountId);
+    const target = await this.accounts.current(command.toAccountId);
+    if (target.status === 'none') throw new AccountNotFoundError(command.toAccountId);
+    return this.runner.run({
+      streamId: transferStreamId(command.transferId),
+      decider: transferDecider,
+      decide: (state) => requestTransfer(state, { ...command, currency: source.currency }),
+    });
+  }
+}

@@ -1,0 +1,45 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { type Projection, ProjectionHandlers, type RecordedEvent } from '../../event-sourcing/index.js';
+import { TransferCompleted, TransferFailed, TransferRequested } from '../transfer.events.js';
+
+/**
+ * Keeps `transfers`, asynchronously. Idempotent: the request inserts once (ON CONFLICT), outcomes
+ * update only rows that have not seen a later event (last_position guard).
+ */
+@Injectable()
+export class TransferSummaryProjection implements Projection {
+  readonly name = 'transfers';
+  readonly mode = 'async';
+  readonly tables = ['transfers'];
+  readonly handlers = new ProjectionHandlers()
+    .on(TransferRequested, async (event, manager) => {
+      const data = event.data;
+      await manager.query(
+        `INSERT INTO transfers (id, from_account_id, to_account_id, amount, currency, reference, status, refunded,
+                               requested_at, updated_at, requested_position, last_position)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', false, $7, $7, $8, $8)
+         ON CONFLICT (id) DO NOTHING`,
+        [data.transferId, data.fromAccountId, data.toAccountId, data.amount, data.currency, data.reference, event.metadata.occurredAt, event.position],
+      );
+    })
+    .on(TransferCompleted, (event, manager) =>
+      this.finish(manager, event, { status: 'completed', failureCode: null, failureReason: null, refunded: false }),
+    )
+    .on(TransferFailed, (event, manager) =>
+      this.finish(manager, event, { status: 'failed', failureCode: event.data.code, failureReason: event.data.reason, refunded: event.data.refunded }),
+    );
+
+  private async finish(
+    manager: EntityManager,
+    event: RecordedEvent<{ transferId: string }>,
+    outcome: { status: string; failureCode: string | null; failureReason: string | null; refunded: boolean },
+  ): Promise<void> {
+    await manager.query(
+      `UPDATE transfers SET status = $2, failure_code = $3, failure_reason = $4, refunded = $5,
+              updated_at = $6, completed_at = $6, last_position = $7
+       WHERE id = $1 AND last_position < $7`,
+      [event.data.transferId, outcome.status, outcome.failureCode, outcome.failureReason, outcome.refunded, event.metadata.occurredAt, event.position],
+    );
+  }
+}

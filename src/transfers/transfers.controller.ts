@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import { ApiAcceptedResponse, ApiExtraModels, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { AccountEventResponse, AccountHistoryResponse } from '../accounts/account-history/account-event.response.js';
+import { ApiProblemResponses } from '../shared/http/api-problem-responses.decorator.js';
+import { decodeCursor, encodeCursor } from '../shared/http/cursor.js';
+import { PROJECTION_POSITION_DOC, ProjectionRead, ReadsProjection } from '../shared/http/read-consistency.js';
+import { uuidParam } from '../shared/http/uuid-param.pipe.js';
+import { ProblemDetailsDto } from '../shared/problem-details/problem-details.js';
+import { ProblemException } from '../shared/problem-details/problem.exception.js';
+import { ListTransfersRequest } from './transfer-summary/list-transfers.request.js';
+import { RequestTransfer } from './request-transfer/request-transfer.command.js';
+import { RequestTransferRequest } from './request-transfer/request-transfer.request.js';
+import { GetTransfer, GetTransferChain, ListAccountTransfers } from './transfer-summary/transfer.queries.js';
+import { TransferAcceptedResponse, TransferListResponse, TransferResponse } from './transfer-summary/transfer.response.js';
+
+const ID = ApiParam({ name: 'id', format: 'uuid' });
+const INTERNAL = { 500: 'INTERNAL_ERROR: unexpected; nothing is leaked, the error is logged' };
+
+function transferNotFound(id: string): ProblemException {
+  return new ProblemException(404, 'TRANSFER_NOT_FOUND', 'Transfer not found', `Transfer ${id} does not exist`, { transferId: id });
+}
+
+/** HTTP ⇄ commands and queries of the transfers feature. */
+@ApiTags('transfers')
+@ApiExtraModels(ProblemDetailsDto, AccountEventResponse)
+@Controller()
+export class TransfersController {
+  constructor(
+    private readonly commands: CommandBus,
+    private readonly queries: QueryBus,
+  ) {}
+
+  @Post('transfers')
+  @HttpCode(202)
+  @ApiOperation({
+    summary: 'Transfer money between two accounts (asynchronous)',
+    description:
+      'Accepted at once; the transfer process then withdraws from the source and deposits to the target, exactly once, and completes — or fails with a code (insufficient funds, a closed account, a currency mismatch), refunding the source if the deposit was refused. Both accounts must exist when the transfer is asked for: an unknown account is a 404 here, not a failed transfer. Follow the status at the Location (pass `position` as minPosition to see the transfer at once).',
+  })
+  @ApiAcceptedResponse({
+    type: TransferAcceptedResponse,
+    headers: { Location: { description: '/transfers/{id}', schema: { type: 'string' } } },
+  })
+  @ApiProblemResponses({
+    400: 'VALIDATION_FAILED (each invalid field, including toAccountId equal to fromAccountId), MALFORMED_JSON',
+    404: 'ACCOUNT_NOT_FOUND: the source or the target account does not exist',
+    413: 'PAYLOAD_TOO_LARGE',
+    415: 'UNSUPPORTED_MEDIA_TYPE',
+    ...INTERNAL,
+  })
+  async request(@Body() body: RequestTransferRequest, @Res({ passthrough: true }) response: Response): Promise<TransferAcceptedResponse> {
+    const id = randomUUID();
+    const appended = await this.commands.execute(
+      new RequestTransfer(id, body.fromAccountId, body.toAccountId, body.amount, body.reference ?? null),
+    );
+    response.location(`/transfers/${id}`);
+    return { id, status: 'pending', position: appended.position };
+  }
+
+  @Get('transfers/:id')
+  @ApiOperation({ summary: 'One transfer: status (pending, completed, failed), failure code, amounts, accounts, timestamps' })
+  @ID
+  @ReadsProjection('transfers', 'async')
+  @ApiOkResponse({ type: TransferResponse, headers: PROJECTION_POSITION_DOC })
+  @ApiProblemResponses({ 400: 'INVALID_ID, INVALID_MIN_POSITION', 404: 'TRANSFER_NOT_FOUND', ...INTERNAL })
+  async get(@Param('id', uuidParam()) id: string, @ProjectionRead('transfers') _position: number): Promise<TransferResponse> {
+    const transfer = await this.queries.execute(new GetTransfer(id));
+    if (!transfer) throw transferNotFound(id);
+    return TransferResponse.of(transfer);
+  }
+
+  @Get('transfers/:id/events')
+  @ApiOperation({
+    summary: "The transfer's whole chain: every event sharing its correlation id (its own stream and both accounts' legs), in log order",
+  })
+  @ID
+  @ApiOkResponse({ type: AccountHistoryResponse })
+  @ApiProblemResponses({ 400: 'INVALID_ID', 404: 'TRANSFER_NOT_FOUND', ...INTERNAL })
+  async chain(@Param('id', uuidParam()) id: string): Promise<AccountHistoryResponse> {
+    const events = await this.queries.execute(new GetTransferChain(id));
+    if (events.length === 0) throw transferNotFound(id);
+    return { items: events.map((event) => AccountEventResponse.of(event)) };
+  }
+
+  @Get('accounts/:id/transfers')
+  @ApiTags('accounts')
+  @ApiOperation({ summary: 'Transfers from or to an account, newest first (keyset pagination)' })
+  @ID
+  @ReadsProjection('transfers', 'async')
+  @ApiOkResponse({ type: TransferListResponse, headers: PROJECTION_POSITION_DOC })
+  @ApiProblemResponses({ 400: 'INVALID_ID, VALIDATION_FAILED, INVALID_CURSOR, INVALID_MIN_POSITION', ...INTERNAL })
+  async forAccount(
+    @Param('id', uuidParam()) id: string,
+    @Query() request: ListTransfersRequest,
+    @ProjectionRead('transfers') _position: number,
+  ): Promise<TransferListResponse> {
+    const before = request.cursor === undefined ? undefined : decodeCursor(request.cursor, isBeforeCursor).before;
+    const page = await this.queries.execute(new ListAccountTransfers(id, request.limit ?? 20, before));
+    return {
+      items: page.items.map((record) => TransferResponse.of(record)),
+      nextCursor: page.nextBefore === null ? null : encodeCursor({ before: page.nextBefore }),
+    };
+  }
+}
+
+function isBeforeCursor(value: unknown): value is { before: number } {
+  const before = (value as { before?: unknown } | null)?.before;
+  return typeof before === 'number' && Number.isSafeInteger(before) && before > 0;
+}

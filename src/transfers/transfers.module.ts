@@ -1,0 +1,23 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AccountsModule } from '../accounts/accounts.module.js';
+import { EventSourcingModule } from '../event-sourcing/index.js';
+import { RequestTransferHandler } from './request-transfer/request-transfer.handler.js';
+import { TransferProcessManager } from './transfer-process/transfer-process.manager.js';
+import { TransferSummaryProjection } from './transfer-summary/transfer-summary.projection.js';
+import { TransferSummaryRecord } from './transfer-summary/transfer-summary.record.js';
+import { GetTransferChainHandler, GetTransferHandler, ListAccountTransfersHandler } from './transfer-summary/transfer.query-handlers.js';
+import { TRANSFER_EVENTS } from './transfer.events.js';
+import { TransfersController } from './transfers.controller.js';
+
+/** Transfers between accounts: a transfer stream per transfer, moved along by a process manager. */
+@Module({
+  imports: [
+    AccountsModule,
+    TypeOrmModule.forFeature([TransferSummaryRecord]),
+    EventSourcingModule.forFeature({ events: TRANSFER_EVENTS, projections: [TransferSummaryProjection, TransferProcessManager] }),
+  ],
+  controllers: [TransfersController],
+  providers: [RequestTransferHandler, GetTransferHandler, ListAccountTransfersHandler, GetTransferChainHandler],
+})
+export class TransfersModule {}

@@ -148,6 +148,7 @@ export class ProjectionCheckpoints {
       manager,
       `UPDATE projection_checkpoints
        SET transaction_id = $2::xid8, position = $3, attempts = 0, updated_at = now(),
+           last_error = NULL, failed_position = NULL, failed_at = NULL,
            lease_expires_at = clock_timestamp() + make_interval(secs => $4::double precision / 1000)
        WHERE name = $1`,
       [name, checkpoint.transactionId, checkpoint.position, ttlMs],
@@ -210,7 +211,8 @@ export class ProjectionCheckpoints {
       await sql(
         manager,
         `UPDATE projection_checkpoints
-         SET transaction_id = $2::xid8, position = $3, status = 'running', attempts = 0, updated_at = now()
+         SET transaction_id = $2::xid8, position = $3, status = 'running', attempts = 0, updated_at = now(),
+             last_error = NULL, failed_position = NULL, failed_at = NULL
          WHERE name = $1`,
         [name, failed.transaction_id, failed.failed_position],
       );

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { EventNotifier } from './event-notifier.js';
 import { EventStore } from './event-store.js';
@@ -23,7 +23,7 @@ export interface ProjectionEngineOptions extends ProjectionRunnerOptions {
  * instances of the service on one database never apply an event twice.
  */
 @Injectable()
-export class ProjectionEngine implements OnApplicationBootstrap, OnApplicationShutdown {
+export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(ProjectionEngine.name);
   private readonly runners = new Map<string, ProjectionRunner>();
   /** 'advanced' (name, checkpoint) after each batch this process commits. */
@@ -60,7 +60,8 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnApplicationSh
     }
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  /** Before the DataSource closes (TypeORM does that in onApplicationShutdown), so leases are released. */
+  async beforeApplicationShutdown(): Promise<void> {
     await Promise.all([...this.runners.values()].map((runner) => runner.stop()));
     this.runners.clear();
     await this.notifier.stop();

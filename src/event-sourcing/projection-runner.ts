@@ -87,7 +87,7 @@ export class ProjectionRunner {
         }
         this.state ??= await this.load();
         let worked = false;
-        if (this.state.rebuild) worked = await this.rebuildStep(this.state);
+        if (this.state.rebuild) worked = await this.guardedRebuildStep(this.state);
         if (this.projection.mode === 'async' && this.state?.status === 'running') worked = (await this.liveStep(this.state)) || worked;
         if (worked) {
           this.heldBackDelayMs = 0;
@@ -149,6 +149,26 @@ export class ProjectionRunner {
     }
     await this.applyWithRetries(events, 'live', state.checkpoint);
     return true;
+  }
+
+  /**
+   * A rebuild step whose unexpected errors (not a projection's own failure, e.g. SQL of the swap)
+   * count as rebuild attempts, so they end in an abandoned rebuild rather than a loop that also keeps
+   * the live step from running.
+   */
+  private async guardedRebuildStep(state: ProjectionState): Promise<boolean> {
+    try {
+      return await this.rebuildStep(state);
+    } catch (error) {
+      if (error instanceof LostLease) throw error;
+      this.state = undefined;
+      this.rebuildAttempts++;
+      const message = error instanceof Error ? error.message : String(error);
+      this.deps.logger.warn(`Projection ${this.projection.name} rebuild, attempt ${this.rebuildAttempts}: ${message}`);
+      if (this.rebuildAttempts >= this.deps.options.maxAttempts) await this.abandonRebuild(message);
+      else await sleep(this.backoff(this.rebuildAttempts));
+      return true;
+    }
   }
 
   /** One step of a rebuild: prepare the shadow tables, apply a batch to them, or swap them in. */
@@ -214,10 +234,10 @@ export class ProjectionRunner {
       return true; // every event passed on its own (the batch failure did not repeat)
     }
     if (failure.index > 0) {
-      await this.applyWithRetries(events.slice(0, failure.index), target, from);
-      return false; // the failing event is tried again from the new checkpoint, on the next loop
+      // Commit what precedes the failing event; it is tried again from there on the next loop.
+      if (!(await this.applyWithRetries(events.slice(0, failure.index), target, from))) return false;
     }
-    await this.countFailure(events[0], failure, target);
+    await this.countFailure(events[failure.index], failure, target);
     return false;
   }
 

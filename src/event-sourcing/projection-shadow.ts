@@ -47,8 +47,25 @@ export class ShadowTables {
    */
   async replaceLive(manager: EntityManager): Promise<void> {
     for (const table of this.projection.tables) {
+      // Generated columns cannot be written (they are computed again); identity columns are copied
+      // as they are (OVERRIDING SYSTEM VALUE) and their sequence moved past the copied values.
+      const { rows: columns } = await sql<{ name: string; identity: boolean }>(
+        manager,
+        `SELECT attname AS name, attidentity <> '' AS identity FROM pg_attribute
+         WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+         ORDER BY attnum`,
+        [this.live(table)],
+      );
+      const list = columns.map((column) => quote(column.name)).join(', ');
       await sql(manager, `DELETE FROM ${this.live(table)}`);
-      await sql(manager, `INSERT INTO ${this.live(table)} SELECT * FROM ${this.shadow(table)}`);
+      await sql(manager, `INSERT INTO ${this.live(table)} (${list}) OVERRIDING SYSTEM VALUE SELECT ${list} FROM ${this.shadow(table)}`);
+      for (const column of columns.filter((candidate) => candidate.identity)) {
+        await sql(
+          manager,
+          `SELECT setval(pg_get_serial_sequence($1, $2), coalesce((SELECT max(${quote(column.name)}) FROM ${this.live(table)}), 0) + 1, false)`,
+          [this.live(table), column.name],
+        );
+      }
     }
     await this.drop(manager);
   }

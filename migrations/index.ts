@@ -6,6 +6,7 @@ import { CreateProjectionCheckpoints1764230400002 } from './1764230400002-create
 import { CreateAccountTransactions1764230400003 } from './1764230400003-create-account-transactions.js';
 import { CreateIdempotencyKeys1764230400004 } from './1764230400004-create-idempotency-keys.js';
 import { CreateTransfers1764230400005 } from './1764230400005-create-transfers.js';
+import { IndexEventTypes1764230400006 } from './1764230400006-index-event-types.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
@@ -14,4 +15,5 @@ export const migrations = [
   CreateAccountTransactions1764230400003,
   CreateIdempotencyKeys1764230400004,
   CreateTransfers1764230400005,
+  IndexEventTypes1764230400006,
 ];

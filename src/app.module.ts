@@ -6,6 +6,7 @@ import { AdminModule } from './admin/admin.module.js';
 import { APP_CONFIG } from './config/app-config.provider.js';
 import type { AppConfig } from './config/app-config.js';
 import { DatabaseModule } from './database/database.module.js';
+import { EventLogModule } from './event-log/event-log.module.js';
 import { EventSourcingModule } from './event-sourcing/index.js';
 import { IdempotencyInterceptor } from './shared/idempotency/idempotency.interceptor.js';
 import { TransfersModule } from './transfers/transfers.module.js';
@@ -25,6 +26,7 @@ export class AppModule {
         }),
         AccountsModule,
         TransfersModule,
+        EventLogModule,
         AdminModule,
       ],
       providers: [

@@ -14,13 +14,16 @@ import {
 import type { Response } from 'express';
 import { ApiProblemResponses } from '../shared/http/api-problem-responses.decorator.js';
 import { decodeCursor, encodeCursor } from '../shared/http/cursor.js';
+import { HistoryPointRequest } from '../shared/http/history-point.request.js';
 import { IfMatchVersion, formatEtag } from '../shared/http/etag.js';
 import { NoBodyFieldsPipe } from '../shared/http/no-body-fields.pipe.js';
 import { PROJECTION_POSITION_DOC, ProjectionRead, ReadsProjection } from '../shared/http/read-consistency.js';
 import { uuidParam } from '../shared/http/uuid-param.pipe.js';
 import { ProblemDetailsDto } from '../shared/problem-details/problem-details.js';
 import { AccountHistoryResponse, AccountEventResponse } from './account-history/account-event.response.js';
+import { AccountStateResponse } from './account-history/account-state.response.js';
 import { GetAccountHistory } from './account-history/get-account-history.query.js';
+import { GetAccountStateAt } from './account-history/get-account-state.query.js';
 import { AccountListResponse, AccountResponse } from './account-summary/account.response.js';
 import { GetAccount } from './account-summary/get-account.query.js';
 import { ListAccounts } from './account-summary/list-accounts.query.js';
@@ -197,6 +200,24 @@ export class AccountsController {
       items: page.items.map((record) => AccountTransactionResponse.of(record)),
       nextCursor: page.nextBefore === null ? null : encodeCursor({ before: page.nextBefore }),
     };
+  }
+
+  @Get(':id/state')
+  @ApiOperation({
+    summary: 'Time travel: the account after a given version, or as it stood at an instant',
+    description: 'Folded from the account\'s own events up to that point (the event store, not a read model). Give exactly one of atVersion and asOf.',
+  })
+  @ACCOUNT_ID
+  @ApiOkResponse({ type: AccountStateResponse })
+  @ApiProblemResponses({
+    400: 'INVALID_ID, VALIDATION_FAILED (neither or both of atVersion and asOf, or an invalid one)',
+    404: 'ACCOUNT_NOT_FOUND, VERSION_NOT_FOUND (beyond the current version), NOT_YET_EXISTING (asOf before the account was opened)',
+    500: BODY_PROBLEMS[500],
+  })
+  async stateAt(@Param('id', uuidParam()) id: string, @Query() request: HistoryPointRequest): Promise<AccountStateResponse> {
+    const point = await this.queries.execute(new GetAccountStateAt(id, HistoryPointRequest.toPoint(request)));
+    if (!point) throw new AccountNotFoundError(id);
+    return AccountStateResponse.of(point);
   }
 
   @Get(':id/events')

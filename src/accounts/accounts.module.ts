@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { EventSourcingModule } from '../event-sourcing/index.js';
 import { GetAccountHistoryHandler } from './account-history/get-account-history.handler.js';
+import { GetAccountStateAtHandler } from './account-history/get-account-state.handler.js';
 import { AccountSummaryProjection } from './account-summary/account-summary.projection.js';
 import { AccountSummaryRecord } from './account-summary/account-summary.record.js';
 import { AccountTransactionRecord } from './account-transactions/account-transaction.record.js';
@@ -36,6 +37,7 @@ import { WithdrawMoneyHandler } from './withdraw-money/withdraw-money.handler.js
     GetAccountHandler,
     ListAccountsHandler,
     GetAccountHistoryHandler,
+    GetAccountStateAtHandler,
     ListAccountTransactionsHandler,
     DebitForTransferHandler,
     CreditForTransferHandler,

@@ -25,6 +25,12 @@ export interface AppConfig {
   readonly readYourWritesTimeoutMs: number;
   /** How long an Idempotency-Key is remembered (its response replayed) after its request. */
   readonly idempotencyKeyTtlHours: number;
+  readonly liveFeed: {
+    /** Bytes a live-feed client may have waiting unsent before it is disconnected (it resumes with Last-Event-ID). */
+    readonly maxBufferBytes: number;
+    /** A comment line sent this often keeps idle connections (and proxies) open. */
+    readonly heartbeatMs: number;
+  };
   readonly projections: {
     /** Off: this process serves HTTP but runs no projection (another instance must). */
     readonly enabled: boolean;
@@ -102,6 +108,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     commandMaxAttempts: integer(env, 'COMMAND_MAX_ATTEMPTS', 10, 1, 100),
     readYourWritesTimeoutMs: integer(env, 'READ_YOUR_WRITES_TIMEOUT_MS', 2000, 0, 60_000),
     idempotencyKeyTtlHours: integer(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 24 * 365),
+    liveFeed: {
+      maxBufferBytes: integer(env, 'LIVE_FEED_MAX_BUFFER_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
+      heartbeatMs: integer(env, 'LIVE_FEED_HEARTBEAT_MS', 15_000, 100, 600_000),
+    },
     projections: {
       enabled: boolean(env, 'PROJECTIONS_ENABLED', true),
       pollIntervalMs: integer(env, 'PROJECTION_POLL_INTERVAL_MS', 1000, 10, 60_000),

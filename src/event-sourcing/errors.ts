@@ -74,3 +74,16 @@ export class ProjectionNotRebuildableError extends Error {
     this.name = 'ProjectionNotRebuildableError';
   }
 }
+
+/** Stored events of this type and schema version cannot be turned into the current class. */
+export class UnreadableEventSchemaError extends Error {
+  readonly code = 'UNREADABLE_EVENT_SCHEMA';
+  constructor(
+    readonly type: string,
+    readonly schemaVersion: number,
+    reason: string,
+  ) {
+    super(`Stored events of type "${type}" (schema version ${schemaVersion}) cannot be read: ${reason}`);
+    this.name = 'UnreadableEventSchemaError';
+  }
+}

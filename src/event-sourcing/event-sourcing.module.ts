@@ -3,7 +3,9 @@ import { Clock } from './clock.js';
 import { COMMAND_RUNNER_OPTIONS, CommandRunner, type CommandRunnerOptions } from './command-runner.js';
 import { EventStore } from './event-store.js';
 import type { EventClass } from './event-type.js';
-import { EventTypeRegistry } from './event-type.registry.js';
+import { EventTypeRegistry, type Upcaster } from './event-type.registry.js';
+import { StateAt } from './state-at.js';
+import { StoredSchemaCheck } from './stored-schema-check.js';
 import { EventNotifier } from './event-notifier.js';
 import { ProjectionAdmin } from './projection-admin.js';
 import { ProjectionCheckpoints } from './projection-checkpoints.js';
@@ -23,6 +25,8 @@ export interface EventSourcingFeature {
   readonly events: readonly EventClass<any>[];
   /** Projections kept from the log; they become providers of the feature's module. */
   readonly projections?: readonly Type<Projection>[];
+  /** Upcasters of the feature's older event schema versions. */
+  readonly upcasters?: readonly Upcaster[];
 }
 
 /**
@@ -46,6 +50,8 @@ export class EventSourcingModule {
       ProjectionWaiter,
       ProjectionStatus,
       ProjectionAdmin,
+      StoredSchemaCheck,
+      StateAt,
     ];
     return {
       module: EventSourcingModule,
@@ -65,6 +71,7 @@ export class EventSourcingModule {
       inject: [EventTypeRegistry, ProjectionRegistry, ...projections],
       useFactory: (types: EventTypeRegistry, registry: ProjectionRegistry, ...instances: Projection[]) => {
         types.register(feature.events);
+        types.registerUpcasters(feature.upcasters ?? []);
         registry.register(instances);
         return feature;
       },

@@ -261,15 +261,33 @@ export class EventStore {
   /** One stream's events in version order, optionally between two versions (inclusive). */
   async readStream(
     streamId: string,
-    range: { fromVersion?: number; toVersion?: number } = {},
+    range: { fromVersion?: number; toVersion?: number; recordedUntil?: Date } = {},
   ): Promise<RecordedEvent[]> {
     const rows = (await this.reader.query(
       `SELECT ${EVENT_COLUMNS} FROM events
-       WHERE stream_id = $1 AND version >= $2 AND version <= $3
+       WHERE stream_id = $1 AND version >= $2 AND version <= $3 AND ($4::timestamptz IS NULL OR recorded_at <= $4)
        ORDER BY version`,
-      [streamId, range.fromVersion ?? 1, range.toVersion ?? 2_147_483_647],
+      [streamId, range.fromVersion ?? 1, range.toVersion ?? 2_147_483_647, range.recordedUntil ?? null],
     )) as StoredEventRow[];
     return rows.map((row) => toRecordedEvent(row, this.registry));
+  }
+
+  /** The last event a commit-safe reader can see now (where "from now on" starts), or the start. */
+  async headCheckpoint(): Promise<Checkpoint> {
+    const [row] = (await this.reader.query(
+      `SELECT transaction_id, position FROM events
+       WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+       ORDER BY transaction_id DESC, position DESC LIMIT 1`,
+    )) as Array<{ transaction_id: string; position: string }>;
+    return row ? { transactionId: row.transaction_id, position: toSafeNumber(row.position) } : START_OF_LOG;
+  }
+
+  /** Where the event at a position sits in commit order, or null when there is no such event. */
+  async checkpointAt(position: number): Promise<Checkpoint | null> {
+    const [row] = (await this.reader.query('SELECT transaction_id FROM events WHERE position = $1', [position])) as Array<{
+      transaction_id: string;
+    }>;
+    return row ? { transactionId: row.transaction_id, position } : null;
   }
 
   /** Every event of one correlation (e.g. a transfer and both of its account legs), in log order. */
@@ -287,14 +305,21 @@ export class EventStore {
    * earlier position and committed later. Reading only transactions older than every transaction
    * still in flight (pg_snapshot_xmin), in (transaction id, position) order, never skips one.
    */
-  async readAll(after: Checkpoint = START_OF_LOG, limit = 1000, manager?: EntityManager): Promise<ReadAllResult> {
+  async readAll(
+    after: Checkpoint = START_OF_LOG,
+    limit = 1000,
+    manager?: EntityManager,
+    filter: { types?: readonly string[]; streamId?: string } = {},
+  ): Promise<ReadAllResult> {
     const rows = (await (manager ?? this.dataSource.manager).query(
       `SELECT ${EVENT_COLUMNS} FROM events
        WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
          AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+         AND ($4::text[] IS NULL OR type = ANY($4))
+         AND ($5::text IS NULL OR stream_id = $5)
        ORDER BY transaction_id, position
        LIMIT $3`,
-      [after.transactionId, after.position, limit],
+      [after.transactionId, after.position, limit, filter.types?.length ? filter.types : null, filter.streamId ?? null],
     )) as StoredEventRow[];
     const events = rows.map((row) => toRecordedEvent(row, this.registry));
     return { events, checkpoint: events.length ? checkpointOf(events[events.length - 1]) : after };

@@ -1,9 +1,19 @@
 import { Injectable } from '@nestjs/common';
-import { UnknownEventTypeError } from './errors.js';
+import { UnknownEventTypeError, UnreadableEventSchemaError } from './errors.js';
 import { type EventClass, type EventTypeDefinition, eventTypeOf } from './event-type.js';
 
 interface Registration extends EventTypeDefinition {
   readonly eventClass: EventClass;
+}
+
+/**
+ * Turns the stored payload of `type` at schema version `fromVersion` into the payload of version
+ * `fromVersion + 1`. Pure; chained until the class's current schema version.
+ */
+export interface Upcaster {
+  readonly type: string;
+  readonly fromVersion: number;
+  upcast(data: Record<string, unknown>): Record<string, unknown>;
 }
 
 /** Maps stable type names to event classes and back; feature modules fill it via forFeature(). */
@@ -11,6 +21,7 @@ interface Registration extends EventTypeDefinition {
 export class EventTypeRegistry {
   private readonly byType = new Map<string, Registration>();
   private readonly byClass = new Map<Function, Registration>();
+  private readonly upcasters = new Map<string, Upcaster>();
 
   register(eventClasses: readonly EventClass<any>[]): void {
     for (const eventClass of eventClasses) {
@@ -23,6 +34,33 @@ export class EventTypeRegistry {
       this.byType.set(definition.type, registration);
       this.byClass.set(eventClass, registration);
     }
+  }
+
+  registerUpcasters(upcasters: readonly Upcaster[]): void {
+    for (const upcaster of upcasters) {
+      const key = `${upcaster.type}@${upcaster.fromVersion}`;
+      if (this.upcasters.has(key)) throw new Error(`Two upcasters from ${key}`);
+      this.upcasters.set(key, upcaster);
+    }
+  }
+
+  /**
+   * Why stored events of this type and schema version cannot be read, or undefined when they can:
+   * the type must be registered and every version from the stored one to the class's must have an
+   * upcaster (a stored version newer than the code's cannot be read either).
+   */
+  whyUnreadable(type: string, schemaVersion: number): string | undefined {
+    const registration = this.byType.get(type);
+    if (!registration) return `no event class is registered for type "${type}"`;
+    if (schemaVersion > registration.schemaVersion) {
+      return `"${type}" is stored at schema version ${schemaVersion}, newer than this code's ${registration.schemaVersion}`;
+    }
+    for (let version = schemaVersion; version < registration.schemaVersion; version++) {
+      if (!this.upcasters.has(`${type}@${version}`)) {
+        return `no upcaster turns "${type}" schema version ${version} into ${version + 1}`;
+      }
+    }
+    return undefined;
   }
 
   /** The stored type name and schema version of an event instance. */
@@ -42,11 +80,30 @@ export class EventTypeRegistry {
     return [...this.byType.keys()];
   }
 
-  /** Turns stored data back into an instance of the registered class, so EventBus handlers get it. */
-  deserialize(type: string, data: object): object {
+  /**
+   * Turns stored data back into an instance of the registered class (so EventBus handlers get it),
+   * upcasting older schema versions to the current one first: every reader sees the current shape.
+   */
+  deserialize(type: string, schemaVersion: number, data: object): object {
     const registration = this.byType.get(type);
     if (!registration) throw new UnknownEventTypeError(type);
-    return new registration.eventClass(data);
+    let payload = data as Record<string, unknown>;
+    for (let version = schemaVersion; version < registration.schemaVersion; version++) {
+      const upcaster = this.upcasters.get(`${type}@${version}`);
+      if (!upcaster) throw new UnreadableEventSchemaError(type, schemaVersion, this.whyUnreadable(type, schemaVersion)!);
+      payload = upcaster.upcast(payload);
+    }
+    if (schemaVersion > registration.schemaVersion) {
+      throw new UnreadableEventSchemaError(type, schemaVersion, this.whyUnreadable(type, schemaVersion)!);
+    }
+    return new registration.eventClass(payload);
+  }
+
+  /** The current schema version of a registered type. */
+  currentSchemaVersion(type: string): number {
+    const registration = this.byType.get(type);
+    if (!registration) throw new UnknownEventTypeError(type);
+    return registration.schemaVersion;
   }
 
   /** The plain JSON payload stored for an event (own enumerable fields only). */

@@ -19,3 +19,5 @@ export * from './projection-status.js';
 export * from './projection-waiter.js';
 export * from './projection.registry.js';
 export * from './recorded-event.js';
+export * from './state-at.js';
+export * from './stored-schema-check.js';

@@ -8,6 +8,7 @@ import { EventStore } from './event-store.js';
 import { ProjectionCheckpoints } from './projection-checkpoints.js';
 import { ProjectionRunner, type ProjectionRunnerOptions } from './projection-runner.js';
 import { ProjectionRegistry } from './projection.registry.js';
+import { StoredSchemaCheck } from './stored-schema-check.js';
 import type { Checkpoint } from './recorded-event.js';
 
 export const PROJECTION_ENGINE_OPTIONS = Symbol('PROJECTION_ENGINE_OPTIONS');
@@ -36,14 +37,16 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
     private readonly notifier: EventNotifier,
     private readonly dataSource: DataSource,
     private readonly store: EventStore,
+    private readonly schemaCheck: StoredSchemaCheck,
     @Inject(PROJECTION_ENGINE_OPTIONS) private readonly options: ProjectionEngineOptions,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    await this.schemaCheck.assertReadable(); // nothing reads the log before this passes
     const projections = this.registry.all();
     await this.checkpoints.ensure(projections.map((projection) => projection.name));
+    await this.notifier.start(); // also wakes live feeds, which run whether projections do or not
     if (!this.options.enabled) return;
-    await this.notifier.start();
     for (const projection of projections) {
       const runner = new ProjectionRunner(projection, {
         dataSource: this.dataSource,

@@ -30,8 +30,9 @@ export function toRecordedEvent(row: StoredEventRow, registry: EventTypeRegistry
     version: row.version,
     position: toSafeNumber(row.position),
     type: row.type,
-    schemaVersion: row.schema_version,
-    data: registry.deserialize(row.type, row.data),
+    // Readers get the current shape: data is upcast, and schemaVersion says which shape that is.
+    schemaVersion: registry.currentSchemaVersion(row.type),
+    data: registry.deserialize(row.type, row.schema_version, row.data),
     metadata: row.metadata,
     recordedAt: row.recorded_at,
     transactionId: row.transaction_id,

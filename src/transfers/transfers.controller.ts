@@ -10,6 +10,9 @@ import { PROJECTION_POSITION_DOC, ProjectionRead, ReadsProjection } from '../sha
 import { uuidParam } from '../shared/http/uuid-param.pipe.js';
 import { ProblemDetailsDto } from '../shared/problem-details/problem-details.js';
 import { ProblemException } from '../shared/problem-details/problem.exception.js';
+import { HistoryPointRequest } from '../shared/http/history-point.request.js';
+import { GetTransferStateAt } from './transfer-history/get-transfer-state.query.js';
+import { TransferStateResponse } from './transfer-history/transfer-state.response.js';
 import { ListTransfersRequest } from './transfer-summary/list-transfers.request.js';
 import { RequestTransfer } from './request-transfer/request-transfer.command.js';
 import { RequestTransferRequest } from './request-transfer/request-transfer.request.js';
@@ -70,6 +73,24 @@ export class TransfersController {
     const transfer = await this.queries.execute(new GetTransfer(id));
     if (!transfer) throw transferNotFound(id);
     return TransferResponse.of(transfer);
+  }
+
+  @Get('transfers/:id/state')
+  @ApiOperation({
+    summary: 'Time travel: the transfer after a given version, or as it stood at an instant',
+    description: "Folded from the transfer's own stream up to that point. Give exactly one of atVersion and asOf.",
+  })
+  @ID
+  @ApiOkResponse({ type: TransferStateResponse })
+  @ApiProblemResponses({
+    400: 'INVALID_ID, VALIDATION_FAILED (neither or both of atVersion and asOf, or an invalid one)',
+    404: 'TRANSFER_NOT_FOUND, VERSION_NOT_FOUND, NOT_YET_EXISTING',
+    ...INTERNAL,
+  })
+  async stateAt(@Param('id', uuidParam()) id: string, @Query() request: HistoryPointRequest): Promise<TransferStateResponse> {
+    const point = await this.queries.execute(new GetTransferStateAt(id, HistoryPointRequest.toPoint(request)));
+    if (!point) throw transferNotFound(id);
+    return TransferStateResponse.of(point);
   }
 
   @Get('transfers/:id/events')

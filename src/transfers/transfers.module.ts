@@ -3,6 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { AccountsModule } from '../accounts/accounts.module.js';
 import { EventSourcingModule } from '../event-sourcing/index.js';
 import { RequestTransferHandler } from './request-transfer/request-transfer.handler.js';
+import { GetTransferStateAtHandler } from './transfer-history/get-transfer-state.handler.js';
 import { TransferProcessManager } from './transfer-process/transfer-process.manager.js';
 import { TransferSummaryProjection } from './transfer-summary/transfer-summary.projection.js';
 import { TransferSummaryRecord } from './transfer-summary/transfer-summary.record.js';
@@ -18,6 +19,12 @@ import { TransfersController } from './transfers.controller.js';
     EventSourcingModule.forFeature({ events: TRANSFER_EVENTS, projections: [TransferSummaryProjection, TransferProcessManager] }),
   ],
   controllers: [TransfersController],
-  providers: [RequestTransferHandler, GetTransferHandler, ListAccountTransfersHandler, GetTransferChainHandler],
+  providers: [
+    RequestTransferHandler,
+    GetTransferHandler,
+    ListAccountTransfersHandler,
+    GetTransferChainHandler,
+    GetTransferStateAtHandler,
+  ],
 })
 export class TransfersModule {}

@@ -4,8 +4,10 @@ import {
   ConcurrencyConflictError,
   ProjectionNotCaughtUpError,
   ProjectionNotFailedError,
+  NotYetExistingError,
   ProjectionNotRebuildableError,
   UnknownProjectionError,
+  VersionNotReachedError,
   WrongExpectedVersionError,
 } from '../../event-sourcing/index.js';
 import { DomainError, type DomainErrorKind } from '../domain-error.js';
@@ -99,6 +101,12 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (error instanceof UnknownProjectionError) return answer(404, error.code, 'Unknown projection', error.message);
     if (error instanceof ProjectionNotFailedError) return answer(409, error.code, 'Projection not failed', error.message);
     if (error instanceof ProjectionNotRebuildableError) return answer(409, error.code, 'Projection not rebuildable', error.message);
+    if (error instanceof VersionNotReachedError) {
+      return answer(404, error.code, 'Version not found', error.message, { requested: error.requested, currentVersion: error.currentVersion });
+    }
+    if (error instanceof NotYetExistingError) {
+      return answer(404, error.code, 'Not yet existing', error.message, { firstRecordedAt: error.firstRecordedAt.toISOString() });
+    }
     if (error instanceof HttpException) return this.fromHttpException(error);
     this.logger.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
     return answer(500, 'INTERNAL_ERROR', 'Internal server error', 'An unexpected error occurred; it has been logged');

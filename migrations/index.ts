@@ -7,6 +7,7 @@ import { CreateAccountTransactions1764230400003 } from './1764230400003-create-a
 import { CreateIdempotencyKeys1764230400004 } from './1764230400004-create-idempotency-keys.js';
 import { CreateTransfers1764230400005 } from './1764230400005-create-transfers.js';
 import { IndexEventTypes1764230400006 } from './1764230400006-index-event-types.js';
+import { CreateSnapshots1764230400007 } from './1764230400007-create-snapshots.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
@@ -16,4 +17,5 @@ export const migrations = [
   CreateIdempotencyKeys1764230400004,
   CreateTransfers1764230400005,
   IndexEventTypes1764230400006,
+  CreateSnapshots1764230400007,
 ];

@@ -23,6 +23,7 @@ export class AppModule {
         EventSourcingModule.forRoot({
           commands: { maxAttempts: config.commandMaxAttempts },
           projections: config.projections,
+          snapshots: { intervals: config.snapshotIntervals },
         }),
         AccountsModule,
         TransfersModule,

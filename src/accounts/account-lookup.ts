@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { EventStore, fold } from '../event-sourcing/index.js';
+import { AggregateLoader } from '../event-sourcing/index.js';
 import { type AccountState, accountDecider, accountStreamId } from './account.js';
-import type { AccountEvent } from './account.events.js';
 
 /**
  * The current state of an account, folded from its stream (always up to date, unlike the read
@@ -10,10 +9,9 @@ import type { AccountEvent } from './account.events.js';
  */
 @Injectable()
 export class AccountLookup {
-  constructor(private readonly store: EventStore) {}
+  constructor(private readonly loader: AggregateLoader) {}
 
   async current(accountId: string): Promise<AccountState> {
-    const events = await this.store.readStream(accountStreamId(accountId));
-    return fold(accountDecider, events.map((event) => event.data as AccountEvent));
+    return (await this.loader.load(accountStreamId(accountId), accountDecider)).state;
   }
 }

@@ -75,7 +75,22 @@ export function evolve(state: AccountState, event: AccountEvent): AccountState {
   return { ...state, balance: event.balanceAfter };
 }
 
-export const accountDecider: Decider<AccountState, AccountEvent> = { initialState: { status: 'none' }, evolve };
+/** The JSON shape of a snapshotted account. Bump schemaVersion whenever AccountState changes shape. */
+type AccountSnapshot = { status: 'none' } | (Omit<ExistingAccount, 'transferSteps'> & { transferSteps: string[] });
+
+export const accountDecider: Decider<AccountState, AccountEvent> = {
+  initialState: { status: 'none' },
+  evolve,
+  snapshots: {
+    aggregate: 'account',
+    schemaVersion: 1,
+    encode: (state): AccountSnapshot => (state.status === 'none' ? state : { ...state, transferSteps: [...state.transferSteps] }),
+    decode: (json): AccountState => {
+      const snapshot = json as AccountSnapshot;
+      return snapshot.status === 'none' ? snapshot : { ...snapshot, transferSteps: new Set(snapshot.transferSteps) };
+    },
+  },
+};
 
 export function openAccount(
   state: AccountState,

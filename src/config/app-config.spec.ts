@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       READ_YOUR_WRITES_TIMEOUT_MS: '500',
       IDEMPOTENCY_KEY_TTL_HOURS: '48',
       LIVE_FEED_MAX_BUFFER_BYTES: '65536',
+      SNAPSHOT_INTERVALS: 'account:50, transfer:0',
       LIVE_FEED_HEARTBEAT_MS: '5000',
       PROJECTIONS_ENABLED: 'false',
       PROJECTION_POLL_INTERVAL_MS: '250',
@@ -44,6 +45,7 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       idempotencyKeyTtlHours: 48,
       liveFeed: { maxBufferBytes: 65536, heartbeatMs: 5000 },
+      snapshotIntervals: { account: 50, transfer: 0 },
       databaseUrl: 'postgresql://u:p@db:5432/ledger',
       databasePoolSize: 20,
       embeddedDatabase: { dir: '/var/tmp/pg', port: 6000 },
@@ -63,6 +65,7 @@ describe('loadConfig', () => {
     [{ COMMAND_MAX_ATTEMPTS: '1.5' }, /COMMAND_MAX_ATTEMPTS/],
     [{ PROJECTIONS_ENABLED: 'yes' }, /PROJECTIONS_ENABLED must be true or false/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+    [{ SNAPSHOT_INTERVALS: 'account=100' }, /SNAPSHOT_INTERVALS must look like/],
     [{ PROJECTION_LEASE_TTL_MS: '10' }, /PROJECTION_LEASE_TTL_MS/],
   ])('refuses %p with a clear message', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

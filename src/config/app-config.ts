@@ -25,6 +25,8 @@ export interface AppConfig {
   readonly readYourWritesTimeoutMs: number;
   /** How long an Idempotency-Key is remembered (its response replayed) after its request. */
   readonly idempotencyKeyTtlHours: number;
+  /** Per aggregate type, a snapshot every N events (0: never), e.g. { account: 100 }. */
+  readonly snapshotIntervals: Readonly<Record<string, number>>;
   readonly liveFeed: {
     /** Bytes a live-feed client may have waiting unsent before it is disconnected (it resumes with Last-Event-ID). */
     readonly maxBufferBytes: number;
@@ -65,6 +67,19 @@ function boolean(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boole
   if (raw === 'true') return true;
   if (raw === 'false') return false;
   throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+/** SNAPSHOT_INTERVALS="account:100,transfer:0" (default: account every 100 events). */
+function snapshotIntervals(env: NodeJS.ProcessEnv): Record<string, number> {
+  const raw = env.SNAPSHOT_INTERVALS;
+  if (raw === undefined) return { account: 100 };
+  const intervals: Record<string, number> = {};
+  for (const entry of raw.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const match = /^([a-z][a-z0-9-]*):(\d{1,9})$/.exec(entry);
+    if (!match) throw new ConfigError(`SNAPSHOT_INTERVALS must look like "account:100,transfer:0", got "${raw}"`);
+    intervals[match[1]] = Number(match[2]);
+  }
+  return intervals;
 }
 
 function logLevel(env: NodeJS.ProcessEnv): LogLevelName {
@@ -108,6 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     commandMaxAttempts: integer(env, 'COMMAND_MAX_ATTEMPTS', 10, 1, 100),
     readYourWritesTimeoutMs: integer(env, 'READ_YOUR_WRITES_TIMEOUT_MS', 2000, 0, 60_000),
     idempotencyKeyTtlHours: integer(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 24 * 365),
+    snapshotIntervals: snapshotIntervals(env),
     liveFeed: {
       maxBufferBytes: integer(env, 'LIVE_FEED_MAX_BUFFER_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
       heartbeatMs: integer(env, 'LIVE_FEED_HEARTBEAT_MS', 15_000, 100, 600_000),

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { type Decider, fold } from './decider.js';
+import { AggregateLoader } from './aggregate-loader.js';
+import type { Decider } from './decider.js';
 import { ConcurrencyConflictError, WrongExpectedVersionError } from './errors.js';
 import { currentEventContext } from './event-context.js';
 import { type AppendResult, EventStore } from './event-store.js';
@@ -37,17 +38,17 @@ export class CommandRunner {
 
   constructor(
     private readonly store: EventStore,
+    private readonly loader: AggregateLoader,
     @Inject(COMMAND_RUNNER_OPTIONS) private readonly options: CommandRunnerOptions,
   ) {}
 
   async run<State, Event extends object>(command: RunCommand<State, Event>): Promise<AppendResult> {
     for (let attempt = 1; ; attempt++) {
-      const history = await this.store.readStream(command.streamId);
-      const version = history.length ? history[history.length - 1].version : 0;
+      const loaded = await this.loader.load(command.streamId, command.decider);
+      const { state, version } = loaded;
       if (command.expectedVersion !== undefined && version !== 0 && version !== command.expectedVersion) {
         throw new WrongExpectedVersionError(command.streamId, command.expectedVersion, version);
       }
-      const state = fold(command.decider, history.map((event) => event.data as Event));
       let events: Event[];
       try {
         events = command.decide(state);
@@ -57,13 +58,14 @@ export class CommandRunner {
       }
       if (events.length === 0) {
         // Nothing to do (e.g. an idempotent step already taken): success at the current version.
-        return { streamId: command.streamId, version, position: history.at(-1)?.position ?? 0, events: [] };
+        return { streamId: command.streamId, version, position: loaded.position, events: [] };
       }
       try {
         const appended = await this.store.append(command.streamId, events, {
           expectedVersion: version === 0 ? NO_STREAM : version,
         });
         this.logger.debug(`${this.tag()} ${command.streamId}@${appended.version}: appended ${events.map((event) => event.constructor.name).join(', ')} at ${appended.position}`);
+        await this.loader.appended(command.streamId, command.decider, loaded, appended);
         return appended;
       } catch (error) {
         if (!(error instanceof WrongExpectedVersionError) || command.expectedVersion !== undefined) throw error;

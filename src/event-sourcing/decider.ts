@@ -5,6 +5,20 @@
 export interface Decider<State, Event extends object> {
   readonly initialState: State;
   evolve(state: State, event: Event): State;
+  /** How this aggregate's state is snapshotted (see SnapshotStore); absent: never snapshotted. */
+  readonly snapshots?: SnapshotCodec<State>;
+}
+
+/**
+ * Turns an aggregate's state into JSON and back. `schemaVersion` is the version of that JSON shape:
+ * bump it whenever the state's shape changes, and older snapshots are simply ignored.
+ */
+export interface SnapshotCodec<State> {
+  /** Names the aggregate type for SNAPSHOT_INTERVALS, e.g. "account". */
+  readonly aggregate: string;
+  readonly schemaVersion: number;
+  encode(state: State): unknown;
+  decode(json: unknown): State;
 }
 
 export function fold<State, Event extends object>(decider: Decider<State, Event>, events: readonly Event[]): State {

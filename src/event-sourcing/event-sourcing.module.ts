@@ -4,6 +4,8 @@ import { COMMAND_RUNNER_OPTIONS, CommandRunner, type CommandRunnerOptions } from
 import { EventStore } from './event-store.js';
 import type { EventClass } from './event-type.js';
 import { EventTypeRegistry, type Upcaster } from './event-type.registry.js';
+import { AggregateLoader } from './aggregate-loader.js';
+import { SNAPSHOT_OPTIONS, type SnapshotOptions, SnapshotStore } from './snapshot-store.js';
 import { StateAt } from './state-at.js';
 import { StoredSchemaCheck } from './stored-schema-check.js';
 import { EventNotifier } from './event-notifier.js';
@@ -18,6 +20,7 @@ import { ProjectionRegistry } from './projection.registry.js';
 export interface EventSourcingOptions {
   readonly commands: CommandRunnerOptions;
   readonly projections: ProjectionEngineOptions;
+  readonly snapshots: SnapshotOptions;
 }
 
 export interface EventSourcingFeature {
@@ -52,6 +55,8 @@ export class EventSourcingModule {
       ProjectionAdmin,
       StoredSchemaCheck,
       StateAt,
+      SnapshotStore,
+      AggregateLoader,
     ];
     return {
       module: EventSourcingModule,
@@ -59,6 +64,7 @@ export class EventSourcingModule {
         ...services,
         { provide: COMMAND_RUNNER_OPTIONS, useValue: options.commands },
         { provide: PROJECTION_ENGINE_OPTIONS, useValue: options.projections },
+        { provide: SNAPSHOT_OPTIONS, useValue: options.snapshots },
       ],
       exports: services,
     };

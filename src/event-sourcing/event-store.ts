@@ -80,6 +80,11 @@ class StreamVersionTaken extends Error {
 const ambient = new AsyncLocalStorage<EventStoreTransaction>();
 let savepoints = 0;
 
+/** The manager of the ambient unit of work, if one is running (see EventStore.transaction). */
+export function ambientManager(): EntityManager | undefined {
+  return ambient.getStore()?.manager;
+}
+
 /** A unit of work on the store: appends made through it commit or roll back together. */
 export class EventStoreTransaction {
   readonly appended: RecordedEvent[] = [];

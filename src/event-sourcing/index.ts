@@ -1,4 +1,5 @@
 // The public API of the event-sourcing core. Features import from here, never from inner files.
+export * from './aggregate-loader.js';
 export * from './clock.js';
 export * from './command-runner.js';
 export * from './decider.js';
@@ -19,5 +20,6 @@ export * from './projection-status.js';
 export * from './projection-waiter.js';
 export * from './projection.registry.js';
 export * from './recorded-event.js';
+export * from './snapshot-store.js';
 export * from './state-at.js';
 export * from './stored-schema-check.js';

@@ -50,6 +50,7 @@ export async function startEventStoreModule(options: EventStoreModuleOptions): P
       EventSourcingModule.forRoot({
         commands: { maxAttempts: 10 },
         projections: { ...loadConfig({}).projections, ...options.engine },
+        snapshots: { intervals: loadConfig({}).snapshotIntervals },
       }),
       EventSourcingModule.forFeature({ events: options.events, projections: options.projections }),
     ],

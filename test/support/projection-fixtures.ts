@@ -164,6 +164,7 @@ export async function startEngineModule(options: EngineModuleOptions): Promise<E
       EventSourcingModule.forRoot({
         commands: { maxAttempts: 10 },
         projections: { ...loadConfig({}).projections, ...options.engine },
+        snapshots: { intervals: {} },
       }),
       EventSourcingModule.forFeature({ events: options.events, projections: options.projections }),
     ],

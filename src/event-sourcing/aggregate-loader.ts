@@ -1,0 +1,57 @@
+import { Injectable } from '@nestjs/common';
+import type { Decider } from './decider.js';
+import { type AppendResult, EventStore, ambientManager } from './event-store.js';
+import { SnapshotStore } from './snapshot-store.js';
+
+export interface LoadedAggregate<State> {
+  readonly state: State;
+  /** The stream's version (0: it does not exist). */
+  readonly version: number;
+  /** Position of the stream's last event (0: none). */
+  readonly position: number;
+}
+
+/**
+ * Loads an aggregate's current state: the newest usable snapshot (when its type is snapshotted) and
+ * the events after it, or the whole stream. After an append that crosses a multiple of the
+ * aggregate's snapshot interval, writes a new snapshot.
+ */
+@Injectable()
+export class AggregateLoader {
+  constructor(
+    private readonly store: EventStore,
+    private readonly snapshots: SnapshotStore,
+  ) {}
+
+  async load<State, Event extends object>(streamId: string, decider: Decider<State, Event>): Promise<LoadedAggregate<State>> {
+    let base: LoadedAggregate<State> = { state: decider.initialState, version: 0, position: 0 };
+    if (decider.snapshots && this.snapshots.intervalOf(decider.snapshots) > 0) {
+      base = (await this.snapshots.load(streamId, decider.snapshots, ambientManager() ?? this.snapshots.manager)) ?? base;
+    }
+    const events = await this.store.readStream(streamId, { fromVersion: base.version + 1 });
+    const last = events.at(-1);
+    return {
+      state: events.reduce((state, event) => decider.evolve(state, event.data as Event), base.state),
+      version: last?.version ?? base.version,
+      position: last?.position ?? base.position,
+    };
+  }
+
+  /** Snapshots the state after `appended` when the append crossed a multiple of the interval. */
+  async appended<State, Event extends object>(
+    streamId: string,
+    decider: Decider<State, Event>,
+    before: LoadedAggregate<State>,
+    appended: AppendResult,
+  ): Promise<void> {
+    const interval = decider.snapshots ? this.snapshots.intervalOf(decider.snapshots) : 0;
+    if (interval === 0 || Math.floor(appended.version / interval) === Math.floor(before.version / interval)) return;
+    const state = appended.events.reduce((current, event) => decider.evolve(current, event.data as Event), before.state);
+    await this.snapshots.save(
+      streamId,
+      decider.snapshots!,
+      { state, version: appended.version, position: appended.position },
+      ambientManager() ?? this.snapshots.manager,
+    );
+  }
+}

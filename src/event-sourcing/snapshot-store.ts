@@ -1,0 +1,70 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { DataSource, type EntityManager } from 'typeorm';
+import type { SnapshotCodec } from './decider.js';
+import { sql } from './sql.js';
+import { toSafeNumber } from './stored-event.row.js';
+
+export const SNAPSHOT_OPTIONS = Symbol('SNAPSHOT_OPTIONS');
+
+export interface SnapshotOptions {
+  /** Per aggregate type: take a snapshot every N events (0 or absent: never). */
+  readonly intervals: Readonly<Record<string, number>>;
+}
+
+export interface Snapshot<State> {
+  readonly state: State;
+  readonly version: number;
+  readonly position: number;
+}
+
+/**
+ * Snapshots are a cache: loading uses the newest one whose schema version is the aggregate's
+ * current one, plus the events after it; any other snapshot is ignored, and failing to write one
+ * only costs speed.
+ */
+@Injectable()
+export class SnapshotStore {
+  private readonly logger = new Logger(SnapshotStore.name);
+
+  constructor(
+    private readonly dataSource: DataSource,
+    @Inject(SNAPSHOT_OPTIONS) private readonly options: SnapshotOptions,
+  ) {}
+
+  intervalOf(codec: SnapshotCodec<unknown> | undefined): number {
+    return codec ? (this.options.intervals[codec.aggregate] ?? 0) : 0;
+  }
+
+  async load<State>(streamId: string, codec: SnapshotCodec<State>, manager: EntityManager): Promise<Snapshot<State> | undefined> {
+    const { rows } = await sql<{ version: number; position: string; state: unknown }>(
+      manager,
+      'SELECT version, position, state FROM snapshots WHERE stream_id = $1 AND aggregate = $2 AND schema_version = $3',
+      [streamId, codec.aggregate, codec.schemaVersion],
+    );
+    if (rows.length === 0) return undefined;
+    return { state: codec.decode(rows[0].state), version: rows[0].version, position: toSafeNumber(rows[0].position) };
+  }
+
+  /** Writes a snapshot unless a newer one is there already. */
+  async save<State>(streamId: string, codec: SnapshotCodec<State>, snapshot: Snapshot<State>, manager: EntityManager): Promise<void> {
+    try {
+      await sql(
+        manager,
+        `INSERT INTO snapshots (stream_id, aggregate, schema_version, version, position, state)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (stream_id) DO UPDATE SET aggregate = EXCLUDED.aggregate, schema_version = EXCLUDED.schema_version,
+           version = EXCLUDED.version, position = EXCLUDED.position, state = EXCLUDED.state, created_at = now()
+         WHERE snapshots.version < EXCLUDED.version OR snapshots.schema_version <> EXCLUDED.schema_version`,
+        [streamId, codec.aggregate, codec.schemaVersion, snapshot.version, snapshot.position, JSON.stringify(codec.encode(snapshot.state))],
+      );
+    } catch (error) {
+      // Only a cache; but inside a caller's transaction the error has aborted it, so it must surface.
+      if (manager.queryRunner?.isTransactionActive) throw error;
+      this.logger.warn(`Could not snapshot ${streamId}: ${(error as Error).message}`);
+    }
+  }
+
+  get manager(): EntityManager {
+    return this.dataSource.manager;
+  }
+}

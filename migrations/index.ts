@@ -8,6 +8,7 @@ import { CreateIdempotencyKeys1764230400004 } from './1764230400004-create-idemp
 import { CreateTransfers1764230400005 } from './1764230400005-create-transfers.js';
 import { IndexEventTypes1764230400006 } from './1764230400006-index-event-types.js';
 import { CreateSnapshots1764230400007 } from './1764230400007-create-snapshots.js';
+import { AddTransactionReference1764230400008 } from './1764230400008-add-transaction-reference.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
@@ -18,4 +19,5 @@ export const migrations = [
   CreateTransfers1764230400005,
   IndexEventTypes1764230400006,
   CreateSnapshots1764230400007,
+  AddTransactionReference1764230400008,
 ];

@@ -967,6 +967,7 @@ describe('GET /accounts/{id}/transactions', () => {
       occurredAt: events[index + 1].metadata.occurredAt,
       position: commands[index].body.position,
       transferId: null,
+      reference: null,
     });
     expect(response.body).toEqual({
       items: [
@@ -1123,8 +1124,8 @@ describe('GET /accounts/{id}/events', () => {
     expect(events.map((event) => event.position)).toEqual(commands.map((command) => command.body.position));
     expect(events.map((event) => event.data)).toEqual([
       { accountId: id, ownerName: 'Ada', currency: 'EUR' },
-      { accountId: id, amount: 250, balanceAfter: 250 },
-      { accountId: id, amount: 250, balanceAfter: 0 },
+      { accountId: id, amount: 250, balanceAfter: 250, reference: null },
+      { accountId: id, amount: 250, balanceAfter: 0, reference: null },
       { accountId: id },
     ]);
     for (const [index, event] of events.entries()) {
@@ -1132,7 +1133,8 @@ describe('GET /accounts/{id}/events', () => {
         type: expect.any(String),
         version: index + 1,
         position: expect.any(Number),
-        schemaVersion: 1,
+        // Deposits and withdrawals are at schema version 2 (they gained `reference`).
+        schemaVersion: index === 1 || index === 2 ? 2 : 1,
         data: expect.any(Object),
         metadata: {
           eventId: expect.stringMatching(UUID),

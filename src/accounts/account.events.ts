@@ -13,24 +13,36 @@ export class AccountOpened {
   }
 }
 
-@EventType('accounts.MoneyDeposited')
+/** What the constructor of an event with a `reference` takes: the reference may be left out. */
+type WithOptionalReference<E extends { reference: string | null }> = Omit<E, 'reference'> & { reference?: string | null };
+
+/**
+ * Schema version 2 added `reference` (the caller's description of the movement); version-1 events are
+ * upcast with `reference: null` (see account.upcasters.ts).
+ */
+@EventType('accounts.MoneyDeposited', { schemaVersion: 2 })
 export class MoneyDeposited {
   readonly accountId!: string;
   readonly amount!: number;
   /** The balance right after this deposit: lets read models and audits check themselves. */
   readonly balanceAfter!: number;
-  constructor(data: MoneyDeposited) {
+  readonly reference!: string | null;
+  constructor(data: WithOptionalReference<MoneyDeposited>) {
     Object.assign(this, data);
+    this.reference = data.reference ?? null;
   }
 }
 
-@EventType('accounts.MoneyWithdrawn')
+/** Schema version 2 added `reference`, as for MoneyDeposited. */
+@EventType('accounts.MoneyWithdrawn', { schemaVersion: 2 })
 export class MoneyWithdrawn {
   readonly accountId!: string;
   readonly amount!: number;
   readonly balanceAfter!: number;
-  constructor(data: MoneyWithdrawn) {
+  readonly reference!: string | null;
+  constructor(data: WithOptionalReference<MoneyWithdrawn>) {
     Object.assign(this, data);
+    this.reference = data.reference ?? null;
   }
 }
 

@@ -100,22 +100,42 @@ export function openAccount(
   return [new AccountOpened({ accountId: command.accountId, ownerName: command.ownerName, currency: command.currency })];
 }
 
-export function depositMoney(state: AccountState, command: { accountId: string; amount: number }): AccountEvent[] {
+export function depositMoney(
+  state: AccountState,
+  command: { accountId: string; amount: number; reference?: string | null },
+): AccountEvent[] {
   const account = openAccountOrThrow(state, command.accountId);
   assertAmount(command.amount);
   if (command.amount > MAX_MINOR_UNITS - account.balance) {
     throw new BalanceLimitExceededError(account.accountId, account.balance, command.amount);
   }
-  return [new MoneyDeposited({ accountId: account.accountId, amount: command.amount, balanceAfter: account.balance + command.amount })];
+  return [
+    new MoneyDeposited({
+      accountId: account.accountId,
+      amount: command.amount,
+      balanceAfter: account.balance + command.amount,
+      reference: command.reference,
+    }),
+  ];
 }
 
-export function withdrawMoney(state: AccountState, command: { accountId: string; amount: number }): AccountEvent[] {
+export function withdrawMoney(
+  state: AccountState,
+  command: { accountId: string; amount: number; reference?: string | null },
+): AccountEvent[] {
   const account = openAccountOrThrow(state, command.accountId);
   assertAmount(command.amount);
   if (command.amount > account.balance) {
     throw new InsufficientFundsError(account.accountId, account.balance, command.amount);
   }
-  return [new MoneyWithdrawn({ accountId: account.accountId, amount: command.amount, balanceAfter: account.balance - command.amount })];
+  return [
+    new MoneyWithdrawn({
+      accountId: account.accountId,
+      amount: command.amount,
+      balanceAfter: account.balance - command.amount,
+      reference: command.reference,
+    }),
+  ];
 }
 
 export function closeAccount(state: AccountState, command: { accountId: string }): AccountEvent[] {

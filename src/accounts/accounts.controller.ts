@@ -100,7 +100,7 @@ export class AccountsController {
     @IfMatchVersion() expectedVersion: number | undefined,
     @Res({ passthrough: true }) response: Response,
   ): Promise<CommandResult> {
-    const appended = await this.commands.execute(new DepositMoney(id, body.amount, expectedVersion));
+    const appended = await this.commands.execute(new DepositMoney(id, body.amount, expectedVersion, body.reference ?? null));
     response.setHeader('ETag', formatEtag(appended.version));
     return CommandResult.of(id, appended);
   }
@@ -118,7 +118,7 @@ export class AccountsController {
     @IfMatchVersion() expectedVersion: number | undefined,
     @Res({ passthrough: true }) response: Response,
   ): Promise<CommandResult> {
-    const appended = await this.commands.execute(new WithdrawMoney(id, body.amount, expectedVersion));
+    const appended = await this.commands.execute(new WithdrawMoney(id, body.amount, expectedVersion, body.reference ?? null));
     response.setHeader('ETag', formatEtag(appended.version));
     return CommandResult.of(id, appended);
   }

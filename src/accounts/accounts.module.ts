@@ -11,6 +11,7 @@ import { ListAccountTransactionsHandler } from './account-transactions/list-acco
 import { GetAccountHandler } from './account-summary/get-account.handler.js';
 import { ListAccountsHandler } from './account-summary/list-accounts.handler.js';
 import { ACCOUNT_EVENTS } from './account.events.js';
+import { ACCOUNT_UPCASTERS } from './account.upcasters.js';
 import { AccountsController } from './accounts.controller.js';
 import { CloseAccountHandler } from './close-account/close-account.handler.js';
 import { DepositMoneyHandler } from './deposit-money/deposit-money.handler.js';
@@ -26,7 +27,11 @@ import { WithdrawMoneyHandler } from './withdraw-money/withdraw-money.handler.js
 @Module({
   imports: [
     TypeOrmModule.forFeature([AccountSummaryRecord, AccountTransactionRecord]),
-    EventSourcingModule.forFeature({ events: ACCOUNT_EVENTS, projections: [AccountSummaryProjection, AccountTransactionsProjection] }),
+    EventSourcingModule.forFeature({
+      events: ACCOUNT_EVENTS,
+      upcasters: ACCOUNT_UPCASTERS,
+      projections: [AccountSummaryProjection, AccountTransactionsProjection],
+    }),
   ],
   controllers: [AccountsController],
   providers: [

@@ -1,5 +1,5 @@
-import { ApiProperty } from '@nestjs/swagger';
-import { IsInt, IsPositive, Max } from 'class-validator';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsInt, IsOptional, IsPositive, IsString, Length, Matches, Max } from 'class-validator';
 import { MAX_MINOR_UNITS } from '../shared/money.js';
 
 /** Body of deposits and withdrawals. */
@@ -9,4 +9,11 @@ export class AmountRequest {
   @IsPositive()
   @Max(MAX_MINOR_UNITS)
   amount!: number;
+
+  @ApiPropertyOptional({ maxLength: 140, example: 'Salary November', description: 'Free text kept on the event and shown in the transaction history.' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 140)
+  @Matches(/^[^\p{Cc}]*$/u, { message: 'reference must not contain control characters' })
+  reference?: string;
 }

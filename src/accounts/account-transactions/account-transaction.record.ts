@@ -13,4 +13,5 @@ export class AccountTransactionRecord {
   @Column({ type: 'bigint', name: 'balance_after', transformer: safeInteger }) balanceAfter!: number;
   @Column({ type: 'timestamptz', name: 'occurred_at' }) occurredAt!: Date;
   @Column({ type: 'uuid', name: 'transfer_id', nullable: true }) transferId!: string | null;
+  @Column({ type: 'text', nullable: true }) reference!: string | null;
 }

@@ -10,6 +10,8 @@ export class AccountTransactionResponse {
   @ApiProperty({ example: 1042, description: 'Log position of the event behind this movement.' }) position!: number;
   @ApiProperty({ type: String, format: 'uuid', nullable: true, description: 'The transfer this movement is a leg of.' })
   transferId!: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'The reference given with a deposit or withdrawal.' })
+  reference!: string | null;
 
   static of(record: AccountTransactionRecord): AccountTransactionResponse {
     return {
@@ -19,6 +21,7 @@ export class AccountTransactionResponse {
       occurredAt: record.occurredAt.toISOString(),
       position: record.position,
       transferId: record.transferId,
+      reference: record.reference,
     };
   }
 }

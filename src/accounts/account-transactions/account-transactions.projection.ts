@@ -36,10 +36,10 @@ export class AccountTransactionsProjection implements Projection {
     const movements = events.filter((event): event is RecordedEvent<BalanceChange> => isBalanceChange(event.data));
     if (movements.length === 0) return;
     await manager.query(
-      `INSERT INTO account_transactions (position, account_id, type, amount, balance_after, occurred_at, transfer_id)
-       SELECT position, account_id, type, amount, balance_after, occurred_at, transfer_id
-       FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::timestamptz[], $7::uuid[])
-         AS movement(position, account_id, type, amount, balance_after, occurred_at, transfer_id)
+      `INSERT INTO account_transactions (position, account_id, type, amount, balance_after, occurred_at, transfer_id, reference)
+       SELECT position, account_id, type, amount, balance_after, occurred_at, transfer_id, reference
+       FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::timestamptz[], $7::uuid[], $8::text[])
+         AS movement(position, account_id, type, amount, balance_after, occurred_at, transfer_id, reference)
        ON CONFLICT (position) DO NOTHING`,
       [
         movements.map((event) => event.position),
@@ -49,6 +49,7 @@ export class AccountTransactionsProjection implements Projection {
         movements.map((event) => event.data.balanceAfter),
         movements.map((event) => event.metadata.occurredAt),
         movements.map((event) => ('transferId' in event.data ? event.data.transferId : null)),
+        movements.map((event) => ('reference' in event.data ? event.data.reference : null)),
       ],
     );
   }

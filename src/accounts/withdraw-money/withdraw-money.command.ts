@@ -7,6 +7,8 @@ export class WithdrawMoney extends Command<AppendResult> {
     readonly amount: number,
     /** From If-Match: the account version the caller saw, or undefined for "whatever is current". */
     readonly expectedVersion?: number,
+    /** The caller's description of the movement, kept on the event. */
+    readonly reference: string | null = null,
   ) {
     super();
   }

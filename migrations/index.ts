@@ -9,6 +9,7 @@ import { CreateTransfers1764230400005 } from './1764230400005-create-transfers.j
 import { IndexEventTypes1764230400006 } from './1764230400006-index-event-types.js';
 import { CreateSnapshots1764230400007 } from './1764230400007-create-snapshots.js';
 import { AddTransactionReference1764230400008 } from './1764230400008-add-transaction-reference.js';
+import { ReplayTransferProcess1764230400009 } from './1764230400009-replay-transfer-process.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
@@ -20,4 +21,5 @@ export const migrations = [
   IndexEventTypes1764230400006,
   CreateSnapshots1764230400007,
   AddTransactionReference1764230400008,
+  ReplayTransferProcess1764230400009,
 ];

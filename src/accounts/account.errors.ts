@@ -43,12 +43,13 @@ export class BalanceNotZeroError extends DomainError {
 export class BalanceLimitExceededError extends DomainError {
   readonly code = 'ACCOUNT_BALANCE_LIMIT_EXCEEDED';
   readonly kind = 'rule-violated';
-  constructor(accountId: string, balance: number, amount: number) {
-    super(`Depositing ${amount} would take account ${accountId} past the largest balance a ledger amount can hold`, {
-      accountId,
-      balance,
-      amount,
-    });
+  constructor(accountId: string, balance: number, inFlight: number, amount: number) {
+    super(
+      `Adding ${amount} to account ${accountId} (balance ${balance}` +
+        (inFlight ? `, plus ${inFlight} sent by transfers that may still come back` : '') +
+        ') would pass the largest amount a ledger balance can hold',
+      { accountId, balance, inFlight, amount },
+    );
   }
 }
 
@@ -73,5 +74,36 @@ export class NothingToRefundError extends DomainError {
   readonly kind = 'rule-violated';
   constructor(accountId: string, transferId: string) {
     super(`Transfer ${transferId} did not debit account ${accountId}; there is nothing to refund`, { accountId, transferId });
+  }
+}
+
+export class TransferInFlightError extends DomainError {
+  readonly code = 'ACCOUNT_TRANSFER_IN_FLIGHT';
+  readonly kind = 'rule-violated';
+  constructor(accountId: string, inFlight: number) {
+    super(`Account ${accountId} has ${inFlight} sent by transfers that have not reached their target yet (and could come back); close it once they have`, {
+      accountId,
+      inFlight,
+    });
+  }
+}
+
+export class NothingToSettleError extends DomainError {
+  readonly code = 'ACCOUNT_NOTHING_TO_SETTLE';
+  readonly kind = 'rule-violated';
+  constructor(accountId: string, transferId: string) {
+    super(`Transfer ${transferId} did not debit account ${accountId}; there is nothing to settle`, { accountId, transferId });
+  }
+}
+
+/** A transfer's debit is settled or refunded, once: asking for the other way is refused. */
+export class TransferAlreadyResolvedError extends DomainError {
+  readonly code = 'ACCOUNT_TRANSFER_ALREADY_RESOLVED';
+  readonly kind = 'conflict';
+  constructor(accountId: string, transferId: string, step: 'refund' | 'settle') {
+    super(`Transfer ${transferId} was already ${step === 'refund' ? 'settled' : 'refunded'} on account ${accountId}; it cannot also be ${step === 'refund' ? 'refunded' : 'settled'}`, {
+      accountId,
+      transferId,
+    });
   }
 }

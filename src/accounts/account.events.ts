@@ -90,10 +90,24 @@ export class TransferRefunded {
   }
 }
 
+/**
+ * The transfer that debited this account reached its target: the money is no longer in flight (it
+ * can no longer come back as a refund). Changes no balance.
+ */
+@EventType('accounts.TransferSettled')
+export class TransferSettled {
+  readonly accountId!: string;
+  readonly transferId!: string;
+  readonly amount!: number;
+  constructor(data: TransferSettled) {
+    Object.assign(this, data);
+  }
+}
+
 /** Every event that changes a balance, with the balance after it. */
 export type BalanceChange = MoneyDeposited | MoneyWithdrawn | TransferDebited | TransferCredited | TransferRefunded;
 
-export type AccountEvent = AccountOpened | AccountClosed | BalanceChange;
+export type AccountEvent = AccountOpened | AccountClosed | TransferSettled | BalanceChange;
 export const ACCOUNT_EVENTS = [
   AccountOpened,
   MoneyDeposited,
@@ -102,6 +116,7 @@ export const ACCOUNT_EVENTS = [
   TransferDebited,
   TransferCredited,
   TransferRefunded,
+  TransferSettled,
 ];
 
 export function isBalanceChange(event: object): event is BalanceChange {

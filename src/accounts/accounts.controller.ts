@@ -130,7 +130,7 @@ export class AccountsController {
   @IF_MATCH
   @ApiBody({ required: false, schema: { type: 'object', additionalProperties: false } })
   @ApiOkResponse({ type: CommandResult, headers: ETAG_HEADER })
-  @ApiProblemResponses({ ...COMMAND_PROBLEMS, 422: 'ACCOUNT_BALANCE_NOT_ZERO, ACCOUNT_CLOSED' })
+  @ApiProblemResponses({ ...COMMAND_PROBLEMS, 422: 'ACCOUNT_BALANCE_NOT_ZERO, ACCOUNT_TRANSFER_IN_FLIGHT (money sent by a transfer may still come back), ACCOUNT_CLOSED' })
   async close(
     @Param('id', uuidParam()) id: string,
     @Body(NoBodyFieldsPipe) _body: undefined,

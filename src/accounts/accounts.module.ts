@@ -21,6 +21,7 @@ import {
   CreditForTransferHandler,
   DebitForTransferHandler,
   RefundTransferHandler,
+  SettleTransferHandler,
 } from './transfer-legs/transfer-leg.handlers.js';
 import { WithdrawMoneyHandler } from './withdraw-money/withdraw-money.handler.js';
 
@@ -47,6 +48,7 @@ import { WithdrawMoneyHandler } from './withdraw-money/withdraw-money.handler.js
     DebitForTransferHandler,
     CreditForTransferHandler,
     RefundTransferHandler,
+    SettleTransferHandler,
     AccountLookup,
   ],
   exports: [AccountLookup],

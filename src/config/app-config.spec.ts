@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { ConfigError, loadConfig } from './app-config.js';
+import { ConfigError, DEVELOPMENT_JWT_SECRET, loadConfig } from './app-config.js';
 
 describe('loadConfig', () => {
   it('has working defaults for a clean checkout', () => {
@@ -22,6 +22,13 @@ describe('loadConfig', () => {
     const config = loadConfig({
       PORT: '8080',
       LOG_LEVEL: 'debug',
+      JWT_SECRET: 'a-secret-of-at-least-thirty-two-characters',
+      JWT_ISSUER: 'https://id.example',
+      JWT_AUDIENCE: 'ledger',
+      RATE_LIMIT_ENABLED: 'false',
+      RATE_LIMIT_COMMANDS_PER_MINUTE: '10',
+      RATE_LIMIT_QUERIES_PER_MINUTE: '20',
+      CORS_ORIGINS: 'https://a.example, https://b.example',
       DATABASE_URL: 'postgresql://u:p@db:5432/ledger',
       DATABASE_POOL_SIZE: '20',
       EMBEDDED_DATABASE_DIR: '/var/tmp/pg',
@@ -43,6 +50,15 @@ describe('loadConfig', () => {
     expect(config).toEqual({
       port: 8080,
       logLevel: 'debug',
+      production: false,
+      auth: {
+        key: { kind: 'secret', secret: 'a-secret-of-at-least-thirty-two-characters', isDevelopmentDefault: false },
+        algorithms: ['HS256'],
+        issuer: 'https://id.example',
+        audience: 'ledger',
+      },
+      rateLimit: { enabled: false, commandsPerMinute: 10, queriesPerMinute: 20 },
+      corsOrigins: ['https://a.example', 'https://b.example'],
       idempotencyKeyTtlHours: 48,
       liveFeed: { maxBufferBytes: 65536, heartbeatMs: 5000 },
       snapshotIntervals: { account: 50, transfer: 0 },
@@ -56,6 +72,12 @@ describe('loadConfig', () => {
     });
   });
 
+  it('uses a development secret outside production only, and says so', () => {
+    expect(loadConfig({}).auth.key).toEqual({ kind: 'secret', secret: DEVELOPMENT_JWT_SECRET, isDevelopmentDefault: true });
+    expect(loadConfig({ JWT_JWKS_URL: 'https://id.example/jwks' }).auth).toMatchObject({ key: { kind: 'jwks' }, algorithms: ['RS256', 'ES256'] });
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(40) }).production).toBe(true);
+  });
+
   it.each([
     [{ PORT: 'eighty' }, /PORT must be an integer/],
     [{ PORT: '70000' }, /PORT must be an integer from 0 to 65535/],
@@ -66,6 +88,11 @@ describe('loadConfig', () => {
     [{ PROJECTIONS_ENABLED: 'yes' }, /PROJECTIONS_ENABLED must be true or false/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
     [{ SNAPSHOT_INTERVALS: 'account=100' }, /SNAPSHOT_INTERVALS must look like/],
+    [{ NODE_ENV: 'production' }, /in production \(NODE_ENV=production\) JWT_SECRET/],
+    [{ NODE_ENV: 'production', JWT_SECRET: 'ledger-development-only-secret-never-use-in-production' }, /not to the development default/],
+    [{ JWT_SECRET: 'short' }, /at least 32 characters/],
+    [{ JWT_SECRET: 'x'.repeat(32), JWT_JWKS_URL: 'https://id.example/jwks' }, /only one of/],
+    [{ JWT_PUBLIC_KEY: 'not a pem' }, /PEM public key/],
     [{ PROJECTION_LEASE_TTL_MS: '10' }, /PROJECTION_LEASE_TTL_MS/],
   ])('refuses %p with a clear message', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

@@ -9,8 +9,34 @@ import { resolve } from 'node:path';
 export type LogLevelName = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
 const LOG_LEVELS: readonly LogLevelName[] = ['error', 'warn', 'log', 'debug', 'verbose'];
 
+/** How bearer tokens are verified: exactly one key source. */
+export type JwtKey =
+  | { readonly kind: 'secret'; readonly secret: string; readonly isDevelopmentDefault: boolean }
+  | { readonly kind: 'public-key'; readonly publicKey: string }
+  | { readonly kind: 'jwks'; readonly jwksUrl: string };
+
+/** The secret used when none is configured outside production: printed tokens work out of the box. */
+export const DEVELOPMENT_JWT_SECRET = 'ledger-development-only-secret-never-use-in-production';
+
 export interface AppConfig {
   readonly port: number;
+  /** NODE_ENV=production: no development defaults (a missing or default JWT secret stops the start). */
+  readonly production: boolean;
+  readonly auth: {
+    readonly key: JwtKey;
+    /** Accepted signature algorithms, derived from the key kind. */
+    readonly algorithms: readonly ('HS256' | 'RS256' | 'ES256')[];
+    readonly issuer?: string;
+    readonly audience?: string;
+  };
+  readonly rateLimit: {
+    readonly enabled: boolean;
+    /** Per client (token subject, else IP address) and per minute. */
+    readonly commandsPerMinute: number;
+    readonly queriesPerMinute: number;
+  };
+  /** Origins allowed to call the API from a browser; empty: no CORS headers at all. */
+  readonly corsOrigins: readonly string[];
   /** Most detailed level logged: `debug` adds a line per command (with its correlation id). */
   readonly logLevel: LogLevelName;
   /** An external PostgreSQL; when absent, an embedded server is started under `embeddedDatabase.dir`. */
@@ -109,9 +135,57 @@ function databaseUrl(env: NodeJS.ProcessEnv): string | undefined {
   return raw;
 }
 
+function jwtKey(env: NodeJS.ProcessEnv, production: boolean): JwtKey {
+  const given = (['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_JWKS_URL'] as const).filter((name) => env[name]);
+  if (given.length > 1) throw new ConfigError(`set only one of JWT_SECRET, JWT_PUBLIC_KEY and JWT_JWKS_URL (got ${given.join(', ')})`);
+  if (env.JWT_PUBLIC_KEY) {
+    const publicKey = env.JWT_PUBLIC_KEY.replaceAll('\\n', '\n');
+    if (!publicKey.includes('BEGIN PUBLIC KEY')) throw new ConfigError('JWT_PUBLIC_KEY must be a PEM public key (-----BEGIN PUBLIC KEY-----)');
+    return { kind: 'public-key', publicKey };
+  }
+  if (env.JWT_JWKS_URL) {
+    let url: URL;
+    try {
+      url = new URL(env.JWT_JWKS_URL);
+    } catch {
+      throw new ConfigError('JWT_JWKS_URL is not a URL');
+    }
+    if (production && url.protocol !== 'https:') throw new ConfigError('JWT_JWKS_URL must be https in production');
+    return { kind: 'jwks', jwksUrl: url.toString() };
+  }
+  const secret = env.JWT_SECRET ?? '';
+  if (production && (secret === '' || secret === DEVELOPMENT_JWT_SECRET)) {
+    throw new ConfigError('in production (NODE_ENV=production) JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL must be set, and not to the development default');
+  }
+  if (secret !== '' && secret.length < 32) throw new ConfigError('JWT_SECRET must be at least 32 characters');
+  return secret === ''
+    ? { kind: 'secret', secret: DEVELOPMENT_JWT_SECRET, isDevelopmentDefault: true }
+    : { kind: 'secret', secret, isDevelopmentDefault: secret === DEVELOPMENT_JWT_SECRET };
+}
+
+function text(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value === '' ? undefined : value;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const production = env.NODE_ENV === 'production';
+  const key = jwtKey(env, production);
   return {
     port: integer(env, 'PORT', 3000, 0, 65535),
+    production,
+    auth: {
+      key,
+      algorithms: key.kind === 'secret' ? ['HS256'] : ['RS256', 'ES256'],
+      issuer: text(env, 'JWT_ISSUER'),
+      audience: text(env, 'JWT_AUDIENCE'),
+    },
+    rateLimit: {
+      enabled: boolean(env, 'RATE_LIMIT_ENABLED', true),
+      commandsPerMinute: integer(env, 'RATE_LIMIT_COMMANDS_PER_MINUTE', 1200, 1, 10_000_000),
+      queriesPerMinute: integer(env, 'RATE_LIMIT_QUERIES_PER_MINUTE', 6000, 1, 10_000_000),
+    },
+    corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map((origin) => origin.trim()).filter(Boolean),
     logLevel: logLevel(env),
     databaseUrl: databaseUrl(env),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),

@@ -295,11 +295,16 @@ export class EventStore {
     return row ? { transactionId: row.transaction_id, position } : null;
   }
 
-  /** Every event of one correlation (e.g. a transfer and both of its account legs), in log order. */
-  async readCorrelation(correlationId: string, limit = 1000): Promise<RecordedEvent[]> {
+  /**
+   * The events of one correlation that belong to one process: from its first event on, those of its
+   * own stream and those whose data names it (e.g. a transfer and both accounts' legs), in log order.
+   */
+  async readProcessChain(chain: { correlationId: string; fromPosition: number; streamId: string; idField: string; id: string }): Promise<RecordedEvent[]> {
     const rows = (await this.reader.query(
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE metadata->>'correlationId' = $1 ORDER BY position LIMIT $2`,
-      [correlationId, limit],
+      `SELECT ${EVENT_COLUMNS} FROM events
+       WHERE metadata->>'correlationId' = $1 AND position >= $2 AND (stream_id = $3 OR data->>$4 = $5)
+       ORDER BY position`,
+      [chain.correlationId, chain.fromPosition, chain.streamId, chain.idField, chain.id],
     )) as StoredEventRow[];
     return rows.map((row) => toRecordedEvent(row, this.registry));
   }

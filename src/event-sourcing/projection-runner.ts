@@ -266,6 +266,7 @@ export class ProjectionRunner {
   }
 
   private async commit(events: readonly RecordedEvent[], target: Target, from: Checkpoint): Promise<void> {
+    if (this.projection.tables.length === 0) return this.commitReaction(events, from);
     const { dataSource, checkpoints, options, owner } = this.deps;
     const last = events[events.length - 1];
     const checkpoint = { transactionId: last.transactionId, position: last.position };
@@ -284,6 +285,31 @@ export class ProjectionRunner {
         : { ...state!, rebuild: { ...state!.rebuild!, checkpoint, eventsApplied: state!.rebuild!.eventsApplied + events.length } };
     });
     if (target === 'live') this.deps.onAdvance(this.projection.name, checkpoint);
+  }
+
+  /**
+   * A projection that keeps no table (a process manager) reacts with commands of its own, each in its
+   * own transaction. Those run outside the checkpoint transaction: that one locks the checkpoint row,
+   * which gives it a transaction id, and commit-safe readers wait for every older transaction id — a
+   * long step inside it would hold every projection back. The checkpoint then advances in a short
+   * fenced transaction. At-least-once: a crash between the two repeats the steps, which is why a
+   * process manager's steps must be idempotent.
+   */
+  private async commitReaction(events: readonly RecordedEvent[], from: Checkpoint): Promise<void> {
+    const { dataSource, checkpoints, options, owner } = this.deps;
+    // A cheap look first (no lock, no clock comparison): the fenced advance below is what decides.
+    const before = await checkpoints.load(this.projection.name);
+    if (before?.leaseOwner !== owner || !isSameCheckpoint(before.checkpoint, from)) throw new LostLease();
+    await applyToProjection(this.projection, events, dataSource.manager);
+    const last = events[events.length - 1];
+    const checkpoint = { transactionId: last.transactionId, position: last.position };
+    await dataSource.transaction(async (manager) => {
+      const state = await checkpoints.lockIfLeader(manager, this.projection.name, owner);
+      if (!state || !isSameCheckpoint(state.checkpoint, from)) throw new LostLease();
+      await checkpoints.advance(manager, this.projection.name, checkpoint, options.leaseTtlMs);
+      this.state = { ...state, checkpoint, attempts: 0 };
+    });
+    this.deps.onAdvance(this.projection.name, checkpoint);
   }
 
   /**

@@ -95,7 +95,7 @@ export class TransfersController {
 
   @Get('transfers/:id/events')
   @ApiOperation({
-    summary: "The transfer's whole chain: every event sharing its correlation id (its own stream and both accounts' legs), in log order",
+    summary: "The transfer's whole chain: the events of its correlation id that are its own or its accounts' legs (debit, credit, settlement, refund), in log order",
   })
   @ID
   @ApiOkResponse({ type: AccountHistoryResponse })

@@ -3,7 +3,9 @@ import { type Queryable, rows } from './projection-fixtures.js';
 /**
  * An independent fold of the accounts feature's events, straight from the `events` table, to
  * compare the read tables with. It shares no code with the projections: it works on the stored JSON,
- * recomputes balances from the amounts (and checks each stored balanceAfter on the way).
+ * recomputes balances from the amounts (and checks each stored balanceAfter on the way). It knows every
+ * account event: deposits and withdrawals, the transfer legs (one transaction row each, with the
+ * transfer id), and TransferSettled, which moves the account's version but no money (no row).
  */
 
 export interface SummaryRow {
@@ -22,7 +24,7 @@ export interface SummaryRow {
 export interface TransactionRow {
   position: number;
   accountId: string;
-  type: 'deposit' | 'withdrawal';
+  type: 'deposit' | 'withdrawal' | 'transfer-out' | 'transfer-in' | 'transfer-refund';
   amount: number;
   balanceAfter: number;
   occurredAt: string;
@@ -34,6 +36,14 @@ export interface LedgerReplay {
   readonly transactions: TransactionRow[];
   readonly events: number;
 }
+
+const MOVEMENTS: Record<string, { type: TransactionRow['type']; sign: 1 | -1 }> = {
+  'accounts.MoneyDeposited': { type: 'deposit', sign: 1 },
+  'accounts.MoneyWithdrawn': { type: 'withdrawal', sign: -1 },
+  'accounts.TransferDebited': { type: 'transfer-out', sign: -1 },
+  'accounts.TransferCredited': { type: 'transfer-in', sign: 1 },
+  'accounts.TransferRefunded': { type: 'transfer-refund', sign: 1 },
+};
 
 interface EventRow {
   position: string;
@@ -80,30 +90,32 @@ export async function replayLedger(query: Queryable): Promise<LedgerReplay> {
     account.version = event.version;
     account.updatedAt = at;
     account.lastPosition = position;
-    switch (event.type) {
-      case 'accounts.MoneyDeposited':
-      case 'accounts.MoneyWithdrawn': {
-        const deposit = event.type === 'accounts.MoneyDeposited';
-        const amount = Number(event.data.amount);
-        account.balance += deposit ? amount : -amount;
-        if (account.balance < 0) throw new Error(`account ${accountId} below zero at ${position}`);
-        if (Number(event.data.balanceAfter) !== account.balance) {
-          throw new Error(`account ${accountId}: stored balanceAfter ${event.data.balanceAfter} at ${position}, folded ${account.balance}`);
-        }
-        transactions.push({
-          position,
-          accountId,
-          type: deposit ? 'deposit' : 'withdrawal',
-          amount,
-          balanceAfter: account.balance,
-          occurredAt: at,
-          transferId: null,
-        });
-        break;
+    const movement = MOVEMENTS[event.type];
+    if (movement) {
+      const amount = Number(event.data.amount);
+      account.balance += movement.sign * amount;
+      if (account.balance < 0) throw new Error(`account ${accountId} below zero at ${position}`);
+      if (Number(event.data.balanceAfter) !== account.balance) {
+        throw new Error(`account ${accountId}: stored balanceAfter ${event.data.balanceAfter} at ${position}, folded ${account.balance}`);
       }
+      transactions.push({
+        position,
+        accountId,
+        type: movement.type,
+        amount,
+        balanceAfter: account.balance,
+        occurredAt: at,
+        transferId: (event.data.transferId as string | undefined) ?? null,
+      });
+      continue;
+    }
+    switch (event.type) {
       case 'accounts.AccountClosed':
         account.status = 'closed';
         break;
+      case 'accounts.TransferSettled':
+        if ('balanceAfter' in event.data) throw new Error(`account ${accountId}: a settlement at ${position} records a balance`);
+        break; // the version and updatedAt moved (above); no money did
       default:
         throw new Error(`unexpected event type ${event.type}`);
     }

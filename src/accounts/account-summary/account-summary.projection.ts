@@ -1,7 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { Projection, RecordedEvent } from '../../event-sourcing/index.js';
-import { AccountClosed, AccountOpened, isBalanceChange } from '../account.events.js';
+import { ACCOUNT_EVENTS, AccountClosed, type AccountEvent, AccountOpened, isBalanceChange } from '../account.events.js';
+
+const ACCOUNT_EVENT_CLASSES = new Set<Function>(ACCOUNT_EVENTS);
+const isAccountEvent = (data: object): data is AccountEvent => ACCOUNT_EVENT_CLASSES.has(data.constructor);
 
 interface Change {
   balance: number | null;
@@ -36,10 +39,11 @@ export class AccountSummaryProjection implements Projection {
         opened.push(event as RecordedEvent<AccountOpened>);
         continue;
       }
-      if (!(isBalanceChange(data) || data instanceof AccountClosed)) continue;
+      if (!isAccountEvent(data)) continue;
+      // Every later account event moves the version (and the ETag), even one that changes no balance.
       const change = changes.get(data.accountId) ?? { balance: null, closed: false, version: 0, updatedAt: '', lastPosition: 0 };
       if (data instanceof AccountClosed) change.closed = true;
-      else change.balance = data.balanceAfter;
+      else if (isBalanceChange(data)) change.balance = data.balanceAfter;
       change.version = event.version;
       change.updatedAt = event.metadata.occurredAt;
       change.lastPosition = event.position;

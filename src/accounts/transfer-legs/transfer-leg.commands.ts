@@ -37,3 +37,14 @@ export class RefundTransfer extends Command<AppendResult> implements TransferLeg
     super();
   }
 }
+
+export class SettleTransfer extends Command<AppendResult> implements TransferLeg {
+  constructor(
+    readonly accountId: string,
+    readonly transferId: string,
+    readonly amount: number,
+    readonly currency: string,
+  ) {
+    super();
+  }
+}

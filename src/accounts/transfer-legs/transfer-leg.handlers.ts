@@ -1,7 +1,7 @@
 import { CommandHandler } from '@nestjs/cqrs';
 import { AccountCommandHandler } from '../account-command.handler.js';
-import { creditForTransfer, debitForTransfer, refundTransfer } from '../account.js';
-import { CreditForTransfer, DebitForTransfer, RefundTransfer } from './transfer-leg.commands.js';
+import { creditForTransfer, debitForTransfer, refundTransfer, settleTransfer } from '../account.js';
+import { CreditForTransfer, DebitForTransfer, RefundTransfer, SettleTransfer } from './transfer-leg.commands.js';
 
 @CommandHandler(DebitForTransfer)
 export class DebitForTransferHandler extends AccountCommandHandler<DebitForTransfer> {
@@ -16,4 +16,9 @@ export class CreditForTransferHandler extends AccountCommandHandler<CreditForTra
 @CommandHandler(RefundTransfer)
 export class RefundTransferHandler extends AccountCommandHandler<RefundTransfer> {
   protected readonly decide = refundTransfer;
+}
+
+@CommandHandler(SettleTransfer)
+export class SettleTransferHandler extends AccountCommandHandler<SettleTransfer> {
+  protected readonly decide = settleTransfer;
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import { runInEventContext } from '../../event-sourcing/index.js';
+import { currentEventContext, runInEventContext } from '../../event-sourcing/index.js';
 
 export const CORRELATION_HEADER = 'X-Correlation-Id';
 const ACCEPTABLE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -22,6 +22,19 @@ export function correlationId(request: Request, response: Response, next: NextFu
  * request id as its causation.
  */
 export function eventContext(_request: Request, response: Response, next: NextFunction): void {
-  // No authentication yet: every HTTP caller is the same anonymous actor.
-  runInEventContext({ correlationId: response.locals.correlationId as string, causationId: randomUUID(), actor: 'anonymous' }, next);
+  // The actor is filled in by the AuthGuard once the bearer token is verified.
+  const context: RequestEventContext = { correlationId: response.locals.correlationId as string, causationId: randomUUID(), actor: 'anonymous' };
+  runInEventContext(context, next);
+}
+
+interface RequestEventContext {
+  readonly correlationId: string;
+  readonly causationId: string;
+  actor: string;
+}
+
+/** Records who is asking (the verified token's subject) as the actor of this request's events. */
+export function setRequestActor(actor: string): void {
+  const context = currentEventContext() as RequestEventContext | undefined;
+  if (context) context.actor = actor;
 }

@@ -11,7 +11,7 @@ import {
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { type Observable, from, lastValueFrom } from 'rxjs';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { APP_CONFIG } from '../../config/app-config.provider.js';
 import type { AppConfig } from '../../config/app-config.js';
 import { EventStore } from '../../event-sourcing/index.js';
@@ -72,31 +72,41 @@ export class IdempotencyInterceptor implements NestInterceptor, OnApplicationBoo
     }
     const response = http.getResponse<Response>();
     const fingerprint = fingerprintOf(request);
-    return from(
-      this.store.transaction(async (tx) => {
-        const [{ locked }] = (await tx.manager.query('SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS locked', [
-          LOCK_NAMESPACE,
-          key,
-        ])) as Array<{ locked: boolean }>;
-        if (!locked) {
-          throw new ProblemException(409, 'IDEMPOTENCY_KEY_IN_USE', 'Request in progress', 'A request with this Idempotency-Key is still being processed; retry shortly');
-        }
-        const [stored] = (await tx.manager.query(
-          'SELECT fingerprint, status_code, headers, body FROM idempotency_keys WHERE key = $1 AND expires_at > now()',
-          [key],
-        )) as StoredResponse[];
-        if (stored) return this.replay(stored, fingerprint, response);
-        const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
-        await tx.manager.query(
-          `INSERT INTO idempotency_keys (key, fingerprint, status_code, headers, body, expires_at)
-           VALUES ($1, $2, $3, $4, $5, now() + make_interval(hours => $6))
-           ON CONFLICT (key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, status_code = EXCLUDED.status_code,
-             headers = EXCLUDED.headers, body = EXCLUDED.body, created_at = now(), expires_at = EXCLUDED.expires_at`,
-          [key, fingerprint, response.statusCode, JSON.stringify(replayableHeaders(response)), JSON.stringify(body ?? null), this.config.idempotencyKeyTtlHours],
-        );
-        return body;
-      }),
-    );
+    return from(this.handle(key, fingerprint, response, next));
+  }
+
+  private async handle(key: string, fingerprint: string, response: Response, next: CallHandler): Promise<unknown> {
+    // A finished request is replayed without taking the lock, so retries never queue behind each other.
+    const finished = await this.stored(this.dataSource.manager, key);
+    if (finished) return this.replay(finished, fingerprint, response);
+    return this.store.transaction(async (tx) => {
+      const [{ locked }] = (await tx.manager.query('SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS locked', [
+        LOCK_NAMESPACE,
+        key,
+      ])) as Array<{ locked: boolean }>;
+      if (!locked) {
+        throw new ProblemException(409, 'IDEMPOTENCY_KEY_IN_USE', 'Request in progress', 'A request with this Idempotency-Key is still being processed; retry shortly');
+      }
+      const stored = await this.stored(tx.manager, key); // it may have finished meanwhile
+      if (stored) return this.replay(stored, fingerprint, response);
+      const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
+      await tx.manager.query(
+        `INSERT INTO idempotency_keys (key, fingerprint, status_code, headers, body, expires_at)
+         VALUES ($1, $2, $3, $4, $5, now() + make_interval(hours => $6))
+         ON CONFLICT (key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, status_code = EXCLUDED.status_code,
+           headers = EXCLUDED.headers, body = EXCLUDED.body, created_at = now(), expires_at = EXCLUDED.expires_at`,
+        [key, fingerprint, response.statusCode, JSON.stringify(replayableHeaders(response)), JSON.stringify(body ?? null), this.config.idempotencyKeyTtlHours],
+      );
+      return body;
+    });
+  }
+
+  private async stored(manager: EntityManager, key: string): Promise<StoredResponse | undefined> {
+    const [stored] = (await manager.query(
+      'SELECT fingerprint, status_code, headers, body FROM idempotency_keys WHERE key = $1 AND expires_at > now()',
+      [key],
+    )) as StoredResponse[];
+    return stored;
   }
 
   private replay(stored: StoredResponse, fingerprint: string, response: Response): unknown {

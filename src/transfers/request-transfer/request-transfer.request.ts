@@ -1,5 +1,9 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, IsPositive, IsString, IsUUID, Length, Matches, Max, ValidateBy } from 'class-validator';
+
+/** UUIDs are case-insensitive; ids are compared and stored lower-case, like path ids. */
+const lowerCase = Transform(({ value }) => (typeof value === 'string' ? value.toLowerCase() : value));
 import { MAX_MINOR_UNITS } from '../../shared/money.js';
 
 /** A property that must differ from another one of the same object. */
@@ -16,10 +20,12 @@ function DiffersFrom(property: string) {
 
 export class RequestTransferRequest {
   @ApiProperty({ format: 'uuid' })
+  @lowerCase
   @IsUUID()
   fromAccountId!: string;
 
   @ApiProperty({ format: 'uuid', description: 'Must differ from fromAccountId.' })
+  @lowerCase
   @IsUUID()
   @DiffersFrom('fromAccountId')
   toAccountId!: string;

@@ -1,6 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
-import { CreditForTransfer, DebitForTransfer, RefundTransfer } from '../../accounts/transfer-legs/transfer-leg.commands.js';
+import {
+  CreditForTransfer,
+  DebitForTransfer,
+  RefundTransfer,
+  SettleTransfer,
+} from '../../accounts/transfer-legs/transfer-leg.commands.js';
 import {
   CommandRunner,
   EventStore,
@@ -31,7 +36,7 @@ export const TRANSFER_PROCESS_ACTOR = 'transfer-process';
 /**
  * Moves the money of a transfer, driven by the stored log through the projection engine (a
  * checkpointed subscription, so a crash loses no step): withdraw from the source; on success deposit
- * to the target; on success complete. A refused debit fails the transfer; a refused credit refunds
+ * to the target; on success settle the source (its money is no longer in flight) and complete. A refused debit fails the transfer; a refused credit refunds
  * the source, then fails the transfer.
  *
  * Exactly once in effect: the next step is always decided from the transfer's own stream, never
@@ -62,13 +67,18 @@ export class TransferProcessManager implements Projection {
   private async advance(event: RecordedEvent<{ transferId: string }>): Promise<void> {
     const context = { correlationId: event.metadata.correlationId, causationId: event.metadata.eventId, actor: TRANSFER_PROCESS_ACTOR };
     await runInEventContext(context, async () => {
-      for (;;) {
+      for (let first = true; ; first = false) {
         const state = await this.load(event.data.transferId);
         if (state.status === 'none') return;
         if (state.status === 'pending') await this.debit(state);
         else if (state.status === 'debited') await this.credit(state);
         else if (state.status === 'refunding') await this.refund(state);
-        else return; // completed or failed: nothing left to do
+        else {
+          // Completed before this manager looked (a replay, or a log written before settlements
+          // existed): make sure the source knows its money arrived. Idempotent, like every step.
+          if (first && state.status === 'completed') await this.settle(state);
+          return;
+        }
       }
     });
   }
@@ -95,17 +105,23 @@ export class TransferProcessManager implements Projection {
       this.log(transfer, `credit of ${transfer.toAccountId} refused (${refusal.code}): refunding the source`);
       await this.record(transfer, (state) => recordCreditRefused(state, refusal));
     } else {
+      // The source learns its money arrived (it can no longer come back), then the transfer completes.
+      await this.settle(transfer);
       this.log(transfer, `credited ${transfer.amount} to ${transfer.toAccountId}: completed`);
       await this.record(transfer, recordCredit);
     }
   }
 
   private async refund(transfer: Active): Promise<void> {
-    // A refund is never refused by the rules (even a closed source gets its money back); anything
-    // else thrown here is an error the engine retries.
+    // A refund is never refused by the rules (the source cannot be closed while the money is in
+    // flight, and kept room for it); anything thrown here is an error the engine retries.
     await this.commands.execute(new RefundTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency));
     this.log(transfer, `refunded ${transfer.amount} to ${transfer.fromAccountId}: failed`);
     await this.record(transfer, recordRefund);
+  }
+
+  private async settle(transfer: Active): Promise<void> {
+    await this.commands.execute(new SettleTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency));
   }
 
   /** Runs an account step; a business refusal is an answer (returned), anything else an error (thrown). */

@@ -24,7 +24,7 @@ export class ListAccountTransfers extends Query<TransferPage> {
   }
 }
 
-/** Every event of the transfer's correlation: its own stream and both accounts' legs, in log order. */
+/** The transfer's chain: the events of its correlation that are its own or its accounts' legs, in log order. */
 export class GetTransferChain extends Query<RecordedEvent[]> {
   constructor(readonly transferId: string) {
     super();

@@ -38,6 +38,13 @@ export class GetTransferChainHandler implements IQueryHandler<GetTransferChain> 
 
   async execute({ transferId }: GetTransferChain): Promise<RecordedEvent[]> {
     const [requested] = await this.store.readStream(transferStreamId(transferId), { toVersion: 1 });
-    return requested ? this.store.readCorrelation(requested.metadata.correlationId) : [];
+    if (!requested) return [];
+    return this.store.readProcessChain({
+      correlationId: requested.metadata.correlationId,
+      fromPosition: requested.position,
+      streamId: requested.streamId,
+      idField: 'transferId',
+      id: transferId,
+    });
   }
 }

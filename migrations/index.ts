@@ -10,6 +10,7 @@ import { IndexEventTypes1764230400006 } from './1764230400006-index-event-types.
 import { CreateSnapshots1764230400007 } from './1764230400007-create-snapshots.js';
 import { AddTransactionReference1764230400008 } from './1764230400008-add-transaction-reference.js';
 import { ReplayTransferProcess1764230400009 } from './1764230400009-replay-transfer-process.js';
+import { RecordEventsAtClockTime1764230400010 } from './1764230400010-record-events-at-clock-time.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
@@ -22,4 +23,5 @@ export const migrations = [
   CreateSnapshots1764230400007,
   AddTransactionReference1764230400008,
   ReplayTransferProcess1764230400009,
+  RecordEventsAtClockTime1764230400010,
 ];

@@ -40,7 +40,12 @@ export async function createApp(config: AppConfig, databaseUrl: string, options:
     }),
   );
   setUpSwagger(app);
-  await app.init();
+  try {
+    await app.init();
+  } catch (error) {
+    await app.close().catch(() => undefined); // release the pools a half-started app opened
+    throw error;
+  }
   return app;
 }
 

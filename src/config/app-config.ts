@@ -54,10 +54,10 @@ export interface AppConfig {
   /** Per aggregate type, a snapshot every N events (0: never), e.g. { account: 100 }. */
   readonly snapshotIntervals: Readonly<Record<string, number>>;
   readonly liveFeed: {
-    /** Bytes a live-feed client may have waiting unsent before it is disconnected (it resumes with Last-Event-ID). */
-    readonly maxBufferBytes: number;
     /** A comment line sent this often keeps idle connections (and proxies) open. */
     readonly heartbeatMs: number;
+    /** A client whose socket does not drain for this long is disconnected (it resumes with Last-Event-ID). */
+    readonly stallTimeoutMs: number;
   };
   readonly projections: {
     /** Off: this process serves HTTP but runs no projection (another instance must). */
@@ -199,8 +199,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     idempotencyKeyTtlHours: integer(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 24 * 365),
     snapshotIntervals: snapshotIntervals(env),
     liveFeed: {
-      maxBufferBytes: integer(env, 'LIVE_FEED_MAX_BUFFER_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
       heartbeatMs: integer(env, 'LIVE_FEED_HEARTBEAT_MS', 15_000, 100, 600_000),
+      stallTimeoutMs: integer(env, 'LIVE_FEED_STALL_TIMEOUT_MS', 10_000, 100, 600_000),
     },
     projections: {
       enabled: boolean(env, 'PROJECTIONS_ENABLED', true),

@@ -266,11 +266,13 @@ export class EventStore {
   /** One stream's events in version order, optionally between two versions (inclusive). */
   async readStream(
     streamId: string,
+    /** recordedUntil compares at millisecond precision, the precision recordedAt is shown with. */
     range: { fromVersion?: number; toVersion?: number; recordedUntil?: Date } = {},
   ): Promise<RecordedEvent[]> {
     const rows = (await this.reader.query(
       `SELECT ${EVENT_COLUMNS} FROM events
-       WHERE stream_id = $1 AND version >= $2 AND version <= $3 AND ($4::timestamptz IS NULL OR recorded_at <= $4)
+       WHERE stream_id = $1 AND version >= $2 AND version <= $3
+         AND ($4::timestamptz IS NULL OR date_trunc('milliseconds', recorded_at) <= $4)
        ORDER BY version`,
       [streamId, range.fromVersion ?? 1, range.toVersion ?? 2_147_483_647, range.recordedUntil ?? null],
     )) as StoredEventRow[];

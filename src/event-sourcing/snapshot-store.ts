@@ -47,6 +47,10 @@ export class SnapshotStore {
 
   /** Writes a snapshot unless a newer one is there already. */
   async save<State>(streamId: string, codec: SnapshotCodec<State>, snapshot: Snapshot<State>, manager: EntityManager): Promise<void> {
+    // Inside a caller's transaction, a failure must not abort it (a snapshot is only a cache): the
+    // write gets a savepoint of its own to roll back to.
+    const inTransaction = manager.queryRunner?.isTransactionActive === true;
+    if (inTransaction) await sql(manager, 'SAVEPOINT snapshot_write');
     try {
       await sql(
         manager,
@@ -57,9 +61,9 @@ export class SnapshotStore {
          WHERE snapshots.version < EXCLUDED.version OR snapshots.schema_version <> EXCLUDED.schema_version`,
         [streamId, codec.aggregate, codec.schemaVersion, snapshot.version, snapshot.position, JSON.stringify(codec.encode(snapshot.state))],
       );
+      if (inTransaction) await sql(manager, 'RELEASE SAVEPOINT snapshot_write');
     } catch (error) {
-      // Only a cache; but inside a caller's transaction the error has aborted it, so it must surface.
-      if (manager.queryRunner?.isTransactionActive) throw error;
+      if (inTransaction) await sql(manager, 'ROLLBACK TO SAVEPOINT snapshot_write');
       this.logger.warn(`Could not snapshot ${streamId}: ${(error as Error).message}`);
     }
   }

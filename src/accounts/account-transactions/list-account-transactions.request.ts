@@ -1,12 +1,12 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
 import { ProjectionQueryRequest } from '../../shared/http/projection-query.request.js';
+import { IntegerParam } from '../../shared/http/integer-param.js';
 
 export class ListAccountTransactionsRequest extends ProjectionQueryRequest {
   @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 20 })
   @IsOptional()
-  @Type(() => Number)
+  @IntegerParam()
   @IsInt()
   @Min(1)
   @Max(100)

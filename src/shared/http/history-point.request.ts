@@ -1,14 +1,14 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
 import { IsISO8601, IsInt, IsOptional, Max, Min } from 'class-validator';
 import type { HistoryPoint } from '../../event-sourcing/index.js';
 import { ValidationProblem } from '../problem-details/problem.exception.js';
+import { IntegerParam } from './integer-param.js';
 
 /** `?atVersion=N` or `?asOf=<ISO 8601 instant>`: exactly one. */
 export class HistoryPointRequest {
   @ApiPropertyOptional({ minimum: 1, description: 'The state right after this version (event) of the stream.' })
   @IsOptional()
-  @Type(() => Number)
+  @IntegerParam()
   @IsInt()
   @Min(1)
   @Max(2_147_483_647)

@@ -1,0 +1,378 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { EventStore } from '../src/event-sourcing/index.js';
+import { walkFeed } from './support/history-fold.js';
+import { LedgerAccount } from './support/ledger-writers.js';
+import { expectProblemAnswer } from './support/problem.js';
+import { eventually, gate, rows } from './support/projection-fixtures.js';
+import { type FeedMessage, type SseConnection, type SseOpenOptions, connectSse, openSse, portOf } from './support/sse-client.js';
+import { type TestApp, startTestApp } from './support/test-app.js';
+
+// GET /events/live over a real socket (node:http, the app listening on a port of its own), parsed as
+// text/event-stream. What the stream delivers is compared with the events table in commit order
+// (transaction id, position), read with SQL.
+
+interface LiveApp {
+  t: TestApp;
+  port: number;
+  store: EventStore;
+  connections: SseConnection[];
+  connect(options?: SseOpenOptions): Promise<SseConnection>;
+}
+
+async function startLiveApp(env: Record<string, string> = {}): Promise<LiveApp> {
+  const t = await startTestApp(env);
+  await t.app.listen(0, '127.0.0.1');
+  const live: LiveApp = {
+    t,
+    port: portOf(t.app),
+    store: t.app.get(EventStore),
+    connections: [],
+    async connect(options = {}) {
+      const connection = await connectSse(live.port, options);
+      live.connections.push(connection);
+      return connection;
+    },
+  };
+  return live;
+}
+
+/** Closes every client connection (a paused one would keep the HTTP server from closing), then the app. */
+async function stopLiveApp(live: LiveApp | undefined): Promise<void> {
+  if (!live) return;
+  for (const connection of live.connections.splice(0)) connection.close();
+  await live.t.close();
+}
+
+/** Positions of the events table in commit order, after the event at position `after` (0: all). */
+async function logAfter(t: TestApp, after: number): Promise<number[]> {
+  const found = await rows<{ position: string }>(
+    t.dataSource,
+    `SELECT position FROM events
+     WHERE $1::bigint = 0 OR (transaction_id, position) > (SELECT transaction_id, position FROM events WHERE position = $1)
+     ORDER BY transaction_id, position`,
+    [after],
+  );
+  return found.map((row) => Number(row.position));
+}
+
+async function headPosition(t: TestApp): Promise<number> {
+  const [row] = await rows<{ position: string | null }>(t.dataSource, 'SELECT max(position)::text AS position FROM events');
+  return Number(row.position ?? 0);
+}
+
+async function post(t: TestApp, path: string, body?: object): Promise<Record<string, any>> {
+  const response = await t.http.post(path).send(body);
+  if (response.status >= 300) throw new Error(`POST ${path} answered ${response.status}: ${JSON.stringify(response.body)}`);
+  return response.body;
+}
+
+/** Appends `count` deposits to `account` in one transaction; their positions. */
+function depositBurst(store: EventStore, account: LedgerAccount, count: number): Promise<number[]> {
+  return store.transaction((tx) => account.write(tx, Array.from({ length: count }, (_, index) => 1 + (index % 7)), account.version === 0));
+}
+
+const ids = (messages: readonly FeedMessage[]) => messages.map((message) => message.id);
+
+describe('GET /events/live', () => {
+  let live: LiveApp;
+  beforeAll(async () => {
+    live = await startLiveApp();
+  });
+  afterEach(() => {
+    for (const connection of live.connections.splice(0)) connection.close();
+  });
+  afterAll(() => stopLiveApp(live));
+
+  it('without Last-Event-ID starts at the current end and delivers each event as it commits: id = position, event = type, data = the GET /events item', async () => {
+    const { id: older } = await post(live.t, '/accounts', { ownerName: 'Before Connecting', currency: 'EUR' });
+    const { position: before } = await post(live.t, `/accounts/${older}/deposits`, { amount: 5 });
+    // "The current end" is where a commit-safe reader stands (a transaction in flight anywhere on the
+    // server can hold it back a moment): wait until it has passed the last write.
+    await eventually('the last write to be visible to commit-safe readers', async () => {
+      const page = await live.t.http.get('/events').query({ stream: `account-${older}` });
+      return page.body.items.some((item: { position: number }) => item.position === before) ? true : undefined;
+    });
+
+    const stream = await live.connect();
+    expect(stream.headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(stream.headers['cache-control']).toMatch(/no-cache/);
+
+    const opened = await post(live.t, '/accounts', { ownerName: 'Live Ada', currency: 'EUR' });
+    await stream.waitForId(opened.position);
+    const deposited = await post(live.t, `/accounts/${opened.id}/deposits`, { amount: 1050, reference: 'Live' });
+    await stream.waitForId(deposited.position);
+
+    const messages = stream.feedMessages();
+    expect(ids(messages)).toEqual([opened.position, deposited.position]);
+    expect(ids(messages).every((position) => position > before)).toBe(true);
+    const page = await live.t.http.get('/events').query({ after: before });
+    expect(messages.map((message) => ({ id: message.id, event: message.event, data: message.data }))).toEqual(
+      page.body.items.map((item: Record<string, any>) => ({ id: item.position, event: item.type, data: item }))
+    );
+    expect(messages[1].data.data).toEqual({ accountId: opened.id, amount: 1050, balanceAfter: 1050, reference: 'Live' });
+    expect(stream.retry).toBe(1000);
+    expect(stream.isEnded).toBe(false);
+  });
+
+  it('Last-Event-ID 0 (header or ?lastEventId=) starts from the beginning of the log', async () => {
+    const log = await logAfter(live.t, 0);
+    expect(log.length).toBeGreaterThan(3);
+    for (const options of [{ lastEventId: '0' }, { query: 'lastEventId=0' }]) {
+      const stream = await live.connect(options);
+      await stream.waitForId(log.at(-1)!);
+      expect(ids(stream.feedMessages())).toEqual(log);
+      const fromFeed = await walkFeed(live.t, { limit: 1000 });
+      expect(stream.feedMessages().map((message) => message.data)).toEqual(fromFeed.items);
+      stream.close();
+    }
+  });
+
+  it('resumes right after Last-Event-ID (header or query), whatever the id\'s event', async () => {
+    const log = await logAfter(live.t, 0);
+    for (const index of [0, 2, log.length - 2]) {
+      const stream = await live.connect(index % 2 ? { query: `lastEventId=${log[index]}` } : { lastEventId: String(log[index]) });
+      await stream.waitForId(log.at(-1)!);
+      expect(ids(stream.feedMessages())).toEqual(log.slice(index + 1));
+      stream.close();
+    }
+  });
+
+  it('an event whose transaction commits late is delivered, and what committed meanwhile waits for it', async () => {
+    const stream = await live.connect();
+    const late = new LedgerAccount('Late Live');
+    const held = gate();
+    const started = gate();
+    let latePositions: number[] = [];
+    const lateDone = live.store.transaction(async (tx) => {
+      latePositions = await late.write(tx, [40, 2]);
+      started.open();
+      await held.promise;
+    });
+    await started.promise;
+    const meanwhile = await post(live.t, '/accounts', { ownerName: 'Meanwhile', currency: 'EUR' });
+    expect((await live.t.http.get(`/accounts/${meanwhile.id}/events`)).body.items).toHaveLength(1); // committed
+    await sleep(200); // room for a feed that would wrongly deliver it now (not a timing assertion)
+    expect(stream.messages).toEqual([]);
+    held.open();
+    await lateDone;
+    await stream.waitForId(meanwhile.position);
+    expect(ids(stream.feedMessages())).toEqual([...latePositions, meanwhile.position]);
+  });
+
+  it('disconnecting and reconnecting with Last-Event-ID while writes continue: nothing missed, nothing repeated', async () => {
+    const start = await headPosition(live.t);
+    const accounts = await Promise.all([0, 1, 2].map(async (index) => (await post(live.t, '/accounts', { ownerName: `Writer ${index}`, currency: 'EUR' })).id as string));
+
+    let writing = true;
+    const writers = (async () => {
+      try {
+        // HTTP writers on three accounts, and direct multi-event transactions, one of them committing late.
+        const direct = new LedgerAccount('Direct Live');
+        const late = gate();
+        const lateDone = live.store.transaction(async (tx) => {
+          await new LedgerAccount('Late In The Middle').write(tx, [10, 20, -5]);
+          await late.promise;
+        });
+        await Promise.all(
+          accounts.map(async (id, worker) => {
+            for (let round = 0; round < 20; round++) {
+              await post(live.t, `/accounts/${id}/deposits`, { amount: 1 + round });
+              if (worker === 0 && round % 5 === 4) await depositBurst(live.store, direct, 8);
+              if (worker === 1 && round === 10) late.open();
+            }
+          }),
+        );
+        await lateDone;
+      } finally {
+        writing = false;
+      }
+    })();
+
+    const received: FeedMessage[] = [];
+    let lastId = String(start);
+    let expected: number[] | undefined;
+    let connections = 0;
+    let connectionsWhileWriting = 0;
+    while (expected === undefined || received.length < expected.length) {
+      if (!writing && expected === undefined) {
+        await writers;
+        expected = await logAfter(live.t, start);
+      }
+      const stream = await live.connect({ lastEventId: lastId });
+      connections++;
+      if (writing) connectionsWhileWriting++;
+      const known = expected;
+      await stream.waitFor(
+        'a few events, the end of the writes, or every expected event',
+        (messages) => messages.length >= 4 || (known === undefined ? !writing : received.length + messages.length >= known.length),
+        30_000,
+      );
+      stream.close(); // abruptly, wherever the server is in its stream
+      received.push(...stream.feedMessages());
+      lastId = stream.lastId() ?? lastId;
+      if (connections > 500) throw new Error('too many reconnections');
+    }
+    await writers;
+
+    expect(connectionsWhileWriting).toBeGreaterThanOrEqual(3); // it really did reconnect in the middle of the writes
+    expect(new Set(ids(received)).size).toBe(received.length); // nothing repeated
+    expect(ids(received)).toEqual(expected); // nothing missed, in commit order
+    expect(received.every((message) => message.event === message.data.type && message.id === message.data.position)).toBe(true);
+  });
+
+  it.each<[string, SseOpenOptions]>([
+    ['a word', { lastEventId: 'abc' }],
+    ['a negative number', { lastEventId: '-1' }],
+    ['a decimal', { lastEventId: '1.5' }],
+    ['a leading zero', { lastEventId: '01' }],
+    ['17 digits', { lastEventId: '12345678901234567' }],
+    ['a word, as a query parameter', { query: 'lastEventId=abc' }],
+  ])('400 INVALID_LAST_EVENT_ID for %s', async (_name, options) => {
+    const answer = await openSse(live.port, options);
+    expect('status' in answer && answer.status).toBe(400);
+    expectProblemAnswer(answer as { status: number; headers: Record<string, unknown>; body: any }, 400, 'INVALID_LAST_EVENT_ID');
+  });
+
+  it('400 UNKNOWN_POSITION for a Last-Event-ID that is no event\'s position (header or query)', async () => {
+    const unknown = (await headPosition(live.t)) + 1000;
+    for (const options of [{ lastEventId: String(unknown) }, { query: `lastEventId=${unknown}` }, { lastEventId: '9007199254740991' }]) {
+      const answer = await openSse(live.port, options);
+      expect({ options, status: 'status' in answer ? answer.status : 200 }).toEqual({ options, status: 400 });
+      const body = expectProblemAnswer(answer as { status: number; headers: Record<string, unknown>; body: any }, 400, 'UNKNOWN_POSITION');
+      expect(body.errors).toEqual([{ field: 'Last-Event-ID', messages: [expect.any(String)] }]);
+    }
+  });
+});
+
+/** Captures the server side of every GET /events/live response of an app, to look at its buffers. */
+function captureLiveResponses(live: LiveApp): ServerResponse[] {
+  const captured: ServerResponse[] = [];
+  live.t.app.getHttpServer().on('request', (request: IncomingMessage, response: ServerResponse) => {
+    if (request.url?.startsWith('/events/live')) captured.push(response);
+  });
+  return captured;
+}
+
+/** Reconnects with the last id until every event of `expected` has arrived; the messages of every connection. */
+async function resumeUntil(live: LiveApp, lastId: string, expected: readonly number[]): Promise<{ messages: FeedMessage[]; connections: number }> {
+  const messages: FeedMessage[] = [];
+  let connections = 0;
+  while (messages.length < expected.length) {
+    const stream = await live.connect({ lastEventId: lastId });
+    connections++;
+    const needed = expected.length - messages.length;
+    await stream.waitFor(`${needed} more events`, (received) => received.length >= needed).catch((error: Error) => {
+      if (!stream.isEnded) throw error; // disconnected by the server: resume again
+    });
+    stream.close();
+    messages.push(...stream.feedMessages());
+    lastId = stream.lastId() ?? lastId;
+    if (connections > 2000) throw new Error('too many reconnections');
+  }
+  return { messages, connections };
+}
+
+describe('GET /events/live with a slow client', () => {
+  describe('LIVE_FEED_HEARTBEAT_MS=100', () => {
+    let live: LiveApp;
+    beforeAll(async () => {
+      live = await startLiveApp({ LIVE_FEED_HEARTBEAT_MS: '100' });
+    });
+    afterAll(() => stopLiveApp(live));
+
+    it('an idle stream gets a keep-alive comment and no message', async () => {
+      const idle = await live.connect({ lastEventId: String(await headPosition(live.t)) });
+      await idle.waitUntil('three keep-alive comments', () => idle.comments.filter((comment) => comment === 'keep-alive').length >= 3);
+      expect(idle.messages).toEqual([]);
+      expect(idle.isEnded).toBe(false);
+      idle.close();
+    });
+
+    it('a client reading as fast as it can is not disconnected by a burst of 300 events written in one transaction', async () => {
+      const reader = await live.connect({ lastEventId: String(await headPosition(live.t)) });
+      const account = new LedgerAccount('Fast Reader');
+      const positions = await depositBurst(live.store, account, 300);
+      await reader.waitForId(positions.at(-1)!);
+      expect(ids(reader.feedMessages())).toEqual(positions);
+      expect(reader.isEnded).toBe(false);
+    });
+  });
+
+  describe('LIVE_FEED_STALL_TIMEOUT_MS=500', () => {
+    /** Node's default highWaterMark of a socket: write() says "wait" from there on. */
+    const HIGH_WATER_MARK = 16 * 1024;
+    let live: LiveApp;
+    let start: number;
+    let expected: number[];
+    let reader: SseConnection;
+    let slow: SseConnection;
+    let readerServer: ServerResponse;
+    let slowServer: ServerResponse;
+    const observed = { rounds: 0, bytesWritten: 0, peakUnsent: 0, stalledAtRound: undefined as number | undefined, readerListeners: 0 };
+
+    // One scenario, several properties: a reading client and a client that stopped reading on the
+    // same feed, while bursts of events are written until the stalled client's socket is full (its
+    // kernel buffers hold a few MB) and the server, seeing it not drain, ends its response.
+    beforeAll(async () => {
+      live = await startLiveApp({ LIVE_FEED_STALL_TIMEOUT_MS: '500' });
+      const captured = captureLiveResponses(live);
+      const account = new LedgerAccount('Slow Reader');
+      await depositBurst(live.store, account, 1);
+      start = await headPosition(live.t);
+      reader = await live.connect({ lastEventId: String(start) });
+      readerServer = captured.at(-1)!;
+      slow = await live.connect({ lastEventId: String(start) });
+      slow.pause();
+      slowServer = captured.at(-1)!;
+      while (!slowServer.writableEnded && observed.stalledAtRound === undefined) {
+        if (reader.bytesReceived > 40_000_000) throw new Error(`the paused client's socket never filled up (${reader.bytesReceived} bytes written)`);
+        const written = await depositBurst(live.store, account, 500);
+        observed.rounds++;
+        await reader.waitForId(written.at(-1)!, 30_000);
+        observed.peakUnsent = Math.max(observed.peakUnsent, slowServer.writableLength);
+        if (slowServer.writableNeedDrain) observed.stalledAtRound = observed.rounds;
+      }
+      // The server now waits for a drain that never comes.
+      await eventually('the stalled client to be ended', async () => (slowServer.writableEnded ? true : undefined), 30_000, 20);
+      observed.peakUnsent = Math.max(observed.peakUnsent, slowServer.writableLength);
+      observed.bytesWritten = reader.bytesReceived;
+      observed.readerListeners = readerServer.listenerCount('close') + readerServer.listenerCount('drain');
+      expected = await logAfter(live.t, start);
+    }, 90_000);
+    afterAll(() => stopLiveApp(live));
+
+    it('the client that stops reading is disconnected by the server, after its socket filled up', () => {
+      expect(slowServer.writableEnded).toBe(true);
+      expect(observed.rounds).toBeGreaterThan(1); // the socket absorbed the first bursts
+    });
+
+    it('while it stalls, the server holds at most about a socket buffer for it, not what was written', () => {
+      expect(observed.bytesWritten).toBeGreaterThan(1_000_000);
+      expect(observed.peakUnsent).toBeLessThanOrEqual(HIGH_WATER_MARK + 16 * 1024);
+    });
+
+    it('a client reading on the same feed gets every event, in commit order, and stays connected', async () => {
+      await reader.waitForId(expected.at(-1)!);
+      expect(ids(reader.feedMessages())).toEqual(expected);
+      expect(reader.isEnded).toBe(false);
+    });
+
+    it('a long-lived stream does not accumulate listeners with each backpressure episode', () => {
+      expect(observed.readerListeners).toBeLessThan(10);
+    });
+
+    it('the disconnected client, reading again, resumes with its last id and gets every event exactly once', async () => {
+      slow.resume();
+      expect(await slow.ended).toBe('end');
+      const cut = ids(slow.feedMessages());
+      expect(cut.length).toBeGreaterThan(0);
+      expect(cut.length).toBeLessThan(expected.length);
+      expect(cut).toEqual(expected.slice(0, cut.length)); // a prefix of the log, in order
+      const resumed = await resumeUntil(live, slow.lastId()!, expected.slice(cut.length));
+      expect(resumed.connections).toBe(1);
+      expect([...cut, ...ids(resumed.messages)]).toEqual(expected);
+    });
+  });
+});

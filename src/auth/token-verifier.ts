@@ -1,0 +1,65 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { JwtService } from '@nestjs/jwt';
+import JwksRsa from 'jwks-rsa';
+import { APP_CONFIG } from '../config/app-config.provider.js';
+import type { AppConfig } from '../config/app-config.js';
+
+export interface Principal {
+  /** The token's subject: recorded as the actor of every event it causes. */
+  readonly subject: string;
+  readonly scopes: ReadonlySet<string>;
+}
+
+export class InvalidTokenError extends Error {}
+
+/**
+ * Verifies bearer tokens with the configured key: an HS256 secret, an RS256/ES256 public key, or the
+ * keys published at a JWKS URL (fetched and cached by jwks-rsa, chosen by the token's `kid`).
+ * Scopes come from the standard `scope` claim (space-separated) or a `scopes` array.
+ */
+@Injectable()
+export class TokenVerifier {
+  private readonly jwks?: JwksRsa.JwksClient;
+
+  constructor(
+    private readonly jwt: JwtService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    const key = config.auth.key;
+    if (key.kind === 'jwks') this.jwks = JwksRsa({ jwksUri: key.jwksUrl, cache: true, rateLimit: true, jwksRequestsPerMinute: 10 });
+  }
+
+  async verify(token: string): Promise<Principal> {
+    let payload: { sub?: unknown; scope?: unknown; scopes?: unknown };
+    try {
+      payload = await this.jwt.verifyAsync(token, {
+        algorithms: [...this.config.auth.algorithms],
+        issuer: this.config.auth.issuer,
+        audience: this.config.auth.audience,
+        secret: await this.keyFor(token),
+      });
+    } catch (error) {
+      throw new InvalidTokenError(error instanceof Error ? error.message : String(error));
+    }
+    if (typeof payload.sub !== 'string' || payload.sub === '') throw new InvalidTokenError('the token has no subject (sub)');
+    const scopes =
+      typeof payload.scope === 'string'
+        ? payload.scope.split(' ')
+        : Array.isArray(payload.scopes)
+          ? payload.scopes.filter((scope): scope is string => typeof scope === 'string')
+          : [];
+    return { subject: payload.sub, scopes: new Set(scopes.filter(Boolean)) };
+  }
+
+  private async keyFor(token: string): Promise<string> {
+    const key = this.config.auth.key;
+    if (key.kind === 'secret') return key.secret;
+    if (key.kind === 'public-key') return key.publicKey;
+    const header = this.jwt.decode<{ header?: { kid?: string } } | null>(token, { complete: true });
+    try {
+      return (await this.jwks!.getSigningKey(header?.header?.kid)).getPublicKey();
+    } catch (error) {
+      throw new InvalidTokenError(`no signing key for this token: ${(error as Error).message}`);
+    }
+  }
+}

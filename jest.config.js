@@ -5,7 +5,11 @@ export default {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
+    // @nestjs/throttler is CommonJS requiring ESM-only NestJS: bridged for jest only (see the file).
+    '/node_modules/@nestjs/throttler/.+\\.js$': '<rootDir>/test/support/jest/nest-esm-for-cjs.transformer.cjs',
   },
+  transformIgnorePatterns: ['/node_modules/(?!@nestjs/throttler/)'],
+  setupFiles: ['<rootDir>/test/support/jest/nest-esm-for-cjs.setup.js'],
   roots: ['<rootDir>/src', '<rootDir>/test'],
   testMatch: ['**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts'],
   testEnvironment: 'node',

@@ -11,6 +11,7 @@ import { CreateSnapshots1764230400007 } from './1764230400007-create-snapshots.j
 import { AddTransactionReference1764230400008 } from './1764230400008-add-transaction-reference.js';
 import { ReplayTransferProcess1764230400009 } from './1764230400009-replay-transfer-process.js';
 import { RecordEventsAtClockTime1764230400010 } from './1764230400010-record-events-at-clock-time.js';
+import { CreateRoles1764230400011 } from './1764230400011-create-roles.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
@@ -24,4 +25,5 @@ export const migrations = [
   AddTransactionReference1764230400008,
   ReplayTransferProcess1764230400009,
   RecordEventsAtClockTime1764230400010,
+  CreateRoles1764230400011,
 ];

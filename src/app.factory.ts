@@ -1,7 +1,8 @@
-import { type INestApplication, type LoggerService, ValidationPipe } from '@nestjs/common';
+import { type DynamicModule, type INestApplication, type LoggerService, type Type, ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { type ValidationError } from 'class-validator';
+import helmet from 'helmet';
 import { AppModule } from './app.module.js';
 import { type AppConfig, logLevelsUpTo } from './config/app-config.js';
 import { correlationId, eventContext } from './shared/http/correlation.middleware.js';
@@ -13,6 +14,8 @@ import { setUpSwagger } from './swagger.js';
 
 export interface CreateAppOptions {
   readonly logger?: LoggerService | false;
+  /** Extra modules appended to AppModule's imports (the benchmark's bare endpoints); none in production. */
+  readonly imports?: DynamicModule[] | Type[];
 }
 
 /**
@@ -20,11 +23,22 @@ export interface CreateAppOptions {
  * so the tests exercise the same body limits, filters, validation and Swagger document.
  */
 export async function createApp(config: AppConfig, databaseUrl: string, options: CreateAppOptions = {}): Promise<INestApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, databaseUrl), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, databaseUrl, options.imports), {
     bodyParser: false,
+    abortOnError: false, // a failed start throws (main.ts reports it and stops the database) instead of exiting
     logger: options.logger ?? logLevelsUpTo(config.logLevel),
   });
   app.disable('x-powered-by');
+  // Security headers; helmet's default Content-Security-Policy ('self' scripts) lets Swagger UI run.
+  app.use(helmet());
+  if (config.corsOrigins.length > 0) {
+    app.enableCors({
+      origin: [...config.corsOrigins],
+      allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'Idempotency-Key', 'X-Correlation-Id', 'Last-Event-ID'],
+      exposedHeaders: ['ETag', 'Location', 'Retry-After', 'X-Correlation-Id', 'Idempotent-Replayed'],
+      maxAge: 600,
+    });
+  }
   app.set('etag', false); // ETag means "stream version" here; Express's content hashes would blur that
   app.use(correlationId, jsonOnly);
   app.useBodyParser('json', { limit: config.bodyLimitBytes, type: ['application/json', 'application/*+json'] });

@@ -1,8 +1,9 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, Module, type Type } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { AccountsModule } from './accounts/accounts.module.js';
 import { AdminModule } from './admin/admin.module.js';
+import { AuthModule } from './auth/auth.module.js';
 import { APP_CONFIG } from './config/app-config.provider.js';
 import type { AppConfig } from './config/app-config.js';
 import { DatabaseModule } from './database/database.module.js';
@@ -13,13 +14,15 @@ import { TransfersModule } from './transfers/transfers.module.js';
 
 @Module({})
 export class AppModule {
-  static forRoot(config: AppConfig, databaseUrl: string): DynamicModule {
+  /** `extraImports` are appended to the imports (e.g. the benchmark's bare endpoints). */
+  static forRoot(config: AppConfig, databaseUrl: string, extraImports: ReadonlyArray<DynamicModule | Type> = []): DynamicModule {
     return {
       module: AppModule,
       global: true,
       imports: [
-        DatabaseModule.forRoot(databaseUrl, config.databasePoolSize),
+        DatabaseModule.forRoot({ main: databaseUrl, ...config.sideDatabaseUrls }, config.databasePoolSize),
         CqrsModule.forRoot(),
+        AuthModule.forRoot(config),
         EventSourcingModule.forRoot({
           commands: { maxAttempts: config.commandMaxAttempts },
           projections: config.projections,
@@ -29,6 +32,7 @@ export class AppModule {
         TransfersModule,
         EventLogModule,
         AdminModule,
+        ...extraImports,
       ],
       providers: [
         { provide: APP_CONFIG, useValue: config },

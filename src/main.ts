@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory.js';
 import { loadConfig, loadDotEnv, logLevelsUpTo } from './config/app-config.js';
 import { openDatabase } from './database/database.js';
+import { developmentToken } from './auth/token-issuer.js';
 
 async function bootstrap(): Promise<void> {
   loadDotEnv();
@@ -21,6 +22,12 @@ async function bootstrap(): Promise<void> {
   }
   const url = `http://localhost:${config.port}`;
   logger.log(`Listening on ${url} — Swagger UI at ${url}/docs, OpenAPI at ${url}/docs-json`);
+  if (config.auth.key.kind === 'secret' && config.auth.key.isDevelopmentDefault) {
+    // Only with the built-in development secret (never in production: loadConfig refuses it there).
+    logger.warn(
+      `Development JWT secret in use. A token with every scope (30 days), for Swagger's Authorize button or curl -H "Authorization: Bearer …":\n${developmentToken(config)}`,
+    );
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {

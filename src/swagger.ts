@@ -9,13 +9,18 @@ export function setUpSwagger(app: INestApplication): void {
       [
         'Commands (POST) append immutable events to a PostgreSQL event store through the account aggregate; queries (GET) read denormalised read tables kept by projections.',
         'Money is an integer number of minor units (cents). Every error is `application/problem+json` with a stable `code`.',
+        'Every endpoint needs a bearer token (JWT) with a scope: `ledger:commands` for commands, `ledger:queries` for queries, `ledger:admin` for the global feed and projection admin. Without it: 401; with the wrong scope: 403. Click Authorize and paste a token: the development server prints one at start, and `npm run token` makes others.',
         'Every response carries `X-Correlation-Id` (yours if you sent a valid one, otherwise a new one); it is stored in the metadata of every event the request appends.',
       ].join('\n\n'),
     )
     .setVersion('0.1.0')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT whose `scope` claim holds ledger:commands, ledger:queries and/or ledger:admin' })
     .build();
   const document = addCommonHeaders(SwaggerModule.createDocument(app, config));
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+  SwaggerModule.setup('docs', app, document, {
+    jsonDocumentUrl: 'docs-json',
+    swaggerOptions: { persistAuthorization: true }, // the pasted token survives a page reload
+  });
 }
 
 function addCommonHeaders(document: OpenAPIObject): OpenAPIObject {

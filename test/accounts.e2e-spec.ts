@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Response } from 'supertest';
+import { TEST_SUBJECT } from './support/auth.js';
 import { type Via, projectionPosition, reflecting } from './support/read-your-writes.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 
@@ -1141,7 +1142,7 @@ describe('GET /accounts/{id}/events', () => {
           correlationId: commands[index].headers['x-correlation-id'],
           causationId: expect.stringMatching(UUID),
           occurredAt: expect.stringMatching(ISO_DATE),
-          actor: 'anonymous',
+          actor: TEST_SUBJECT, // the bearer token's subject
         },
         recordedAt: expect.stringMatching(ISO_DATE),
       });

@@ -151,19 +151,19 @@ describe('/docs-json', () => {
 
   it('documents every status code the contract can answer', () => {
     const documented = (route: string) => Object.keys(operation(route).responses).sort();
-    // 409 and 422 also answer a reused or busy Idempotency-Key.
-    expect(documented('POST /accounts')).toEqual(['201', '400', '409', '413', '415', '422', '500']);
+    // 409 and 422 also answer a reused or busy Idempotency-Key; 401, 403 and 429 every secured route.
+    expect(documented('POST /accounts')).toEqual(['201', '400', '401', '403', '409', '413', '415', '422', '429', '500']);
     for (const route of COMMANDS) {
       expect({ route, statuses: documented(route) }).toEqual({
         route,
-        statuses: ['200', '400', '404', '409', '412', '413', '415', '422', '500'],
+        statuses: ['200', '400', '401', '403', '404', '409', '412', '413', '415', '422', '429', '500'],
       });
     }
-    expect(documented('GET /accounts/{id}')).toEqual(['200', '400', '404', '500', '503']);
-    expect(documented('GET /accounts/{id}/transactions')).toEqual(['200', '400', '404', '500', '503']);
+    expect(documented('GET /accounts/{id}')).toEqual(['200', '400', '401', '403', '404', '429', '500', '503']);
+    expect(documented('GET /accounts/{id}/transactions')).toEqual(['200', '400', '401', '403', '404', '429', '500', '503']);
     // The history reads the event store itself: always current, never a 503.
-    expect(documented('GET /accounts/{id}/events')).toEqual(['200', '400', '404', '500']);
-    expect(documented('GET /accounts')).toEqual(['200', '400', '500', '503']);
+    expect(documented('GET /accounts/{id}/events')).toEqual(['200', '400', '401', '403', '404', '429', '500']);
+    expect(documented('GET /accounts')).toEqual(['200', '400', '401', '403', '429', '500', '503']);
   });
 
   it('names the stable codes of each error response', () => {

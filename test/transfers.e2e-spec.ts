@@ -5,6 +5,7 @@ import { EventStore, NO_STREAM, runInEventContext } from '../src/event-sourcing/
 import { LedgerClient, expectProblem } from './support/ledger-client.js';
 import { projectionPosition } from './support/read-your-writes.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
+import { TEST_SUBJECT } from './support/auth.js';
 
 // The HTTP contract of transfers, end to end: the app exactly as main.ts builds it (createApp), on a
 // fresh database of a real PostgreSQL, with its projections and the transfer process manager running.
@@ -327,10 +328,10 @@ describe('GET /transfers/{id}/events: the whole chain', () => {
     }
     const positions = chain.map((event) => event.position);
     expect([...positions].sort((a, b) => a - b)).toEqual(positions);
-    // The request is the anonymous HTTP caller's; every later step is the process manager's, caused
-    // by an earlier event of the same chain.
+    // The request is the HTTP caller's (its token's subject); every later step is the process
+    // manager's, caused by an earlier event of the same chain.
     const [requested, ...steps] = chain;
-    expect(requested.metadata.actor).toBe('anonymous');
+    expect(requested.metadata.actor).toBe(TEST_SUBJECT);
     const eventIds = chain.map((event) => event.metadata.eventId);
     expect(eventIds).not.toContain(requested.metadata.causationId);
     for (const step of steps) {

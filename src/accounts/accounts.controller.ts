@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { CommandEndpoint, QueryEndpoint } from '../auth/scopes.js';
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import {
@@ -73,6 +74,7 @@ export class AccountsController {
     private readonly queries: QueryBus,
   ) {}
 
+  @CommandEndpoint()
   @Post()
   @ApiOperation({ summary: 'Open an account' })
   @ApiCreatedResponse({
@@ -87,6 +89,7 @@ export class AccountsController {
     return CommandResult.of(id, appended);
   }
 
+  @CommandEndpoint()
   @Post(':id/deposits')
   @HttpCode(200)
   @ApiOperation({ summary: 'Deposit money' })
@@ -105,6 +108,7 @@ export class AccountsController {
     return CommandResult.of(id, appended);
   }
 
+  @CommandEndpoint()
   @Post(':id/withdrawals')
   @HttpCode(200)
   @ApiOperation({ summary: 'Withdraw money' })
@@ -123,6 +127,7 @@ export class AccountsController {
     return CommandResult.of(id, appended);
   }
 
+  @CommandEndpoint()
   @Post(':id/close')
   @HttpCode(200)
   @ApiOperation({ summary: 'Close an account (only at a zero balance)', description: 'Takes no body.' })
@@ -142,6 +147,7 @@ export class AccountsController {
     return CommandResult.of(id, appended);
   }
 
+  @QueryEndpoint()
   @Get(':id')
   @ApiOperation({ summary: 'One account (read model)' })
   @ACCOUNT_ID
@@ -159,6 +165,7 @@ export class AccountsController {
     return AccountResponse.of(account);
   }
 
+  @QueryEndpoint()
   @Get()
   @ApiOperation({ summary: 'List accounts, newest first, filtered by owner and status (keyset pagination)' })
   @ReadsProjection('account-summary', 'async')
@@ -178,6 +185,7 @@ export class AccountsController {
     };
   }
 
+  @QueryEndpoint()
   @Get(':id/transactions')
   @ApiOperation({ summary: "The account's money movements (deposits, withdrawals), newest first (keyset pagination)" })
   @ACCOUNT_ID
@@ -202,6 +210,7 @@ export class AccountsController {
     };
   }
 
+  @QueryEndpoint()
   @Get(':id/state')
   @ApiOperation({
     summary: 'Time travel: the account after a given version, or as it stood at an instant',
@@ -220,6 +229,7 @@ export class AccountsController {
     return AccountStateResponse.of(point);
   }
 
+  @QueryEndpoint()
   @Get(':id/events')
   @ApiOperation({ summary: "The account's full history: every event of its stream, oldest first" })
   @ACCOUNT_ID

@@ -24,6 +24,7 @@ import {
   SettleTransferHandler,
 } from './transfer-legs/transfer-leg.handlers.js';
 import { WithdrawMoneyHandler } from './withdraw-money/withdraw-money.handler.js';
+import { queryRepository } from '../database/query-repository.js';
 
 @Module({
   imports: [
@@ -36,6 +37,8 @@ import { WithdrawMoneyHandler } from './withdraw-money/withdraw-money.handler.js
   ],
   controllers: [AccountsController],
   providers: [
+    queryRepository(AccountSummaryRecord),
+    queryRepository(AccountTransactionRecord),
     OpenAccountHandler,
     DepositMoneyHandler,
     WithdrawMoneyHandler,

@@ -1,4 +1,5 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { AdminEndpoint } from '../auth/scopes.js';
 import { ApiAcceptedResponse, ApiExtraModels, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ProjectionAdmin } from '../event-sourcing/index.js';
@@ -13,6 +14,7 @@ const UNKNOWN = { 404: 'UNKNOWN_PROJECTION', 500: 'INTERNAL_ERROR' };
 /** Operating the projections: status and lag, rebuilds, and what to do with an event that fails. */
 @ApiTags('admin')
 @ApiExtraModels(ProblemDetailsDto)
+@AdminEndpoint()
 @Controller('admin/projections')
 export class ProjectionsAdminController {
   constructor(private readonly admin: ProjectionAdmin) {}

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
-import JwksRsa from 'jwks-rsa';
+import { KeyObject, type webcrypto } from 'node:crypto';
+import { createRemoteJWKSet, decodeProtectedHeader } from 'jose';
 import { APP_CONFIG } from '../config/app-config.provider.js';
 import type { AppConfig } from '../config/app-config.js';
 
@@ -14,19 +15,20 @@ export class InvalidTokenError extends Error {}
 
 /**
  * Verifies bearer tokens with the configured key: an HS256 secret, an RS256/ES256 public key, or the
- * keys published at a JWKS URL (fetched and cached by jwks-rsa, chosen by the token's `kid`).
+ * keys published at a JWKS URL (jose fetches and caches them, picks one by the token's `kid` and
+ * `alg`, and refetches — at most every 30 s — when a token names a key it does not know: rotation).
  * Scopes come from the standard `scope` claim (space-separated) or a `scopes` array.
  */
 @Injectable()
 export class TokenVerifier {
-  private readonly jwks?: JwksRsa.JwksClient;
+  private readonly jwks?: ReturnType<typeof createRemoteJWKSet>;
 
   constructor(
     private readonly jwt: JwtService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     const key = config.auth.key;
-    if (key.kind === 'jwks') this.jwks = JwksRsa({ jwksUri: key.jwksUrl, cache: true, rateLimit: true, jwksRequestsPerMinute: 10 });
+    if (key.kind === 'jwks') this.jwks = createRemoteJWKSet(new URL(key.jwksUrl), { cooldownDuration: 30_000, timeoutDuration: 5_000 });
   }
 
   async verify(token: string): Promise<Principal> {
@@ -55,9 +57,10 @@ export class TokenVerifier {
     const key = this.config.auth.key;
     if (key.kind === 'secret') return key.secret;
     if (key.kind === 'public-key') return key.publicKey;
-    const header = this.jwt.decode<{ header?: { kid?: string } } | null>(token, { complete: true });
     try {
-      return (await this.jwks!.getSigningKey(header?.header?.kid)).getPublicKey();
+      const signingKey = await this.jwks!(decodeProtectedHeader(token));
+      // The signature itself is checked by @nestjs/jwt, like every other token: hand it the key as PEM.
+      return KeyObject.from(signingKey as webcrypto.CryptoKey).export({ type: 'spki', format: 'pem' }).toString();
     } catch (error) {
       throw new InvalidTokenError(`no signing key for this token: ${(error as Error).message}`);
     }

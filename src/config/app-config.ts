@@ -41,6 +41,12 @@ export interface AppConfig {
   readonly logLevel: LogLevelName;
   /** An external PostgreSQL; when absent, an embedded server is started under `embeddedDatabase.dir`. */
   readonly databaseUrl?: string;
+  /**
+   * Each side's own connection, e.g. as a least-privilege role or, for queries, a read replica;
+   * absent: the main database. Migrations always run on the main one (its owner).
+   */
+  readonly sideDatabaseUrls: { readonly command?: string; readonly query?: string; readonly projector?: string };
+  /** Connections per pool (every side that has its own URL has its own pool). */
   readonly databasePoolSize: number;
   readonly embeddedDatabase: { readonly dir: string; readonly port: number };
   /** Largest accepted request body, in bytes (larger → 413). */
@@ -120,17 +126,17 @@ export function logLevelsUpTo(level: LogLevelName): Array<LogLevelName | 'fatal'
   return ['fatal', ...LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(level) + 1)];
 }
 
-function databaseUrl(env: NodeJS.ProcessEnv): string | undefined {
-  const raw = env.DATABASE_URL;
+function databaseUrl(env: NodeJS.ProcessEnv, name = 'DATABASE_URL'): string | undefined {
+  const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError('DATABASE_URL is not a URL (expected postgres://user:password@host:port/database)');
+    throw new ConfigError(`${name} is not a URL (expected postgres://user:password@host:port/database)`);
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new ConfigError(`DATABASE_URL must start with postgres:// or postgresql://, got "${url.protocol}//"`);
+    throw new ConfigError(`${name} must start with postgres:// or postgresql://, got "${url.protocol}//"`);
   }
   return raw;
 }
@@ -188,6 +194,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map((origin) => origin.trim()).filter(Boolean),
     logLevel: logLevel(env),
     databaseUrl: databaseUrl(env),
+    sideDatabaseUrls: {
+      command: databaseUrl(env, 'COMMAND_DATABASE_URL'),
+      query: databaseUrl(env, 'QUERY_DATABASE_URL'),
+      projector: databaseUrl(env, 'PROJECTOR_DATABASE_URL'),
+    },
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     embeddedDatabase: {
       dir: resolve(env.EMBEDDED_DATABASE_DIR || '.data/postgres'),

@@ -1,25 +1,83 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, Global, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { PROJECTOR_DATA_SOURCE, QUERY_DATA_SOURCE } from '../event-sourcing/index.js';
 import { dataSourceOptions } from './data-source-options.js';
 import { runMigrations } from './run-migrations.js';
 
-/** TypeORM on the given PostgreSQL, with every pending migration applied before anything uses it. */
+/** Where each side connects; a side without a URL of its own uses `main`. */
+export interface DatabaseUrls {
+  /** The owner's connection: migrations run here. */
+  readonly main: string;
+  readonly command?: string;
+  readonly query?: string;
+  readonly projector?: string;
+}
+
+/** Closes the pools opened for sides with URLs of their own (TypeORM closes the default one). */
+class SideDataSources implements OnApplicationShutdown {
+  constructor(
+    private readonly commandSide: DataSource,
+    private readonly querySide: DataSource,
+    private readonly projectorSide: DataSource,
+  ) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    const own = new Set([this.querySide, this.projectorSide].filter((side) => side !== this.commandSide));
+    await Promise.all([...own].filter((side) => side.isInitialized).map((side) => side.destroy()));
+  }
+}
+
+/**
+ * TypeORM on the given PostgreSQL, with every pending migration applied (as the main URL's user)
+ * before anything uses it. The default DataSource is the command side; QUERY_DATA_SOURCE and
+ * PROJECTOR_DATA_SOURCE are the same DataSource unless their side has a URL of its own.
+ */
+@Global()
 @Module({})
 export class DatabaseModule {
-  static forRoot(url: string, poolSize: number): DynamicModule {
+  static forRoot(urls: string | DatabaseUrls, poolSize: number): DynamicModule {
+    const { main, ...sides } = typeof urls === 'string' ? { main: urls } : urls;
+    const commandUrl = sides.command ?? main;
+    const opened = new Map<string, Promise<DataSource>>();
+    const sideDataSource = (url: string, commandSide: DataSource): Promise<DataSource> => {
+      if (url === commandUrl) return Promise.resolve(commandSide);
+      if (!opened.has(url)) {
+        // The same entities as the command side (registered there by the feature modules).
+        const entities = commandSide.entityMetadatas.map((metadata) => metadata.target);
+        opened.set(url, new DataSource({ ...dataSourceOptions(url, poolSize), entities }).initialize());
+      }
+      return opened.get(url)!;
+    };
     return {
       module: DatabaseModule,
       imports: [
         TypeOrmModule.forRootAsync({
-          useFactory: () => ({ ...dataSourceOptions(url, poolSize), autoLoadEntities: true }),
+          useFactory: () => ({ ...dataSourceOptions(commandUrl, poolSize), autoLoadEntities: true }),
           dataSourceFactory: async (options) => {
+            if (commandUrl !== main) await migrateAsOwner(main);
             const dataSource = await new DataSource(options!).initialize();
-            await runMigrations(dataSource);
+            if (commandUrl === main) await runMigrations(dataSource);
             return dataSource;
           },
         }),
       ],
+      providers: [
+        { provide: QUERY_DATA_SOURCE, inject: [DataSource], useFactory: (command: DataSource) => sideDataSource(sides.query ?? main, command) },
+        { provide: PROJECTOR_DATA_SOURCE, inject: [DataSource], useFactory: (command: DataSource) => sideDataSource(sides.projector ?? main, command) },
+        { provide: SideDataSources, inject: [DataSource, QUERY_DATA_SOURCE, PROJECTOR_DATA_SOURCE], useFactory: (command: DataSource, query: DataSource, projector: DataSource) => new SideDataSources(command, query, projector) },
+      ],
+      exports: [QUERY_DATA_SOURCE, PROJECTOR_DATA_SOURCE],
     };
+  }
+}
+
+async function migrateAsOwner(url: string): Promise<void> {
+  // Two connections: the migration lock holds one while the migrations run on the other.
+  const owner = await new DataSource(dataSourceOptions(url, 2)).initialize();
+  try {
+    await runMigrations(owner);
+  } finally {
+    if (owner.isInitialized) await owner.destroy();
   }
 }

@@ -1,7 +1,8 @@
 import { Controller, Get, Headers, Query, Res } from '@nestjs/common';
+import { AdminEndpoint } from '../auth/scopes.js';
 import { ApiExtraModels, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { EventStore, START_OF_LOG } from '../event-sourcing/index.js';
+import { EventLogReader, START_OF_LOG } from '../event-sourcing/index.js';
 import { ApiProblemResponses } from '../shared/http/api-problem-responses.decorator.js';
 import { ProblemDetailsDto } from '../shared/problem-details/problem-details.js';
 import { ProblemException } from '../shared/problem-details/problem.exception.js';
@@ -20,10 +21,11 @@ const POSITION = /^(0|[1-9][0-9]{0,15})$/;
 /** The global event log: a paginated feed and a live stream, both in commit-safe order. */
 @ApiTags('events')
 @ApiExtraModels(ProblemDetailsDto, EventResponse)
+@AdminEndpoint()
 @Controller('events')
 export class EventLogController {
   constructor(
-    private readonly store: EventStore,
+    private readonly store: EventLogReader,
     private readonly live: LiveFeed,
   ) {}
 

@@ -3,7 +3,7 @@ import { type BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/comm
 import type { Response } from 'express';
 import { APP_CONFIG } from '../config/app-config.provider.js';
 import type { AppConfig } from '../config/app-config.js';
-import { type Checkpoint, EventNotifier, EventStore } from '../event-sourcing/index.js';
+import { type Checkpoint, EventNotifier, EventLogReader } from '../event-sourcing/index.js';
 import { EventResponse } from './event.response.js';
 
 const PAGE = 100;
@@ -21,7 +21,7 @@ export class LiveFeed implements BeforeApplicationShutdown {
   private stopping = false;
 
   constructor(
-    private readonly store: EventStore,
+    private readonly store: EventLogReader,
     private readonly notifier: EventNotifier,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
+import { PROJECTOR_DATA_SOURCE } from './data-sources.js';
 
 const CHANNEL = 'events_appended';
 const RECONNECT_DELAY_MS = 1000;
@@ -18,7 +19,7 @@ export class EventNotifier extends EventEmitter {
   private stopped = true;
   private reconnectTimer?: NodeJS.Timeout;
 
-  constructor(private readonly dataSource: DataSource) {
+  constructor(@Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource) {
     super();
     this.setMaxListeners(0);
   }

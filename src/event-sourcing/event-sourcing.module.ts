@@ -1,6 +1,7 @@
 import { type DynamicModule, Global, Module, type Provider, type Type } from '@nestjs/common';
 import { Clock } from './clock.js';
 import { COMMAND_RUNNER_OPTIONS, CommandRunner, type CommandRunnerOptions } from './command-runner.js';
+import { EventLogReader } from './event-log-reader.js';
 import { EventStore } from './event-store.js';
 import type { EventClass } from './event-type.js';
 import { EventTypeRegistry, type Upcaster } from './event-type.registry.js';
@@ -33,7 +34,8 @@ export interface EventSourcingFeature {
 }
 
 /**
- * The reusable event-sourcing core. Needs a TypeORM DataSource and CqrsModule.forRoot() in the
+ * The reusable event-sourcing core. Needs a TypeORM DataSource (the command side), the
+ * QUERY_DATA_SOURCE and PROJECTOR_DATA_SOURCE providers (see data-sources.ts) and CqrsModule.forRoot() in the
  * application; knows nothing of any feature. Features declare their events and projections with
  * forFeature().
  */
@@ -46,6 +48,7 @@ export class EventSourcingModule {
       EventTypeRegistry,
       ProjectionRegistry,
       EventStore,
+      EventLogReader,
       CommandRunner,
       ProjectionCheckpoints,
       EventNotifier,

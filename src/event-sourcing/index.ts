@@ -6,6 +6,8 @@ export * from './decider.js';
 export * from './errors.js';
 export * from './event-context.js';
 export * from './event-sourcing.module.js';
+export * from './data-sources.js';
+export * from './event-log-reader.js';
 export * from './event-store.js';
 export * from './event-type.js';
 export * from './event-type.registry.js';

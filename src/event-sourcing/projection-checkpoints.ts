@@ -1,8 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Checkpoint } from './recorded-event.js';
 import { sql } from './sql.js';
 import { toSafeNumber } from './stored-event.row.js';
+import { PROJECTOR_DATA_SOURCE } from './data-sources.js';
 
 export type ProjectionRunStatus = 'running' | 'failed';
 export type RebuildStatus = 'requested' | 'running';
@@ -77,7 +78,7 @@ function toState(row: Row): ProjectionState {
  */
 @Injectable()
 export class ProjectionCheckpoints {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(@Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource) {}
 
   private get manager(): EntityManager {
     return this.dataSource.manager;

@@ -10,6 +10,7 @@ import { ProjectionRunner, type ProjectionRunnerOptions } from './projection-run
 import { ProjectionRegistry } from './projection.registry.js';
 import { StoredSchemaCheck } from './stored-schema-check.js';
 import type { Checkpoint } from './recorded-event.js';
+import { PROJECTOR_DATA_SOURCE } from './data-sources.js';
 
 export const PROJECTION_ENGINE_OPTIONS = Symbol('PROJECTION_ENGINE_OPTIONS');
 
@@ -35,7 +36,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
     private readonly registry: ProjectionRegistry,
     private readonly checkpoints: ProjectionCheckpoints,
     private readonly notifier: EventNotifier,
-    private readonly dataSource: DataSource,
+    @Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource,
     private readonly store: EventStore,
     private readonly schemaCheck: StoredSchemaCheck,
     @Inject(PROJECTION_ENGINE_OPTIONS) private readonly options: ProjectionEngineOptions,

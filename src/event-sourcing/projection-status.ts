@@ -1,5 +1,6 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { PROJECTOR_DATA_SOURCE } from './data-sources.js';
 import { UnknownProjectionError } from './errors.js';
 import { ProjectionCheckpoints, type ProjectionState } from './projection-checkpoints.js';
 import type { ProjectionMode } from './projection.js';
@@ -39,7 +40,7 @@ export class ProjectionStatus {
   constructor(
     private readonly registry: ProjectionRegistry,
     private readonly checkpoints: ProjectionCheckpoints,
-    private readonly dataSource: DataSource,
+    @Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource,
   ) {}
 
   async all(): Promise<ProjectionStatusReport[]> {

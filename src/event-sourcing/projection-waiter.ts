@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { compareCheckpoints } from './checkpoint-order.js';
 import { ProjectionNotCaughtUpError, UnknownProjectionError } from './errors.js';
@@ -8,6 +8,7 @@ import { ProjectionEngine } from './projection-engine.js';
 import { ProjectionRegistry } from './projection.registry.js';
 import { sql } from './sql.js';
 import { toSafeNumber } from './stored-event.row.js';
+import { QUERY_DATA_SOURCE } from './data-sources.js';
 
 const POLL_MS = 20;
 
@@ -21,7 +22,7 @@ export class ProjectionWaiter {
     private readonly registry: ProjectionRegistry,
     private readonly checkpoints: ProjectionCheckpoints,
     private readonly engine: ProjectionEngine,
-    private readonly dataSource: DataSource,
+    @Inject(QUERY_DATA_SOURCE) private readonly dataSource: DataSource,
   ) {}
 
   /**
@@ -53,14 +54,14 @@ export class ProjectionWaiter {
     );
     if (rows.length === 0) return undefined; // not committed (yet), or no such position
     if (mode === 'inline') return this.reflected(mode, name);
-    const state = await this.checkpoints.load(name);
+    const state = await this.checkpoints.load(name, this.dataSource.manager);
     const target = { transactionId: rows[0].transaction_id, position: minPosition };
     return state && compareCheckpoints(state.checkpoint, target) >= 0 ? state.checkpoint.position : undefined;
   }
 
   /** Inline: the head of the log; async: the position of the last event applied (commit order). */
   async reflected(mode: 'inline' | 'async', name: string): Promise<number> {
-    if (mode === 'async') return (await this.checkpoints.load(name))?.checkpoint.position ?? 0;
+    if (mode === 'async') return (await this.checkpoints.load(name, this.dataSource.manager))?.checkpoint.position ?? 0;
     const { rows } = await sql<{ head: string }>(this.dataSource.manager, 'SELECT coalesce(max(position), 0) AS head FROM events');
     return toSafeNumber(rows[0].head);
   }

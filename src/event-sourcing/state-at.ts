@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { type Decider, fold } from './decider.js';
-import { EventStore } from './event-store.js';
+import { EventLogReader } from './event-log-reader.js';
 
 /** A point in a stream's history: after its Nth event, or as it stood at an instant. */
 export type HistoryPoint = { readonly atVersion: number } | { readonly asOf: Date };
@@ -45,7 +45,7 @@ export class NotYetExistingError extends Error {
  */
 @Injectable()
 export class StateAt {
-  constructor(private readonly store: EventStore) {}
+  constructor(private readonly store: EventLogReader) {}
 
   async of<State, Event extends object>(
     streamId: string,

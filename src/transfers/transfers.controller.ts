@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { CommandEndpoint, QueryEndpoint } from '../auth/scopes.js';
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { ApiAcceptedResponse, ApiExtraModels, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
@@ -36,6 +37,7 @@ export class TransfersController {
     private readonly queries: QueryBus,
   ) {}
 
+  @CommandEndpoint()
   @Post('transfers')
   @HttpCode(202)
   @ApiOperation({
@@ -63,6 +65,7 @@ export class TransfersController {
     return { id, status: 'pending', position: appended.position };
   }
 
+  @QueryEndpoint()
   @Get('transfers/:id')
   @ApiOperation({ summary: 'One transfer: status (pending, completed, failed), failure code, amounts, accounts, timestamps' })
   @ID
@@ -75,6 +78,7 @@ export class TransfersController {
     return TransferResponse.of(transfer);
   }
 
+  @QueryEndpoint()
   @Get('transfers/:id/state')
   @ApiOperation({
     summary: 'Time travel: the transfer after a given version, or as it stood at an instant',
@@ -93,6 +97,7 @@ export class TransfersController {
     return TransferStateResponse.of(point);
   }
 
+  @QueryEndpoint()
   @Get('transfers/:id/events')
   @ApiOperation({
     summary: "The transfer's whole chain: the events of its correlation id that are its own or its accounts' legs (debit, credit, settlement, refund), in log order",
@@ -106,6 +111,7 @@ export class TransfersController {
     return { items: events.map((event) => AccountEventResponse.of(event)) };
   }
 
+  @QueryEndpoint()
   @Get('accounts/:id/transfers')
   @ApiTags('accounts')
   @ApiOperation({ summary: 'Transfers from or to an account, newest first (keyset pagination)' })

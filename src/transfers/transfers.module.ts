@@ -10,6 +10,7 @@ import { TransferSummaryRecord } from './transfer-summary/transfer-summary.recor
 import { GetTransferChainHandler, GetTransferHandler, ListAccountTransfersHandler } from './transfer-summary/transfer.query-handlers.js';
 import { TRANSFER_EVENTS } from './transfer.events.js';
 import { TransfersController } from './transfers.controller.js';
+import { queryRepository } from '../database/query-repository.js';
 
 /** Transfers between accounts: a transfer stream per transfer, moved along by a process manager. */
 @Module({
@@ -20,6 +21,7 @@ import { TransfersController } from './transfers.controller.js';
   ],
   controllers: [TransfersController],
   providers: [
+    queryRepository(TransferSummaryRecord),
     RequestTransferHandler,
     GetTransferHandler,
     ListAccountTransfersHandler,

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { authorization } from './auth.js';
 import { freePort } from './free-port.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -35,7 +36,7 @@ export async function startAppProcess(databaseUrl: string, env: Record<string, s
   const cwd = mkdtempSync(join(tmpdir(), 'ledger-app-'));
   const child = spawn(process.execPath, [distPath('src', 'main.js')], {
     cwd,
-    env: { PATH: process.env.PATH ?? '', ...env, DATABASE_URL: databaseUrl, PORT: String(port) },
+    env: { PATH: process.env.PATH ?? '', RATE_LIMIT_ENABLED: 'false', ...env, DATABASE_URL: databaseUrl, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -68,7 +69,7 @@ export async function startAppProcess(databaseUrl: string, env: Record<string, s
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the service exited at start:\n${output}`);
     try {
-      const response = await fetch(`${url}/admin/projections`);
+      const response = await fetch(`${url}/admin/projections`, { headers: authorization() });
       if (response.ok) return app;
     } catch {
       // not listening yet
@@ -90,7 +91,7 @@ export async function call(
 ): Promise<{ status: number; headers: Headers; body: any }> {
   const response = await fetch(`${base}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { ...authorization(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();

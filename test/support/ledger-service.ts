@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { authorization } from './auth.js';
 import { freePort } from './free-port.js';
 
 /** The repository root, whether this file runs from test/support (jest) or dist/test/support. */
@@ -32,7 +33,7 @@ export async function startLedgerService(databaseUrl: string, env: Record<string
   const cwd = mkdtempSync(join(tmpdir(), 'ledger-service-'));
   const child: ChildProcess = spawn(process.execPath, [join(repositoryRoot(), 'dist', 'src', 'main.js')], {
     cwd,
-    env: { PATH: process.env.PATH ?? '', ...env, DATABASE_URL: databaseUrl, PORT: String(port) },
+    env: { PATH: process.env.PATH ?? '', RATE_LIMIT_ENABLED: 'false', ...env, DATABASE_URL: databaseUrl, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -63,7 +64,7 @@ export async function startLedgerService(databaseUrl: string, env: Record<string
   for (;;) {
     if (!running()) throw new Error(`the service exited at start:\n${output}`);
     try {
-      if ((await fetch(`${service.url}/admin/projections`)).ok) return service;
+      if ((await fetch(`${service.url}/admin/projections`, { headers: authorization() })).ok) return service;
     } catch {
       // not listening yet
     }
@@ -84,7 +85,7 @@ export async function callService(
 ): Promise<{ status: number; headers: Headers; body: any }> {
   const response = await fetch(`${service.url}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { ...authorization(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();

@@ -1,6 +1,7 @@
 import { type ClientRequest, type IncomingMessage, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { INestApplication } from '@nestjs/common';
+import { testToken } from './auth.js';
 
 /**
  * A raw Server-Sent Events client on node:http (no EventSource polyfill, no reconnection of its own),
@@ -27,6 +28,8 @@ export interface SseOpenOptions {
   /** Extra query string, e.g. `lastEventId=12`. */
   readonly query?: string;
   readonly path?: string;
+  /** Bearer token; default: one with every scope; null: no Authorization header. */
+  readonly token?: string | null;
 }
 
 /** The answer when the server refused the stream (not 200): status, headers and the parsed body. */
@@ -200,6 +203,7 @@ export class SseConnection {
 export function openSse(port: number, options: SseOpenOptions = {}): Promise<SseConnection | SseRefusal> {
   const path = `${options.path ?? '/events/live'}${options.query ? `?${options.query}` : ''}`;
   const headers: Record<string, string> = { accept: 'text/event-stream' };
+  if (options.token !== null) headers.authorization = `Bearer ${options.token ?? testToken()}`;
   if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId;
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, method: 'GET', headers, agent: false }, (response) => {

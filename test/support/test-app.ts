@@ -3,11 +3,15 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { createApp } from '../../src/app.factory.js';
 import { type AppConfig, loadConfig } from '../../src/config/app-config.js';
+import { testToken } from './auth.js';
 import { type TestDatabase, createTestDatabase } from './test-database.js';
 
 export interface TestApp {
   readonly app: INestApplication;
-  readonly http: ReturnType<typeof request>;
+  /** Requests with a bearer token holding every scope (see ./auth.ts). */
+  readonly http: InstanceType<typeof request.agent>;
+  /** Requests with no Authorization header. */
+  readonly anonymous: ReturnType<typeof request>;
   readonly dataSource: DataSource;
   readonly database: TestDatabase;
   close(): Promise<void>;
@@ -15,15 +19,17 @@ export interface TestApp {
 
 /**
  * The service exactly as main.ts builds it (createApp), on a fresh database of the test server.
- * `env` overrides configuration variables the way the environment would.
+ * `env` overrides configuration variables the way the environment would. Rate limiting is off unless
+ * `env` turns it on (one test client sends far more than a real client's budget).
  */
 export async function startTestApp(env: Record<string, string> = {}, database?: TestDatabase): Promise<TestApp> {
   const db = database ?? (await createTestDatabase());
-  const config: AppConfig = loadConfig({ ...env });
+  const config: AppConfig = loadConfig({ RATE_LIMIT_ENABLED: 'false', ...env });
   const app = await createApp(config, db.url, { logger: false });
   return {
     app,
-    http: request(app.getHttpServer()),
+    http: request.agent(app.getHttpServer()).set('Authorization', `Bearer ${testToken()}`),
+    anonymous: request(app.getHttpServer()),
     dataSource: app.get(DataSource),
     database: db,
     async close() {

@@ -1,11 +1,11 @@
 import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
-import { EventStore, type RecordedEvent } from '../../event-sourcing/index.js';
+import { EventLogReader, type RecordedEvent } from '../../event-sourcing/index.js';
 import { accountStreamId } from '../account.js';
 import { GetAccountHistory } from './get-account-history.query.js';
 
 @QueryHandler(GetAccountHistory)
 export class GetAccountHistoryHandler implements IQueryHandler<GetAccountHistory> {
-  constructor(private readonly store: EventStore) {}
+  constructor(private readonly store: EventLogReader) {}
 
   execute(query: GetAccountHistory): Promise<RecordedEvent[]> {
     return this.store.readStream(accountStreamId(query.accountId));

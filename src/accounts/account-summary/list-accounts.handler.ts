@@ -1,12 +1,12 @@
 import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
-import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
 import { AccountSummaryRecord } from './account-summary.record.js';
 import { type AccountPage, ListAccounts } from './list-accounts.query.js';
+import { InjectQueryRepository } from '../../database/query-repository.js';
 
 @QueryHandler(ListAccounts)
 export class ListAccountsHandler implements IQueryHandler<ListAccounts> {
-  constructor(@InjectRepository(AccountSummaryRecord) private readonly accounts: Repository<AccountSummaryRecord>) {}
+  constructor(@InjectQueryRepository(AccountSummaryRecord) private readonly accounts: Repository<AccountSummaryRecord>) {}
 
   async execute({ filter, limit, after }: ListAccounts): Promise<AccountPage> {
     const query = this.accounts.createQueryBuilder('account').orderBy('account.openedPosition', 'DESC').limit(limit + 1);

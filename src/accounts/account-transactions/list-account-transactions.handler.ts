@@ -1,17 +1,17 @@
 import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
-import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
-import { EventStore } from '../../event-sourcing/index.js';
+import { EventLogReader } from '../../event-sourcing/index.js';
 import { AccountNotFoundError } from '../account.errors.js';
 import { accountStreamId } from '../account.js';
 import { AccountTransactionRecord } from './account-transaction.record.js';
 import { type AccountTransactionPage, ListAccountTransactions } from './list-account-transactions.query.js';
+import { InjectQueryRepository } from '../../database/query-repository.js';
 
 @QueryHandler(ListAccountTransactions)
 export class ListAccountTransactionsHandler implements IQueryHandler<ListAccountTransactions> {
   constructor(
-    @InjectRepository(AccountTransactionRecord) private readonly transactions: Repository<AccountTransactionRecord>,
-    private readonly store: EventStore,
+    @InjectQueryRepository(AccountTransactionRecord) private readonly transactions: Repository<AccountTransactionRecord>,
+    private readonly store: EventLogReader,
   ) {}
 
   async execute({ accountId, limit, before }: ListAccountTransactions): Promise<AccountTransactionPage> {

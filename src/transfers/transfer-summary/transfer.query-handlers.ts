@@ -1,14 +1,14 @@
 import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
-import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
-import { EventStore, type RecordedEvent } from '../../event-sourcing/index.js';
+import { EventLogReader, type RecordedEvent } from '../../event-sourcing/index.js';
 import { transferStreamId } from '../transfer.js';
 import { TransferSummaryRecord } from './transfer-summary.record.js';
 import { GetTransfer, GetTransferChain, ListAccountTransfers, type TransferPage } from './transfer.queries.js';
+import { InjectQueryRepository } from '../../database/query-repository.js';
 
 @QueryHandler(GetTransfer)
 export class GetTransferHandler implements IQueryHandler<GetTransfer> {
-  constructor(@InjectRepository(TransferSummaryRecord) private readonly transfers: Repository<TransferSummaryRecord>) {}
+  constructor(@InjectQueryRepository(TransferSummaryRecord) private readonly transfers: Repository<TransferSummaryRecord>) {}
 
   execute(query: GetTransfer): Promise<TransferSummaryRecord | null> {
     return this.transfers.findOneBy({ id: query.transferId });
@@ -17,7 +17,7 @@ export class GetTransferHandler implements IQueryHandler<GetTransfer> {
 
 @QueryHandler(ListAccountTransfers)
 export class ListAccountTransfersHandler implements IQueryHandler<ListAccountTransfers> {
-  constructor(@InjectRepository(TransferSummaryRecord) private readonly transfers: Repository<TransferSummaryRecord>) {}
+  constructor(@InjectQueryRepository(TransferSummaryRecord) private readonly transfers: Repository<TransferSummaryRecord>) {}
 
   async execute({ accountId, limit, before }: ListAccountTransfers): Promise<TransferPage> {
     const query = this.transfers
@@ -34,7 +34,7 @@ export class ListAccountTransfersHandler implements IQueryHandler<ListAccountTra
 
 @QueryHandler(GetTransferChain)
 export class GetTransferChainHandler implements IQueryHandler<GetTransferChain> {
-  constructor(private readonly store: EventStore) {}
+  constructor(private readonly store: EventLogReader) {}
 
   async execute({ transferId }: GetTransferChain): Promise<RecordedEvent[]> {
     const [requested] = await this.store.readStream(transferStreamId(transferId), { toVersion: 1 });

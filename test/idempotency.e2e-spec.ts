@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import type { Response, Test } from 'supertest';
+import { TEST_SUBJECT, testToken } from './support/auth.js';
 import { LedgerClient, expectProblem } from './support/ledger-client.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 
@@ -41,8 +42,9 @@ async function eventsOf(streamId: string): Promise<Array<{ type: string; version
   return t.dataSource.query('SELECT type, version FROM events WHERE stream_id = $1 ORDER BY version', [streamId]);
 }
 
+/** Rows stored for the test client's key (keys are stored per client: [subject, key]). */
 async function storedKey(idempotencyKey: string): Promise<number> {
-  const [row] = await t.dataSource.query('SELECT count(*)::int AS count FROM idempotency_keys WHERE key = $1', [idempotencyKey]);
+  const [row] = await t.dataSource.query('SELECT count(*)::int AS count FROM idempotency_keys WHERE key = $1', [JSON.stringify([TEST_SUBJECT, idempotencyKey])]);
   return row.count;
 }
 
@@ -232,6 +234,23 @@ describe('the same key for another request: 422 IDEMPOTENCY_KEY_REUSED, nothing 
     const total = await ledger.totalEvents();
     expectProblem(await withKey(t.http.post(`/accounts/${account.id}/deposits`), k).send({ amount: 501 }), 422, 'IDEMPOTENCY_KEY_REUSED');
     expect(await ledger.totalEvents()).toBe(total);
+  });
+
+  it('is per client: another subject with the same key and request executes its own, and replays get each their own answer', async () => {
+    const account = await ledger.open();
+    const k = key();
+    const as = (subject: string) => withKey(t.http.post(`/accounts/${account.id}/deposits`), k).set('Authorization', `Bearer ${testToken(undefined, subject)}`);
+    const first = await as('client-a').send({ amount: 100 });
+    const second = await as('client-b').send({ amount: 100 });
+    expect([first.status, second.status]).toEqual([200, 200]);
+    expect(second.headers['idempotent-replayed']).toBeUndefined();
+    expect(second.body.version).toBe(first.body.version + 1); // executed, not replayed
+    expect((await ledger.account(account.id)).balance).toBe(200);
+    const replayA = await as('client-a').send({ amount: 100 });
+    const replayB = await as('client-b').send({ amount: 100 });
+    expect([replayA.headers['idempotent-replayed'], replayB.headers['idempotent-replayed']]).toEqual(['true', 'true']);
+    expect([replayA.body, replayB.body]).toEqual([first.body, second.body]);
+    expect((await ledger.account(account.id)).balance).toBe(200);
   });
 
   it('the same body on another path (another account, another command)', async () => {

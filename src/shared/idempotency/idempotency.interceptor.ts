@@ -72,7 +72,10 @@ export class IdempotencyInterceptor implements NestInterceptor, OnApplicationBoo
     }
     const response = http.getResponse<Response>();
     const fingerprint = fingerprintOf(request);
-    return from(this.handle(key, fingerprint, response, next));
+    // Keys are per client (the verified token's subject): one client's key can neither replay nor
+    // block another client's request.
+    const subject = (request as Request & { principal?: { subject: string } }).principal?.subject ?? '';
+    return from(this.handle(JSON.stringify([subject, key]), fingerprint, response, next));
   }
 
   private async handle(key: string, fingerprint: string, response: Response, next: CallHandler): Promise<unknown> {

@@ -29,8 +29,10 @@ export async function createApp(config: AppConfig, databaseUrl: string, options:
     logger: options.logger ?? logLevelsUpTo(config.logLevel),
   });
   app.disable('x-powered-by');
-  // Security headers; helmet's default Content-Security-Policy ('self' scripts) lets Swagger UI run.
-  app.use(helmet());
+  // Security headers. Helmet's default Content-Security-Policy ('self' scripts) lets Swagger UI run;
+  // without upgrade-insecure-requests, so Swagger UI also loads on a plain-HTTP host (TLS usually ends
+  // at a proxy in front of the service).
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   if (config.corsOrigins.length > 0) {
     app.enableCors({
       origin: [...config.corsOrigins],

@@ -13,6 +13,11 @@ export interface Principal {
 
 export class InvalidTokenError extends Error {}
 
+/** jsonwebtoken's own refusals: their messages describe the token and are safe to show. */
+const VERIFICATION_ERRORS = new Set(['JsonWebTokenError', 'TokenExpiredError', 'NotBeforeError']);
+/** Anything else (a library tripping over an odd payload) is only ever "malformed": no internals leak. */
+const MALFORMED = 'the token is malformed';
+
 /**
  * Verifies bearer tokens with the configured key: an HS256 secret, an RS256/ES256 public key, or the
  * keys published at a JWKS URL (jose fetches and caches them, picks one by the token's `kid` and
@@ -41,8 +46,10 @@ export class TokenVerifier {
         secret: await this.keyFor(token),
       });
     } catch (error) {
-      throw new InvalidTokenError(error instanceof Error ? error.message : String(error));
+      if (error instanceof InvalidTokenError) throw error;
+      throw new InvalidTokenError(error instanceof Error && VERIFICATION_ERRORS.has(error.name) ? error.message : MALFORMED);
     }
+    if (typeof payload !== 'object' || payload === null) throw new InvalidTokenError(MALFORMED);
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new InvalidTokenError('the token has no subject (sub)');
     const scopes =
       typeof payload.scope === 'string'
@@ -62,7 +69,9 @@ export class TokenVerifier {
       // The signature itself is checked by @nestjs/jwt, like every other token: hand it the key as PEM.
       return KeyObject.from(signingKey as webcrypto.CryptoKey).export({ type: 'spki', format: 'pem' }).toString();
     } catch (error) {
-      throw new InvalidTokenError(`no signing key for this token: ${(error as Error).message}`);
+      // jose's errors (codes ERR_J…) describe the token or the key set; anything else stays generic.
+      const known = typeof (error as { code?: unknown }).code === 'string' && (error as { code: string }).code.startsWith('ERR_J');
+      throw new InvalidTokenError(`no signing key for this token${known ? `: ${(error as Error).message}` : ''}`);
     }
   }
 }

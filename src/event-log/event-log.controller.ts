@@ -60,14 +60,14 @@ export class EventLogController {
   @ApiProblemResponses({ 400: 'UNKNOWN_POSITION, INVALID_LAST_EVENT_ID', 500: 'INTERNAL_ERROR' })
   async stream(
     @Headers('last-event-id') header: string | undefined,
-    @Query('lastEventId') query: string | undefined,
+    @Query('lastEventId') query: string | string[] | undefined, // repeated in the query string: an array
     @Res() response: Response,
   ): Promise<void> {
     const raw = header ?? query;
-    if (raw !== undefined && !POSITION.test(raw.trim())) {
+    if (raw !== undefined && (typeof raw !== 'string' || !POSITION.test(raw.trim()))) {
       throw new ProblemException(400, 'INVALID_LAST_EVENT_ID', 'Invalid Last-Event-ID', 'Last-Event-ID must be the position (an integer) of the last event received');
     }
-    const lastEventId = raw === undefined ? undefined : Number(raw.trim());
+    const lastEventId = typeof raw === 'string' ? Number(raw.trim()) : undefined;
     const from = await this.live.startingPoint(lastEventId);
     if (!from) throw noEventAt(lastEventId!, 'Last-Event-ID');
     await this.live.stream(response, from);

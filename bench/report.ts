@@ -1,0 +1,237 @@
+// Turns a run's figures into the targets of issue 7, markdown tables and docs/BENCHMARKS.md.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Figure } from './bench-database.js';
+import { type ProfileSummary, profileTables } from './cpuprofile-summary.js';
+
+export interface TargetCheck {
+  readonly target: string;
+  readonly measured: string;
+  /** null when the figure was not measured in this run. */
+  readonly met: boolean | null;
+}
+
+export interface BenchResults {
+  readonly date: string;
+  readonly startedAt: string;
+  readonly durationSeconds: number;
+  readonly parts: readonly string[];
+  readonly machine: Record<string, string | number>;
+  readonly settings: Record<string, object>;
+  readonly figures: readonly Figure[];
+  readonly targets: readonly TargetCheck[];
+  readonly profile?: ProfileSummary;
+}
+
+const byKey = (figures: readonly Figure[], key: string) => figures.find((figure) => figure.key === key);
+const num = (value: unknown): number => (typeof value === 'number' ? value : Number.NaN);
+const fmt = (value: unknown, digits = 0): string =>
+  typeof value === 'number' && Number.isFinite(value) ? value.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–';
+
+/** The targets of issue 7, as ratios measured in the same run (never asserted: reported). */
+export function evaluateTargets(figures: readonly Figure[]): TargetCheck[] {
+  const append = byKey(figures, 'append.c32.x1.store');
+  const deposits = byKey(figures, 'http.deposits.app');
+  const half = byKey(figures, 'http.deposits.app.half');
+  const reads = byKey(figures, 'http.reads.app');
+  const rss = byKey(figures, 'http.rss.peak');
+  const check = (figure: Figure | undefined, target: string, value: number, measured: string, met: (value: number) => boolean): TargetCheck => ({
+    target,
+    measured: figure ? measured : 'not measured',
+    met: figure ? met(value) : null,
+  });
+  return [
+    check(append, 'append at concurrency 32 ≥ 0.8 × plain pg', num(append?.ratioToBaseline), `${fmt(append?.ratioToBaseline, 2)} × (${fmt(append?.value)} events/s)`, (v) => v >= 0.8),
+    check(deposits, 'deposits over HTTP ≥ 0.6 × bare endpoint', num(deposits?.ratioToBare), `${fmt(deposits?.ratioToBare, 2)} × (${fmt(deposits?.value)} req/s)`, (v) => v >= 0.6),
+    check(half, 'deposit p99 < 25 ms at half the peak rate', num(half?.p99Ms), `${fmt(half?.p99Ms, 1)} ms at ${fmt(half?.offeredRate)} req/s`, (v) => v < 25),
+    check(reads, 'reads over HTTP ≥ 0.8 × bare endpoint', num(reads?.ratioToBare), `${fmt(reads?.ratioToBare, 2)} × (${fmt(reads?.value)} req/s)`, (v) => v >= 0.8),
+    check(rss, 'peak RSS of the service < 300 MB', num(rss?.value), `${fmt(rss?.value, 1)} MB`, (v) => v < 300),
+  ];
+}
+
+const verdict = (met: boolean | null) => (met === null ? '–' : met ? 'met' : '**not met**');
+
+export function targetTable(targets: readonly TargetCheck[]): string {
+  return ['| target (issue 7) | measured | |', '|---|---|---|', ...targets.map((t) => `| ${t.target} | ${t.measured} | ${verdict(t.met)} |`)].join('\n');
+}
+
+function appendTable(figures: readonly Figure[]): string | undefined {
+  const stores = figures.filter((f) => f.group === 'append' && String(f.key).endsWith('.store'));
+  if (stores.length === 0) return undefined;
+  const rows = stores.map((store) => {
+    const prefix = String(store.key).slice(0, -'.store'.length);
+    const pgFigure = byKey(figures, `${prefix}.pg`);
+    const unnamed = byKey(figures, `${prefix}.pg-unnamed`);
+    const label = `${store.eventsPerAppend === 1 ? 'single-event' : `${store.eventsPerAppend}-event`} appends, concurrency ${store.concurrency}`;
+    return `| ${label} | ${fmt(store.value)} | ${fmt(store.p50Ms, 1)} / ${fmt(store.p99Ms, 1)} | ${fmt(pgFigure?.value)} | ${fmt(pgFigure?.p50Ms, 1)} / ${fmt(pgFigure?.p99Ms, 1)} | **${fmt(store.ratioToBaseline, 2)}** |${
+      unnamed ? ` ${fmt(unnamed.value)} events/s (${fmt(num(store.value) / num(unnamed.value), 2)} ×) |` : ' |'
+    }`;
+  });
+  return [
+    '| appends (exact expected version) | event store events/s | p50 / p99 ms | plain pg events/s | p50 / p99 ms | ratio | pg with unnamed statements |',
+    '|---|---:|---:|---:|---:|---:|---|',
+    ...rows,
+  ].join('\n');
+}
+
+function httpTable(figures: readonly Figure[]): string | undefined {
+  const rows: string[] = [];
+  for (const [label, app, bare] of [
+    ['deposits `POST /accounts/{id}/deposits`', 'http.deposits.app', 'http.deposits.bare'],
+    ['reads `GET /accounts/{id}`', 'http.reads.app', 'http.reads.bare'],
+  ] as const) {
+    const a = byKey(figures, app);
+    const b = byKey(figures, bare);
+    if (!a || !b) continue;
+    rows.push(
+      `| ${label}, ${a.connections} connections | ${fmt(a.value)} | ${fmt(a.p50Ms, 1)} / ${fmt(a.p99Ms, 1)} | ${fmt(b.value)} | ${fmt(b.p50Ms, 1)} / ${fmt(b.p99Ms, 1)} | **${fmt(a.ratioToBare, 2)}** | ${fmt(a.peakRssMB, 1)} / ${fmt(b.peakRssMB, 1)} | ${fmt(num(a.failures) + num(b.failures))} |`,
+    );
+  }
+  const half = byKey(figures, 'http.deposits.app.half');
+  if (half) {
+    rows.push(`| deposits at half the peak rate (${fmt(half.offeredRate)} req/s offered) | ${fmt(half.value)} | ${fmt(half.p50Ms, 1)} / ${fmt(half.p99Ms, 1)} | | | | ${fmt(half.peakRssMB, 1)} | ${fmt(half.failures)} |`);
+  }
+  if (rows.length === 0) return undefined;
+  const rss = byKey(figures, 'http.rss.peak');
+  return [
+    '| over HTTP | service req/s | p50 / p99 ms | bare endpoint req/s | p50 / p99 ms | ratio | peak RSS MB (service / bare phase) | failed requests |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows,
+    ...(rss ? [`| peak RSS of the service over the whole run (VmHWM) | | | | | | ${fmt(rss.value, 1)} | |`] : []),
+  ].join('\n');
+}
+
+function otherTable(figures: readonly Figure[]): string | undefined {
+  const rows = figures
+    .filter((f) => f.group === 'snapshots' || f.group === 'projections')
+    .map((f) => {
+      const extra = [
+        f.p99Ms !== undefined ? `p99 ${fmt(f.p99Ms, 2)} ms` : '',
+        f.ratioToKeysetScan !== undefined ? `${fmt(f.ratioToKeysetScan, 2)} × the keyset scan` : '',
+        f.samples !== undefined ? `${fmt(f.samples)} samples` : '',
+        f.events !== undefined ? `${fmt(f.events)} events` : '',
+        f.rounds !== undefined ? `${fmt(f.rounds)} rounds` : '',
+      ].filter(Boolean);
+      return `| ${f.figure} | ${fmt(f.value, f.unit === 'ms' ? 2 : 0)} ${f.unit} | ${extra.join(', ')} |`;
+    });
+  return rows.length ? ['| loading, rebuild, lag | value | notes |', '|---|---:|---|', ...rows].join('\n') : undefined;
+}
+
+/** The tables printed at the end of `npm run bench` and shown in docs/BENCHMARKS.md. */
+export function figureTables(results: BenchResults): string {
+  return [targetTable(results.targets), appendTable(results.figures), httpTable(results.figures), otherTable(results.figures)]
+    .filter(Boolean)
+    .join('\n\n');
+}
+
+function settingsTable(results: BenchResults): string {
+  const s = results.settings as Record<string, Record<string, unknown>>;
+  const rows: Array<[string, string]> = [];
+  if (s.append) {
+    rows.push(['appends', `${fmt(s.append.streams)} streams; per configuration and writer ${s.append.seconds} s measured in ${s.append.rounds} rounds alternating between the writers, each after ${s.append.warmupSeconds} s of warm-up; pools: the event store's TypeORM pool and the baseline's pg.Pool both of size = concurrency (2 for the store at concurrency 1, see below)`]);
+  }
+  if (s.http) {
+    rows.push(['HTTP', `autocannon, ${s.http.connections} connections; per endpoint ${s.http.seconds} s measured in ${s.http.rounds} rounds alternating between the bare endpoint and the service, after ${s.http.warmupSeconds} s of warm-up each; ${fmt(s.http.accounts)} accounts; DATABASE_POOL_SIZE=${s.http.poolSize}; LOG_LEVEL=warn; rate limits 10,000,000/min (the limiter runs, never throttles)`]);
+    rows.push(['profile', s.http.profile ? `node --cpu-prof on a second service process, ${s.http.profileSeconds} s of the same deposit load (only that window summarised)` : 'skipped (BENCH_PROFILE=0)']);
+  }
+  if (s.snapshots) rows.push(['snapshots', `one account of ${fmt(s.snapshots.streamEvents)} events, ${s.snapshots.rounds} rounds of load and of deposit`]);
+  if (s.projections) {
+    rows.push(['projections', `${fmt(s.projections.events)} events (${s.projections.eventsPerAccount} per account); lag at ${s.projections.lagRatePerSecond} deposits/s for ${s.projections.lagSeconds} s`]);
+  }
+  return ['| part | settings |', '|---|---|', ...rows.map(([part, text]) => `| ${part} | ${text} |`)].join('\n');
+}
+
+export function renderBenchmarksDoc(results: BenchResults, root: string): string {
+  const machine = ['| machine | |', '|---|---|', ...Object.entries(results.machine).map(([key, value]) => `| ${key} | ${value} |`)].join('\n');
+  const analysisFile = join(root, 'bench', 'analysis.md');
+  const analysis = existsSync(analysisFile) ? readFileSync(analysisFile, 'utf8').trim() : '';
+  return `# Benchmarks
+
+<!-- Generated by \`npm run bench\` (bench/run-all.bench.ts): the next run rewrites this file. The
+reading of the profile comes from bench/analysis.md, written by hand. -->
+
+Last run: ${results.startedAt.replace('T', ' ').slice(0, 16)} UTC, ${Math.round(results.durationSeconds / 6) / 10} min, parts: ${results.parts.join(', ')}.
+Every figure is also in \`bench/results/${results.date}.json\`. The service and its baselines are measured
+**in the same run on the same machine**: compare the ratios, not the absolute numbers, with other machines.
+
+## Run it
+
+\`\`\`
+npm run bench               # everything (about 5 minutes on 2 cores); writes bench/results/<date>.json and this file
+npm run bench:append        # part 1 alone
+npm run bench:http          # parts 2 and 3, and the profile
+npm run bench:snapshots     # loading a 10,000-event account, without and with snapshots
+npm run bench:projections   # rebuild and lag, 1,000,000 events
+node dist/bench/cpuprofile-summary.js <file.cpuprofile>           # self time per function and per package
+node dist/bench/run-all.bench.js --render bench/results/<date>.json  # rewrite this file from a stored run
+\`\`\`
+
+| variable | default | |
+|---|---|---|
+| BENCH_ONLY | all | e.g. \`append,http\` |
+| BENCH_DATABASE_URL | embedded | a PostgreSQL server where the user may CREATE DATABASE |
+| BENCH_APPEND_SECONDS / BENCH_APPEND_ROUNDS / BENCH_APPEND_WARMUP_SECONDS / BENCH_APPEND_STREAMS | 8 / 4 / 0.5 / 10,000 | |
+| BENCH_HTTP_SECONDS / BENCH_HTTP_ROUNDS / BENCH_HTTP_WARMUP_SECONDS / BENCH_HTTP_CONNECTIONS / BENCH_HTTP_ACCOUNTS / BENCH_HTTP_POOL_SIZE | 10 / 2 / 3 / 32 / 1,000 / 10 | |
+| BENCH_PROFILE / BENCH_PROFILE_SECONDS / BENCH_KEEP_PROFILE | 1 / 10 / – | \`0\` skips the profile; a path keeps the .cpuprofile |
+| BENCH_STREAM_EVENTS / BENCH_ROUNDS | 10,000 / 30 | snapshots |
+| BENCH_PROJECTION_EVENTS / BENCH_LAG_RATE / BENCH_LAG_SECONDS | 200,000 / 100 / 15 | projections (\`npm run bench:projections\` alone: BENCH_EVENTS, default 1,000,000) |
+
+## Machine
+
+${machine}
+
+The benchmark client, the service and PostgreSQL share these cores, and \`loadAverage1m\` shows how
+busy the machine already was: other work running at the same time lowers every figure, and the
+ratios less than the absolute numbers.
+
+## Settings
+
+${settingsTable(results)}
+
+## Results
+
+${figureTables(results)}
+
+## How each figure is measured
+
+- **Appends** (bench/append.bench.ts): \`EventStore.append\` of the event-sourcing core alone
+  (DatabaseModule + CqrsModule + EventSourcingModule, no feature), each call one transaction with an
+  exact expected version (\`NO_STREAM\` for a stream's first event). Each worker owns the streams
+  i ≡ worker (mod concurrency) of 10,000 and appends to them in turn, so it always knows the version
+  to expect and nothing conflicts. The measured time is cut into rounds that alternate between the
+  writers (and which goes first), so that a change in the machine's other load weighs on both alike;
+  percentiles are over every append of all rounds. The **baseline** writes the same rows (same type, data and metadata
+  JSON, a new event id each) into the same \`events\` table with all its constraints, triggers and
+  indexes with plain \`pg\` on a \`pg.Pool\` of the same size: \`BEGIN\`; \`SELECT max(version)\` of the
+  stream; refuse on a mismatch; \`INSERT\` (one multi-row INSERT for 10 events) \`RETURNING position\`;
+  \`COMMIT\`, with named (prepared) statements, as a careful hand-written writer would. At concurrency
+  32 the same baseline with pg's default unnamed statements is shown too. Latency is per append
+  call. The store's pool is 2 at concurrency 1 (DatabaseModule needs a second connection while it
+  migrates at start: with a pool of 1 it waits for itself forever); one sequential worker uses one.
+- **HTTP** (bench/http.bench.ts): the service runs in a process of its own
+  (bench/bench-service.ts: \`createApp\`, exactly as main.ts builds it, plus a bench-only module), so
+  its RSS is its own: VmRSS is sampled every 100 ms during each load, VmHWM is the peak over its
+  life. autocannon sends each request to the next of the accounts (opened beforehand), with a bearer
+  token holding every scope. The **bare endpoints** (bench/bare-endpoints.module.ts) live in the same
+  application behind the same middleware, guards (auth, rate limiter), pipes (uuid, body validation),
+  filter and interceptors, and do the equivalent SQL by hand with pg (named, prepared statements) on the service's own pools:
+  a deposit is \`BEGIN\`; the stream's last version and balance; \`INSERT\` the next
+  \`accounts.MoneyDeposited\` with the same data and metadata; \`COMMIT\` (retried on a lost race); a
+  read is the \`account_summaries\` row by primary key. As for appends, the measured time alternates
+  between the bare endpoint and the service in rounds (percentiles from every response time), and
+  every round starts with the projections caught up. The projections keep running in the service
+  during every load, for the bare deposits too (their events are real account events). Half the
+  peak rate is autocannon's \`overallRate\` at half the measured deposit rate; autocannon corrects its
+  latencies for coordinated omission when a rate is set.
+- **Loading, rebuild, lag**: bench/snapshots.bench.ts and bench/projections.bench.ts (issues 5 and 3),
+  run with the sizes above.
+
+## Where the time goes
+
+${results.profile ? `CPU profile of the service (\`node --cpu-prof\`) during ${fmt((results.settings as { http?: { profileSeconds?: number } }).http?.profileSeconds)} s of the deposit load at ${fmt(byKey(results.figures, 'profile.deposits')?.value)} req/s (a little below the unprofiled rate: the profiler costs a few per cent). Self time: the time spent in a function itself, not in what it calls.
+
+${profileTables(results.profile)}` : 'Not profiled in this run (BENCH_PROFILE=0 or the HTTP part skipped).'}
+
+${analysis}
+`;
+}

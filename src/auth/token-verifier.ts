@@ -1,6 +1,6 @@
+import { KeyObject, createPublicKey, createSecretKey, type webcrypto } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
-import { KeyObject, type webcrypto } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader } from 'jose';
 import { APP_CONFIG } from '../config/app-config.provider.js';
 import type { AppConfig } from '../config/app-config.js';
@@ -27,12 +27,20 @@ const MALFORMED = 'the token is malformed';
 @Injectable()
 export class TokenVerifier {
   private readonly jwks?: ReturnType<typeof createRemoteJWKSet>;
+  /**
+   * The secret or public key, made a KeyObject once: given a string, jsonwebtoken would try (and fail)
+   * to parse it as a public key on every request before making it a secret key — measured at about
+   * 15% of a deposit's CPU time (docs/BENCHMARKS.md).
+   */
+  private readonly configuredKey?: KeyObject;
 
   constructor(
     private readonly jwt: JwtService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     const key = config.auth.key;
+    if (key.kind === 'secret') this.configuredKey = createSecretKey(Buffer.from(key.secret, 'utf8'));
+    if (key.kind === 'public-key') this.configuredKey = createPublicKey(key.publicKey);
     if (key.kind === 'jwks') this.jwks = createRemoteJWKSet(new URL(key.jwksUrl), { cooldownDuration: 30_000, timeoutDuration: 5_000 });
   }
 
@@ -43,7 +51,8 @@ export class TokenVerifier {
         algorithms: [...this.config.auth.algorithms],
         issuer: this.config.auth.issuer,
         audience: this.config.auth.audience,
-        secret: await this.keyFor(token),
+        // @nestjs/jwt hands the key to jsonwebtoken as it is, which takes KeyObjects; its types say string | Buffer.
+        secret: (await this.keyFor(token)) as unknown as Buffer,
       });
     } catch (error) {
       if (error instanceof InvalidTokenError) throw error;
@@ -60,14 +69,12 @@ export class TokenVerifier {
     return { subject: payload.sub, scopes: new Set(scopes.filter(Boolean)) };
   }
 
-  private async keyFor(token: string): Promise<string> {
-    const key = this.config.auth.key;
-    if (key.kind === 'secret') return key.secret;
-    if (key.kind === 'public-key') return key.publicKey;
+  private async keyFor(token: string): Promise<KeyObject> {
+    if (this.configuredKey) return this.configuredKey;
     try {
       const signingKey = await this.jwks!(decodeProtectedHeader(token));
-      // The signature itself is checked by @nestjs/jwt, like every other token: hand it the key as PEM.
-      return KeyObject.from(signingKey as webcrypto.CryptoKey).export({ type: 'spki', format: 'pem' }).toString();
+      // The signature itself is checked by @nestjs/jwt, like every other token's.
+      return KeyObject.from(signingKey as webcrypto.CryptoKey);
     } catch (error) {
       // jose's errors (codes ERR_J…) describe the token or the key set; anything else stays generic.
       const known = typeof (error as { code?: unknown }).code === 'string' && (error as { code: string }).code.startsWith('ERR_J');

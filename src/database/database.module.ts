@@ -55,10 +55,10 @@ export class DatabaseModule {
         TypeOrmModule.forRootAsync({
           useFactory: () => ({ ...dataSourceOptions(commandUrl, poolSize), autoLoadEntities: true }),
           dataSourceFactory: async (options) => {
-            if (commandUrl !== main) await migrateAsOwner(main);
-            const dataSource = await new DataSource(options!).initialize();
-            if (commandUrl === main) await runMigrations(dataSource);
-            return dataSource;
+            // On a connection of their own (as the owner), so that the service's pools may be of any
+            // size, even 1: the migration lock holds one connection while the migrations use another.
+            await migrateAsOwner(main);
+            return new DataSource(options!).initialize();
           },
         }),
       ],

@@ -11,6 +11,7 @@ import { ANY, type ExpectedVersion, toSqlExpectedVersion } from './expected-vers
 import { ProjectionRegistry } from './projection.registry.js';
 import type { Checkpoint, EventMetadata, RecordedEvent } from './recorded-event.js';
 import { START_OF_LOG, checkpointOf } from './recorded-event.js';
+import { type PreparedStatement, prepared } from './sql.js';
 import { EVENT_COLUMNS, type StoredEventRow, toRecordedEvent, toSafeNumber } from './stored-event.row.js';
 
 export interface AppendOptions {
@@ -41,7 +42,9 @@ export interface ReadAllResult {
  * the current version is read in the same statement, and UNIQUE(stream_id, version) turns a race
  * between two writers that read the same version into a unique violation for the later one.
  */
-const APPEND_SQL = `
+const APPEND_SQL: PreparedStatement = {
+  name: 'ledger_event_store_append_v1',
+  text: `
 WITH current_version AS (
   SELECT coalesce(max(version), 0) AS version FROM events WHERE stream_id = $1
 ), appended AS (
@@ -55,7 +58,8 @@ WITH current_version AS (
 )
 SELECT current_version.version AS current_version, appended.*
 FROM current_version LEFT JOIN appended ON true
-ORDER BY appended.version`;
+ORDER BY appended.version`,
+};
 
 const STREAM_VERSION_UNIQUE = 'events_stream_version_unique';
 
@@ -159,18 +163,17 @@ export class EventStoreTransaction {
         // statement, so that the append below reads the version with a snapshot taken after the wait.
         await this.manager.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [ANY_APPEND_LOCK, streamId]);
       }
-      return (await this.manager.query(APPEND_SQL, [streamId, payload, sqlExpectedVersion])) as Array<{
+      return await prepared<{
         current_version: number;
         position: string | null;
         version: number;
         recorded_at: Date;
         transaction_id: string;
-      }>;
+      }>(this.manager, APPEND_SQL, [streamId, payload, sqlExpectedVersion]);
     } catch (error) {
-      const failure =
-        error instanceof QueryFailedError && (error.driverError as { constraint?: string }).constraint === STREAM_VERSION_UNIQUE
-          ? new StreamVersionTaken(streamId, expected)
-          : error;
+      // A pg error from the prepared statement, or TypeORM's wrapper of one.
+      const constraint = ((error instanceof QueryFailedError ? error.driverError : error) as { constraint?: string }).constraint;
+      const failure = constraint === STREAM_VERSION_UNIQUE ? new StreamVersionTaken(streamId, expected) : error;
       this.failure ??= failure;
       throw failure;
     }
@@ -189,6 +192,7 @@ export class EventStore {
 
   /** Appends atomically to one stream; with `ANY`, a race with another writer is retried. */
   async append(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
+    if (this.canAppendAlone(options)) return this.appendAlone(streamId, events, options);
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.transaction((tx) => tx.append(streamId, events, options));
@@ -196,6 +200,34 @@ export class EventStore {
         if (!(options.expectedVersion === ANY && error instanceof WrongExpectedVersionError && attempt < 5)) throw error;
       }
     }
+  }
+
+  /**
+   * Outside any unit of work, at an exact expected version and with no inline projection to update,
+   * an append is a single statement (APPEND_SQL), which PostgreSQL runs atomically as a transaction of
+   * its own: BEGIN and COMMIT around it would only add two round trips (measured: docs/BENCHMARKS.md).
+   * ANY needs its lock statement first; inline projections write in the append's transaction.
+   */
+  private canAppendAlone(options: AppendOptions): boolean {
+    return ambient.getStore() === undefined && options.expectedVersion !== ANY && !this.projections.hasInline();
+  }
+
+  private async appendAlone(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
+    const alone = new EventStoreTransaction(this.dataSource.manager, this.registry, this.projections, this.clock);
+    let result: AppendResult;
+    try {
+      result = await alone.append(streamId, events, options);
+    } catch (error) {
+      throw await this.asVersionConflict(error);
+    }
+    this.eventBus.publishAll(alone.appended.map((event) => event.data)); // committed: the statement returned
+    return result;
+  }
+
+  /** A version taken by a concurrent writer becomes the typed conflict, with the stream's actual version. */
+  private async asVersionConflict(error: unknown): Promise<unknown> {
+    if (!(error instanceof StreamVersionTaken)) return error;
+    return new WrongExpectedVersionError(error.streamId, error.expectedVersion, await this.streamVersion(error.streamId));
   }
 
   /**
@@ -218,11 +250,7 @@ export class EventStore {
       this.eventBus.publishAll(tx!.appended.map((event) => event.data));
       return result;
     } catch (error) {
-      if (error instanceof StreamVersionTaken) {
-        const actual = await this.streamVersion(error.streamId);
-        throw new WrongExpectedVersionError(error.streamId, error.expectedVersion, actual);
-      }
-      throw error;
+      throw await this.asVersionConflict(error);
     }
   }
 
@@ -240,11 +268,7 @@ export class EventStore {
       await outer.manager.query(`ROLLBACK TO SAVEPOINT ${savepoint}`);
       outer.appended.length = appendedBefore; // rolled back: never to be published
       outer.failure = failureBefore;
-      if (error instanceof StreamVersionTaken) {
-        const actual = await this.streamVersion(error.streamId);
-        throw new WrongExpectedVersionError(error.streamId, error.expectedVersion, actual);
-      }
-      throw error;
+      throw await this.asVersionConflict(error);
     }
   }
 

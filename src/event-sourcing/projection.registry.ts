@@ -24,6 +24,11 @@ export class ProjectionRegistry {
     return [...this.projections.values()];
   }
 
+  /** Whether an append must update read tables in its own transaction. */
+  hasInline(): boolean {
+    return this.all().some((projection) => projection.mode === 'inline');
+  }
+
   /** Applies the events to every inline projection, in the caller's (the append's) transaction. */
   async applyInline(events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
     for (const projection of this.projections.values()) {

@@ -1,4 +1,5 @@
-import type { EntityManager } from 'typeorm';
+import type pg from 'pg';
+import { type EntityManager, QueryFailedError } from 'typeorm';
 
 export interface SqlResult<Row> {
   readonly rows: Row[];
@@ -21,5 +22,34 @@ export async function sql<Row = Record<string, unknown>>(
     return { rows: (result.records ?? []) as Row[], rowCount: result.affected ?? result.records?.length ?? 0 };
   } finally {
     if (!manager.queryRunner) await runner.release();
+  }
+}
+
+/** A statement run as a named (prepared) one: see `prepared`. */
+export interface PreparedStatement {
+  /** Unique per statement text: PostgreSQL keeps the plan per connection under this name. */
+  readonly name: string;
+  readonly text: string;
+}
+
+/**
+ * Runs a hot statement prepared: PostgreSQL parses and plans it once per connection instead of on
+ * every call (measured on the append: docs/BENCHMARKS.md). TypeORM only sends unnamed statements, so
+ * this talks to the pg connection underneath — the transaction's own when the manager has one,
+ * otherwise a pooled connection (the statement then commits on its own).
+ */
+export async function prepared<Row>(manager: EntityManager, statement: PreparedStatement, values: readonly unknown[]): Promise<Row[]> {
+  const query = { name: statement.name, text: statement.text, values: [...values] };
+  const runner = manager.queryRunner;
+  try {
+    if (runner) {
+      const client = (runner as { databaseConnection?: pg.PoolClient }).databaseConnection ?? ((await runner.connect()) as pg.PoolClient);
+      return (await client.query(query)).rows as Row[];
+    }
+    const pool = (manager.connection.driver as unknown as { master: pg.Pool }).master;
+    return (await pool.query(query)).rows as Row[];
+  } catch (error) {
+    // Failures look as they do from TypeORM's query(): a QueryFailedError around the driver's error.
+    throw new QueryFailedError(statement.text, [...values], error as Error);
   }
 }

@@ -140,9 +140,8 @@ function eventsOf(streamId: string, from: number, count: number): ValueRecorded[
 
 /** The event store: one EventStore.append per call, exact expected version. */
 async function storeAppender(url: string, concurrency: number): Promise<{ append: Append; close: () => Promise<void> }> {
-  // DatabaseModule migrates at start with two connections (one holds the migration lock), so a pool
-  // of one would wait for itself forever: at concurrency 1 the pool has 2, of which one sequential
-  // worker only ever uses one at a time.
+  // At concurrency 1 the pool has 2 (kept from when a pool of 1 hung the start; migrations now run
+  // on a connection of their own): one sequential worker only ever uses one at a time.
   const poolSize = Math.max(2, concurrency);
   const app: INestApplicationContext = await NestFactory.createApplicationContext(AppendBenchModule.forRoot(url, poolSize), { logger: ['error', 'warn'] });
   const store = app.get(EventStore);

@@ -206,8 +206,7 @@ ${figureTables(results)}
   stream; refuse on a mismatch; \`INSERT\` (one multi-row INSERT for 10 events) \`RETURNING position\`;
   \`COMMIT\`, with named (prepared) statements, as a careful hand-written writer would. At concurrency
   32 the same baseline with pg's default unnamed statements is shown too. Latency is per append
-  call. The store's pool is 2 at concurrency 1 (DatabaseModule needs a second connection while it
-  migrates at start: with a pool of 1 it waits for itself forever); one sequential worker uses one.
+  call. The store's pool is 2 at concurrency 1; one sequential worker only ever uses one of them.
 - **HTTP** (bench/http.bench.ts): the service runs in a process of its own
   (bench/bench-service.ts: \`createApp\`, exactly as main.ts builds it, plus a bench-only module), so
   its RSS is its own: VmRSS is sampled every 100 ms during each load, VmHWM is the peak over its

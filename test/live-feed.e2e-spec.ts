@@ -166,6 +166,7 @@ describe('GET /events/live', () => {
     const accounts = await Promise.all([0, 1, 2].map(async (index) => (await post(live.t, '/accounts', { ownerName: `Writer ${index}`, currency: 'EUR' })).id as string));
 
     let writing = true;
+    let connections = 0;
     const writers = (async () => {
       try {
         // HTTP writers on three accounts, and direct multi-event transactions, one of them committing late.
@@ -177,7 +178,9 @@ describe('GET /events/live', () => {
         });
         await Promise.all(
           accounts.map(async (id, worker) => {
-            for (let round = 0; round < 20; round++) {
+            // At least 20 rounds, and on until the reader has reconnected a few times: the writes must
+            // outlast several reconnections however fast this machine appends.
+            for (let round = 0; round < 20 || (connections < 4 && round < 400); round++) {
               await post(live.t, `/accounts/${id}/deposits`, { amount: 1 + round });
               if (worker === 0 && round % 5 === 4) await depositBurst(live.store, direct, 8);
               if (worker === 1 && round === 10) late.open();
@@ -193,7 +196,6 @@ describe('GET /events/live', () => {
     const received: FeedMessage[] = [];
     let lastId = String(start);
     let expected: number[] | undefined;
-    let connections = 0;
     let connectionsWhileWriting = 0;
     while (expected === undefined || received.length < expected.length) {
       if (!writing && expected === undefined) {

@@ -25,3 +25,4 @@ export * from './recorded-event.js';
 export * from './snapshot-store.js';
 export * from './state-at.js';
 export * from './stored-schema-check.js';
+export { type PreparedStatement, prepared } from './sql.js';

@@ -437,6 +437,24 @@ describe('what the fuzzing found, pinned down', () => {
     expect({ status: response.status, code: response.body.code }).toEqual({ status: 400, code: 'VALIDATION_FAILED' });
   });
 
+  it.each([
+    ['an unpaired surrogate in a value', '{"ownerName":"\u202e\\ud800","currency":"EUR"}'],
+    ['a NUL character in a value', '{"ownerName":"a\\u0000b","currency":"EUR"}'],
+    ['an unpaired surrogate in a key', '{"ownerName":"Ok","currency":"EUR","\\udc00":1}'],
+  ])('%s is a 400 INVALID_TEXT, not a database error', async (_label, body) => {
+    const before = await count();
+    const response = await t.http.post('/accounts').set('content-type', 'application/json').set('Idempotency-Key', `text-${_label.length}`).send(body);
+    expect({ status: response.status, code: response.body.code }).toEqual({ status: 400, code: 'INVALID_TEXT' });
+    expect(await count()).toBe(before);
+  });
+
+  it('a NUL or an unpaired surrogate in a query string filter is answered, never a 500', async () => {
+    for (const path of ['/accounts?owner=a%00b', '/accounts?owner=%ED%A0%80', '/events?stream=a%00b', '/events?stream=%ED%A0%80']) {
+      const response = await t.http.get(path);
+      expect({ path, status: response.status < 500 }).toEqual({ path, status: true });
+    }
+  });
+
   it('a repeated lastEventId on the live feed is a 400, not a 500', async () => {
     const response = await t.http.get('/events/live?lastEventId=1&lastEventId=2').timeout(LIVE_TIMEOUT_MS);
     expect({ status: response.status, code: response.body.code }).toEqual({ status: 400, code: 'INVALID_LAST_EVENT_ID' });

@@ -58,7 +58,7 @@ const BODY_PROBLEMS = {
 };
 const COMMAND_PROBLEMS = {
   ...BODY_PROBLEMS,
-  400: 'VALIDATION_FAILED (each invalid field listed), MALFORMED_JSON, BODY_TOO_DEEP (nested more than 32 levels), INVALID_ID (id is not a UUID), INVALID_IF_MATCH',
+  400: 'VALIDATION_FAILED (each invalid field listed), MALFORMED_JSON, BODY_TOO_DEEP (nested more than 32 levels), INVALID_TEXT (unpaired surrogate or NUL), INVALID_ID (id is not a UUID), INVALID_IF_MATCH',
   404: 'ACCOUNT_NOT_FOUND',
   409: 'CONCURRENCY_CONFLICT: the account kept changing concurrently; retry',
   412: 'VERSION_MISMATCH: If-Match is not the current version (the current ETag is in the answer)',
@@ -81,7 +81,7 @@ export class AccountsController {
     type: CommandResult,
     headers: { Location: { description: '/accounts/{id}', schema: { type: 'string' } }, ...ETAG_HEADER },
   })
-  @ApiProblemResponses({ ...BODY_PROBLEMS, 400: 'VALIDATION_FAILED (each invalid field listed), MALFORMED_JSON, BODY_TOO_DEEP' })
+  @ApiProblemResponses({ ...BODY_PROBLEMS, 400: 'VALIDATION_FAILED (each invalid field listed), MALFORMED_JSON, BODY_TOO_DEEP, INVALID_TEXT' })
   async open(@Body() body: OpenAccountRequest, @Res({ passthrough: true }) response: Response): Promise<CommandResult> {
     const id = randomUUID();
     const appended = await this.commands.execute(new OpenAccount(id, body.ownerName, body.currency));

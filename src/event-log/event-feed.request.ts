@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsInt, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
 import { IntegerParam } from '../shared/http/integer-param.js';
 
 export class EventFeedRequest {
@@ -33,5 +33,6 @@ export class EventFeedRequest {
   @IsOptional()
   @IsString()
   @Length(1, 255)
+  @Matches(/^[^\p{Cc}]*$/u, { message: 'stream must not contain control characters' })
   stream?: string;
 }

@@ -50,7 +50,7 @@ export class TransfersController {
     headers: { Location: { description: '/transfers/{id}', schema: { type: 'string' } } },
   })
   @ApiProblemResponses({
-    400: 'VALIDATION_FAILED (each invalid field, including toAccountId equal to fromAccountId), MALFORMED_JSON, BODY_TOO_DEEP',
+    400: 'VALIDATION_FAILED (each invalid field, including toAccountId equal to fromAccountId), MALFORMED_JSON, BODY_TOO_DEEP, INVALID_TEXT',
     404: 'ACCOUNT_NOT_FOUND: the source or the target account does not exist',
     413: 'PAYLOAD_TOO_LARGE',
     415: 'UNSUPPORTED_MEDIA_TYPE',

@@ -1,5 +1,5 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
 import { ProjectionQueryRequest } from '../../shared/http/projection-query.request.js';
 import { IntegerParam } from '../../shared/http/integer-param.js';
 
@@ -8,6 +8,7 @@ export class ListAccountsRequest extends ProjectionQueryRequest {
   @IsOptional()
   @IsString()
   @Length(1, 100)
+  @Matches(/^[^\p{Cc}]*$/u, { message: 'owner must not contain control characters' }) // nor can an owner name
   owner?: string;
 
   @ApiPropertyOptional({ enum: ['open', 'closed'] })

@@ -35,7 +35,7 @@ import { type TestApp, startTestApp } from './support/test-app.js';
  * - a refusal writes nothing: the rows of `events` and `idempotency_keys` are counted before and
  *   after (requests are sequential, and the asynchronous work a success starts is awaited before the
  *   next one, so a change is the request's own); a query (GET) never writes either.
- * Seeds are random: a failure names the endpoint, the request, the answer and the seed (FUZZ_SEED=<seed>
+ * The seed is fixed unless FUZZ_SEED=random (see SEED): a failure names the endpoint, the request, the answer and the seed (FUZZ_SEED=<seed>
  * replays it); FUZZ_RUNS=<n> multiplies the runs, FUZZ_SHRINK=1 shrinks a failure to a smaller request.
  */
 
@@ -46,7 +46,11 @@ const READ_YOUR_WRITES_TIMEOUT_MS = 250;
 /** The service's own body limit (BODY_LIMIT_BYTES is not overridden: deep JSON up to it is fuzzed). */
 const BODY_LIMIT_BYTES = loadConfig({}).bodyLimitBytes;
 const RUN_SCALE = Number(process.env.FUZZ_RUNS ?? 1);
-const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
+/**
+ * Fixed by default, so that a run (and CI) is reproducible; FUZZ_SEED=random explores new inputs
+ * (each failure prints its seed), FUZZ_SEED=<n> replays one. Random runs found the bugs pinned below.
+ */
+const SEED = process.env.FUZZ_SEED === 'random' ? undefined : Number(process.env.FUZZ_SEED ?? 20_261_127);
 /** Per property (about 10 s each at FUZZ_RUNS=1 on a quiet machine). */
 const PROPERTY_TIMEOUT_MS = 90_000 * Math.max(1, RUN_SCALE);
 

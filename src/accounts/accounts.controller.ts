@@ -58,7 +58,7 @@ const BODY_PROBLEMS = {
 };
 const COMMAND_PROBLEMS = {
   ...BODY_PROBLEMS,
-  400: 'VALIDATION_FAILED (each invalid field listed), MALFORMED_JSON, BODY_TOO_DEEP (nested more than 32 levels), INVALID_TEXT (unpaired surrogate or NUL), INVALID_ID (id is not a UUID), INVALID_IF_MATCH',
+  400: 'VALIDATION_FAILED (each invalid field listed), MALFORMED_JSON, BODY_TOO_DEEP (nested more than 32 levels), INVALID_TEXT (an unpaired surrogate), INVALID_ID (id is not a UUID), INVALID_IF_MATCH',
   404: 'ACCOUNT_NOT_FOUND',
   409: 'CONCURRENCY_CONFLICT: the account kept changing concurrently; retry',
   412: 'VERSION_MISMATCH: If-Match is not the current version (the current ETag is in the answer)',

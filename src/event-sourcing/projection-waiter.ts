@@ -2,13 +2,18 @@ import type { EventEmitter } from 'node:events';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { compareCheckpoints } from './checkpoint-order.js';
+import { QUERY_DATA_SOURCE } from './data-sources.js';
 import { ProjectionNotCaughtUpError, UnknownProjectionError } from './errors.js';
 import { ProjectionCheckpoints } from './projection-checkpoints.js';
 import { ProjectionEngine } from './projection-engine.js';
 import { ProjectionRegistry } from './projection.registry.js';
-import { sql } from './sql.js';
+import { type PreparedStatement, prepared, sql } from './sql.js';
 import { toSafeNumber } from './stored-event.row.js';
-import { QUERY_DATA_SOURCE } from './data-sources.js';
+
+const CHECKPOINT_POSITION: PreparedStatement = {
+  name: 'ledger_checkpoint_position_v1',
+  text: 'SELECT position FROM projection_checkpoints WHERE name = $1',
+};
 
 const POLL_MS = 20;
 
@@ -61,7 +66,11 @@ export class ProjectionWaiter {
 
   /** Inline: the head of the log; async: the position of the last event applied (commit order). */
   async reflected(mode: 'inline' | 'async', name: string): Promise<number> {
-    if (mode === 'async') return (await this.checkpoints.load(name, this.dataSource.manager))?.checkpoint.position ?? 0;
+    if (mode === 'async') {
+      // On every read of a projection-backed endpoint (X-Projection-Position): one prepared statement.
+      const [row] = await prepared<{ position: string }>(this.dataSource.manager, CHECKPOINT_POSITION, [name]);
+      return row ? toSafeNumber(row.position) : 0;
+    }
     const { rows } = await sql<{ head: string }>(this.dataSource.manager, 'SELECT coalesce(max(position), 0) AS head FROM events');
     return toSafeNumber(rows[0].head);
   }

@@ -4,8 +4,11 @@ import { ProblemException } from '../problem-details/problem.exception.js';
 /** Deeper than any request of the API (its bodies are one or two levels deep). */
 export const MAX_JSON_DEPTH = 32;
 
-/** A lone surrogate (not part of a pair) or NUL: valid in a JS string, refused by PostgreSQL's jsonb and text. */
-const UNSTORABLE_TEXT = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]|\u0000/;
+/**
+ * A lone surrogate (not part of a pair): valid in a JS string, refused by PostgreSQL's jsonb. (NUL,
+ * refused too, is a control character: the fields' own validation names the field that has one.)
+ */
+const UNSTORABLE_TEXT = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * After JSON parsing, before anything walks the body recursively:
@@ -39,5 +42,5 @@ function problemOf(body: unknown): ProblemException | undefined {
 }
 
 function invalidText(): ProblemException {
-  return new ProblemException(400, 'INVALID_TEXT', 'Invalid text', 'Strings must be well-formed Unicode (no unpaired surrogate) without NUL characters');
+  return new ProblemException(400, 'INVALID_TEXT', 'Invalid text', 'Strings must be well-formed Unicode: no unpaired surrogate');
 }

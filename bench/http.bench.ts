@@ -269,6 +269,50 @@ async function measureAtRate(service: Service, route: Route, ids: readonly strin
   };
 }
 
+/**
+ * Open-loop arrivals at `rate` per second with exponential gaps (a Poisson process, the load of many
+ * independent clients): every request leaves at its own moment whatever the answers before it, and
+ * its latency counts from that moment (no coordinated omission). autocannon's fixed rate instead
+ * fires every connection at each tick of one timer: bursts of `connections` requests at once.
+ */
+async function measurePoisson(service: Service, route: Route, ids: readonly string[], seconds: number, rate: number): Promise<Load> {
+  await waitForProjections(service);
+  console.error(`http: ${route} at ${rate} req/s, Poisson arrivals, ${seconds} s…`);
+  service.resetPeakRss();
+  const template = requestFor(route, ids);
+  const latencies: number[] = [];
+  let failures = 0;
+  const inFlight: Array<Promise<void>> = [];
+  const start = performance.now();
+  let due = start;
+  while (due - start < seconds * 1000) {
+    due += -Math.log(1 - Math.random()) * (1000 / rate);
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    const sentAt = due;
+    const path = template.setupRequest!({}, {}).path!;
+    inFlight.push(
+      fetch(`${service.url}${path}`, { method: template.method, headers: template.headers, body: template.body as string | undefined })
+        .then(async (response) => {
+          await response.arrayBuffer();
+          if (!response.ok) failures++;
+          latencies.push(performance.now() - sentAt);
+        })
+        .catch(() => void failures++),
+    );
+  }
+  await Promise.all(inFlight);
+  latencies.sort((a, b) => a - b);
+  return {
+    requestsPerSecond: latencies.length / seconds,
+    p50: round(percentile(latencies, 50), 1),
+    p99: round(percentile(latencies, 99), 1),
+    requests: latencies.length,
+    failures,
+    peakRssMB: round(service.peakRss() / MB, 1),
+  };
+}
+
 function reportLoad(figure: string, key: string, measured: Load, extra: Record<string, unknown> = {}): void {
   report(figure, round(measured.requestsPerSecond), 'req/s', {
     group: 'http',
@@ -302,6 +346,8 @@ export async function runHttpBench(server: BenchServer, settings = httpSettings(
     });
     reportLoad('deposits: bare endpoint (same SQL by hand)', 'http.deposits.bare', bareDeposits, base);
     reportLoad(`deposits at half the peak rate (${halfRate} req/s offered)`, 'http.deposits.app.half', halfDeposits, { ...base, offeredRate: halfRate });
+    const poisson = await measurePoisson(service, 'deposit', ids, settings.seconds, halfRate);
+    reportLoad(`deposits at half the peak rate, Poisson arrivals (${halfRate} req/s offered)`, 'http.deposits.app.half.poisson', poisson, { seconds: settings.seconds, accounts: settings.accounts, poolSize: settings.poolSize, offeredRate: halfRate });
 
     const [bareReads, reads] = await measurePair(service, 'bare-read', 'read', ids, settings);
     reportLoad('reads (GET /accounts/{id})', 'http.reads.app', reads, { ...base, ratioToBare: round(reads.requestsPerSecond / bareReads.requestsPerSecond, 3) });

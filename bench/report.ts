@@ -89,7 +89,11 @@ function httpTable(figures: readonly Figure[]): string | undefined {
   }
   const half = byKey(figures, 'http.deposits.app.half');
   if (half) {
-    rows.push(`| deposits at half the peak rate (${fmt(half.offeredRate)} req/s offered) | ${fmt(half.value)} | ${fmt(half.p50Ms, 1)} / ${fmt(half.p99Ms, 1)} | | | | ${fmt(half.peakRssMB, 1)} | ${fmt(half.failures)} |`);
+    rows.push(`| deposits at half the peak rate (${fmt(half.offeredRate)} req/s offered by autocannon, 32 connections firing together) | ${fmt(half.value)} | ${fmt(half.p50Ms, 1)} / ${fmt(half.p99Ms, 1)} | | | | ${fmt(half.peakRssMB, 1)} | ${fmt(half.failures)} |`);
+  }
+  const poisson = byKey(figures, 'http.deposits.app.half.poisson');
+  if (poisson) {
+    rows.push(`| deposits at half the peak rate (${fmt(poisson.offeredRate)} req/s, open-loop Poisson arrivals) | ${fmt(poisson.value)} | ${fmt(poisson.p50Ms, 1)} / ${fmt(poisson.p99Ms, 1)} | | | | ${fmt(poisson.peakRssMB, 1)} | ${fmt(poisson.failures)} |`);
   }
   if (rows.length === 0) return undefined;
   const rss = byKey(figures, 'http.rss.peak');
@@ -222,6 +226,8 @@ ${figureTables(results)}
   during every load, for the bare deposits too (their events are real account events). Half the
   peak rate is autocannon's \`overallRate\` at half the measured deposit rate; autocannon corrects its
   latencies for coordinated omission when a rate is set.
+  The same rate is also offered open-loop with Poisson arrivals (Node's fetch; each latency counts
+  from the request's scheduled moment), which has none of autocannon's synchronized bursts.
 - **Loading, rebuild, lag**: bench/snapshots.bench.ts and bench/projections.bench.ts (issues 5 and 3),
   run with the sizes above.
 

@@ -9,7 +9,7 @@ import { transferStreamId } from '../src/transfers/transfer.js';
 import { CreditRefused, SourceDebited, TargetCredited, TransferCompleted, TransferRequested } from '../src/transfers/transfer.events.js';
 import { LedgerClient } from './support/ledger-client.js';
 import { foldAsTables, foldLedger, readTables, rowsOf, waitUntilSettled } from './support/ledger-fold.js';
-import { type LedgerService, callService, startLedgerService } from './support/ledger-service.js';
+import { type AppProcess, call, startAppProcess } from './support/app-process.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
@@ -80,7 +80,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 describe('the process manager killed (SIGKILL) right after the source was debited', () => {
   let database: TestDatabase;
   let db: pg.Client;
-  const services: LedgerService[] = [];
+  const services: AppProcess[] = [];
   const env = { PROJECTION_LEASE_TTL_MS: '1000', PROJECTION_POLL_INTERVAL_MS: '100', LOG_LEVEL: 'warn' };
 
   beforeAll(async () => {
@@ -95,18 +95,18 @@ describe('the process manager killed (SIGKILL) right after the source was debite
   });
 
   it('completes after a restart, with the source debited exactly once and the balances right', async () => {
-    const first = await startLedgerService(database.url, env);
+    const first = await startAppProcess(database.url, env);
     services.push(first);
-    const source = (await callService(first, 'POST', '/accounts', { ownerName: 'Source', currency: 'EUR' })).body.id as string;
-    const target = (await callService(first, 'POST', '/accounts', { ownerName: 'Target', currency: 'EUR' })).body.id as string;
-    expect((await callService(first, 'POST', `/accounts/${source}/deposits`, { amount: 1000 })).status).toBe(200);
+    const source = (await call(first.url, 'POST', '/accounts', { ownerName: 'Source', currency: 'EUR' })).body.id as string;
+    const target = (await call(first.url, 'POST', '/accounts', { ownerName: 'Target', currency: 'EUR' })).body.id as string;
+    expect((await call(first.url, 'POST', `/accounts/${source}/deposits`, { amount: 1000 })).status).toBe(200);
 
     // Pause the process manager: its runner cannot take (or renew) its lease while the row is locked.
     const pause = new pg.Client({ connectionString: database.url });
     await pause.connect();
     await pause.query('BEGIN');
     await pause.query(`SELECT name FROM projection_checkpoints WHERE name = 'transfer-process' FOR UPDATE`);
-    const accepted = await callService(first, 'POST', '/transfers', { fromAccountId: source, toAccountId: target, amount: 300 });
+    const accepted = await call(first.url, 'POST', '/transfers', { fromAccountId: source, toAccountId: target, amount: 300 });
     expect(accepted.status).toBe(202);
     const transferId = accepted.body.id as string;
 
@@ -148,10 +148,10 @@ describe('the process manager killed (SIGKILL) right after the source was debite
     expect(await legCounts(db, transferId)).toEqual({ 'accounts.TransferDebited': 1 });
     const [debit] = await rowsOf<{ event_id: string }>(db, `SELECT event_id FROM events WHERE type = 'accounts.TransferDebited' AND data->>'transferId' = $1`, [transferId]);
 
-    const second = await startLedgerService(database.url, env);
+    const second = await startAppProcess(database.url, env);
     services.push(second);
     const transfer = await until('the transfer to complete after the restart', async () => {
-      const response = await callService(second, 'GET', `/transfers/${transferId}`);
+      const response = await call(second.url, 'GET', `/transfers/${transferId}`);
       return response.status === 200 && response.body.status !== 'pending' ? response.body : undefined;
     });
     expect(transfer).toEqual(expect.objectContaining({ status: 'completed', failureCode: null, refunded: false, amount: 300 }));
@@ -166,14 +166,14 @@ describe('the process manager killed (SIGKILL) right after the source was debite
     expect(debitAfter.event_id).toBe(debit.event_id); // the debit before the crash is the only one
 
     await waitUntilSettled(db);
-    const balances = async (id: string) => (await callService(second, 'GET', `/accounts/${id}`)).body.balance;
+    const balances = async (id: string) => (await call(second.url, 'GET', `/accounts/${id}`)).body.balance;
     expect({ source: await balances(source), target: await balances(target) }).toEqual({ source: 700, target: 300 });
     // the steps after the restart still belong to the transfer's chain
-    const chain = (await callService(second, 'GET', `/transfers/${transferId}/events`)).body.items as Array<Record<string, any>>;
+    const chain = (await call(second.url, 'GET', `/transfers/${transferId}/events`)).body.items as Array<Record<string, any>>;
     expect(chain.map((event) => event.type)).toEqual(COMPLETED_CHAIN);
     // settled: the emptied source may be closed
-    expect((await callService(second, 'POST', `/accounts/${source}/withdrawals`, { amount: 700 })).status).toBe(200);
-    expect((await callService(second, 'POST', `/accounts/${source}/close`)).status).toBe(200);
+    expect((await call(second.url, 'POST', `/accounts/${source}/withdrawals`, { amount: 700 })).status).toBe(200);
+    expect((await call(second.url, 'POST', `/accounts/${source}/close`)).status).toBe(200);
     await expectConsistentLedger(db);
     await second.stop();
   });

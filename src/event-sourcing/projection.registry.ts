@@ -7,12 +7,15 @@ import type { RecordedEvent } from './recorded-event.js';
 @Injectable()
 export class ProjectionRegistry {
   private readonly projections = new Map<string, Projection>();
+  /** Kept apart at registration: every append asks for them. */
+  private readonly inline: Projection[] = [];
 
   register(projections: readonly Projection[]): void {
     for (const projection of projections) {
       if (this.projections.has(projection.name)) throw new Error(`Projection "${projection.name}" is registered twice`);
       assertValidProjection(projection);
       this.projections.set(projection.name, projection);
+      if (projection.mode === 'inline') this.inline.push(projection);
     }
   }
 
@@ -26,13 +29,11 @@ export class ProjectionRegistry {
 
   /** Whether an append must update read tables in its own transaction. */
   hasInline(): boolean {
-    return this.all().some((projection) => projection.mode === 'inline');
+    return this.inline.length > 0;
   }
 
   /** Applies the events to every inline projection, in the caller's (the append's) transaction. */
   async applyInline(events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
-    for (const projection of this.projections.values()) {
-      if (projection.mode === 'inline') await applyToProjection(projection, events, manager);
-    }
+    for (const projection of this.inline) await applyToProjection(projection, events, manager);
   }
 }

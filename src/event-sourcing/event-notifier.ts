@@ -6,11 +6,17 @@ import { PROJECTOR_DATA_SOURCE } from './data-sources.js';
 
 const CHANNEL = 'events_appended';
 const RECONNECT_DELAY_MS = 1000;
+/** The payload of a NOTIFY that says "a projection's row was changed by an operator" (not an append). */
+export const PROJECTIONS_CHANGED = 'projections';
 
 /**
  * LISTENs for the NOTIFY that a trigger on `events` sends when a transaction that appended commits,
  * and emits 'appended'. A dedicated connection (LISTEN is session state, so it cannot come from the
  * pool); if it drops it is re-opened, and runners poll anyway, so a missed notification only delays.
+ *
+ * `sequence` counts the wake-ups, so that a reader can tell whether one came while it was busy
+ * (between its read and its wait) without listening all the time; `projectionsChanged` counts the
+ * operators' changes to projection rows (ProjectionEngine.wake, in any instance).
  */
 @Injectable()
 export class EventNotifier extends EventEmitter {
@@ -18,6 +24,8 @@ export class EventNotifier extends EventEmitter {
   private client?: pg.Client;
   private stopped = true;
   private reconnectTimer?: NodeJS.Timeout;
+  sequence = 0;
+  projectionsChanged = 0;
 
   constructor(@Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource) {
     super();
@@ -37,23 +45,35 @@ export class EventNotifier extends EventEmitter {
     await client?.end().catch(() => undefined);
   }
 
-  /** Resolves on the next notification or after `timeoutMs`, whichever comes first. */
-  waitForAppend(timeoutMs: number): Promise<void> {
+  /** Wakes every waiter, as a notification does (`projectionsChanged`: an operator changed a projection). */
+  notify(projectionsChanged = false): void {
+    this.sequence++;
+    if (projectionsChanged) this.projectionsChanged++;
+    this.emit('appended');
+  }
+
+  /**
+   * Resolves true on the next notification, false after `timeoutMs`, whichever comes first. Given the
+   * `sequence` a reader saw before it last read, resolves true at once if a notification came since.
+   */
+  waitForAppend(timeoutMs: number, since?: number): Promise<boolean> {
+    if (since !== undefined && since !== this.sequence) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const done = () => {
+      const done = (notified: boolean) => {
         clearTimeout(timer);
-        this.off('appended', done);
-        resolve();
+        this.off('appended', onAppended);
+        resolve(notified);
       };
-      const timer = setTimeout(done, timeoutMs);
-      this.once('appended', done);
+      const onAppended = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.once('appended', onAppended);
     });
   }
 
   private async connect(): Promise<void> {
     const url = (this.dataSource.options as { url?: string }).url;
     const client = new pg.Client({ connectionString: url });
-    client.on('notification', () => this.emit('appended'));
+    client.on('notification', (message) => this.notify(message.payload === PROJECTIONS_CHANGED));
     client.on('error', (error) => {
       this.logger.warn(`LISTEN connection lost (${error.message}); runners keep polling`);
       this.scheduleReconnect(client);

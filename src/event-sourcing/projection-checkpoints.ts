@@ -156,6 +156,25 @@ export class ProjectionCheckpoints {
     );
   }
 
+  /**
+   * Moves the live checkpoint from `from` to `to` past events the projection does not handle, in one
+   * autocommit statement fenced like a batch: only while `owner` holds the lease, the projection
+   * runs, and the stored checkpoint is still exactly `from`. False when any of that no longer holds.
+   */
+  async advancePast(name: string, owner: string, from: Checkpoint, to: Checkpoint, ttlMs: number): Promise<boolean> {
+    const { rowCount } = await sql(
+      this.manager,
+      `UPDATE projection_checkpoints
+       SET transaction_id = $5::xid8, position = $6, attempts = 0, updated_at = now(),
+           last_error = NULL, failed_position = NULL, failed_at = NULL,
+           lease_expires_at = clock_timestamp() + make_interval(secs => $7::double precision / 1000)
+       WHERE name = $1 AND lease_owner = $2 AND lease_expires_at > clock_timestamp() AND status = 'running'
+         AND transaction_id = $3::xid8 AND position = $4`,
+      [name, owner, from.transactionId, from.position, to.transactionId, to.position, ttlMs],
+    );
+    return rowCount === 1;
+  }
+
   /** Counts a failed attempt at `position`; at `maxAttempts` the projection stops in `failed`. */
   async recordFailure(name: string, position: number, error: string, maxAttempts: number): Promise<ProjectionState> {
     const { rows } = await sql<Row>(

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { EventNotifier } from './event-notifier.js';
+import { EventNotifier, PROJECTIONS_CHANGED } from './event-notifier.js';
 import { EventStore } from './event-store.js';
 import { ProjectionCheckpoints } from './projection-checkpoints.js';
 import { ProjectionRunner, type ProjectionRunnerOptions } from './projection-runner.js';
@@ -77,11 +77,11 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
   }
 
   /**
-   * Wakes the runners of every process at once (after an admin call changed a projection's state):
-   * the runner may live in another instance of the service.
+   * Wakes the runners of every process at once (after an admin call changed a projection's state),
+   * telling them to reload their projection's row: the runner may live in another instance.
    */
   async wake(): Promise<void> {
-    this.notifier.emit('appended');
-    await this.dataSource.query(`SELECT pg_notify('events_appended', '')`);
+    this.notifier.notify(true);
+    await this.dataSource.query(`SELECT pg_notify('events_appended', $1)`, [PROJECTIONS_CHANGED]);
   }
 }

@@ -6,8 +6,8 @@ import type { EventNotifier } from './event-notifier.js';
 import type { EventStore } from './event-store.js';
 import type { ProjectionCheckpoints, ProjectionState } from './projection-checkpoints.js';
 import { ShadowTables } from './projection-shadow.js';
-import { type Projection, ProjectionApplyError, applyToProjection } from './projection.js';
-import type { Checkpoint, RecordedEvent } from './recorded-event.js';
+import { type Projection, ProjectionApplyError, applyToProjection, handlesAny } from './projection.js';
+import { type Checkpoint, type RecordedEvent, checkpointOf } from './recorded-event.js';
 
 export interface ProjectionRunnerOptions {
   /** How long a runner waits for a NOTIFY before looking at the log anyway. */
@@ -38,6 +38,10 @@ export interface ProjectionRunnerDeps {
 class LostLease extends Error {}
 
 type Target = 'live' | 'rebuild';
+type LiveStep = 'more' | 'held-back' | 'caught-up';
+
+/** First wait when committed events are held back; it doubles up to the poll interval. */
+const HELD_BACK_FIRST_DELAY_MS = 5;
 
 /**
  * Runs one projection in this process, when this process holds its lease:
@@ -56,6 +60,10 @@ export class ProjectionRunner {
   private renewLeaseAt = 0;
   /** The projection's row as last read or written by this process; reloaded whenever it may have changed. */
   private state?: ProjectionState;
+  /** notifier.projectionsChanged when `state` was loaded. */
+  private stateLoadedAtChange = 0;
+  /** notifier.sequence when the live step last read the log: a notification since means "read again". */
+  private readAtSequence?: number;
   /** Set when committed events are held back by an older transaction in flight: look again soon. */
   private heldBackDelayMs = 0;
   leader = false;
@@ -78,25 +86,35 @@ export class ProjectionRunner {
   }
 
   private async run(): Promise<void> {
-    const { logger, options } = this.deps;
+    const { logger, options, notifier } = this.deps;
     while (!this.stopped) {
       try {
         if (!(await this.holdLease())) {
           await this.idle(Math.min(options.pollIntervalMs, options.leaseTtlMs / 3));
           continue;
         }
-        this.state ??= await this.load();
-        let worked = false;
-        if (this.state.rebuild) worked = await this.guardedRebuildStep(this.state);
-        if (this.projection.mode === 'async' && this.state?.status === 'running') worked = (await this.liveStep(this.state)) || worked;
-        if (worked) {
+        // An operator changed some projection's row (in any instance): read ours again.
+        if (notifier.projectionsChanged !== this.stateLoadedAtChange) this.state = undefined;
+        if (!this.state) {
+          this.stateLoadedAtChange = notifier.projectionsChanged;
+          this.state = await this.load();
+        }
+        let next: LiveStep = 'caught-up';
+        if (this.state.rebuild && (await this.guardedRebuildStep(this.state))) next = 'more';
+        if (this.projection.mode === 'async' && this.state?.status === 'running') {
+          const live = await this.liveStep(this.state);
+          if (next !== 'more') next = live;
+        }
+        if (next === 'more') {
           this.heldBackDelayMs = 0;
-        } else if (this.heldBackDelayMs > 0) {
+        } else if (next === 'held-back') {
+          this.heldBackDelayMs = this.heldBackDelayMs === 0 ? HELD_BACK_FIRST_DELAY_MS : Math.min(this.heldBackDelayMs * 2, options.pollIntervalMs);
           await sleep(this.heldBackDelayMs);
-          this.heldBackDelayMs = Math.min(this.heldBackDelayMs * 2, options.pollIntervalMs);
         } else {
-          await this.idle(Math.min(options.pollIntervalMs, options.leaseTtlMs / 3));
-          this.state = undefined; // an operator may have asked for something meanwhile
+          this.heldBackDelayMs = 0;
+          // At once when a notification came while this runner was busy after its last read.
+          const notified = await this.idle(Math.min(options.pollIntervalMs, options.leaseTtlMs / 3), this.readAtSequence);
+          if (!notified) this.state = undefined; // quiet for a whole poll: look at the row again anyway
         }
       } catch (error) {
         this.state = undefined;
@@ -134,20 +152,46 @@ export class ProjectionRunner {
     return this.state?.checkpoint;
   }
 
-  private async idle(ms: number): Promise<void> {
-    if (!this.stopped) await this.deps.notifier.waitForAppend(ms);
+  /** Waits for a notification (true) or `ms` (false); see EventNotifier.waitForAppend for `since`. */
+  private async idle(ms: number, since?: number): Promise<boolean> {
+    if (this.stopped) return true;
+    return this.deps.notifier.waitForAppend(ms, since);
   }
 
-  /** One batch of the live tables. True when there was something to do. */
-  private async liveStep(state: ProjectionState): Promise<boolean> {
-    const { events } = await this.deps.store.readAll(state.checkpoint, this.deps.options.batchSize);
-    if (events.length === 0) {
-      const heldBack = await this.deps.store.hasCommittedAfter(state.checkpoint);
-      if (heldBack && this.heldBackDelayMs === 0) this.heldBackDelayMs = 5;
-      if (!heldBack) this.heldBackDelayMs = 0;
+  /**
+   * One batch of the live tables, read together with whether later committed events are held back:
+   * - 'more': the batch was full (or could not be applied now): look again at once;
+   * - 'held-back': committed events wait behind an older transaction in flight, which may append
+   *   nothing and so never notify: look again soon;
+   * - 'caught-up': wait for the next notification (or the poll).
+   * A batch with no event the projection handles moves the checkpoint in one fenced statement
+   * instead of a transaction (for a deposit, the transfer projections have nothing to do).
+   */
+  private async liveStep(state: ProjectionState): Promise<LiveStep> {
+    const { store, options, notifier } = this.deps;
+    this.readAtSequence = notifier.sequence;
+    const { events, heldBack } = await store.readBatch(state.checkpoint, options.batchSize);
+    if (events.length > 0) {
+      const applied = handlesAny(this.projection, events)
+        ? await this.applyWithRetries(events, 'live', state.checkpoint)
+        : await this.advancePast(events, state.checkpoint);
+      if (!applied || events.length === options.batchSize) return 'more';
+    }
+    return heldBack ? 'held-back' : 'caught-up';
+  }
+
+  /** Moves the live checkpoint past events that change nothing in this projection. */
+  private async advancePast(events: readonly RecordedEvent[], from: Checkpoint): Promise<boolean> {
+    const { checkpoints, options, owner } = this.deps;
+    const checkpoint = checkpointOf(events[events.length - 1]);
+    if (!(await checkpoints.advancePast(this.projection.name, owner, from, checkpoint, options.leaseTtlMs))) {
+      // Not ours to move any more (lease lost, or an operator or another runner changed the row).
+      this.leader = false;
+      this.state = undefined;
       return false;
     }
-    await this.applyWithRetries(events, 'live', state.checkpoint);
+    this.state = { ...this.state!, checkpoint, attempts: 0 };
+    this.deps.onAdvance(this.projection.name, checkpoint);
     return true;
   }
 
@@ -273,8 +317,9 @@ export class ProjectionRunner {
     await dataSource.transaction(async (manager) => {
       const state = await checkpoints.lockIfLeader(manager, this.projection.name, owner);
       const current = target === 'live' ? state?.checkpoint : state?.rebuild?.checkpoint;
-      // Fencing: only the lease holder, continuing exactly where the stored checkpoint is, may write.
-      if (!current || !isSameCheckpoint(current, from)) throw new LostLease();
+      // Fencing: only the lease holder, continuing exactly where the stored checkpoint is (and, live,
+      // while the projection runs: an operator may have changed the row since it was read), may write.
+      if (!current || !isSameCheckpoint(current, from) || (target === 'live' && state!.status !== 'running')) throw new LostLease();
       if (target === 'rebuild') await this.shadow!.use(manager);
       await applyToProjection(this.projection, events, manager);
       if (target === 'live') await checkpoints.advance(manager, this.projection.name, checkpoint, options.leaseTtlMs);
@@ -305,7 +350,7 @@ export class ProjectionRunner {
     const checkpoint = { transactionId: last.transactionId, position: last.position };
     await dataSource.transaction(async (manager) => {
       const state = await checkpoints.lockIfLeader(manager, this.projection.name, owner);
-      if (!state || !isSameCheckpoint(state.checkpoint, from)) throw new LostLease();
+      if (!state || !isSameCheckpoint(state.checkpoint, from) || state.status !== 'running') throw new LostLease();
       await checkpoints.advance(manager, this.projection.name, checkpoint, options.leaseTtlMs);
       this.state = { ...state, checkpoint, attempts: 0 };
     });

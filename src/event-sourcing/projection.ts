@@ -20,6 +20,17 @@ export class ProjectionHandlers {
 }
 
 /**
+ * Whether applying the events could change anything: some event has a handler, or, for applyBatch,
+ * is of a class listed in `handles` (every event counts when the projection lists none).
+ */
+export function handlesAny(projection: Projection, events: readonly RecordedEvent[]): boolean {
+  if (projection.handlers) return events.some((event) => projection.handlers!.handlerFor(event) !== undefined);
+  const classes = projection.handles;
+  if (!classes) return events.length > 0;
+  return events.some((event) => classes.some((eventClass) => event.data instanceof eventClass));
+}
+
+/**
  * - inline: applied in the append's own transaction (a query right after a command sees it; every
  *   append pays for it);
  * - async: applied after commit by the projection's runner, from its checkpoint (appends stay lean;
@@ -40,6 +51,11 @@ export interface Projection {
   readonly mode: ProjectionMode;
   readonly tables: readonly string[];
   readonly handlers?: ProjectionHandlers;
+  /**
+   * For applyBatch: the event classes it reads. A batch with none of them changes nothing, so the
+   * runner moves the checkpoint past it without a transaction. Leave out to have every batch applied.
+   */
+  readonly handles?: readonly EventClass<any>[];
   /** Must give the same rows as applying the events one by one, in order. */
   applyBatch?(events: readonly RecordedEvent[], manager: EntityManager): Promise<void>;
 }

@@ -29,6 +29,7 @@ export class AccountSummaryProjection implements Projection {
   readonly name = 'account-summary';
   readonly mode = 'async';
   readonly tables = ['account_summaries'];
+  readonly handles = ACCOUNT_EVENTS;
 
   async applyBatch(events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
     const opened: RecordedEvent<AccountOpened>[] = [];

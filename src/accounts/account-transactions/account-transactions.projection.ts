@@ -31,6 +31,7 @@ export class AccountTransactionsProjection implements Projection {
   readonly name = 'account-transactions';
   readonly mode = 'async';
   readonly tables = ['account_transactions'];
+  readonly handles = [MoneyDeposited, MoneyWithdrawn, TransferDebited, TransferCredited, TransferRefunded];
 
   async applyBatch(events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
     const movements = events.filter((event): event is RecordedEvent<BalanceChange> => isBalanceChange(event.data));

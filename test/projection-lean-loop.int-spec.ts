@@ -18,6 +18,7 @@ import {
   Ticked,
   checkpointRow,
   countingState,
+  createCountingTables,
   defineCountingProjection,
   eventually,
   headOfLog,
@@ -47,9 +48,7 @@ describe('the projection runner hot loop', () => {
       // this suite waits for much less than that came from a notification.
       engine: { pollIntervalMs: 60_000, batchSize: 100, leaseTtlMs: 60_000, retryBaseMs: 5, maxAttempts: 3 },
     });
-    for (const table of ['ticks_only_count (id integer PRIMARY KEY, n bigint NOT NULL)', 'ticks_only_log (position bigint NOT NULL, stream_id text NOT NULL)']) {
-      await t.dataSource.query(`CREATE TABLE ${table}`);
-    }
+    await createCountingTables(t.database.url, TicksOnly.prefix);
     checkpoints = t.moduleRef.get(ProjectionCheckpoints);
     engine = t.moduleRef.get(ProjectionEngine);
   });
@@ -137,5 +136,52 @@ describe('the projection runner hot loop', () => {
     expect(rebuilt.positions).toContain(ticked.events[0].position);
     expect(rebuilt.duplicates).toEqual([]);
     expect((await checkpointRow(t.dataSource, TicksOnly.projectionName))?.rebuildStatus).toBeNull();
+  });
+});
+
+describe('the batch window (PROJECTION_BATCH_WINDOW_MS)', () => {
+  const WINDOW_MS = 1_500;
+  const Windowed = defineCountingProjection('windowed', 'async', [Ticked]);
+  let t: EventStoreModule;
+
+  beforeAll(async () => {
+    t = await startEventStoreModule({
+      events: [Ticked],
+      projections: [Windowed],
+      engine: { batchWindowMs: WINDOW_MS, pollIntervalMs: 60_000, leaseTtlMs: 60_000, batchSize: 100 },
+    });
+    await createCountingTables(t.database.url, Windowed.prefix);
+  });
+  afterAll(() => t?.close());
+
+  const tick = (n: number) => t.store.append(`ticks-${randomUUID()}`, [new Ticked({ n })], { expectedVersion: NO_STREAM });
+
+  it('applies the first event after a quiet spell at once, and a burst of separate appends in few batches, each event once', async () => {
+    const batches: number[] = [];
+    t.moduleRef.get(ProjectionEngine).progress.on('advanced', (name: string, checkpoint: { position: number }) => {
+      if (name === Windowed.projectionName) batches.push(checkpoint.position);
+    });
+    await new Promise((resolve) => setTimeout(resolve, WINDOW_MS)); // quiet for a whole window
+    const first = await tick(0);
+    const sentAt = Date.now();
+    await waitUntilApplied(t.dataSource, Windowed.projectionName, first.position);
+    expect(Date.now() - sentAt).toBeLessThan(WINDOW_MS); // not held for the window
+
+    batches.length = 0;
+    const burst = [];
+    for (let n = 1; n <= 12; n++) {
+      burst.push(await tick(n)); // one transaction each, a few milliseconds apart
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const last = burst.map((appended) => appended.position).sort((a, b) => a - b).at(-1)!;
+    await waitUntilApplied(t.dataSource, Windowed.projectionName, last);
+    // Twelve transactions committed one after the other within one window (without it, about one
+    // batch each): they wait for the window and go together. A commit held back by an older
+    // transaction in flight may cost one more batch.
+    expect(batches.length).toBeLessThanOrEqual(2);
+    const counted = await countingState(t.dataSource, Windowed.prefix);
+    expect(counted.duplicates).toEqual([]);
+    expect(counted.positions).toEqual(expect.arrayContaining([first.position, ...burst.map((appended) => appended.position)]));
+    expect(counted.n).toBe(13);
   });
 });

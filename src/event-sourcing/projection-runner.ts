@@ -13,6 +13,13 @@ export interface ProjectionRunnerOptions {
   /** How long a runner waits for a NOTIFY before looking at the log anyway. */
   readonly pollIntervalMs: number;
   readonly batchSize: number;
+  /**
+   * A runner reads its next batch no sooner than this after it read the last one: a steady stream
+   * of events is applied a few at a time instead of one transaction per event (fewer round trips
+   * and commits), for at most this much more lag. A first event after a quiet spell, and a backlog
+   * (full batches), go at once.
+   */
+  readonly batchWindowMs: number;
   /** Attempts at one event before the projection stops in `failed`. */
   readonly maxAttempts: number;
   /** First retry delay; doubles with every attempt. */
@@ -66,6 +73,8 @@ export class ProjectionRunner {
   private readAtSequence?: number;
   /** Set when committed events are held back by an older transaction in flight: look again soon. */
   private heldBackDelayMs = 0;
+  /** When the live step last read a batch that was neither empty nor full (performance.now()). */
+  private partialBatchReadAt = -Infinity;
   leader = false;
 
   constructor(
@@ -164,13 +173,18 @@ export class ProjectionRunner {
    * - 'held-back': committed events wait behind an older transaction in flight, which may append
    *   nothing and so never notify: look again soon;
    * - 'caught-up': wait for the next notification (or the poll).
+   * Within batchWindowMs of a partial batch, it first waits for the rest of the window.
    * A batch with no event the projection handles moves the checkpoint in one fenced statement
    * instead of a transaction (for a deposit, the transfer projections have nothing to do).
    */
   private async liveStep(state: ProjectionState): Promise<LiveStep> {
     const { store, options, notifier } = this.deps;
+    const windowLeft = this.partialBatchReadAt + options.batchWindowMs - performance.now();
+    if (windowLeft > 0) await sleep(windowLeft);
     this.readAtSequence = notifier.sequence;
+    const readAt = performance.now();
     const { events, heldBack } = await store.readBatch(state.checkpoint, options.batchSize);
+    this.partialBatchReadAt = events.length > 0 && events.length < options.batchSize ? readAt : -Infinity;
     if (events.length > 0) {
       const applied = handlesAny(this.projection, events)
         ? await this.applyWithRetries(events, 'live', state.checkpoint)

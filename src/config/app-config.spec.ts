@@ -14,7 +14,7 @@ describe('loadConfig', () => {
       bodyLimitBytes: 102400,
       commandMaxAttempts: 10,
       readYourWritesTimeoutMs: 2000,
-      projections: { enabled: true, pollIntervalMs: 1000, batchSize: 500, batchWindowMs: 10, maxAttempts: 5, retryBaseMs: 200, leaseTtlMs: 10_000 },
+      projections: { enabled: true, pollIntervalMs: 1000, batchSize: 500, batchWindowMs: 0, maxAttempts: 5, retryBaseMs: 200, leaseTtlMs: 10_000 },
     });
     expect(config.embeddedDatabase.dir).toMatch(/\.data\/postgres$/);
   });
@@ -47,7 +47,7 @@ describe('loadConfig', () => {
       PROJECTIONS_ENABLED: 'false',
       PROJECTION_POLL_INTERVAL_MS: '250',
       PROJECTION_BATCH_SIZE: '100',
-      PROJECTION_BATCH_WINDOW_MS: '0',
+      PROJECTION_BATCH_WINDOW_MS: '20',
       PROJECTION_MAX_ATTEMPTS: '3',
       PROJECTION_RETRY_BASE_MS: '50',
       PROJECTION_LEASE_TTL_MS: '2000',
@@ -78,7 +78,7 @@ describe('loadConfig', () => {
       bodyLimitBytes: 2048,
       commandMaxAttempts: 3,
       readYourWritesTimeoutMs: 500,
-      projections: { enabled: false, pollIntervalMs: 250, batchSize: 100, batchWindowMs: 0, maxAttempts: 3, retryBaseMs: 50, leaseTtlMs: 2000 },
+      projections: { enabled: false, pollIntervalMs: 250, batchSize: 100, batchWindowMs: 20, maxAttempts: 3, retryBaseMs: 50, leaseTtlMs: 2000 },
     });
   });
 

@@ -219,7 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       enabled: boolean(env, 'PROJECTIONS_ENABLED', true),
       pollIntervalMs: integer(env, 'PROJECTION_POLL_INTERVAL_MS', 1000, 10, 60_000),
       batchSize: integer(env, 'PROJECTION_BATCH_SIZE', 500, 1, 10_000),
-      batchWindowMs: integer(env, 'PROJECTION_BATCH_WINDOW_MS', 10, 0, 1000),
+      batchWindowMs: integer(env, 'PROJECTION_BATCH_WINDOW_MS', 0, 0, 1000),
       maxAttempts: integer(env, 'PROJECTION_MAX_ATTEMPTS', 5, 1, 100),
       retryBaseMs: integer(env, 'PROJECTION_RETRY_BASE_MS', 200, 1, 60_000),
       leaseTtlMs: integer(env, 'PROJECTION_LEASE_TTL_MS', 10_000, 100, 600_000),

@@ -190,6 +190,7 @@ export class ProjectionRunner {
         ? await this.applyWithRetries(events, 'live', state.checkpoint)
         : await this.advancePast(events, state.checkpoint);
       if (!applied || events.length === options.batchSize) return 'more';
+      this.heldBackDelayMs = 0; // progress: a wait for held-back events starts short again
     }
     return heldBack ? 'held-back' : 'caught-up';
   }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Decider } from './decider.js';
 import { type AppendResult, EventStore, ambientManager } from './event-store.js';
+import type { RecordedEvent } from './recorded-event.js';
 import { SnapshotStore } from './snapshot-store.js';
 
 export interface LoadedAggregate<State> {
@@ -25,10 +26,18 @@ export class AggregateLoader {
 
   async load<State, Event extends object>(streamId: string, decider: Decider<State, Event>): Promise<LoadedAggregate<State>> {
     let base: LoadedAggregate<State> = { state: decider.initialState, version: 0, position: 0 };
+    let events: RecordedEvent[];
     if (decider.snapshots && this.snapshots.intervalOf(decider.snapshots) > 0) {
-      base = (await this.snapshots.load(streamId, decider.snapshots, ambientManager() ?? this.snapshots.manager)) ?? base;
+      // One round trip for the snapshot and the events after it (a command's first step).
+      const loaded = await this.store.readStreamAfterSnapshot(streamId, decider.snapshots);
+      if (loaded.snapshot) {
+        const { state, version, position } = loaded.snapshot;
+        base = { state: decider.snapshots.decode(state), version, position };
+      }
+      events = loaded.events;
+    } else {
+      events = await this.store.readStream(streamId);
     }
-    const events = await this.store.readStream(streamId, { fromVersion: base.version + 1 });
     const last = events.at(-1);
     return {
       state: events.reduce((state, event) => decider.evolve(state, event.data as Event), base.state),

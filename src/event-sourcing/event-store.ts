@@ -44,6 +44,32 @@ export interface LogBatch {
   readonly heldBack: boolean;
 }
 
+/** A stored snapshot as readStreamAfterSnapshot finds it (its state still JSON). */
+export interface StoredSnapshot {
+  readonly version: number;
+  readonly position: number;
+  readonly state: unknown;
+}
+
+/**
+ * An aggregate's newest usable snapshot and the events after it, in one round trip. The first row
+ * always exists (LEFT JOINs); the snapshot's state rides on the first row only (the event right
+ * after it, or the event-less row), not on every row.
+ */
+const STREAM_AFTER_SNAPSHOT_SQL: PreparedStatement = {
+  name: 'ledger_stream_after_snapshot_v1',
+  text: `SELECT s.version AS snapshot_version, s.position AS snapshot_position,
+                CASE WHEN e.version IS NULL OR e.version = s.version + 1 THEN s.state END AS snapshot_state,
+                e.*
+         FROM (SELECT 1) AS one
+         LEFT JOIN snapshots s ON s.stream_id = $1 AND s.aggregate = $2 AND s.schema_version = $3
+         LEFT JOIN LATERAL (
+           SELECT ${EVENT_COLUMNS} FROM events
+           WHERE stream_id = $1 AND version > coalesce(s.version, 0)
+           ORDER BY version) e ON true
+         ORDER BY e.version`,
+};
+
 /**
  * readAll and hasCommittedAfter in one round trip, for the projection runners' hot loop. The first
  * row always exists (LEFT JOIN LATERAL): it carries held_back, and an event unless the batch is empty.
@@ -312,6 +338,28 @@ export class EventStore {
       [streamId],
     )) as Array<{ version: number }>;
     return row.version;
+  }
+
+  /**
+   * The newest snapshot of `aggregate` at `schemaVersion` for the stream, if any, and the stream's
+   * events after it (all of them without one), in one prepared statement.
+   */
+  async readStreamAfterSnapshot(
+    streamId: string,
+    snapshot: { readonly aggregate: string; readonly schemaVersion: number },
+  ): Promise<{ snapshot?: StoredSnapshot; events: RecordedEvent[] }> {
+    const rows = await prepared<StoredEventRow & { snapshot_version: number | null; snapshot_position: string | null; snapshot_state: unknown }>(
+      this.reader,
+      STREAM_AFTER_SNAPSHOT_SQL,
+      [streamId, snapshot.aggregate, snapshot.schemaVersion],
+    );
+    const [first] = rows;
+    const found =
+      first.snapshot_version === null
+        ? undefined
+        : { version: first.snapshot_version, position: toSafeNumber(first.snapshot_position!), state: first.snapshot_state };
+    const events = (first.position as string | null) === null ? [] : rows.map((row) => toRecordedEvent(row, this.registry));
+    return { snapshot: found, events };
   }
 
   /** One stream's events in version order, optionally between two versions (inclusive). */

@@ -18,9 +18,9 @@ export interface Snapshot<State> {
 }
 
 /**
- * Snapshots are a cache: loading uses the newest one whose schema version is the aggregate's
- * current one, plus the events after it; any other snapshot is ignored, and failing to write one
- * only costs speed.
+ * Snapshots are a cache: loading (EventStore.readStreamAfterSnapshot) uses the newest one whose
+ * schema version is the aggregate's current one, plus the events after it; any other snapshot is
+ * ignored, and failing to write one only costs speed.
  */
 @Injectable()
 export class SnapshotStore {
@@ -33,16 +33,6 @@ export class SnapshotStore {
 
   intervalOf(codec: SnapshotCodec<unknown> | undefined): number {
     return codec ? (this.options.intervals[codec.aggregate] ?? 0) : 0;
-  }
-
-  async load<State>(streamId: string, codec: SnapshotCodec<State>, manager: EntityManager): Promise<Snapshot<State> | undefined> {
-    const { rows } = await sql<{ version: number; position: string; state: unknown }>(
-      manager,
-      'SELECT version, position, state FROM snapshots WHERE stream_id = $1 AND aggregate = $2 AND schema_version = $3',
-      [streamId, codec.aggregate, codec.schemaVersion],
-    );
-    if (rows.length === 0) return undefined;
-    return { state: codec.decode(rows[0].state), version: rows[0].version, position: toSafeNumber(rows[0].position) };
   }
 
   /** Writes a snapshot unless a newer one is there already. */

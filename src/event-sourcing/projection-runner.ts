@@ -47,8 +47,13 @@ class LostLease extends Error {}
 type Target = 'live' | 'rebuild';
 type LiveStep = 'more' | 'held-back' | 'caught-up';
 
-/** First wait when committed events are held back; it doubles up to the poll interval. */
+/**
+ * Waits while committed events are held back by an older transaction in flight: 5 ms, doubling up
+ * to 50 ms (or the poll interval, if shorter). Holders are mostly other runners' batches and
+ * appends, done within milliseconds; a long one elsewhere costs a read every 50 ms at most.
+ */
 const HELD_BACK_FIRST_DELAY_MS = 5;
+const HELD_BACK_MAX_DELAY_MS = 50;
 
 /**
  * Runs one projection in this process, when this process holds its lease:
@@ -117,7 +122,7 @@ export class ProjectionRunner {
         if (next === 'more') {
           this.heldBackDelayMs = 0;
         } else if (next === 'held-back') {
-          this.heldBackDelayMs = this.heldBackDelayMs === 0 ? HELD_BACK_FIRST_DELAY_MS : Math.min(this.heldBackDelayMs * 2, options.pollIntervalMs);
+          this.heldBackDelayMs = this.heldBackDelayMs === 0 ? HELD_BACK_FIRST_DELAY_MS : Math.min(this.heldBackDelayMs * 2, HELD_BACK_MAX_DELAY_MS, options.pollIntervalMs);
           await sleep(this.heldBackDelayMs);
         } else {
           this.heldBackDelayMs = 0;
@@ -169,7 +174,8 @@ export class ProjectionRunner {
 
   /**
    * One batch of the live tables, read together with whether later committed events are held back:
-   * - 'more': the batch was full (or could not be applied now): look again at once;
+   * - 'more': it applied events (more may be readable already), or could not apply them now: look
+   *   again at once;
    * - 'held-back': committed events wait behind an older transaction in flight, which may append
    *   nothing and so never notify: look again soon;
    * - 'caught-up': wait for the next notification (or the poll).
@@ -186,11 +192,11 @@ export class ProjectionRunner {
     const { events, heldBack } = await store.readBatch(state.checkpoint, options.batchSize);
     this.partialBatchReadAt = events.length > 0 && events.length < options.batchSize ? readAt : -Infinity;
     if (events.length > 0) {
-      const applied = handlesAny(this.projection, events)
-        ? await this.applyWithRetries(events, 'live', state.checkpoint)
-        : await this.advancePast(events, state.checkpoint);
-      if (!applied || events.length === options.batchSize) return 'more';
-      this.heldBackDelayMs = 0; // progress: a wait for held-back events starts short again
+      if (handlesAny(this.projection, events)) await this.applyWithRetries(events, 'live', state.checkpoint);
+      else await this.advancePast(events, state.checkpoint);
+      // Progress: look again at once, as events committed meanwhile are often readable before
+      // their notification arrives (and a wait for held-back ones starts short again).
+      return 'more';
     }
     return heldBack ? 'held-back' : 'caught-up';
   }

@@ -215,15 +215,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       heartbeatMs: integer(env, 'LIVE_FEED_HEARTBEAT_MS', 15_000, 100, 600_000),
       stallTimeoutMs: integer(env, 'LIVE_FEED_STALL_TIMEOUT_MS', 10_000, 100, 600_000),
     },
-    projections: {
-      enabled: boolean(env, 'PROJECTIONS_ENABLED', true),
-      pollIntervalMs: integer(env, 'PROJECTION_POLL_INTERVAL_MS', 1000, 10, 60_000),
-      batchSize: integer(env, 'PROJECTION_BATCH_SIZE', 500, 1, 10_000),
-      batchWindowMs: integer(env, 'PROJECTION_BATCH_WINDOW_MS', 0, 0, 1000),
-      maxAttempts: integer(env, 'PROJECTION_MAX_ATTEMPTS', 5, 1, 100),
-      retryBaseMs: integer(env, 'PROJECTION_RETRY_BASE_MS', 200, 1, 60_000),
-      leaseTtlMs: integer(env, 'PROJECTION_LEASE_TTL_MS', 10_000, 100, 600_000),
-    },
+    projections: projections(env),
+  };
+}
+
+function projections(env: NodeJS.ProcessEnv): AppConfig['projections'] {
+  const leaseTtlMs = integer(env, 'PROJECTION_LEASE_TTL_MS', 10_000, 100, 600_000);
+  const batchWindowMs = integer(env, 'PROJECTION_BATCH_WINDOW_MS', 0, 0, 1000);
+  // A runner renews its lease every third of it; a window as long would let the lease lapse.
+  if (batchWindowMs >= leaseTtlMs / 3) {
+    throw new ConfigError(`PROJECTION_BATCH_WINDOW_MS (${batchWindowMs}) must be below a third of PROJECTION_LEASE_TTL_MS (${leaseTtlMs})`);
+  }
+  return {
+    enabled: boolean(env, 'PROJECTIONS_ENABLED', true),
+    pollIntervalMs: integer(env, 'PROJECTION_POLL_INTERVAL_MS', 1000, 10, 60_000),
+    batchSize: integer(env, 'PROJECTION_BATCH_SIZE', 500, 1, 10_000),
+    batchWindowMs,
+    maxAttempts: integer(env, 'PROJECTION_MAX_ATTEMPTS', 5, 1, 100),
+    retryBaseMs: integer(env, 'PROJECTION_RETRY_BASE_MS', 200, 1, 60_000),
+    leaseTtlMs,
   };
 }
 

@@ -83,6 +83,9 @@ export class EventNotifier extends EventEmitter {
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
       this.client = client;
+      // Whatever was sent while no connection listened is lost: wake everyone, and have the
+      // runners read their projection's row again (an operator's change may be among it).
+      this.notify(true);
       if (this.stopped) await this.stop();
     } catch (error) {
       this.logger.warn(`Cannot LISTEN (${(error as Error).message}); runners keep polling`);

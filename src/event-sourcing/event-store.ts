@@ -53,13 +53,12 @@ export interface StoredSnapshot {
 
 /**
  * An aggregate's newest usable snapshot and the events after it, in one round trip. The first row
- * always exists (LEFT JOINs); the snapshot's state rides on the first row only (the event right
- * after it, or the event-less row), not on every row.
+ * always exists (LEFT JOINs); the snapshot's state rides on the first row only, not on every row.
  */
 const STREAM_AFTER_SNAPSHOT_SQL: PreparedStatement = {
-  name: 'ledger_stream_after_snapshot_v1',
+  name: 'ledger_stream_after_snapshot_v2',
   text: `SELECT s.version AS snapshot_version, s.position AS snapshot_position,
-                CASE WHEN e.version IS NULL OR e.version = s.version + 1 THEN s.state END AS snapshot_state,
+                CASE WHEN row_number() OVER (ORDER BY e.version) = 1 THEN s.state END AS snapshot_state,
                 e.*
          FROM (SELECT 1) AS one
          LEFT JOIN snapshots s ON s.stream_id = $1 AND s.aggregate = $2 AND s.schema_version = $3
@@ -81,7 +80,7 @@ const STREAM_AFTER_SNAPSHOT_SQL: PreparedStatement = {
  * checkpoint and walk the whole backlog on every batch (seen as a slower catch-up).
  */
 const READ_BATCH_SQL: PreparedStatement = {
-  name: 'ledger_read_batch_v2',
+  name: 'ledger_read_batch_v3',
   text: `SELECT h.held_back, e.* FROM
            (SELECT EXISTS (
               SELECT 1 FROM events
@@ -91,7 +90,8 @@ const READ_BATCH_SQL: PreparedStatement = {
              WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
              ORDER BY transaction_id, position
-             LIMIT $3) e ON true`,
+             LIMIT $3) e ON true
+         ORDER BY e.transaction_id, e.position`,
 };
 
 /**

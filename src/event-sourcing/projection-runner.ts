@@ -72,9 +72,10 @@ export class ProjectionRunner {
   private renewLeaseAt = 0;
   /** The projection's row as last read or written by this process; reloaded whenever it may have changed. */
   private state?: ProjectionState;
-  /** notifier.projectionsChanged when `state` was loaded. */
+  /** notifier.projectionsChanged and performance.now() when `state` was last read from its row. */
   private stateLoadedAtChange = 0;
-  /** notifier.sequence when the live step last read the log: a notification since means "read again". */
+  private stateLoadedAt = 0;
+  /** notifier.sequence when this pass's live step read the log: a notification since means "read again". */
   private readAtSequence?: number;
   /** Set when committed events are held back by an older transaction in flight: look again soon. */
   private heldBackDelayMs = 0;
@@ -107,12 +108,13 @@ export class ProjectionRunner {
           await this.idle(Math.min(options.pollIntervalMs, options.leaseTtlMs / 3));
           continue;
         }
-        // An operator changed some projection's row (in any instance): read ours again.
-        if (notifier.projectionsChanged !== this.stateLoadedAtChange) this.state = undefined;
-        if (!this.state) {
+        if (!this.state || this.stateIsStale()) {
           this.stateLoadedAtChange = notifier.projectionsChanged;
+          this.stateLoadedAt = performance.now();
           this.state = await this.load();
         }
+        // Only a live step of this pass may let the wait below return at once (see idle).
+        this.readAtSequence = undefined;
         let next: LiveStep = 'caught-up';
         if (this.state.rebuild && (await this.guardedRebuildStep(this.state))) next = 'more';
         if (this.projection.mode === 'async' && this.state?.status === 'running') {
@@ -126,7 +128,7 @@ export class ProjectionRunner {
           await sleep(this.heldBackDelayMs);
         } else {
           this.heldBackDelayMs = 0;
-          // At once when a notification came while this runner was busy after its last read.
+          // At once when a notification came while this pass's live step was busy after its read.
           const notified = await this.idle(Math.min(options.pollIntervalMs, options.leaseTtlMs / 3), this.readAtSequence);
           if (!notified) this.state = undefined; // quiet for a whole poll: look at the row again anyway
         }
@@ -141,6 +143,21 @@ export class ProjectionRunner {
         await sleep(options.retryBaseMs);
       }
     }
+  }
+
+  /**
+   * Whether to read the projection's row again before this pass. It is kept between passes (each
+   * batch's commit updates it), and read again when an operator changed a projection (a NOTIFY
+   * of its own, from any instance), when it is older than the poll interval (such a NOTIFY can be
+   * lost), and on every pass while the projection is not running (waiting for a retry or skip).
+   */
+  private stateIsStale(): boolean {
+    const { notifier, options } = this.deps;
+    return (
+      this.state?.status !== 'running' ||
+      notifier.projectionsChanged !== this.stateLoadedAtChange ||
+      performance.now() - this.stateLoadedAt > options.pollIntervalMs
+    );
   }
 
   /** Takes the lease, or renews it when a third of its time is gone. */
@@ -365,7 +382,7 @@ export class ProjectionRunner {
     const { dataSource, checkpoints, options, owner } = this.deps;
     // A cheap look first (no lock, no clock comparison): the fenced advance below is what decides.
     const before = await checkpoints.load(this.projection.name);
-    if (before?.leaseOwner !== owner || !isSameCheckpoint(before.checkpoint, from)) throw new LostLease();
+    if (before?.leaseOwner !== owner || before.status !== 'running' || !isSameCheckpoint(before.checkpoint, from)) throw new LostLease();
     await applyToProjection(this.projection, events, dataSource.manager);
     const last = events[events.length - 1];
     const checkpoint = { transactionId: last.transactionId, position: last.position };

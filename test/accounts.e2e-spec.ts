@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Response } from 'supertest';
 import { TEST_SUBJECT } from './support/auth.js';
+import { expectProblemAnswer } from './support/problem.js';
 import { type Via, projectionPosition, reflecting } from './support/read-your-writes.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 
@@ -101,22 +102,11 @@ async function stateOf(id?: string): Promise<unknown> {
 }
 
 /**
- * Every error is RFC 9457 problem+json with a stable code, and carries no ETag (the only exception
- * being 412, whose ETag is the current version, never an Express content hash).
+ * Every error is RFC 9457 problem+json with a stable code (support/problem.ts), and carries no ETag
+ * (the only exception being 412, whose ETag is the current version, never an Express content hash).
  */
 function expectProblem(response: Response, status: number, code: string): Record<string, any> {
-  expect({ status: response.status, code: response.body?.code }).toEqual({ status, code });
-  expect(response.headers['content-type']).toMatch(/^application\/problem\+json(;|$)/);
-  const body = JSON.parse(response.text);
-  expect(body).toEqual(
-    expect.objectContaining({
-      type: expect.stringMatching(/\S/),
-      title: expect.stringMatching(/\S/),
-      status,
-      detail: expect.stringMatching(/\S/),
-      code,
-    }),
-  );
+  const body = expectProblemAnswer(response, status, code);
   if (status === 412) expect(response.headers.etag).toMatch(/^"[1-9][0-9]*"$/);
   else expect(response.headers.etag).toBeUndefined();
   return body;

@@ -28,7 +28,6 @@ export class AggregateLoader {
     let base: LoadedAggregate<State> = { state: decider.initialState, version: 0, position: 0 };
     let events: RecordedEvent[];
     if (decider.snapshots && this.snapshots.intervalOf(decider.snapshots) > 0) {
-      // One round trip for the snapshot and the events after it (a command's first step).
       const loaded = await this.store.readStreamAfterSnapshot(streamId, decider.snapshots);
       if (loaded.snapshot) {
         const { state, version, position } = loaded.snapshot;

@@ -52,21 +52,19 @@ export interface StoredSnapshot {
 }
 
 /**
- * An aggregate's newest usable snapshot and the events after it, in one round trip. The first row
- * always exists (LEFT JOINs); the snapshot's state rides on the first row only, not on every row.
+ * An aggregate's newest usable snapshot, then the stream's events after it: two prepared statements
+ * with the version bound known. (One statement joining them was measured: the planner cannot see
+ * the snapshot's version, guesses a third of the stream, and on a table dominated by one long
+ * stream scans the whole table — loading a snapshotted account went from 0.9 to 2.5 ms.)
  */
-const STREAM_AFTER_SNAPSHOT_SQL: PreparedStatement = {
-  name: 'ledger_stream_after_snapshot_v2',
-  text: `SELECT s.version AS snapshot_version, s.position AS snapshot_position,
-                CASE WHEN row_number() OVER (ORDER BY e.version) = 1 THEN s.state END AS snapshot_state,
-                e.*
-         FROM (SELECT 1) AS one
-         LEFT JOIN snapshots s ON s.stream_id = $1 AND s.aggregate = $2 AND s.schema_version = $3
-         LEFT JOIN LATERAL (
-           SELECT ${EVENT_COLUMNS} FROM events
-           WHERE stream_id = $1 AND version > coalesce(s.version, 0)
-           ORDER BY version) e ON true
-         ORDER BY e.version`,
+const SNAPSHOT_SQL: PreparedStatement = {
+  name: 'ledger_snapshot_v1',
+  text: 'SELECT version, position, state FROM snapshots WHERE stream_id = $1 AND aggregate = $2 AND schema_version = $3',
+};
+
+const STREAM_AFTER_SQL: PreparedStatement = {
+  name: 'ledger_stream_after_v1',
+  text: `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version`,
 };
 
 /**
@@ -346,24 +344,20 @@ export class EventStore {
 
   /**
    * The newest snapshot of `aggregate` at `schemaVersion` for the stream, if any, and the stream's
-   * events after it (all of them without one), in one prepared statement.
+   * events after it (all of them without one): a command's first step, on prepared statements.
    */
   async readStreamAfterSnapshot(
     streamId: string,
     snapshot: { readonly aggregate: string; readonly schemaVersion: number },
   ): Promise<{ snapshot?: StoredSnapshot; events: RecordedEvent[] }> {
-    const rows = await prepared<StoredEventRow & { snapshot_version: number | null; snapshot_position: string | null; snapshot_state: unknown }>(
-      this.reader,
-      STREAM_AFTER_SNAPSHOT_SQL,
-      [streamId, snapshot.aggregate, snapshot.schemaVersion],
-    );
-    const [first] = rows;
-    const found =
-      first.snapshot_version === null
-        ? undefined
-        : { version: first.snapshot_version, position: toSafeNumber(first.snapshot_position!), state: first.snapshot_state };
-    const events = (first.position as string | null) === null ? [] : rows.map((row) => toRecordedEvent(row, this.registry));
-    return { snapshot: found, events };
+    const [row] = await prepared<{ version: number; position: string; state: unknown }>(this.reader, SNAPSHOT_SQL, [
+      streamId,
+      snapshot.aggregate,
+      snapshot.schemaVersion,
+    ]);
+    const found = row ? { version: row.version, position: toSafeNumber(row.position), state: row.state } : undefined;
+    const rows = await prepared<StoredEventRow>(this.reader, STREAM_AFTER_SQL, [streamId, found?.version ?? 0]);
+    return { snapshot: found, events: rows.map((event) => toRecordedEvent(event, this.registry)) };
   }
 
   /** One stream's events in version order, optionally between two versions (inclusive). */

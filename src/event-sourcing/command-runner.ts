@@ -2,17 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AggregateLoader } from './aggregate-loader.js';
 import type { Decider } from './decider.js';
-import { ConcurrencyConflictError, WrongExpectedVersionError } from './errors.js';
+import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
+import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
 import { currentEventContext } from './event-context.js';
-import { type AppendResult, EventStore } from './event-store.js';
+import { type AppendResult, EventStore, ambientManager } from './event-store.js';
 import { NO_STREAM } from './expected-version.js';
 
-export const COMMAND_RUNNER_OPTIONS = Symbol('COMMAND_RUNNER_OPTIONS');
-
-export interface CommandRunnerOptions {
-  /** How many times a command is decided and appended when concurrent writers keep winning. */
-  readonly maxAttempts: number;
-}
+export { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
 
 export interface RunCommand<State, Event extends object> {
   readonly streamId: string;
@@ -31,6 +27,11 @@ export interface RunCommand<State, Event extends object> {
  * Load → fold → decide → append with the loaded version as expected version. Without a caller's
  * expected version, losing a race to a concurrent writer means the decision was made on stale state:
  * it is reloaded and decided again, up to maxAttempts, then ConcurrencyConflictError.
+ *
+ * Inside a unit of work (an idempotent request's transaction) a lost race is not decided again
+ * there: the transaction already has its id, and appending again from it could list the stream out
+ * of version order in the log. It throws UnitOfWorkConflict, and the unit of work starts over on a
+ * new transaction (EventStore.transaction).
  */
 @Injectable()
 export class CommandRunner {
@@ -69,6 +70,7 @@ export class CommandRunner {
         return appended;
       } catch (error) {
         if (!(error instanceof WrongExpectedVersionError) || command.expectedVersion !== undefined) throw error;
+        if (ambientManager()) throw new UnitOfWorkConflict(command.streamId, 'a concurrent writer took its next version');
         this.logger.debug(`${this.tag()} ${command.streamId}@${version}: lost a race (attempt ${attempt}), deciding again`);
         if (attempt >= this.options.maxAttempts) throw new ConcurrencyConflictError(command.streamId, attempt);
         await sleep(Math.random() * 5 * attempt);

@@ -26,6 +26,23 @@ export class ConcurrencyConflictError extends Error {
   }
 }
 
+/**
+ * A unit of work (EventStore.transaction) must start over on a fresh transaction: it lost a race
+ * for a stream's next version, or a stream it appends to was last written by a younger transaction
+ * (appending there would list the stream out of version order in the log). Never retried inside
+ * the transaction (a savepoint keeps the transaction's id): the outermost unit of work rolls back
+ * and runs again, and gives up with ConcurrencyConflictError after the command attempts.
+ */
+export class UnitOfWorkConflict extends Error {
+  constructor(
+    readonly streamId: string,
+    reason: string,
+  ) {
+    super(`Stream ${streamId}: ${reason}; the unit of work starts over on a new transaction`);
+    this.name = 'UnitOfWorkConflict';
+  }
+}
+
 /** The store holds (or was asked to write) an event type that no registered class maps to. */
 export class UnknownEventTypeError extends Error {
   readonly code = 'UNKNOWN_EVENT_TYPE';

@@ -1,10 +1,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { EventBus } from '@nestjs/cqrs';
 import { DataSource, type EntityManager, QueryFailedError } from 'typeorm';
 import { Clock } from './clock.js';
-import { WrongExpectedVersionError } from './errors.js';
+import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
+import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
 import { currentEventContext } from './event-context.js';
 import { EventTypeRegistry } from './event-type.registry.js';
 import { ANY, type ExpectedVersion, toSqlExpectedVersion } from './expected-version.js';
@@ -117,6 +119,8 @@ ORDER BY appended.version`,
 };
 
 const STREAM_VERSION_UNIQUE = 'events_stream_version_unique';
+/** Raised by the events_guard_insert trigger: the stream's head was written by a younger transaction. */
+const YOUNGER_STREAM_HEAD = 'LE001';
 
 /** Two-int advisory lock namespace: ANY appends to one stream queue on (this, hashtext(stream_id)). */
 const ANY_APPEND_LOCK = 7_345_002;
@@ -227,8 +231,13 @@ export class EventStoreTransaction {
       }>(this.manager, APPEND_SQL, [streamId, payload, sqlExpectedVersion]);
     } catch (error) {
       // A pg error from the prepared statement, or TypeORM's wrapper of one.
-      const constraint = ((error instanceof QueryFailedError ? error.driverError : error) as { constraint?: string }).constraint;
-      const failure = constraint === STREAM_VERSION_UNIQUE ? new StreamVersionTaken(streamId, expected) : error;
+      const { constraint, code } = (error instanceof QueryFailedError ? error.driverError : error) as { constraint?: string; code?: string };
+      const failure =
+        constraint === STREAM_VERSION_UNIQUE
+          ? new StreamVersionTaken(streamId, expected)
+          : code === YOUNGER_STREAM_HEAD
+            ? new UnitOfWorkConflict(streamId, 'its last event was written by a younger transaction')
+            : error;
       this.failure ??= failure;
       throw failure;
     }
@@ -243,6 +252,7 @@ export class EventStore {
     private readonly projections: ProjectionRegistry,
     private readonly eventBus: EventBus,
     private readonly clock: Clock,
+    @Optional() @Inject(COMMAND_RUNNER_OPTIONS) private readonly commandOptions: CommandRunnerOptions = { maxAttempts: 10 },
   ) {}
 
   /** Appends atomically to one stream; with `ANY`, a race with another writer is retried. */
@@ -290,10 +300,29 @@ export class EventStore {
    * EventBus only after COMMIT succeeds, never on rollback. Called while another unit of work is
    * running (see `ambient`), `work` joins that transaction inside a SAVEPOINT instead: a failure rolls
    * back only what `work` did, and publishing waits for the outer COMMIT.
+   *
+   * A UnitOfWorkConflict (a lost race inside the unit of work, or a stream last written by a younger
+   * transaction) rolls the whole transaction back and runs `work` again on a new one, which gets a
+   * new, younger transaction id: never under a savepoint, whose transaction keeps its old id and
+   * would list the stream out of version order (see migration 1764230400012). `work` must therefore
+   * be safe to run again from the start (it is: everything it wrote was rolled back).
    */
   async transaction<T>(work: (tx: EventStoreTransaction) => Promise<T>): Promise<T> {
     const outer = ambient.getStore();
     if (outer) return this.nested(outer, work);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once(work);
+      } catch (error) {
+        if (!(error instanceof UnitOfWorkConflict)) throw error;
+        if (attempt >= this.commandOptions.maxAttempts) throw new ConcurrencyConflictError(error.streamId, attempt);
+        // Full jitter, doubling: contenders on one stream spread out instead of colliding again.
+        await sleep(Math.random() * Math.min(2 * 2 ** attempt, 250));
+      }
+    }
+  }
+
+  private async once<T>(work: (tx: EventStoreTransaction) => Promise<T>): Promise<T> {
     let tx: EventStoreTransaction | undefined;
     try {
       const result = await this.dataSource.transaction(async (manager) => {

@@ -8,6 +8,8 @@ const isAccountEvent = (data: object): data is AccountEvent => ACCOUNT_EVENT_CLA
 
 interface Change {
   balance: number | null;
+  /** Version of the event `balance` comes from. */
+  balanceVersion: number;
   closed: boolean;
   version: number;
   updatedAt: string;
@@ -20,9 +22,11 @@ interface Change {
  * a write pass its position as minPosition.
  *
  * Set-based: a batch becomes two statements (insert the opened accounts, then update each touched
- * account to the state after its last event in the batch), not one statement per event. Every
- * field an event sets is absolute (balanceAfter, closed, version), so "state after the last event"
- * equals applying them one by one, and the last_position guard makes a replayed event a no-op.
+ * account to the state after its highest version in the batch), not one statement per event. Every
+ * field an event sets is absolute (balanceAfter, closed, version), so "state after the highest
+ * version" equals applying them one by one, and the version guard makes a replayed event a no-op.
+ * Versions, not log positions, decide: the store lists each stream in version order, and a
+ * per-stream value guarded by the stream's own version stays right even for a reader that is not.
  */
 @Injectable()
 export class AccountSummaryProjection implements Projection {
@@ -42,12 +46,17 @@ export class AccountSummaryProjection implements Projection {
       }
       if (!isAccountEvent(data)) continue;
       // Every later account event moves the version (and the ETag), even one that changes no balance.
-      const change = changes.get(data.accountId) ?? { balance: null, closed: false, version: 0, updatedAt: '', lastPosition: 0 };
+      const change = changes.get(data.accountId) ?? { balance: null, balanceVersion: 0, closed: false, version: 0, updatedAt: '', lastPosition: 0 };
       if (data instanceof AccountClosed) change.closed = true;
-      else if (isBalanceChange(data)) change.balance = data.balanceAfter;
-      change.version = event.version;
-      change.updatedAt = event.metadata.occurredAt;
-      change.lastPosition = event.position;
+      else if (isBalanceChange(data) && event.version > change.balanceVersion) {
+        change.balance = data.balanceAfter;
+        change.balanceVersion = event.version;
+      }
+      if (event.version > change.version) {
+        change.version = event.version;
+        change.updatedAt = event.metadata.occurredAt;
+        change.lastPosition = event.position;
+      }
       changes.set(data.accountId, change);
     }
     if (opened.length) {
@@ -78,7 +87,7 @@ export class AccountSummaryProjection implements Projection {
              version = change.version, updated_at = change.updated_at, last_position = change.last_position
          FROM unnest($1::uuid[], $2::bigint[], $3::boolean[], $4::int[], $5::timestamptz[], $6::bigint[])
            AS change(id, balance, closed, version, updated_at, last_position)
-         WHERE account.id = change.id AND account.last_position < change.last_position`,
+         WHERE account.id = change.id AND account.version < change.version`,
         [
           ids,
           rows.map((row) => row.balance),

@@ -4,8 +4,10 @@ import { type Projection, ProjectionHandlers, type RecordedEvent } from '../../e
 import { TransferCompleted, TransferFailed, TransferRequested } from '../transfer.events.js';
 
 /**
- * Keeps `transfers`, asynchronously. Idempotent: the request inserts once (ON CONFLICT), outcomes
- * update only rows that have not seen a later event (last_position guard).
+ * Keeps `transfers`, asynchronously. Idempotent: the request inserts once (ON CONFLICT); a transfer
+ * has exactly one outcome (completed or failed, each its stream's last event), written only while
+ * the row is still pending, so a replayed outcome changes nothing. No guard on log positions: per
+ * stream, only the stream's own order counts.
  */
 @Injectable()
 export class TransferSummaryProjection implements Projection {
@@ -38,7 +40,7 @@ export class TransferSummaryProjection implements Projection {
     await manager.query(
       `UPDATE transfers SET status = $2, failure_code = $3, failure_reason = $4, refunded = $5,
               updated_at = $6, completed_at = $6, last_position = $7
-       WHERE id = $1 AND last_position < $7`,
+       WHERE id = $1 AND status = 'pending'`,
       [event.data.transferId, outcome.status, outcome.failureCode, outcome.failureReason, outcome.refunded, event.metadata.occurredAt, event.position],
     );
   }

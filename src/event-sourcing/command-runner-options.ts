@@ -1,0 +1,10 @@
+/** Injection token of CommandRunnerOptions (its own file: the event store reads it too). */
+export const COMMAND_RUNNER_OPTIONS = Symbol('COMMAND_RUNNER_OPTIONS');
+
+export interface CommandRunnerOptions {
+  /**
+   * How many times a command is decided and appended when concurrent writers keep winning; also how
+   * many times a unit of work (EventStore.transaction) starts over after a UnitOfWorkConflict.
+   */
+  readonly maxAttempts: number;
+}

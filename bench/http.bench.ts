@@ -48,7 +48,7 @@ const MB = 1024 * 1024;
 /** The benchmark's client: every scope, signed with the development secret the service verifies with. */
 const TOKEN = issueToken(loadConfig({}), {
   subject: 'bench',
-  scopes: ['ledger:commands', 'ledger:queries', 'ledger:admin'],
+  scopes: ['ledger:commands', 'ledger:queries', 'ledger:events', 'ledger:admin'],
   expiresIn: '1h',
 });
 const AUTH = { authorization: `Bearer ${TOKEN}` };

@@ -9,12 +9,12 @@ export function setUpSwagger(app: INestApplication): void {
       [
         'Commands (POST) append immutable events to a PostgreSQL event store through the account aggregate; queries (GET) read denormalised read tables kept by projections.',
         'Money is an integer number of minor units (cents). Every error is `application/problem+json` with a stable `code`.',
-        'Every endpoint needs a bearer token (JWT) with a scope: `ledger:commands` for commands, `ledger:queries` for queries, `ledger:admin` for the global feed and projection admin. Without it: 401; with the wrong scope: 403. Click Authorize and paste a token: the development server prints one at start, and `npm run token` makes others.',
+        'Every endpoint needs a bearer token (JWT) with a scope: `ledger:commands` for commands, `ledger:queries` for queries, `ledger:events` for the global feed (`/events`, `/events/live`), `ledger:admin` for projection admin. Tokens must carry `exp`. Without a valid token: 401; with the wrong scope: 403. Click Authorize and paste a token: the development server prints one at start, and `npm run token` makes others.',
         'Every response carries `X-Correlation-Id` (yours if you sent a valid one, otherwise a new one); it is stored in the metadata of every event the request appends.',
       ].join('\n\n'),
     )
     .setVersion('0.1.0')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT whose `scope` claim holds ledger:commands, ledger:queries and/or ledger:admin' })
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT whose `scope` claim holds ledger:commands, ledger:queries, ledger:events and/or ledger:admin, and an `exp`' })
     .build();
   const document = addCommonHeaders(SwaggerModule.createDocument(app, config));
   SwaggerModule.setup('docs', app, document, {

@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { type Server, createServer } from 'node:http';
+import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { JwtService } from '@nestjs/jwt';
@@ -23,9 +25,10 @@ interface Operation {
   readonly scope: Scope;
 }
 
-/** The scope an endpoint should need, from what it is: admin and the global feed, else by method. */
+/** The scope an endpoint should need, from what it is: admin, the global feed, else by method. */
 function expectedScope(method: string, path: string): Scope {
-  if (path.startsWith('/admin') || path.startsWith('/events')) return SCOPES.admin;
+  if (path.startsWith('/admin')) return SCOPES.admin;
+  if (path.startsWith('/events')) return SCOPES.events;
   return method === 'post' ? SCOPES.commands : SCOPES.queries;
 }
 
@@ -33,6 +36,8 @@ function expectedScope(method: string, path: string): Scope {
 function concrete(path: string): string {
   return path.replace('{name}', 'account-summary').replace(/\{[^}]+\}/g, () => randomUUID());
 }
+
+const execFileAsync = promisify(execFile);
 
 let t: TestApp;
 let operations: Operation[];
@@ -60,7 +65,7 @@ afterAll(async () => {
 });
 
 describe('every endpoint of the OpenAPI document', () => {
-  it('covers the whole API (commands, queries and admin)', () => {
+  it('covers the whole API (commands, queries, the event feed and admin)', () => {
     expect(operations.length).toBeGreaterThanOrEqual(20);
     expect(new Set(operations.map((operation) => operation.scope))).toEqual(new Set(ALL_SCOPES));
   });
@@ -79,7 +84,9 @@ describe('every endpoint of the OpenAPI document', () => {
     ['a malformed token', 'not-a-jwt'],
     ['a token signed with another secret', new JwtService().sign({ scope: ALL_SCOPES.join(' ') }, { secret: 'x'.repeat(40), subject: 'mallory' })],
     ['an expired token', new JwtService().sign({ scope: ALL_SCOPES.join(' '), exp: Math.floor(Date.now() / 1000) - 60 }, { secret: DEVELOPMENT_JWT_SECRET, subject: 'late' })],
-    ['a token without subject', new JwtService().sign({ scope: ALL_SCOPES.join(' ') }, { secret: DEVELOPMENT_JWT_SECRET })],
+    ['a token without subject', new JwtService().sign({ scope: ALL_SCOPES.join(' ') }, { secret: DEVELOPMENT_JWT_SECRET, expiresIn: '1h' })],
+    // A token that never expires is a credential that can never be taken back: refused.
+    ['a token without exp', new JwtService().sign({ scope: ALL_SCOPES.join(' ') }, { secret: DEVELOPMENT_JWT_SECRET, subject: 'forever' })],
     ['an unsigned token (alg none)', `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'x', scope: ALL_SCOPES.join(' ') })).toString('base64url')}.`],
   ])('answers 401 INVALID_TOKEN to %s', async (_label, token) => {
     const before = await eventCount();
@@ -109,10 +116,26 @@ describe('every endpoint of the OpenAPI document', () => {
     }
     const server = t.app.getHttpServer().listen(0);
     try {
-      const live = await connectSse(server.address().port, { token: testToken([SCOPES.admin]) });
+      const live = await connectSse(server.address().port, { token: testToken([SCOPES.events]) });
       live.close();
     } finally {
       server.close();
+    }
+  });
+
+  // ledger:admin operates the service (rebuild, retry, skip); reading the feed is ledger:events, so a
+  // consumer of the feed is not given the power to skip events, nor an operator the feed by default.
+  it('the global feed needs ledger:events: ledger:admin alone is refused it, and ledger:events opens nothing else', async () => {
+    const admin = testToken([SCOPES.admin]);
+    const events = testToken([SCOPES.events]);
+    for (const path of ['/events', '/events/live']) {
+      const body = expectProblemAnswer(await t.anonymous.get(path).set('Authorization', `Bearer ${admin}`), 403, 'INSUFFICIENT_SCOPE');
+      expect({ path, requiredScope: body.requiredScope }).toEqual({ path, requiredScope: SCOPES.events });
+    }
+    expect((await t.anonymous.get('/events').set('Authorization', `Bearer ${events}`)).status).toBe(200);
+    for (const operation of operations.filter((candidate) => !candidate.path.startsWith('/events'))) {
+      const response = await send(operation, events);
+      expect({ path: operation.path, method: operation.method, status: response.status }).toEqual({ path: operation.path, method: operation.method, status: 403 });
     }
   });
 
@@ -227,9 +250,12 @@ describe('verification keys', () => {
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const app = await startTestApp({ JWT_PUBLIC_KEY: publicKey.export({ type: 'spki', format: 'pem' }).toString() });
     try {
-      const good = new JwtService().sign({ scope: SCOPES.queries }, { privateKey, algorithm: 'RS256', subject: 'rsa-client' });
+      const good = new JwtService().sign({ scope: SCOPES.queries }, { privateKey, algorithm: 'RS256', subject: 'rsa-client', expiresIn: '5m' });
       await app.anonymous.get('/accounts').set('Authorization', `Bearer ${good}`).expect(200);
       expectProblemAnswer(await app.anonymous.get('/accounts').set('Authorization', `Bearer ${testToken()}`), 401, 'INVALID_TOKEN');
+      const forever = new JwtService().sign({ scope: SCOPES.queries }, { privateKey, algorithm: 'RS256', subject: 'rsa-client' });
+      const refused = expectProblemAnswer(await app.anonymous.get('/accounts').set('Authorization', `Bearer ${forever}`), 401, 'INVALID_TOKEN');
+      expect(refused.detail).toMatch(/exp/);
     } finally {
       await app.close();
     }
@@ -245,12 +271,13 @@ describe('verification keys', () => {
     const sign = (options: Record<string, unknown>) =>
       new JwtService().sign({ scope: SCOPES.queries }, { privateKey, algorithm: 'ES256', subject: 'es-client', ...options });
     try {
-      const good = sign({ keyid: 'key-1', issuer: 'https://idp.example', audience: 'ledger-api' });
+      const good = sign({ keyid: 'key-1', issuer: 'https://idp.example', audience: 'ledger-api', expiresIn: '5m' });
       await app.anonymous.get('/accounts').set('Authorization', `Bearer ${good}`).expect(200);
       for (const bad of [
-        sign({ keyid: 'key-1', issuer: 'https://other.example', audience: 'ledger-api' }),
-        sign({ keyid: 'key-1', issuer: 'https://idp.example', audience: 'another-api' }),
-        sign({ keyid: 'unknown-key', issuer: 'https://idp.example', audience: 'ledger-api' }),
+        sign({ keyid: 'key-1', issuer: 'https://idp.example', audience: 'ledger-api' }), // no exp
+        sign({ keyid: 'key-1', issuer: 'https://other.example', audience: 'ledger-api', expiresIn: '5m' }),
+        sign({ keyid: 'key-1', issuer: 'https://idp.example', audience: 'another-api', expiresIn: '5m' }),
+        sign({ keyid: 'unknown-key', issuer: 'https://idp.example', audience: 'ledger-api', expiresIn: '5m' }),
       ]) {
         expectProblemAnswer(await app.anonymous.get('/accounts').set('Authorization', `Bearer ${bad}`), 401, 'INVALID_TOKEN');
       }
@@ -261,14 +288,31 @@ describe('verification keys', () => {
   });
 });
 
+describe('tokens the service issues', () => {
+  it('always carry exp, and every scope by default (npm run token, the tests’ tokens)', async () => {
+    const { stdout } = await execFileAsync(process.execPath, ['dist/src/cli/token.cli.js'], { cwd: process.cwd(), env: { ...process.env, JWT_SECRET: '' } });
+    for (const token of [stdout.trim(), testToken()]) {
+      const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+      expect(claims.scope.split(' ').sort()).toEqual([...ALL_SCOPES].sort());
+      expect(claims.exp - claims.iat).toBe(3600);
+      expect(claims.scope.split(' ')).toContain(SCOPES.events);
+    }
+  });
+});
+
 describe('the service process', () => {
   it('prints a ready-to-use development token when it runs on the development secret', async () => {
     const service = await startAppProcess(t.database.url, { PROJECTIONS_ENABLED: 'false' });
     try {
       const printed = /(eyJ[\w-]+\.[\w-]+\.[\w-]+)/.exec(service.output())?.[1];
       expect(printed).toBeDefined();
-      const response = await fetch(`${service.url}/admin/projections`, { headers: { authorization: `Bearer ${printed}` } });
-      expect(response.status).toBe(200);
+      for (const path of ['/admin/projections', '/events', '/accounts']) {
+        const response = await fetch(`${service.url}${path}`, { headers: { authorization: `Bearer ${printed}` } });
+        expect({ path, status: response.status }).toEqual({ path, status: 200 });
+      }
+      const claims = JSON.parse(Buffer.from(printed!.split('.')[1], 'base64url').toString());
+      expect(claims.scope.split(' ').sort()).toEqual([...ALL_SCOPES].sort());
+      expect(claims.exp - claims.iat).toBe(30 * 24 * 3600);
     } finally {
       await service.stop();
     }

@@ -89,11 +89,19 @@ interface SnapshotRow {
   state: Record<string, any>;
 }
 
+/** The newest snapshot row of the account (older ones are kept for time travel). */
 async function snapshotOf(t: TestApp, id: string): Promise<SnapshotRow | undefined> {
-  const [row] = await rows<SnapshotRow>(t.dataSource, 'SELECT aggregate, schema_version, version, position, state FROM snapshots WHERE stream_id = $1', [
-    accountStreamId(id),
-  ]);
+  const [row] = await rows<SnapshotRow>(
+    t.dataSource,
+    'SELECT aggregate, schema_version, version, position, state FROM snapshots WHERE stream_id = $1 ORDER BY version DESC, schema_version DESC LIMIT 1',
+    [accountStreamId(id)],
+  );
   return row;
+}
+
+async function snapshotVersions(t: TestApp, id: string): Promise<number[]> {
+  const found = await rows<{ version: number }>(t.dataSource, 'SELECT version FROM snapshots WHERE stream_id = $1 ORDER BY version', [accountStreamId(id)]);
+  return found.map((row) => row.version);
 }
 
 /** The aggregate folded from its whole stream (up to `toVersion`), no snapshot involved. */
@@ -186,6 +194,12 @@ describe('account snapshots', () => {
     expect(events).toHaveLength(251);
     expect(await snapshotOf(a, id)).toEqual(await expectedSnapshotRow(a, id, 200));
     expect((await snapshotOf(a, id))!.state.balance).toBe(foldAccount(events.slice(0, 200)).balance);
+    // The one at 100 is kept (time travel starts from it), unchanged.
+    expect(await snapshotVersions(a, id)).toEqual([100, 200]);
+    const [kept] = await rows<SnapshotRow>(a.dataSource, 'SELECT aggregate, schema_version, version, position, state FROM snapshots WHERE stream_id = $1 AND version = 100', [
+      accountStreamId(id),
+    ]);
+    expect(kept).toEqual(await expectedSnapshotRow(a, id, 100));
   });
 
   it('the loaded state and the answers are the same with the snapshot, with snapshots off (account:0, same database) and after DELETE FROM snapshots', async () => {
@@ -209,13 +223,14 @@ describe('account snapshots', () => {
     const position = events.at(-1)!.position;
     const current = (await expectedSnapshotRow(a, id, version)).state;
     const wrong = { ...current, balance: 999_999_999, status: 'closed' };
-    const insert = (schemaVersion: number, state: unknown) =>
-      a.dataSource.query(
-        `INSERT INTO snapshots (stream_id, aggregate, schema_version, version, position, state) VALUES ($1, 'account', $2, $3, $4, $5)
-         ON CONFLICT (stream_id) DO UPDATE SET schema_version = EXCLUDED.schema_version, version = EXCLUDED.version,
-           position = EXCLUDED.position, state = EXCLUDED.state`,
+    // The only snapshot at the stream's current version becomes this one (the newest: loading would start from it).
+    const insert = async (schemaVersion: number, state: unknown) => {
+      await a.dataSource.query('DELETE FROM snapshots WHERE stream_id = $1 AND version = $2', [accountStreamId(id), version]);
+      await a.dataSource.query(
+        `INSERT INTO snapshots (stream_id, aggregate, schema_version, version, position, state) VALUES ($1, 'account', $2, $3, $4, $5)`,
         [accountStreamId(id), schemaVersion, version, position, JSON.stringify(state)],
       );
+    };
 
     // Control: at the current schema version the (wrong) snapshot IS used — so the cases below prove something.
     await insert(CURRENT_SCHEMA, wrong);
@@ -293,9 +308,10 @@ describe('account snapshots', () => {
     expect(targetSnapshot).toEqual(await expectedSnapshotRow(t, target, targetSnapshot!.version));
 
     // Control: the loader really starts from the snapshot (a snapshot without the legs loses them).
-    await t.dataSource.query(`UPDATE snapshots SET state = jsonb_set(state, '{transferSteps}', '[]') WHERE stream_id = $1`, [accountStreamId(source)]);
+    const newest = [accountStreamId(source), sourceSnapshot!.version];
+    await t.dataSource.query(`UPDATE snapshots SET state = jsonb_set(state, '{transferSteps}', '[]') WHERE stream_id = $1 AND version = $2`, newest);
     expect([...(await load(t, source)).state.transferSteps]).toEqual([]);
-    await t.dataSource.query(`UPDATE snapshots SET state = $2::jsonb WHERE stream_id = $1`, [accountStreamId(source), JSON.stringify(sourceSnapshot!.state)]);
+    await t.dataSource.query(`UPDATE snapshots SET state = $3::jsonb WHERE stream_id = $1 AND version = $2`, [...newest, JSON.stringify(sourceSnapshot!.state)]);
 
     const bus = t.app.get(CommandBus);
     for (const [id, command] of [

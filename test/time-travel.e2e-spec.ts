@@ -7,6 +7,7 @@ import { EventStore } from '../src/event-sourcing/index.js';
 import { type ApiEvent, accountEvents, foldAccount, foldTransfer, recordedBy, streamEvents } from './support/history-fold.js';
 import { expectProblemAnswer, expectValidationProblem } from './support/problem.js';
 import { eventually, gate } from './support/projection-fixtures.js';
+import { insertLegacyRows } from './support/legacy-rows.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 
 // Time travel over HTTP: GET /accounts/{id}/state and GET /transfers/{id}/state with ?atVersion=N or
@@ -315,5 +316,69 @@ describe('GET /transfers/{id}/state', () => {
       }
     }
     expectProblemAnswer(await stateAt({ atVersion: 1 }, 'nope'), 400, 'INVALID_ID');
+  });
+});
+
+/**
+ * Writes an account's events with explicit recorded_at values (ms after `base`), the way rows written
+ * before clock_timestamp() (migration …010) can be: not in version order (see insertLegacyRows).
+ */
+async function insertWithRecordedAt(accountId: string, base: number, rows: Array<{ at: number; event: { type: string; schemaVersion: number; data: object } }>) {
+  await insertLegacyRows(
+    t.dataSource,
+    rows.map(({ at, event }, index) => {
+      const eventId = randomUUID();
+      const metadata = { eventId, correlationId: eventId, causationId: eventId, actor: 'legacy-import', occurredAt: iso(base + at) };
+      return { streamId: `account-${accountId}`, version: index + 1, ...event, eventId, metadata, recordedAt: iso(base + at) };
+    }),
+  );
+}
+
+describe('GET /accounts/{id}/state?asOf= over rows whose recorded_at is not in version order', () => {
+  // Rows written with now() (before migration …010) can record version n+1 before version n. "As of"
+  // must still fold a prefix of the stream — cut at the first event recorded after the instant —
+  // never skip an event and include a later one (a state that never existed).
+  const id = randomUUID();
+  const base = Date.parse('2026-03-01T10:00:00.000Z');
+  const deposit = (amount: number, balanceAfter: number) => ({ type: 'accounts.MoneyDeposited', schemaVersion: 2, data: { accountId: id, amount, balanceAfter, reference: null } });
+  const withdrawal = (amount: number, balanceAfter: number) => ({ type: 'accounts.MoneyWithdrawn', schemaVersion: 2, data: { accountId: id, amount, balanceAfter, reference: null } });
+  let events: ApiEvent[];
+
+  beforeAll(async () => {
+    await insertWithRecordedAt(id, base, [
+      { at: 0, event: { type: 'accounts.AccountOpened', schemaVersion: 1, data: { accountId: id, ownerName: 'Out Of Order', currency: 'EUR' } } },
+      { at: 40, event: deposit(100, 100) }, // v2 recorded after v3
+      { at: 20, event: deposit(10, 110) },
+      { at: 60, event: deposit(1, 111) }, // v4 recorded after v5
+      { at: 50, event: withdrawal(5, 106) },
+      { at: 80, event: deposit(1000, 1106) },
+    ]);
+    events = await accountEvents(t, id);
+    expect(events.map((event) => Date.parse(event.recordedAt) - base)).toEqual([0, 40, 20, 60, 50, 80]);
+  });
+
+  /** The reference: the events before the first one recorded after the instant. */
+  const prefixAsOf = (instant: number) => {
+    const cut = events.findIndex((event) => Date.parse(event.recordedAt) > instant);
+    return cut === -1 ? events : events.slice(0, cut);
+  };
+
+  it('every millisecond from the first event to after the last gives the state after a prefix', async () => {
+    const mismatches: unknown[] = [];
+    for (let at = 0; at <= 90; at++) {
+      const response = await t.http.get(`/accounts/${id}/state`).query({ asOf: iso(base + at) });
+      const expected = foldAccount(prefixAsOf(base + at));
+      if (response.status !== 200 || JSON.stringify(response.body) !== JSON.stringify(expected)) {
+        mismatches.push({ at, expectedVersion: expected.version, status: response.status, body: response.body });
+      }
+    }
+    expect(mismatches).toEqual([]);
+    // The cases that matter, spelled out: at +20 v3 is recorded but v2 is not, so the answer is v1.
+    expect((await t.http.get(`/accounts/${id}/state`).query({ asOf: iso(base + 30) })).body).toMatchObject({ version: 1, balance: 0 });
+    expect((await t.http.get(`/accounts/${id}/state`).query({ asOf: iso(base + 55) })).body).toMatchObject({ version: 3, balance: 110 });
+  });
+
+  it('before the first event: 404 NOT_YET_EXISTING', async () => {
+    expectProblemAnswer(await t.http.get(`/accounts/${id}/state`).query({ asOf: iso(base - 1) }), 404, 'NOT_YET_EXISTING');
   });
 });

@@ -214,7 +214,7 @@ export class AccountsController {
   @Get(':id/state')
   @ApiOperation({
     summary: 'Time travel: the account after a given version, or as it stood at an instant',
-    description: 'Folded from the account\'s own events up to that point (the event store, not a read model). Give exactly one of atVersion and asOf.',
+    description: 'Folded from the account\'s own events up to that point (the event store, not a read model), starting from the newest snapshot at or before it; the answer is exactly that of a fold from the first event. Give exactly one of atVersion and asOf.',
   })
   @ACCOUNT_ID
   @ApiOkResponse({ type: AccountStateResponse })

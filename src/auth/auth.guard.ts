@@ -10,7 +10,7 @@ const REALM = 'Bearer realm="ledger"';
 
 /**
  * Every route needs a bearer token with the scope its controller declares (CommandEndpoint,
- * QueryEndpoint, AdminEndpoint); a route that declares none is refused, so forgetting to secure one
+ * QueryEndpoint, EventsEndpoint, AdminEndpoint); a route that declares none is refused, so forgetting to secure one
  * fails closed. The token's subject becomes the actor of the events the request appends.
  */
 @Injectable()

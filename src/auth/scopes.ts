@@ -3,11 +3,16 @@ import { ApiBearerAuth } from '@nestjs/swagger';
 import { SkipThrottle } from '@nestjs/throttler';
 import { ApiProblemResponses } from '../shared/http/api-problem-responses.decorator.js';
 
-/** The three scopes of the API: commands and queries can be granted (and secured) separately. */
+/**
+ * The scopes of the API: commands, queries, the event feed and operations are granted (and secured)
+ * separately. Reading the global feed is `ledger:events` and nothing else: a consumer of the feed
+ * needs no power over projections (rebuild, retry, skip), and `ledger:admin` does not read the feed.
+ */
 export const SCOPES = {
   commands: 'ledger:commands',
   queries: 'ledger:queries',
   admin: 'ledger:admin',
+  events: 'ledger:events',
 } as const;
 export type Scope = (typeof SCOPES)[keyof typeof SCOPES];
 export const ALL_SCOPES: readonly Scope[] = Object.values(SCOPES);
@@ -15,7 +20,7 @@ export const ALL_SCOPES: readonly Scope[] = Object.values(SCOPES);
 export const REQUIRED_SCOPE = Symbol('required-scope');
 
 const AUTH_PROBLEMS = {
-  401: 'UNAUTHENTICATED (no bearer token), INVALID_TOKEN (bad signature, expired, wrong issuer or audience)',
+  401: 'UNAUTHENTICATED (no bearer token), INVALID_TOKEN (bad signature, expired or without exp, wrong issuer or audience)',
   403: 'INSUFFICIENT_SCOPE: the token lacks the scope this endpoint needs',
   429: 'RATE_LIMITED: too many requests from this client; retry after Retry-After seconds',
 };
@@ -34,5 +39,7 @@ function requires(scope: Scope, throttledAs: 'commands' | 'queries'): MethodDeco
 export const CommandEndpoint = () => requires(SCOPES.commands, 'commands');
 /** Reads: needs `ledger:queries`; counted against the queries budget. */
 export const QueryEndpoint = () => requires(SCOPES.queries, 'queries');
-/** Operates the service (projections, the global feed): needs `ledger:admin`. */
+/** Operates the service (projections: status, rebuild, retry, skip): needs `ledger:admin`. */
 export const AdminEndpoint = () => requires(SCOPES.admin, 'queries');
+/** Reads the global event log (`GET /events`, `/events/live`): needs `ledger:events`; counted as queries. */
+export const EventsEndpoint = () => requires(SCOPES.events, 'queries');

@@ -22,7 +22,8 @@ const MALFORMED = 'the token is malformed';
  * Verifies bearer tokens with the configured key: an HS256 secret, an RS256/ES256 public key, or the
  * keys published at a JWKS URL (jose fetches and caches them, picks one by the token's `kid` and
  * `alg`, and refetches — at most every 30 s — when a token names a key it does not know: rotation).
- * Scopes come from the standard `scope` claim (space-separated) or a `scopes` array.
+ * Scopes come from the standard `scope` claim (space-separated) or a `scopes` array. Every token must
+ * expire (`exp`).
  */
 @Injectable()
 export class TokenVerifier {
@@ -45,7 +46,7 @@ export class TokenVerifier {
   }
 
   async verify(token: string): Promise<Principal> {
-    let payload: { sub?: unknown; scope?: unknown; scopes?: unknown };
+    let payload: { sub?: unknown; scope?: unknown; scopes?: unknown; exp?: unknown };
     try {
       payload = await this.jwt.verifyAsync(token, {
         algorithms: [...this.config.auth.algorithms],
@@ -60,6 +61,9 @@ export class TokenVerifier {
     }
     if (typeof payload !== 'object' || payload === null) throw new InvalidTokenError(MALFORMED);
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new InvalidTokenError('the token has no subject (sub)');
+    // jsonwebtoken checks exp only when present: a token without one would be valid forever, a leaked
+    // credential that can never be taken back. (When present, it is a number: jsonwebtoken refuses others.)
+    if (typeof payload.exp !== 'number') throw new InvalidTokenError('the token has no expiry (exp)');
     const scopes =
       typeof payload.scope === 'string'
         ? payload.scope.split(' ')

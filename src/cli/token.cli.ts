@@ -1,5 +1,6 @@
-// `npm run token -- [--scopes ledger:commands,ledger:queries,ledger:admin] [--sub alice] [--ttl 1h]`
-// prints a bearer token signed with the configured JWT_SECRET (or the development default).
+// `npm run token -- [--scopes ledger:commands,ledger:queries,ledger:events,ledger:admin] [--sub alice] [--ttl 1h]`
+// prints a bearer token signed with the configured JWT_SECRET (or the development default). Every
+// scope by default; it always expires (the service refuses a token without exp).
 import { parseArgs } from 'node:util';
 import { ALL_SCOPES } from '../auth/scopes.js';
 import { issueToken } from '../auth/token-issuer.js';

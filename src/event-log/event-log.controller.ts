@@ -1,5 +1,5 @@
 import { Controller, Get, Headers, Query, Res } from '@nestjs/common';
-import { AdminEndpoint } from '../auth/scopes.js';
+import { EventsEndpoint } from '../auth/scopes.js';
 import { ApiExtraModels, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { EventLogReader, START_OF_LOG } from '../event-sourcing/index.js';
@@ -21,7 +21,7 @@ const POSITION = /^(0|[1-9][0-9]{0,15})$/;
 /** The global event log: a paginated feed and a live stream, both in commit-safe order. */
 @ApiTags('events')
 @ApiExtraModels(ProblemDetailsDto, EventResponse)
-@AdminEndpoint()
+@EventsEndpoint()
 @Controller('events')
 export class EventLogController {
   constructor(

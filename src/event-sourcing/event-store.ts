@@ -46,7 +46,7 @@ export interface LogBatch {
   readonly heldBack: boolean;
 }
 
-/** A stored snapshot as readStreamAfterSnapshot finds it (its state still JSON). */
+/** A stored snapshot as readStreamAfterSnapshot / readSnapshot find it (its state still JSON). */
 export interface StoredSnapshot {
   readonly version: number;
   readonly position: number;
@@ -60,9 +60,15 @@ export interface StoredSnapshot {
  * stream scans the whole table — loading a snapshotted account went from 0.9 to 2.5 ms.)
  */
 const SNAPSHOT_SQL: PreparedStatement = {
-  name: 'ledger_snapshot_v1',
-  text: 'SELECT version, position, state FROM snapshots WHERE stream_id = $1 AND aggregate = $2 AND schema_version = $3',
+  // The snapshots table keeps one row per interval crossing (time travel starts from an old one): the
+  // newest at or before $4 is one backward step of the primary key (stream_id, schema_version, version).
+  name: 'ledger_snapshot_v2',
+  text: `SELECT version, position, state FROM snapshots
+         WHERE stream_id = $1 AND schema_version = $3 AND version <= $4 AND aggregate = $2
+         ORDER BY version DESC LIMIT 1`,
 };
+
+const MAX_VERSION = 2_147_483_647;
 
 const STREAM_AFTER_SQL: PreparedStatement = {
   name: 'ledger_stream_after_v1',
@@ -379,28 +385,45 @@ export class EventStore {
     streamId: string,
     snapshot: { readonly aggregate: string; readonly schemaVersion: number },
   ): Promise<{ snapshot?: StoredSnapshot; events: RecordedEvent[] }> {
-    const [row] = await prepared<{ version: number; position: string; state: unknown }>(this.reader, SNAPSHOT_SQL, [
-      streamId,
-      snapshot.aggregate,
-      snapshot.schemaVersion,
-    ]);
-    const found = row ? { version: row.version, position: toSafeNumber(row.position), state: row.state } : undefined;
+    const found = await this.readSnapshot(streamId, snapshot, MAX_VERSION);
     const rows = await prepared<StoredEventRow>(this.reader, STREAM_AFTER_SQL, [streamId, found?.version ?? 0]);
     return { snapshot: found, events: rows.map((event) => toRecordedEvent(event, this.registry)) };
   }
 
-  /** One stream's events in version order, optionally between two versions (inclusive). */
-  async readStream(
+  /** The newest snapshot of `aggregate` at `schemaVersion` for the stream at or before a version. */
+  async readSnapshot(
     streamId: string,
-    /** recordedUntil compares at millisecond precision, the precision recordedAt is shown with. */
-    range: { fromVersion?: number; toVersion?: number; recordedUntil?: Date } = {},
-  ): Promise<RecordedEvent[]> {
+    snapshot: { readonly aggregate: string; readonly schemaVersion: number },
+    atOrBeforeVersion: number,
+  ): Promise<StoredSnapshot | undefined> {
+    const [row] = await prepared<{ version: number; position: string; state: unknown }>(this.reader, SNAPSHOT_SQL, [
+      streamId,
+      snapshot.aggregate,
+      snapshot.schemaVersion,
+      atOrBeforeVersion,
+    ]);
+    return row ? { version: row.version, position: toSafeNumber(row.position), state: row.state } : undefined;
+  }
+
+  /**
+   * The stream "as of" an instant: the version before the first event recorded after it (a prefix of
+   * the stream, even where old rows' recorded_at is not in version order), and the current version.
+   * Compared at millisecond precision, the precision recordedAt is shown with.
+   */
+  async versionAsOf(streamId: string, instant: Date): Promise<{ version: number; currentVersion: number }> {
+    const [row] = (await this.reader.query(
+      `SELECT (SELECT min(version) FROM events WHERE stream_id = $1 AND date_trunc('milliseconds', recorded_at) > $2) AS first_after,
+              (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1) AS current_version`,
+      [streamId, instant],
+    )) as Array<{ first_after: number | null; current_version: number }>;
+    return { version: row.first_after === null ? row.current_version : row.first_after - 1, currentVersion: row.current_version };
+  }
+
+  /** One stream's events in version order, optionally between two versions (inclusive). */
+  async readStream(streamId: string, range: { fromVersion?: number; toVersion?: number } = {}): Promise<RecordedEvent[]> {
     const rows = (await this.reader.query(
-      `SELECT ${EVENT_COLUMNS} FROM events
-       WHERE stream_id = $1 AND version >= $2 AND version <= $3
-         AND ($4::timestamptz IS NULL OR date_trunc('milliseconds', recorded_at) <= $4)
-       ORDER BY version`,
-      [streamId, range.fromVersion ?? 1, range.toVersion ?? 2_147_483_647, range.recordedUntil ?? null],
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version`,
+      [streamId, range.fromVersion ?? 1, range.toVersion ?? MAX_VERSION],
     )) as StoredEventRow[];
     return rows.map((row) => toRecordedEvent(row, this.registry));
   }

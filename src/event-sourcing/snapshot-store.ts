@@ -19,8 +19,9 @@ export interface Snapshot<State> {
 
 /**
  * Snapshots are a cache: loading (EventStore.readStreamAfterSnapshot) uses the newest one whose
- * schema version is the aggregate's current one, plus the events after it; any other snapshot is
- * ignored, and failing to write one only costs speed.
+ * schema version is the aggregate's current one, plus the events after it, and time travel (StateAt)
+ * the newest such one at or before the version asked for; any other snapshot is ignored, and failing
+ * to write one only costs speed.
  */
 @Injectable()
 export class SnapshotStore {
@@ -35,20 +36,20 @@ export class SnapshotStore {
     return codec ? (this.options.intervals[codec.aggregate] ?? 0) : 0;
   }
 
-  /** Writes a snapshot unless a newer one is there already. */
+  /** Writes the snapshot at its version (the older ones stay: see migration …015). */
   async save<State>(streamId: string, codec: SnapshotCodec<State>, snapshot: Snapshot<State>, manager: EntityManager): Promise<void> {
     // Inside a caller's transaction, a failure must not abort it (a snapshot is only a cache): the
     // write gets a savepoint of its own to roll back to.
     const inTransaction = manager.queryRunner?.isTransactionActive === true;
     if (inTransaction) await sql(manager, 'SAVEPOINT snapshot_write');
     try {
+      // One row per crossing, kept (time travel starts from old ones). The state at a version is a
+      // fact: a row already there for this version and schema is the same state, left as it is.
       await sql(
         manager,
         `INSERT INTO snapshots (stream_id, aggregate, schema_version, version, position, state)
          VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (stream_id) DO UPDATE SET aggregate = EXCLUDED.aggregate, schema_version = EXCLUDED.schema_version,
-           version = EXCLUDED.version, position = EXCLUDED.position, state = EXCLUDED.state, created_at = now()
-         WHERE snapshots.version < EXCLUDED.version OR snapshots.schema_version <> EXCLUDED.schema_version`,
+         ON CONFLICT (stream_id, schema_version, version) DO NOTHING`,
         [streamId, codec.aggregate, codec.schemaVersion, snapshot.version, snapshot.position, JSON.stringify(codec.encode(snapshot.state))],
       );
       if (inTransaction) await sql(manager, 'RELEASE SAVEPOINT snapshot_write');

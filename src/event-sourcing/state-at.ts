@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
-import { type Decider, fold } from './decider.js';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Decider } from './decider.js';
 import { EventLogReader } from './event-log-reader.js';
+import { SNAPSHOT_OPTIONS, type SnapshotOptions } from './snapshot-store.js';
 
 /** A point in a stream's history: after its Nth event, or as it stood at an instant. */
 export type HistoryPoint = { readonly atVersion: number } | { readonly asOf: Date };
@@ -40,33 +41,60 @@ export class NotYetExistingError extends Error {
 }
 
 /**
- * Time travel: a stream's state rebuilt from its own events up to a version or an instant (an
- * instant between two events picks the earlier one). Null when the stream does not exist at all.
+ * Time travel: a stream's state rebuilt from its own events up to a version or an instant. Null when
+ * the stream does not exist at all.
+ *
+ * - An instant is first turned into a version: the stream up to (not including) its first event
+ *   recorded after the instant. That is always a prefix of the stream — rows written before
+ *   recorded_at was clock_timestamp() may be out of version order, and "every event recorded by then"
+ *   could skip one and include a later one, a state that never existed.
+ * - Then, for an aggregate with snapshots (and a snapshot interval above 0, as for loading), the fold
+ *   starts from the newest snapshot at or before that version whose schema version is the
+ *   aggregate's current one (any other is ignored), instead of from the first event. The snapshot
+ *   is chosen by version, never by time: its version is inside the prefix by construction.
  */
 @Injectable()
 export class StateAt {
-  constructor(private readonly store: EventLogReader) {}
+  constructor(
+    private readonly store: EventLogReader,
+    @Inject(SNAPSHOT_OPTIONS) private readonly snapshotOptions: SnapshotOptions,
+  ) {}
 
   async of<State, Event extends object>(
     streamId: string,
     decider: Decider<State, Event>,
     point: HistoryPoint,
   ): Promise<StateAtPoint<State> | null> {
-    const events = await this.store.readStream(
-      streamId,
-      'atVersion' in point ? { toVersion: point.atVersion } : { recordedUntil: point.asOf },
-    );
+    let version: number;
+    if ('atVersion' in point) {
+      version = point.atVersion;
+    } else {
+      const asOf = await this.store.versionAsOf(streamId, point.asOf);
+      if (asOf.currentVersion === 0) return null;
+      if (asOf.version === 0) {
+        const [first] = await this.store.readStream(streamId, { toVersion: 1 });
+        throw new NotYetExistingError(streamId, point.asOf, first.recordedAt);
+      }
+      version = asOf.version;
+    }
+
+    const codec = decider.snapshots;
+    const useSnapshots = codec !== undefined && (this.snapshotOptions.intervals[codec.aggregate] ?? 0) > 0;
+    const snapshot = useSnapshots ? await this.store.readSnapshot(streamId, codec, version) : undefined;
+    // From the snapshot's own version on: its event is not folded again, but tells when it was recorded.
+    const events = await this.store.readStream(streamId, { fromVersion: snapshot?.version ?? 1, toVersion: version });
     const last = events.at(-1);
-    if ('atVersion' in point && (last?.version ?? 0) < point.atVersion) {
-      const current = last ? await this.store.streamVersion(streamId) : 0;
+    if ((last?.version ?? 0) < version) {
+      const current = last ? last.version : await this.store.streamVersion(streamId);
       if (current === 0) return null;
-      throw new VersionNotReachedError(streamId, point.atVersion, current);
+      throw new VersionNotReachedError(streamId, version, current);
     }
-    if (!last) {
-      const [first] = await this.store.readStream(streamId, { toVersion: 1 });
-      if (!first) return null;
-      throw new NotYetExistingError(streamId, (point as { asOf: Date }).asOf, first.recordedAt);
-    }
-    return { state: fold(decider, events.map((event) => event.data as Event)), version: last.version, recordedAt: last.recordedAt };
+    const base = snapshot ? codec!.decode(snapshot.state) : decider.initialState;
+    const folded = snapshot ? events.slice(1) : events;
+    return {
+      state: folded.reduce((state, event) => decider.evolve(state, event.data as Event), base),
+      version: last!.version,
+      recordedAt: last!.recordedAt,
+    };
   }
 }

@@ -609,6 +609,7 @@ export const invalidAuthorization: fc.Arbitrary<string> = fc.oneof(
       JSON.stringify({ sub: 42, scope: ALL_SCOPES.join(' ') }),
       JSON.stringify({ sub: { id: 'x' }, scope: ALL_SCOPES.join(' ') }),
       JSON.stringify({ sub: 'x', scope: ALL_SCOPES.join(' '), exp: 'never' }),
+      JSON.stringify({ sub: 'x', scope: ALL_SCOPES.join(' ') }), // no exp: never expires, refused
     ).map((payload) => `Bearer ${signHs256('{"alg":"HS256","typ":"JWT"}', payload)}`),
   },
 );

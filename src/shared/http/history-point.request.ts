@@ -16,7 +16,7 @@ export class HistoryPointRequest {
 
   @ApiPropertyOptional({
     example: '2026-11-27T09:30:00Z',
-    description: 'The state as it stood at this instant (an instant between two events gives the earlier one). ISO 8601 with a time zone.',
+    description: 'The state as it stood at this instant: the stream up to its first event recorded after it (always a prefix of the stream; an instant between two events gives the earlier one). ISO 8601 with a time zone, compared at millisecond precision.',
   })
   @IsOptional()
   @IsISO8601({ strict: true, strictSeparator: true })

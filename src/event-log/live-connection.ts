@@ -67,12 +67,15 @@ export class LiveConnection implements LiveSubscriber {
     try {
       while (!this.over) {
         const ok = this.joined ? await this.sendQueued() : await this.catchUp();
-        if (!ok) return this.end();
+        if (!ok) break;
         if (this.joined && this.queue.length === 0 && !this.over) await this.idle();
       }
-      this.end();
+    } catch {
+      // A read of its own failed (the database went away…): end the stream; the client resumes
+      // with its Last-Event-ID (the `retry` field says after 1 s).
     } finally {
       this.leave();
+      this.end();
     }
   }
 
@@ -119,9 +122,11 @@ export class LiveConnection implements LiveSubscriber {
 
   /** One page of the log read by this stream itself, written as the socket drains; joins the hub once level with it. */
   private async catchUp(): Promise<boolean> {
-    this.written = this.after;
-    if (this.deps.hub.join(this)) {
+    const missing = this.deps.hub.join(this);
+    if (missing) {
       this.joined = true;
+      this.queue.push(...missing);
+      if (missing.length > 0) this.after = missing[missing.length - 1].checkpoint;
       return true;
     }
     const { events } = await this.deps.store.readAll(this.after, LIVE_FEED_PAGE);

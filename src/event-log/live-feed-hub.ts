@@ -12,6 +12,8 @@ export const LIVE_FEED_PAGE = 100;
  */
 const HELD_BACK_FIRST_DELAY_MS = 5;
 const HELD_BACK_MAX_DELAY_MS = 100;
+/** Frames kept for streams that catch up to just behind the tail (shared, already serialised). */
+const RECENT_FRAMES = 2 * LIVE_FEED_PAGE;
 /** After a failed read (database unreachable…): retry this much later; the streams stay open. */
 const READ_ERROR_DELAY_MS = 1000;
 
@@ -59,6 +61,12 @@ export class LiveFeedHub {
   private active = false;
   private loop?: Promise<void>;
   private stopping = false;
+  /**
+   * The last frames read (at most RECENT_FRAMES), and the checkpoint just before the first of them:
+   * a stream that catches up to within them joins without reading again.
+   */
+  private recent: LiveFrame[] = [];
+  private recentFrom?: Checkpoint;
   /** Ends the loop's current wait. */
   private kick?: () => void;
 
@@ -69,24 +77,31 @@ export class LiveFeedHub {
   ) {}
 
   /**
-   * Joins the fan-out if the subscriber has every event up to the tail (true); otherwise (false) it
-   * must read on by itself first. With no subscriber the hub is idle and starts again from this one.
+   * Joins the fan-out when the subscriber has every event up to the tail, or all but the last few the
+   * hub read: answers the frames it still needs before the next batch (often none). Undefined: it is
+   * further behind and must read on by itself first. With no subscriber the hub is idle, and starts
+   * again from this one.
    */
-  join(subscriber: LiveSubscriber): boolean {
-    if (this.stopping) return false;
+  join(subscriber: LiveSubscriber): readonly LiveFrame[] | undefined {
+    if (this.stopping) return undefined;
+    let missing: readonly LiveFrame[] = [];
     if (this.subscribers.size === 0) {
       this.tail = subscriber.after;
+      this.recent = [];
+      this.recentFrom = subscriber.after;
       this.epoch++;
       this.kick?.(); // a loop still waiting from the last subscriber's time reads for this one now
     } else if (compareCheckpoints(subscriber.after, this.tail!) < 0) {
-      return false;
+      // The recent frames are every event after recentFrom up to the tail, contiguous in commit order.
+      if (compareCheckpoints(subscriber.after, this.recentFrom!) < 0) return undefined;
+      missing = this.recent.filter((frame) => compareCheckpoints(frame.checkpoint, subscriber.after) > 0);
     }
     this.subscribers.add(subscriber);
     if (!this.active) {
       this.active = true;
       this.loop = this.run();
     }
-    return true;
+    return missing;
   }
 
   leave(subscriber: LiveSubscriber): void {
@@ -134,6 +149,11 @@ export class LiveFeedHub {
       if (batch.events.length > 0) {
         const frames = batch.events.map(frameOf);
         this.tail = frames[frames.length - 1].checkpoint;
+        this.recent.push(...frames);
+        if (this.recent.length > RECENT_FRAMES) {
+          const dropped = this.recent.splice(0, this.recent.length - RECENT_FRAMES);
+          this.recentFrom = dropped[dropped.length - 1].checkpoint;
+        }
         for (const subscriber of [...this.subscribers]) subscriber.deliver(frames);
       }
       if (batch.events.length === LIVE_FEED_PAGE) continue;

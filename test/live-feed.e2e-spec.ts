@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import type { DataSource } from 'typeorm';
 import { ALL_SCOPES } from '../src/auth/scopes.js';
 import { EventStore, QUERY_DATA_SOURCE } from '../src/event-sourcing/index.js';
+import { LiveFeed } from '../src/event-log/live-feed.js';
 import { testToken } from './support/auth.js';
 import { walkFeed } from './support/history-fold.js';
 import { LedgerAccount } from './support/ledger-writers.js';
@@ -536,6 +537,31 @@ describe('GET /events/live connection limits (per instance)', () => {
 
 /** A statement that reads the events table (appends start with WITH … INSERT and are not counted). */
 const LOG_READ = /^\s*SELECT\b[\s\S]*\bFROM\s+events\b/i;
+
+describe('GET /events/live at shutdown', () => {
+  it('the server ends every open stream and frees every slot (a refused request held none)', async () => {
+    const live = await startLiveApp({ LIVE_FEED_MAX_CONNECTIONS: '4' });
+    try {
+      const feed = live.t.app.get(LiveFeed);
+      const streams = [
+        await live.connect({ token: testToken(ALL_SCOPES, 'shutdown-a') }),
+        await live.connect({ token: testToken(ALL_SCOPES, 'shutdown-a'), lastEventId: '0' }),
+        await live.connect({ token: testToken(ALL_SCOPES, 'shutdown-b') }),
+      ];
+      const refused = await openSse(live.port, { token: testToken(ALL_SCOPES, 'shutdown-a'), lastEventId: '999999999' });
+      expect('status' in refused && refused.status).toBe(400);
+      expect(feed.slots.open).toBe(3);
+      streams[0].close();
+      await eventually('the closed stream\'s slot to be free', async () => (feed.slots.open === 2 ? true : undefined));
+      const closing = live.t.close();
+      expect(await Promise.all(streams.slice(1).map((stream) => stream.ended))).toEqual(['end', 'end']);
+      await closing;
+      expect(feed.slots.open).toBe(0);
+    } finally {
+      for (const connection of live.connections.splice(0)) connection.close();
+    }
+  });
+});
 
 describe('GET /events/live reads the log once for all connections', () => {
   const CONNECTIONS = 8;

@@ -1,12 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { EventStore } from '../src/event-sourcing/index.js';
+import type { DataSource } from 'typeorm';
+import { ALL_SCOPES } from '../src/auth/scopes.js';
+import { EventStore, QUERY_DATA_SOURCE } from '../src/event-sourcing/index.js';
+import { LiveFeed } from '../src/event-log/live-feed.js';
+import { testToken } from './support/auth.js';
 import { walkFeed } from './support/history-fold.js';
 import { LedgerAccount } from './support/ledger-writers.js';
 import { expectProblemAnswer } from './support/problem.js';
 import { eventually, gate, rows } from './support/projection-fixtures.js';
-import { type FeedMessage, type SseConnection, type SseOpenOptions, connectSse, openSse, portOf } from './support/sse-client.js';
+import { type FeedMessage, SseConnection, type SseOpenOptions, type SseRefusal, connectSse, openSse, portOf } from './support/sse-client.js';
+import { countStatements } from './support/statement-counter.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 
 // GET /events/live over a real socket (node:http, the app listening on a port of its own), parsed as
@@ -224,6 +229,28 @@ describe('GET /events/live', () => {
     expect(received.every((message) => message.event === message.data.type && message.id === message.data.position)).toBe(true);
   });
 
+  it('a stream resuming from an old Last-Event-ID while others follow the end of the log catches up, then gets the same events as they do', async () => {
+    const start = await headPosition(live.t);
+    const following = await live.connect({ lastEventId: String(start) });
+    const account = new LedgerAccount('Old And New');
+    const early = await depositBurst(live.store, account, 250);
+    await following.waitForId(early.at(-1)!);
+    let writing = true;
+    const later: number[] = [];
+    const writer = (async () => {
+      for (let round = 0; round < 30; round++) later.push(...(await depositBurst(live.store, account, 1 + (round % 5))));
+      writing = false;
+    })();
+    const resuming = await live.connect({ lastEventId: '0' });
+    await writer;
+    expect(writing).toBe(false);
+    await following.waitForId(later.at(-1)!);
+    await resuming.waitForId(later.at(-1)!);
+    const log = await logAfter(live.t, 0);
+    expect(ids(resuming.feedMessages())).toEqual(log);
+    expect(ids(following.feedMessages())).toEqual([...early, ...later]);
+  });
+
   it.each<[string, SseOpenOptions]>([
     ['a word', { lastEventId: 'abc' }],
     ['a negative number', { lastEventId: '-1' }],
@@ -300,6 +327,36 @@ describe('GET /events/live with a slow client', () => {
       expect(ids(reader.feedMessages())).toEqual(positions);
       expect(reader.isEnded).toBe(false);
     });
+
+    it('a client that pauses while more than the fan-out queues for it passes drops out, catches up on its own and follows again: every event once, in order', async () => {
+      const captured = captureLiveResponses(live);
+      const start = await headPosition(live.t);
+      const follower = await live.connect({ lastEventId: String(start) }); // keeps the shared reader busy
+      const pausing = await live.connect({ lastEventId: String(start) });
+      const pausingServer = captured.at(-1)!;
+      pausing.pause();
+      const account = new LedgerAccount('Pausing Reader');
+      const written: number[] = [];
+      // Until the paused socket is full, then more than the queue a joined stream may hold.
+      while (!pausingServer.writableNeedDrain) {
+        if (written.length > 200_000) throw new Error('the paused client\'s socket never filled up');
+        written.push(...(await depositBurst(live.store, account, 500)));
+        await follower.waitForId(written.at(-1)!, 30_000);
+      }
+      for (let burst = 0; burst < 3; burst++) {
+        written.push(...(await depositBurst(live.store, account, 500)));
+        await follower.waitForId(written.at(-1)!, 30_000);
+      }
+      pausing.resume();
+      await pausing.waitForId(written.at(-1)!, 30_000);
+      // And it follows new events again.
+      const [after] = await depositBurst(live.store, account, 1);
+      await pausing.waitForId(after);
+      await follower.waitForId(after);
+      expect(ids(pausing.feedMessages())).toEqual([...written, after]);
+      expect(ids(follower.feedMessages())).toEqual([...written, after]);
+      expect(pausing.isEnded).toBe(false);
+    }, 120_000);
   });
 
   describe('LIVE_FEED_STALL_TIMEOUT_MS=500', () => {
@@ -318,7 +375,8 @@ describe('GET /events/live with a slow client', () => {
     // same feed, while bursts of events are written until the stalled client's socket is full (its
     // kernel buffers hold a few MB) and the server, seeing it not drain, ends its response.
     beforeAll(async () => {
-      live = await startLiveApp({ LIVE_FEED_STALL_TIMEOUT_MS: '500' });
+      // Room for exactly these two streams: the resumption below needs the stalled one's slot back.
+      live = await startLiveApp({ LIVE_FEED_STALL_TIMEOUT_MS: '500', LIVE_FEED_MAX_CONNECTIONS: '2' });
       const captured = captureLiveResponses(live);
       const account = new LedgerAccount('Slow Reader');
       await depositBurst(live.store, account, 1);
@@ -365,7 +423,7 @@ describe('GET /events/live with a slow client', () => {
       expect(observed.readerListeners).toBeLessThan(10);
     });
 
-    it('the disconnected client, reading again, resumes with its last id and gets every event exactly once', async () => {
+    it('the disconnected client, reading again, resumes with its last id and gets every event exactly once (its slot was freed)', async () => {
       slow.resume();
       expect(await slow.ended).toBe('end');
       const cut = ids(slow.feedMessages());
@@ -376,5 +434,184 @@ describe('GET /events/live with a slow client', () => {
       expect(resumed.connections).toBe(1);
       expect([...cut, ...ids(resumed.messages)]).toEqual(expected);
     });
+  });
+});
+
+/** A refused GET /events/live, checked to be problem+json with this status and code and a Retry-After. */
+function expectRefusal(answer: SseConnection | SseRefusal, status: number, code: string): Record<string, any> {
+  if (answer instanceof SseConnection) {
+    answer.close();
+    throw new Error(`GET /events/live was accepted; expected ${status} ${code}`);
+  }
+  const body = expectProblemAnswer(answer as { status: number; headers: Record<string, unknown>; body: any }, status, code);
+  expect(answer.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
+  return body;
+}
+
+describe('GET /events/live connection limits (per instance)', () => {
+  const tokenOf = (subject: string) => testToken(ALL_SCOPES, subject);
+
+  describe('LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT (default 10)', () => {
+    let live: LiveApp;
+    beforeAll(async () => {
+      live = await startLiveApp();
+    });
+    afterAll(() => stopLiveApp(live));
+
+    it('a client\'s 11th open stream is 429 LIVE_FEED_CLIENT_LIMIT with Retry-After; other clients are not affected; a closed stream frees its slot', async () => {
+      const mine = [];
+      for (let index = 0; index < 10; index++) mine.push(await live.connect({ token: tokenOf('eleven') }));
+      const refused = expectRefusal(await openSse(live.port, { token: tokenOf('eleven') }), 429, 'LIVE_FEED_CLIENT_LIMIT');
+      expect(refused.limit).toBe(10);
+      // Another client (another token subject) has slots of its own.
+      const other = await live.connect({ token: tokenOf('someone-else') });
+      expect(other.isEnded).toBe(false);
+      // Every refused attempt left the open streams alone, and took no slot.
+      expectRefusal(await openSse(live.port, { token: tokenOf('eleven') }), 429, 'LIVE_FEED_CLIENT_LIMIT');
+      expect(mine.every((stream) => !stream.isEnded)).toBe(true);
+
+      // The client closes one stream: once the server has seen it go, a new one is accepted again.
+      mine[3].close();
+      const again = await eventually('a freed slot to be usable', async () => {
+        const answer = await openSse(live.port, { token: tokenOf('eleven') });
+        if (answer instanceof SseConnection) return answer;
+        expectRefusal(answer, 429, 'LIVE_FEED_CLIENT_LIMIT');
+        return undefined;
+      }, 20_000, 50);
+      live.connections.push(again);
+      expect(again.isEnded).toBe(false);
+      expectRefusal(await openSse(live.port, { token: tokenOf('eleven') }), 429, 'LIVE_FEED_CLIENT_LIMIT');
+    });
+
+    it('a refusal for a bad Last-Event-ID takes no slot', async () => {
+      for (let index = 0; index < 12; index++) {
+        const answer = await openSse(live.port, { token: tokenOf('bad-ids'), lastEventId: String(1_000_000_000 + index) });
+        expect('status' in answer && answer.status).toBe(400);
+      }
+      for (let index = 0; index < 10; index++) await live.connect({ token: tokenOf('bad-ids') });
+    });
+  });
+
+  describe('LIVE_FEED_MAX_CONNECTIONS=3, LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT=2', () => {
+    let live: LiveApp;
+    beforeAll(async () => {
+      live = await startLiveApp({ LIVE_FEED_MAX_CONNECTIONS: '3', LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT: '2' });
+    });
+    afterAll(() => stopLiveApp(live));
+
+    it('over the instance\'s total is 503 LIVE_FEED_AT_CAPACITY with Retry-After, whoever asks; a freed slot is usable again', async () => {
+      const a1 = await live.connect({ token: tokenOf('client-a') });
+      await live.connect({ token: tokenOf('client-a') });
+      const b1 = await live.connect({ token: tokenOf('client-b') });
+      // client-b has used 1 of its 2, but the instance is full.
+      const full = expectRefusal(await openSse(live.port, { token: tokenOf('client-b') }), 503, 'LIVE_FEED_AT_CAPACITY');
+      expect(full.limit).toBe(3);
+      expectRefusal(await openSse(live.port, { token: tokenOf('client-c') }), 503, 'LIVE_FEED_AT_CAPACITY');
+      // client-a is at its own limit: that is what it is told.
+      expectRefusal(await openSse(live.port, { token: tokenOf('client-a') }), 429, 'LIVE_FEED_CLIENT_LIMIT');
+
+      b1.close();
+      const c1 = await eventually('the freed slot to be usable by another client', async () => {
+        const answer = await openSse(live.port, { token: tokenOf('client-c') });
+        if (answer instanceof SseConnection) return answer;
+        expectRefusal(answer, 503, 'LIVE_FEED_AT_CAPACITY');
+        return undefined;
+      }, 20_000, 50);
+      live.connections.push(c1);
+      expectRefusal(await openSse(live.port, { token: tokenOf('client-b') }), 503, 'LIVE_FEED_AT_CAPACITY');
+
+      a1.close();
+      const a3 = await eventually('client-a\'s freed slot', async () => {
+        const answer = await openSse(live.port, { token: tokenOf('client-a') });
+        return answer instanceof SseConnection ? answer : undefined;
+      }, 20_000, 50);
+      live.connections.push(a3);
+      // The streams that got a freed slot deliver events like any other.
+      const account = new LedgerAccount('After The Slots');
+      const [position] = await depositBurst(live.store, account, 1);
+      await a3.waitForId(position);
+      await c1.waitForId(position);
+    });
+  });
+});
+
+/** A statement that reads the events table (appends start with WITH … INSERT and are not counted). */
+const LOG_READ = /^\s*SELECT\b[\s\S]*\bFROM\s+events\b/i;
+
+describe('GET /events/live at shutdown', () => {
+  it('the server ends every open stream and frees every slot (a refused request held none)', async () => {
+    const live = await startLiveApp({ LIVE_FEED_MAX_CONNECTIONS: '4' });
+    try {
+      const feed = live.t.app.get(LiveFeed);
+      const streams = [
+        await live.connect({ token: testToken(ALL_SCOPES, 'shutdown-a') }),
+        await live.connect({ token: testToken(ALL_SCOPES, 'shutdown-a'), lastEventId: '0' }),
+        await live.connect({ token: testToken(ALL_SCOPES, 'shutdown-b') }),
+      ];
+      const refused = await openSse(live.port, { token: testToken(ALL_SCOPES, 'shutdown-a'), lastEventId: '999999999' });
+      expect('status' in refused && refused.status).toBe(400);
+      expect(feed.slots.open).toBe(3);
+      streams[0].close();
+      await eventually('the closed stream\'s slot to be free', async () => (feed.slots.open === 2 ? true : undefined));
+      const closing = live.t.close();
+      expect(await Promise.all(streams.slice(1).map((stream) => stream.ended))).toEqual(['end', 'end']);
+      await closing;
+      expect(feed.slots.open).toBe(0);
+    } finally {
+      for (const connection of live.connections.splice(0)) connection.close();
+    }
+  });
+});
+
+describe('GET /events/live reads the log once for all connections', () => {
+  const CONNECTIONS = 8;
+  const BURSTS = 10;
+  let live: LiveApp;
+  beforeAll(async () => {
+    // No projection runner: every read of the events table on the query side is the live feed's.
+    live = await startLiveApp({ PROJECTIONS_ENABLED: 'false' });
+  });
+  afterAll(() => stopLiveApp(live));
+
+  it(`${CONNECTIONS} live connections cost one read of the log per batch, not ${CONNECTIONS}`, async () => {
+    const dataSource = live.t.app.get<DataSource>(QUERY_DATA_SOURCE);
+    const account = new LedgerAccount('Fan Out');
+    const first = (await depositBurst(live.store, account, 1)).at(-1)!;
+    const streams: SseConnection[] = [];
+    for (let index = 0; index < CONNECTIONS; index++) streams.push(await live.connect({ token: testToken(ALL_SCOPES, `fan-out-${index % 3}`), lastEventId: String(first) }));
+    // Every stream has caught up and is idle at the end of the log.
+    const [warmUp] = await depositBurst(live.store, account, 1);
+    await Promise.all(streams.map((stream) => stream.waitForId(warmUp)));
+
+    const reads = countStatements(dataSource, LOG_READ);
+    const written: number[] = [];
+    for (let burst = 0; burst < BURSTS; burst++) {
+      const positions = await depositBurst(live.store, account, 3);
+      written.push(...positions);
+      await Promise.all(streams.map((stream) => stream.waitForId(positions.at(-1)!)));
+    }
+    reads.stop();
+
+    for (const stream of streams) expect(ids(stream.feedMessages())).toEqual([warmUp, ...written]);
+    // One read per burst (each is one batch), plus the odd poll or re-read of a held-back batch;
+    // a read per connection would be at least CONNECTIONS × BURSTS.
+    expect({ reads: reads.count, texts: reads.count > 2 * BURSTS + 5 ? reads.texts : [] }).toEqual({ reads: expect.any(Number), texts: [] });
+    expect(reads.count).toBeLessThanOrEqual(2 * BURSTS + 5);
+    expect(reads.count).toBeGreaterThanOrEqual(BURSTS); // the counter does see the reads
+  });
+
+  it('idle connections do not poll the database each on its own', async () => {
+    const dataSource = live.t.app.get<DataSource>(QUERY_DATA_SOURCE);
+    const head = await headPosition(live.t);
+    const streams: SseConnection[] = [];
+    for (let index = 0; index < CONNECTIONS; index++) streams.push(await live.connect({ token: testToken(ALL_SCOPES, `idle-${index % 3}`), lastEventId: String(head) }));
+    const account = new LedgerAccount('Idle Fan Out');
+    const [position] = await depositBurst(live.store, account, 1);
+    await Promise.all(streams.map((stream) => stream.waitForId(position)));
+    const reads = countStatements(dataSource, LOG_READ);
+    await sleep(3000); // idle: each connection used to look at the log at least once a second
+    reads.stop();
+    // One shared reader polls about once per PROJECTION_POLL_INTERVAL_MS (1 s): a few reads, not 8 per second.
+    expect(reads.count).toBeLessThanOrEqual(8);
   });
 });

@@ -237,6 +237,17 @@ describe('read-your-writes in /docs-json', () => {
     expect(position).toEqual(expect.objectContaining({ description: expect.stringMatching(/position/), schema: { type: 'integer' } }));
   });
 
+  it('GET /events/live documents its connection caps: 429 LIVE_FEED_CLIENT_LIMIT and 503 LIVE_FEED_AT_CAPACITY, with Retry-After', () => {
+    const op = operation('GET /events/live');
+    expect(op.responses['429']?.description).toMatch(/LIVE_FEED_CLIENT_LIMIT/);
+    expect(op.responses['429']?.description).toMatch(/RATE_LIMITED/);
+    expect(op.responses['503']?.description).toMatch(/LIVE_FEED_AT_CAPACITY/);
+    for (const status of ['429', '503']) {
+      expect(Object.keys(op.responses[status]?.content ?? {})).toEqual([PROBLEM]);
+      expect(Object.keys(op.responses[status]?.headers ?? {})).toContain('Retry-After');
+    }
+  });
+
   // Regression: the 503 answer carried Retry-After without the document listing it.
   it.each(Object.keys(PROJECTION_QUERIES))('%s documents the Retry-After header of its 503 answer', (route) => {
     expect(Object.keys(operation(route).responses['503']?.headers ?? {})).toContain('Retry-After');
@@ -246,7 +257,8 @@ describe('read-your-writes in /docs-json', () => {
     for (const { route, operation: op } of operations().filter(({ route }) => !(route in PROJECTION_QUERIES))) {
       const names = (op.parameters ?? []).map((parameter) => parameter.name);
       expect({ route, names }).toEqual({ route, names: expect.not.arrayContaining(['minPosition', 'X-Min-Position']) });
-      expect({ route, statuses: Object.keys(op.responses) }).toEqual({ route, statuses: expect.not.arrayContaining(['503']) });
+      // The live feed's 503 is its connection cap (documented below), not a projection's.
+      if (route !== 'GET /events/live') expect({ route, statuses: Object.keys(op.responses) }).toEqual({ route, statuses: expect.not.arrayContaining(['503']) });
       const success = Object.entries(op.responses).find(([status]) => Number(status) < 300)?.[1];
       expect({ route, headers: Object.keys(success?.headers ?? {}) }).toEqual({ route, headers: expect.not.arrayContaining(['X-Projection-Position']) });
     }

@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       bodyLimitBytes: 102400,
       commandMaxAttempts: 10,
       readYourWritesTimeoutMs: 2000,
+      liveFeed: { heartbeatMs: 15_000, stallTimeoutMs: 10_000, maxConnectionsPerClient: 10, maxConnections: 1000 },
       projections: { enabled: true, pollIntervalMs: 1000, batchSize: 500, batchWindowMs: 0, maxAttempts: 5, retryBaseMs: 200, leaseTtlMs: 10_000 },
     });
     expect(config.embeddedDatabase.dir).toMatch(/\.data\/postgres$/);
@@ -44,6 +45,8 @@ describe('loadConfig', () => {
       SNAPSHOT_INTERVALS: 'account:50, transfer:0',
       LIVE_FEED_HEARTBEAT_MS: '5000',
       LIVE_FEED_STALL_TIMEOUT_MS: '3000',
+      LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT: '2',
+      LIVE_FEED_MAX_CONNECTIONS: '50',
       PROJECTIONS_ENABLED: 'false',
       PROJECTION_POLL_INTERVAL_MS: '250',
       PROJECTION_BATCH_SIZE: '100',
@@ -65,7 +68,7 @@ describe('loadConfig', () => {
       rateLimit: { enabled: false, commandsPerMinute: 10, queriesPerMinute: 20 },
       corsOrigins: ['https://a.example', 'https://b.example'],
       idempotencyKeyTtlHours: 48,
-      liveFeed: { heartbeatMs: 5000, stallTimeoutMs: 3000 },
+      liveFeed: { heartbeatMs: 5000, stallTimeoutMs: 3000, maxConnectionsPerClient: 2, maxConnections: 50 },
       snapshotIntervals: { account: 50, transfer: 0 },
       databaseUrl: 'postgresql://u:p@db:5432/ledger',
       sideDatabaseUrls: {
@@ -105,6 +108,10 @@ describe('loadConfig', () => {
     [{ JWT_SECRET: 'x'.repeat(32), JWT_JWKS_URL: 'https://id.example/jwks' }, /only one of/],
     [{ JWT_PUBLIC_KEY: 'not a pem' }, /PEM public key/],
     [{ PROJECTION_LEASE_TTL_MS: '10' }, /PROJECTION_LEASE_TTL_MS/],
+    [{ LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT: '0' }, /LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT must be an integer from 1/],
+    [{ LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT: 'ten' }, /LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT must be an integer/],
+    [{ LIVE_FEED_MAX_CONNECTIONS: '0' }, /LIVE_FEED_MAX_CONNECTIONS must be an integer from 1/],
+    [{ LIVE_FEED_MAX_CONNECTIONS: '2.5' }, /LIVE_FEED_MAX_CONNECTIONS must be an integer/],
     [{ PROJECTION_BATCH_WINDOW_MS: '5000' }, /PROJECTION_BATCH_WINDOW_MS/],
     [{ PROJECTION_BATCH_WINDOW_MS: '400', PROJECTION_LEASE_TTL_MS: '1000' }, /below a third of PROJECTION_LEASE_TTL_MS/],
   ])('refuses %p with a clear message', (env, message) => {

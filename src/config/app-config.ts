@@ -64,6 +64,10 @@ export interface AppConfig {
     readonly heartbeatMs: number;
     /** A client whose socket does not drain for this long is disconnected (it resumes with Last-Event-ID). */
     readonly stallTimeoutMs: number;
+    /** Open streams one client (token subject) may hold in this process; one more is a 429. */
+    readonly maxConnectionsPerClient: number;
+    /** Open streams of all clients in this process; one more is a 503. */
+    readonly maxConnections: number;
   };
   readonly projections: {
     /** Off: this process serves HTTP but runs no projection (another instance must). */
@@ -214,6 +218,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     liveFeed: {
       heartbeatMs: integer(env, 'LIVE_FEED_HEARTBEAT_MS', 15_000, 100, 600_000),
       stallTimeoutMs: integer(env, 'LIVE_FEED_STALL_TIMEOUT_MS', 10_000, 100, 600_000),
+      maxConnectionsPerClient: integer(env, 'LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT', 10, 1, 100_000),
+      maxConnections: integer(env, 'LIVE_FEED_MAX_CONNECTIONS', 1000, 1, 1_000_000),
     },
     projections: projections(env),
   };

@@ -5,6 +5,13 @@ import { DataSource } from 'typeorm';
 import { PROJECTOR_DATA_SOURCE } from './data-sources.js';
 
 const CHANNEL = 'events_appended';
+/**
+ * Read-your-writes across instances (see ProjectionWaiter): `waiting:<projection>` asks the instance
+ * that runs the projection to say when it advances, `advanced:<projection>` is its answer. A channel
+ * of its own, so that these never wake the runners or the live feed.
+ */
+const PROGRESS_CHANNEL = 'projection_progress';
+export type ProgressSignal = 'waiting' | 'advanced';
 const RECONNECT_DELAY_MS = 1000;
 /** The payload of a NOTIFY that says "a projection's row was changed by an operator" (not an append). */
 export const PROJECTIONS_CHANGED = 'projections';
@@ -16,7 +23,9 @@ export const PROJECTIONS_CHANGED = 'projections';
  *
  * `sequence` counts the wake-ups, so that a reader can tell whether one came while it was busy
  * (between its read and its wait) without listening all the time; `projectionsChanged` counts the
- * operators' changes to projection rows (ProjectionEngine.wake, in any instance).
+ * operators' changes to projection rows (ProjectionEngine.wake, in any instance). On its own channel
+ * it also carries projection progress between instances: it emits 'projectionWaiting' (name) and
+ * 'projectionAdvanced' (name).
  */
 @Injectable()
 export class EventNotifier extends EventEmitter {
@@ -70,10 +79,33 @@ export class EventNotifier extends EventEmitter {
     });
   }
 
+  /**
+   * Sends a progress signal to every instance (this one included), on the projector's connection
+   * (the primary: a replica cannot NOTIFY). Best effort: the waiters re-check on a timer anyway.
+   */
+  async signalProgress(signal: ProgressSignal, projection: string): Promise<void> {
+    try {
+      await this.dataSource.query('SELECT pg_notify($1, $2)', [PROGRESS_CHANNEL, `${signal}:${projection}`]);
+    } catch (error) {
+      this.logger.debug(`Could not signal ${signal} of ${projection} (${(error as Error).message})`);
+    }
+  }
+
+  private onNotification(message: pg.Notification): void {
+    if (message.channel !== PROGRESS_CHANNEL) {
+      this.notify(message.payload === PROJECTIONS_CHANGED);
+      return;
+    }
+    const [signal, projection] = (message.payload ?? '').split(/:(.*)/s);
+    if (!projection) return;
+    if (signal === 'waiting') this.emit('projectionWaiting', projection);
+    else if (signal === 'advanced') this.emit('projectionAdvanced', projection);
+  }
+
   private async connect(): Promise<void> {
     const url = (this.dataSource.options as { url?: string }).url;
     const client = new pg.Client({ connectionString: url });
-    client.on('notification', (message) => this.notify(message.payload === PROJECTIONS_CHANGED));
+    client.on('notification', (message) => this.onNotification(message));
     client.on('error', (error) => {
       this.logger.warn(`LISTEN connection lost (${error.message}); runners keep polling`);
       this.scheduleReconnect(client);
@@ -81,7 +113,7 @@ export class EventNotifier extends EventEmitter {
     client.on('end', () => this.scheduleReconnect(client));
     try {
       await client.connect();
-      await client.query(`LISTEN ${CHANNEL}`);
+      await client.query(`LISTEN ${CHANNEL}; LISTEN ${PROGRESS_CHANNEL}`);
       this.client = client;
       // Whatever was sent while no connection listened is lost: wake everyone, and have the
       // runners read their projection's row again (an operator's change may be among it).

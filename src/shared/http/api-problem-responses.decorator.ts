@@ -4,6 +4,7 @@ import { PROBLEM_CONTENT_TYPE } from '../problem-details/problem-details.js';
 
 /** Headers that go with some error answers. */
 const HEADERS_OF_STATUS: Record<number, Record<string, { description: string; schema: object }>> = {
+  429: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', example: 5 } } },
   412: { ETag: { description: 'The current version of the resource', schema: { type: 'string', example: '"4"' } } },
   503: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', example: 1 } } },
 };

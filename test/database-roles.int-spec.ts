@@ -135,6 +135,8 @@ describe('ledger_command, hostile', () => {
       const { rows: before } = await client.query('SELECT coalesce(max(position), 0)::text AS max FROM public.events');
       await client.query('SET LOCAL search_path = pg_temp, public');
       await client.query('CREATE TEMP SEQUENCE events_position_seq MINVALUE -10 START -10');
+      // …and for pg_get_serial_sequence('events', 'position'), which looks the table up by name.
+      await client.query('CREATE TEMP TABLE events (position bigint GENERATED ALWAYS AS IDENTITY (MINVALUE -10 START WITH -10), recorded_at timestamptz)');
       const [streamId, eventId] = eventValues();
       const { rows } = await client.query(
         `INSERT INTO public.events (stream_id, version, type, schema_version, event_id, data, metadata) VALUES ($1, 1, 'test.Thing', 1, $2, '{}', '{}')

@@ -20,7 +20,7 @@ export class AppModule {
       module: AppModule,
       global: true,
       imports: [
-        DatabaseModule.forRoot({ main: databaseUrl, ...config.sideDatabaseUrls }, config.databasePoolSize),
+        DatabaseModule.forRoot({ main: databaseUrl, ...config.sideDatabaseUrls }, config.databasePoolSize, config.databaseSchema),
         CqrsModule.forRoot(),
         AuthModule.forRoot(config),
         EventSourcingModule.forRoot({

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { DEFAULT_SCHEMA, SCHEMA_NAME, urlSetsOptions } from '../database/schema-name.js';
 
 /**
  * Everything the service reads from its environment, parsed and checked once at start-up.
@@ -46,6 +47,11 @@ export interface AppConfig {
    * absent: the main database. Migrations always run on the main one (its owner).
    */
   readonly sideDatabaseUrls: { readonly command?: string; readonly query?: string; readonly projector?: string };
+  /**
+   * The schema that holds the ledger's tables: every connection's search_path is pinned to it (a
+   * rebuild's copies go to `<schema>_rebuild`). Created by the migrating owner if missing.
+   */
+  readonly databaseSchema: string;
   /** Connections per pool (every side that has its own URL has its own pool). */
   readonly databasePoolSize: number;
   readonly embeddedDatabase: { readonly dir: string; readonly port: number };
@@ -144,6 +150,18 @@ function databaseUrl(env: NodeJS.ProcessEnv, name = 'DATABASE_URL'): string | un
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
     throw new ConfigError(`${name} must start with postgres:// or postgresql://, got "${url.protocol}//"`);
   }
+  if (urlSetsOptions(raw)) {
+    throw new ConfigError(`${name} may not set options: the service pins each connection's search_path itself (DATABASE_SCHEMA)`);
+  }
+  return raw;
+}
+
+function databaseSchema(env: NodeJS.ProcessEnv): string {
+  const raw = env.DATABASE_SCHEMA;
+  if (raw === undefined || raw === '') return DEFAULT_SCHEMA;
+  if (!SCHEMA_NAME.test(raw)) {
+    throw new ConfigError(`DATABASE_SCHEMA must be a lowercase identifier (a-z, 0-9, _; at most 55 characters; not starting with a digit or pg_), got "${raw}"`);
+  }
   return raw;
 }
 
@@ -205,6 +223,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       query: databaseUrl(env, 'QUERY_DATABASE_URL'),
       projector: databaseUrl(env, 'PROJECTOR_DATABASE_URL'),
     },
+    databaseSchema: databaseSchema(env),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     embeddedDatabase: {
       dir: resolve(env.EMBEDDED_DATABASE_DIR || '.data/postgres'),

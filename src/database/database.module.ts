@@ -4,6 +4,7 @@ import { DataSource } from 'typeorm';
 import { PROJECTOR_DATA_SOURCE, QUERY_DATA_SOURCE } from '../event-sourcing/index.js';
 import { dataSourceOptions } from './data-source-options.js';
 import { runMigrations } from './run-migrations.js';
+import { DEFAULT_SCHEMA } from './schema-name.js';
 
 /** Where each side connects; a side without a URL of its own uses `main`. */
 export interface DatabaseUrls {
@@ -36,7 +37,8 @@ class SideDataSources implements OnApplicationShutdown {
 @Global()
 @Module({})
 export class DatabaseModule {
-  static forRoot(urls: string | DatabaseUrls, poolSize: number): DynamicModule {
+  /** `schema`: where the tables are; every connection (the owner's too) has its search_path pinned to it. */
+  static forRoot(urls: string | DatabaseUrls, poolSize: number, schema = DEFAULT_SCHEMA): DynamicModule {
     const { main, ...sides } = typeof urls === 'string' ? { main: urls } : urls;
     const commandUrl = sides.command ?? main;
     const opened = new Map<string, Promise<DataSource>>();
@@ -45,7 +47,7 @@ export class DatabaseModule {
       if (!opened.has(url)) {
         // The same entities as the command side (registered there by the feature modules).
         const entities = commandSide.entityMetadatas.map((metadata) => metadata.target);
-        opened.set(url, new DataSource({ ...dataSourceOptions(url, poolSize), entities }).initialize());
+        opened.set(url, new DataSource({ ...dataSourceOptions(url, poolSize, schema), entities }).initialize());
       }
       return opened.get(url)!;
     };
@@ -53,11 +55,11 @@ export class DatabaseModule {
       module: DatabaseModule,
       imports: [
         TypeOrmModule.forRootAsync({
-          useFactory: () => ({ ...dataSourceOptions(commandUrl, poolSize), autoLoadEntities: true }),
+          useFactory: () => ({ ...dataSourceOptions(commandUrl, poolSize, schema), autoLoadEntities: true }),
           dataSourceFactory: async (options) => {
             // On a connection of their own (as the owner), so that the service's pools may be of any
             // size, even 1: the migration lock holds one connection while the migrations use another.
-            await migrateAsOwner(main);
+            await migrateAsOwner(main, schema);
             return new DataSource(options!).initialize();
           },
         }),
@@ -72,11 +74,11 @@ export class DatabaseModule {
   }
 }
 
-async function migrateAsOwner(url: string): Promise<void> {
+async function migrateAsOwner(url: string, schema: string): Promise<void> {
   // Two connections: the migration lock holds one while the migrations run on the other.
-  const owner = await new DataSource(dataSourceOptions(url, 2)).initialize();
+  const owner = await new DataSource(dataSourceOptions(url, 2, schema)).initialize();
   try {
-    await runMigrations(owner);
+    await runMigrations(owner, schema);
   } finally {
     if (owner.isInitialized) await owner.destroy();
   }

@@ -10,10 +10,10 @@ async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
   const database = await openDatabase(config, (message) => console.log(message), { attachToRunning: true });
-  const dataSource = new DataSource(dataSourceOptions(database.url, 2));
+  const dataSource = new DataSource(dataSourceOptions(database.url, 2, config.databaseSchema));
   try {
     await dataSource.initialize();
-    const applied = await runMigrations(dataSource);
+    const applied = await runMigrations(dataSource, config.databaseSchema);
     console.log(applied.length ? `Applied: ${applied.map((migration) => migration.name).join(', ')}` : 'No pending migrations');
   } finally {
     await dataSource.destroy().catch(() => undefined);

@@ -103,8 +103,9 @@ export class EventNotifier extends EventEmitter {
   }
 
   private async connect(): Promise<void> {
-    const url = (this.dataSource.options as { url?: string }).url;
-    const client = new pg.Client({ connectionString: url });
+    // The DataSource's own URL and startup options: the pinned search_path among them.
+    const { url, extra } = this.dataSource.options as { url?: string; extra?: { options?: string } };
+    const client = new pg.Client({ connectionString: url, options: extra?.options });
     client.on('notification', (message) => this.onNotification(message));
     client.on('error', (error) => {
       this.logger.warn(`LISTEN connection lost (${error.message}); runners keep polling`);

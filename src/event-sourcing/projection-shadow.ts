@@ -5,31 +5,37 @@ import { sql } from './sql.js';
 const quote = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;
 
 /**
- * Where a rebuild writes a fresh copy of a projection's tables: a schema of its own. Handlers use
- * unqualified table names, so a transaction-local search_path is all it takes to point them at the
- * copy. The live tables keep serving queries until the copy replaces their content in one
- * transaction.
+ * Where a rebuild writes a fresh copy of a projection's tables: tables of the same names in the
+ * rebuild schema `<live schema>_rebuild`, which the migrations create (owned by the owner; the
+ * projector role may only create, use and drop tables in it: no role but the owner creates schemas).
+ * Handlers use unqualified table names, so a transaction-local search_path with the rebuild schema
+ * first is all it takes to point them at the copy. The live tables keep serving queries until the
+ * copy replaces their content in one transaction.
+ *
+ * Two projections may rebuild at once in the one schema: their copies cannot collide because no two
+ * projections own the same table (the ProjectionRegistry refuses it at start), and a projection's
+ * handlers write only its own tables.
  */
 export class ShadowTables {
   readonly schema: string;
 
   constructor(
     private readonly projection: Projection,
-    /** The schema of the live tables (the connection's current_schema()). */
+    /** The schema of the live tables (the connection's current_schema(), pinned by its search_path). */
     private readonly liveSchema: string,
   ) {
-    this.schema = `rebuild_${projection.name.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}`;
+    this.schema = `${liveSchema}_rebuild`;
   }
 
   static async forProjection(manager: EntityManager, projection: Projection): Promise<ShadowTables> {
-    const { rows } = await sql<{ schema: string }>(manager, 'SELECT current_schema() AS schema');
+    const { rows } = await sql<{ schema: string | null }>(manager, 'SELECT current_schema() AS schema');
+    if (!rows[0].schema) throw new Error('The connection has no current schema (its search_path names no existing schema)');
     return new ShadowTables(projection, rows[0].schema);
   }
 
   /** Empty copies of the live tables: same columns, defaults, constraints and indexes. */
   async create(manager: EntityManager): Promise<void> {
     await this.drop(manager);
-    await sql(manager, `CREATE SCHEMA ${quote(this.schema)}`);
     for (const table of this.projection.tables) {
       await sql(manager, `CREATE TABLE ${this.shadow(table)} (LIKE ${this.live(table)} INCLUDING ALL)`);
     }
@@ -71,7 +77,7 @@ export class ShadowTables {
   }
 
   async drop(manager: EntityManager): Promise<void> {
-    await sql(manager, `DROP SCHEMA IF EXISTS ${quote(this.schema)} CASCADE`);
+    for (const table of this.projection.tables) await sql(manager, `DROP TABLE IF EXISTS ${this.shadow(table)}`);
   }
 
   /** Qualified names of the live tables, for LOCK TABLE. */

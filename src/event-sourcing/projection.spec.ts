@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { type Projection, ProjectionHandlers, handlesAny } from './projection.js';
+import { ProjectionRegistry } from './projection.registry.js';
 import type { RecordedEvent } from './recorded-event.js';
 
 class Opened {
@@ -44,5 +45,15 @@ describe('handlesAny: whether a batch can change a projection', () => {
     const projection: Projection = { ...base, applyBatch: async () => undefined };
     expect(handlesAny(projection, [recorded(new Unrelated({ id: 'a' }))])).toBe(true);
     expect(handlesAny(projection, [])).toBe(false);
+  });
+});
+
+describe('ProjectionRegistry', () => {
+  it('refuses two projections that declare the same table (a rebuild’s copies share one schema, named as the live tables)', () => {
+    const registry = new ProjectionRegistry();
+    const handlers = new ProjectionHandlers();
+    registry.register([{ ...base, name: 'a', tables: ['t', 'u'], handlers }]);
+    expect(() => registry.register([{ ...base, name: 'b', tables: ['v', 'u'], handlers }])).toThrow('Projections "a" and "b" both declare table "u"');
+    expect(() => registry.register([{ ...base, name: 'c', tables: ['v'], handlers }])).not.toThrow();
   });
 });

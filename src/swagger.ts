@@ -24,10 +24,11 @@ export function setUpSwagger(app: INestApplication): void {
 }
 
 function addCommonHeaders(document: OpenAPIObject): OpenAPIObject {
-  for (const path of Object.values(document.paths)) {
+  for (const [route, path] of Object.entries(document.paths)) {
     for (const [method, operation] of Object.entries(path)) {
       if (typeof operation !== 'object' || operation === null || !('responses' in operation)) continue;
       if (method === 'post') addIdempotencyKey(operation);
+      addRequestProblems(operation, route.includes('{'));
       operation.parameters = [
         ...(operation.parameters ?? []),
         {
@@ -76,6 +77,36 @@ function addIdempotencyKey(operation: {
   appendDescription(responses['409'], 'IDEMPOTENCY_KEY_IN_USE: a request with the same Idempotency-Key is still running');
   appendDescription(responses['422'], 'IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a different request');
   appendDescription(responses['400'], 'INVALID_IDEMPOTENCY_KEY');
+}
+
+/**
+ * Every request's body is parsed and checked before routing (app.factory.ts: jsonOnly, the JSON body
+ * parser, jsonBodyGuard), whatever the method: a GET that sends a body can be refused too. And Express
+ * refuses a path parameter that is not valid percent-encoding before any handler runs. Say so on
+ * every operation, adding only the codes its own documentation does not name already.
+ */
+function addRequestProblems(operation: { responses: Record<string, unknown> }, hasPathParameters: boolean): void {
+  const problem = () => ({
+    description: '',
+    content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/ProblemDetailsDto' } } },
+  });
+  const responses = operation.responses;
+  const answers: Record<string, Array<[code: string, text: string]>> = {
+    '400': [
+      ['MALFORMED_JSON', 'MALFORMED_JSON: a body that is not valid JSON'],
+      ['BODY_TOO_DEEP', 'BODY_TOO_DEEP: a body nested more than 32 levels'],
+      ['INVALID_TEXT', 'INVALID_TEXT: a string with an unpaired surrogate in the body'],
+      ['REQUEST_SIZE_INVALID', 'REQUEST_SIZE_INVALID: a body whose length is not its Content-Length'],
+      ...(hasPathParameters ? [['BAD_REQUEST', 'BAD_REQUEST: a path parameter that is not valid percent-encoding'] as [string, string]] : []),
+    ],
+    '413': [['PAYLOAD_TOO_LARGE', 'PAYLOAD_TOO_LARGE: a body over BODY_LIMIT_BYTES']],
+    '415': [['UNSUPPORTED_MEDIA_TYPE', 'UNSUPPORTED_MEDIA_TYPE: a body that is not application/json']],
+  };
+  for (const [status, codes] of Object.entries(answers)) {
+    responses[status] ??= problem();
+    const existing = (responses[status] as { description?: string }).description ?? '';
+    for (const [code, text] of codes) if (!existing.includes(code)) appendDescription(responses[status], text);
+  }
 }
 
 function appendDescription(response: unknown, text: string): void {

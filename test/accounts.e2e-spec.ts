@@ -77,10 +77,17 @@ async function getAccount(id: string, position: number, via: Via = 'query'): Pro
   return response;
 }
 
+/** Every page of GET /accounts/{id}/events. */
 async function historyOf(id: string): Promise<Array<Record<string, any>>> {
-  const response = await t.http.get(`/accounts/${id}/events`);
-  expect(response.status).toBe(200);
-  return response.body.items;
+  const items: Array<Record<string, any>> = [];
+  let cursor: string | undefined;
+  do {
+    const response = await t.http.get(`/accounts/${id}/events`).query({ limit: 1000, ...(cursor ? { cursor } : {}) });
+    expect(response.status).toBe(200);
+    items.push(...response.body.items);
+    cursor = response.body.nextCursor ?? undefined;
+  } while (cursor);
+  return items;
 }
 
 async function totalEvents(): Promise<number> {
@@ -1105,6 +1112,7 @@ describe('GET /accounts/{id}/events', () => {
     expect(response.headers['content-type']).toMatch(/^application\/json/);
     expect(response.headers.etag).toBeUndefined();
     const events = response.body.items as Array<Record<string, any>>;
+    expect(response.body.nextCursor).toBeNull(); // one page holds it all
 
     expect(events.map((event) => [event.type, event.version])).toEqual([
       ['accounts.AccountOpened', 1],
@@ -1121,6 +1129,7 @@ describe('GET /accounts/{id}/events', () => {
     ]);
     for (const [index, event] of events.entries()) {
       expect(event).toEqual({
+        streamId: `account-${id}`,
         type: expect.any(String),
         version: index + 1,
         position: expect.any(Number),

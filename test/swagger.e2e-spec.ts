@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Test } from 'supertest';
+import { testToken } from './support/auth.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 
 // The published API description: a user exploring /docs should never meet an undocumented answer.
@@ -159,11 +162,17 @@ describe('/docs-json', () => {
         statuses: ['200', '400', '401', '403', '404', '409', '412', '413', '415', '422', '429', '500'],
       });
     }
-    expect(documented('GET /accounts/{id}')).toEqual(['200', '400', '401', '403', '404', '429', '500', '503']);
-    expect(documented('GET /accounts/{id}/transactions')).toEqual(['200', '400', '401', '403', '404', '429', '500', '503']);
+    expect(documented('GET /accounts/{id}')).toEqual(['200', '400', '401', '403', '404', '413', '415', '429', '500', '503']);
+    expect(documented('GET /accounts/{id}/transactions')).toEqual(['200', '400', '401', '403', '404', '413', '415', '429', '500', '503']);
     // The history reads the event store itself: always current, never a 503.
-    expect(documented('GET /accounts/{id}/events')).toEqual(['200', '400', '401', '403', '404', '429', '500']);
-    expect(documented('GET /accounts')).toEqual(['200', '400', '401', '403', '429', '500', '503']);
+    expect(documented('GET /accounts/{id}/events')).toEqual(['200', '400', '401', '403', '404', '413', '415', '429', '500']);
+    expect(documented('GET /transfers/{id}/events')).toEqual(['200', '400', '401', '403', '404', '413', '415', '429', '500']);
+    expect(documented('GET /accounts')).toEqual(['200', '400', '401', '403', '413', '415', '429', '500', '503']);
+    // an unknown account is a 404, as for its siblings /transactions and /events
+    expect(documented('GET /accounts/{id}/transfers')).toEqual(['200', '400', '401', '403', '404', '413', '415', '429', '500', '503']);
+    // a body sent with a GET is parsed and checked like any other: 400, 413, 415
+    expect(documented('GET /admin/projections/{name}')).toEqual(['200', '400', '401', '403', '404', '413', '415', '429', '500']);
+    expect(documented('GET /admin/projections')).toEqual(['200', '400', '401', '403', '413', '415', '429', '500']);
   });
 
   it('names the stable codes of each error response', () => {
@@ -183,9 +192,19 @@ describe('/docs-json', () => {
       expect({ route, description: description(route, '400') }).toEqual({ route, description: expect.stringMatching(/INVALID_MIN_POSITION/) });
       expect({ route, description: description(route, '503') }).toEqual({ route, description: expect.stringMatching(/PROJECTION_NOT_CAUGHT_UP/) });
     }
-    for (const route of ['GET /accounts/{id}', 'GET /accounts/{id}/transactions']) {
-      expect(description(route, '400')).toMatch(/INVALID_ID/);
-      expect(description(route, '404')).toMatch(/ACCOUNT_NOT_FOUND/);
+    for (const route of ['GET /accounts/{id}', 'GET /accounts/{id}/transactions', 'GET /accounts/{id}/transfers', 'GET /accounts/{id}/events']) {
+      expect({ route, description: description(route, '400') }).toEqual({ route, description: expect.stringMatching(/INVALID_ID/) });
+      expect({ route, description: description(route, '404') }).toEqual({ route, description: expect.stringMatching(/ACCOUNT_NOT_FOUND/) });
+    }
+    for (const route of ['GET /accounts/{id}/events', 'GET /transfers/{id}/events', 'GET /accounts/{id}/transfers']) {
+      expect({ route, description: description(route, '400') }).toEqual({ route, description: expect.stringMatching(/INVALID_CURSOR/) });
+      expect({ route, description: description(route, '400') }).toEqual({ route, description: expect.stringMatching(/VALIDATION_FAILED/) });
+    }
+    expect(description('GET /transfers/{id}/events', '404')).toMatch(/TRANSFER_NOT_FOUND/);
+    for (const { route } of operations()) {
+      expect({ route, description: description(route, '400') }).toEqual({ route, description: expect.stringMatching(/MALFORMED_JSON.*BODY_TOO_DEEP|BODY_TOO_DEEP.*MALFORMED_JSON/) });
+      expect({ route, description: description(route, '413') }).toEqual({ route, description: expect.stringMatching(/PAYLOAD_TOO_LARGE/) });
+      expect({ route, description: description(route, '415') }).toEqual({ route, description: expect.stringMatching(/UNSUPPORTED_MEDIA_TYPE/) });
     }
   });
 
@@ -198,6 +217,33 @@ describe('/docs-json', () => {
     expect(query('GET /accounts')).toEqual(['cursor', 'limit', 'minPosition', 'owner', 'status']);
     expect(query('GET /accounts/{id}/transactions')).toEqual(['cursor', 'limit', 'minPosition']);
     expect(query('GET /accounts/{id}')).toEqual(['minPosition']);
+    for (const route of ['GET /accounts/{id}/events', 'GET /transfers/{id}/events']) {
+      expect({ route, query: query(route) }).toEqual({ route, query: ['cursor', 'limit'] });
+      const limit = operation(route).parameters!.find((parameter) => parameter.name === 'limit')!;
+      expect({ route, schema: limit.schema }).toEqual({ route, schema: expect.objectContaining({ minimum: 1, maximum: 1000, default: 100 }) });
+    }
+  });
+
+  it('every event list answers the one EventResponse shape, streamId included', () => {
+    const event = document.components.schemas.EventResponse;
+    expect(event.required?.sort()).toEqual(['data', 'metadata', 'position', 'recordedAt', 'schemaVersion', 'streamId', 'type', 'version']);
+    const itemsOf = (schema: string) => (document.components.schemas[schema].properties as Record<string, any>).items;
+    for (const route of ['GET /accounts/{id}/events', 'GET /transfers/{id}/events']) {
+      expect({ route, schema: operation(route).responses['200'].content?.['application/json']?.schema }).toEqual({
+        route,
+        schema: { $ref: '#/components/schemas/EventListResponse' },
+      });
+    }
+    expect(operation('GET /events').responses['200'].content?.['application/json']?.schema).toEqual({ $ref: '#/components/schemas/EventPageResponse' });
+    for (const page of ['EventListResponse', 'EventPageResponse']) {
+      expect({ page, items: itemsOf(page) }).toEqual({ page, items: { type: 'array', items: { $ref: '#/components/schemas/EventResponse' } } });
+    }
+    expect(document.components.schemas.EventListResponse.required?.sort()).toEqual(['items', 'nextCursor']);
+    expect(Object.keys(document.components.schemas).filter((name) => /Event.*Response$/.test(name)).sort()).toEqual([
+      'EventListResponse',
+      'EventPageResponse',
+      'EventResponse',
+    ]);
   });
 
   it('documents the request bodies with their constraints', () => {
@@ -270,6 +316,50 @@ describe('read-your-writes in /docs-json', () => {
     for (const route of ['POST /accounts', ...COMMANDS]) {
       const success = operation(route).responses[route === 'POST /accounts' ? '201' : '200'];
       expect({ route, schema: success.content?.['application/json']?.schema }).toEqual({ route, schema: { $ref: '#/components/schemas/CommandResult' } });
+    }
+  });
+});
+
+describe('every answer an operation gives is documented', () => {
+  /** The path of an operation with an unknown id (or projection name) in it: refused, nothing written. */
+  const unknownIds = (path: string) => path.replace('{id}', randomUUID()).replace('{name}', 'no-such-projection');
+
+  /** Requests of one operation that the service answers without doing anything. */
+  const probes: Record<string, { path?: (path: string) => string; request?: (request: Test) => Test }> = {
+    'no body': {},
+    'malformed JSON': { request: (request) => request.set('Content-Type', 'application/json').send('{"amount": ') },
+    'too deeply nested JSON': { request: (request) => request.set('Content-Type', 'application/json').send('['.repeat(40) + ']'.repeat(40)) },
+    'a text/plain body': { request: (request) => request.set('Content-Type', 'text/plain').send('hello') },
+    'a body over BODY_LIMIT_BYTES': {
+      request: (request) => request.set('Content-Type', 'application/json').send(JSON.stringify({ filler: 'x'.repeat(200 * 1024) })),
+    },
+    'no token': { request: (request) => request.unset('Authorization') },
+    'a token without the scope': { request: (request) => request.set('Authorization', `Bearer ${testToken([])}`) },
+    'a path parameter that is not a valid escape': { path: (path) => path.replace('{id}', '%E0%A4%A').replace('{name}', '%zz') },
+    'a path parameter that is not a UUID': { path: (path) => path.replace('{id}', 'not-a-uuid').replace('{name}', 'x'.repeat(300)) },
+    'an unknown query parameter': { path: (path) => `${unknownIds(path)}?unknownParameter=1` },
+  };
+
+  it.each(Object.keys(probes))('%s: every operation answers a status its documentation lists', async (probe) => {
+    const answered: Array<{ route: string; status: number; code: string; documented: boolean }> = [];
+    for (const { route, operation: op } of operations()) {
+      const [method, path] = route.split(' ');
+      let request = t.http[method.toLowerCase() as 'get' | 'post']((probes[probe].path ?? unknownIds)(path));
+      // The live feed would stream forever: a bad Last-Event-ID makes it answer at once.
+      if (path === '/events/live') request = request.set('Last-Event-ID', 'not-a-position');
+      const response = await (probes[probe].request ?? ((same: Test) => same))(request);
+      answered.push({ route, status: response.status, code: response.body?.code, documented: String(response.status) in op.responses });
+    }
+    expect(answered.filter((answer) => !answer.documented)).toEqual([]);
+    // and the description of that answer names the code it carried
+    for (const { route, status, code } of answered.filter((answer) => answer.status >= 400)) {
+      expect({ route, status, code, named: (operation(route).responses[String(status)].description ?? '').includes(code) }).toEqual({ route, status, code, named: true });
+    }
+  });
+
+  it('every operation documents 400, 401, 403, 413, 415, 429 and 500', () => {
+    for (const { route, operation: op } of operations()) {
+      expect({ route, statuses: Object.keys(op.responses) }).toEqual({ route, statuses: expect.arrayContaining(['400', '401', '403', '413', '415', '429', '500']) });
     }
   });
 });

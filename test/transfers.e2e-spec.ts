@@ -412,7 +412,7 @@ describe('GET /transfers/{id}/events: the whole chain', () => {
     expect(count).toBe(2 * completedPath.length + 1);
   });
 
-  // Regression (src/transfers/transfer-summary/transfer.query-handlers.ts GetTransferChainHandler, which
+  // Regression (GetTransferChainHandler, now src/transfers/transfer-history/get-transfer-events.handler.ts, which
   // used EventStore.readCorrelation with its default limit of 1000): the chain was every event of the
   // correlation from the OLDEST one, silently cut at 1000. A caller that reuses its X-Correlation-Id
   // (one per batch job or session) got, for a transfer asked for after 1000 events of that

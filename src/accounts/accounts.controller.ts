@@ -21,8 +21,10 @@ import { NoBodyFieldsPipe } from '../shared/http/no-body-fields.pipe.js';
 import { PROJECTION_POSITION_DOC, ProjectionRead, ReadsProjection } from '../shared/http/read-consistency.js';
 import { uuidParam } from '../shared/http/uuid-param.pipe.js';
 import { ProblemDetailsDto } from '../shared/problem-details/problem-details.js';
-import { AccountHistoryResponse, AccountEventResponse } from './account-history/account-event.response.js';
+import { EVENT_PAGE_DEFAULT, EventListRequest } from '../event-log/event-list.request.js';
+import { EventListResponse, EventResponse } from '../event-log/event.response.js';
 import { AccountStateResponse } from './account-history/account-state.response.js';
+import { MAX_STREAM_VERSION } from './account-history/get-account-history.handler.js';
 import { GetAccountHistory } from './account-history/get-account-history.query.js';
 import { GetAccountStateAt } from './account-history/get-account-state.query.js';
 import { AccountListResponse, AccountResponse } from './account-summary/account.response.js';
@@ -231,16 +233,32 @@ export class AccountsController {
 
   @QueryEndpoint()
   @Get(':id/events')
-  @ApiOperation({ summary: "The account's full history: every event of its stream, oldest first" })
+  @ApiOperation({
+    summary: "The account's history: every event of its stream, oldest first, a page at a time (keyset pagination)",
+    description: 'Reads the event store itself: always current. Pages hold `limit` events (100 by default, at most 1000); pass `nextCursor` as `cursor` for the next one.',
+  })
   @ACCOUNT_ID
-  @ApiOkResponse({ type: AccountHistoryResponse })
-  @ApiExtraModels(AccountEventResponse)
-  @ApiProblemResponses({ 400: 'INVALID_ID', 404: 'ACCOUNT_NOT_FOUND', 500: BODY_PROBLEMS[500] })
-  async history(@Param('id', uuidParam()) id: string): Promise<AccountHistoryResponse> {
-    const events = await this.queries.execute(new GetAccountHistory(id));
-    if (events.length === 0) throw new AccountNotFoundError(id);
-    return { items: events.map((event) => AccountEventResponse.of(event)) };
+  @ApiOkResponse({ type: EventListResponse })
+  @ApiExtraModels(EventResponse)
+  @ApiProblemResponses({
+    400: 'INVALID_ID, VALIDATION_FAILED (limit not an integer from 1 to 1000, or an unknown parameter), INVALID_CURSOR',
+    404: 'ACCOUNT_NOT_FOUND',
+    500: BODY_PROBLEMS[500],
+  })
+  async history(@Param('id', uuidParam()) id: string, @Query() request: EventListRequest): Promise<EventListResponse> {
+    const afterVersion = request.cursor === undefined ? 0 : decodeCursor(request.cursor, isVersionCursor).afterVersion;
+    const page = await this.queries.execute(new GetAccountHistory(id, request.limit ?? EVENT_PAGE_DEFAULT, afterVersion));
+    return {
+      items: page.items.map((event) => EventResponse.of(event)),
+      nextCursor: page.nextAfterVersion === null ? null : encodeCursor({ afterVersion: page.nextAfterVersion }),
+    };
   }
+}
+
+/** A cursor of GET /accounts/{id}/events: the version of the last event of the previous page. */
+function isVersionCursor(value: unknown): value is { afterVersion: number } {
+  const afterVersion = (value as { afterVersion?: unknown } | null)?.afterVersion;
+  return typeof afterVersion === 'number' && Number.isInteger(afterVersion) && afterVersion > 0 && afterVersion < MAX_STREAM_VERSION;
 }
 
 function isPositionCursor(value: unknown): value is { before: number } {

@@ -447,20 +447,6 @@ export class EventStore {
   }
 
   /**
-   * The events of one correlation that belong to one process: from its first event on, those of its
-   * own stream and those whose data names it (e.g. a transfer and both accounts' legs), in log order.
-   */
-  async readProcessChain(chain: { correlationId: string; fromPosition: number; streamId: string; idField: string; id: string }): Promise<RecordedEvent[]> {
-    const rows = (await this.reader.query(
-      `SELECT ${EVENT_COLUMNS} FROM events
-       WHERE metadata->>'correlationId' = $1 AND position >= $2 AND (stream_id = $3 OR data->>$4 = $5)
-       ORDER BY position`,
-      [chain.correlationId, chain.fromPosition, chain.streamId, chain.idField, chain.id],
-    )) as StoredEventRow[];
-    return rows.map((row) => toRecordedEvent(row, this.registry));
-  }
-
-  /**
    * The global log after a checkpoint, in commit-safe order. A position is taken at INSERT but
    * becomes visible at COMMIT, so "position > last seen" would skip an event whose transaction took an
    * earlier position and committed later. Reading only transactions older than every transaction

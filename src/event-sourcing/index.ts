@@ -26,3 +26,4 @@ export * from './snapshot-store.js';
 export * from './state-at.js';
 export * from './stored-schema-check.js';
 export { type PreparedStatement, prepared } from './sql.js';
+export { EVENT_COLUMNS, type StoredEventRow, toRecordedEvent } from './stored-event.row.js';

@@ -4,7 +4,8 @@ import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestj
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { ApiAcceptedResponse, ApiExtraModels, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { AccountEventResponse, AccountHistoryResponse } from '../accounts/account-history/account-event.response.js';
+import { EVENT_PAGE_DEFAULT, EventListRequest } from '../event-log/event-list.request.js';
+import { EventListResponse, EventResponse } from '../event-log/event.response.js';
 import { ApiProblemResponses } from '../shared/http/api-problem-responses.decorator.js';
 import { decodeCursor, encodeCursor } from '../shared/http/cursor.js';
 import { PROJECTION_POSITION_DOC, ProjectionRead, ReadsProjection } from '../shared/http/read-consistency.js';
@@ -12,12 +13,13 @@ import { uuidParam } from '../shared/http/uuid-param.pipe.js';
 import { ProblemDetailsDto } from '../shared/problem-details/problem-details.js';
 import { ProblemException } from '../shared/problem-details/problem.exception.js';
 import { HistoryPointRequest } from '../shared/http/history-point.request.js';
+import { GetTransferEvents } from './transfer-history/get-transfer-events.query.js';
 import { GetTransferStateAt } from './transfer-history/get-transfer-state.query.js';
 import { TransferStateResponse } from './transfer-history/transfer-state.response.js';
 import { ListTransfersRequest } from './transfer-summary/list-transfers.request.js';
 import { RequestTransfer } from './request-transfer/request-transfer.command.js';
 import { RequestTransferRequest } from './request-transfer/request-transfer.request.js';
-import { GetTransfer, GetTransferChain, ListAccountTransfers } from './transfer-summary/transfer.queries.js';
+import { GetTransfer, ListAccountTransfers } from './transfer-summary/transfer.queries.js';
 import { TransferAcceptedResponse, TransferListResponse, TransferResponse } from './transfer-summary/transfer.response.js';
 
 const ID = ApiParam({ name: 'id', format: 'uuid' });
@@ -29,7 +31,7 @@ function transferNotFound(id: string): ProblemException {
 
 /** HTTP ⇄ commands and queries of the transfers feature. */
 @ApiTags('transfers')
-@ApiExtraModels(ProblemDetailsDto, AccountEventResponse)
+@ApiExtraModels(ProblemDetailsDto, EventResponse)
 @Controller()
 export class TransfersController {
   constructor(
@@ -100,15 +102,25 @@ export class TransfersController {
   @QueryEndpoint()
   @Get('transfers/:id/events')
   @ApiOperation({
-    summary: "The transfer's whole chain: the events of its correlation id that are its own or its accounts' legs (debit, credit, settlement, refund), in log order",
+    summary: "The transfer's whole chain: the events of its correlation id that are its own or its accounts' legs (debit, credit, settlement, refund), in log order, a page at a time (keyset pagination)",
+    description:
+      'The chain mixes streams: each event carries its `streamId`. Pages hold `limit` events (100 by default, at most 1000); pass `nextCursor` as `cursor` for the next one.',
   })
   @ID
-  @ApiOkResponse({ type: AccountHistoryResponse })
-  @ApiProblemResponses({ 400: 'INVALID_ID', 404: 'TRANSFER_NOT_FOUND', ...INTERNAL })
-  async chain(@Param('id', uuidParam()) id: string): Promise<AccountHistoryResponse> {
-    const events = await this.queries.execute(new GetTransferChain(id));
-    if (events.length === 0) throw transferNotFound(id);
-    return { items: events.map((event) => AccountEventResponse.of(event)) };
+  @ApiOkResponse({ type: EventListResponse })
+  @ApiProblemResponses({
+    400: 'INVALID_ID, VALIDATION_FAILED (limit not an integer from 1 to 1000, or an unknown parameter), INVALID_CURSOR',
+    404: 'TRANSFER_NOT_FOUND',
+    ...INTERNAL,
+  })
+  async chain(@Param('id', uuidParam()) id: string, @Query() request: EventListRequest): Promise<EventListResponse> {
+    const afterPosition = request.cursor === undefined ? 0 : decodeCursor(request.cursor, isPositionCursor).afterPosition;
+    const page = await this.queries.execute(new GetTransferEvents(id, request.limit ?? EVENT_PAGE_DEFAULT, afterPosition));
+    if (!page) throw transferNotFound(id);
+    return {
+      items: page.items.map((event) => EventResponse.of(event)),
+      nextCursor: page.nextAfterPosition === null ? null : encodeCursor({ afterPosition: page.nextAfterPosition }),
+    };
   }
 
   @QueryEndpoint()
@@ -118,7 +130,11 @@ export class TransfersController {
   @ID
   @ReadsProjection('transfers', 'async')
   @ApiOkResponse({ type: TransferListResponse, headers: PROJECTION_POSITION_DOC })
-  @ApiProblemResponses({ 400: 'INVALID_ID, VALIDATION_FAILED, INVALID_CURSOR, INVALID_MIN_POSITION', ...INTERNAL })
+  @ApiProblemResponses({
+    400: 'INVALID_ID, VALIDATION_FAILED, INVALID_CURSOR, INVALID_MIN_POSITION',
+    404: 'ACCOUNT_NOT_FOUND',
+    ...INTERNAL,
+  })
   async forAccount(
     @Param('id', uuidParam()) id: string,
     @Query() request: ListTransfersRequest,
@@ -136,4 +152,10 @@ export class TransfersController {
 function isBeforeCursor(value: unknown): value is { before: number } {
   const before = (value as { before?: unknown } | null)?.before;
   return typeof before === 'number' && Number.isSafeInteger(before) && before > 0;
+}
+
+/** A cursor of GET /transfers/{id}/events: the log position of the last event of the previous page. */
+function isPositionCursor(value: unknown): value is { afterPosition: number } {
+  const afterPosition = (value as { afterPosition?: unknown } | null)?.afterPosition;
+  return typeof afterPosition === 'number' && Number.isSafeInteger(afterPosition) && afterPosition > 0;
 }

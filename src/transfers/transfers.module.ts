@@ -3,11 +3,12 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { AccountsModule } from '../accounts/accounts.module.js';
 import { EventSourcingModule } from '../event-sourcing/index.js';
 import { RequestTransferHandler } from './request-transfer/request-transfer.handler.js';
+import { GetTransferEventsHandler } from './transfer-history/get-transfer-events.handler.js';
 import { GetTransferStateAtHandler } from './transfer-history/get-transfer-state.handler.js';
 import { TransferProcessManager } from './transfer-process/transfer-process.manager.js';
 import { TransferSummaryProjection } from './transfer-summary/transfer-summary.projection.js';
 import { TransferSummaryRecord } from './transfer-summary/transfer-summary.record.js';
-import { GetTransferChainHandler, GetTransferHandler, ListAccountTransfersHandler } from './transfer-summary/transfer.query-handlers.js';
+import { GetTransferHandler, ListAccountTransfersHandler } from './transfer-summary/transfer.query-handlers.js';
 import { TRANSFER_EVENTS } from './transfer.events.js';
 import { TransfersController } from './transfers.controller.js';
 import { queryRepository } from '../database/query-repository.js';
@@ -25,7 +26,7 @@ import { queryRepository } from '../database/query-repository.js';
     RequestTransferHandler,
     GetTransferHandler,
     ListAccountTransfersHandler,
-    GetTransferChainHandler,
+    GetTransferEventsHandler,
     GetTransferStateAtHandler,
   ],
 })

@@ -6,8 +6,9 @@ import type { TestApp } from './test-app.js';
  * /accounts/{id}/state and GET /transfers/{id}/state must answer for a cut of those events.
  */
 
-/** An event as GET /accounts/{id}/events or GET /events shows it. */
+/** An event as every event list (GET /accounts/{id}/events, GET /transfers/{id}/events, GET /events) shows it. */
 export interface ApiEvent {
+  readonly streamId: string;
   readonly type: string;
   readonly version: number;
   readonly position: number;
@@ -15,7 +16,6 @@ export interface ApiEvent {
   readonly data: Record<string, any>;
   readonly metadata: Record<string, any>;
   readonly recordedAt: string;
-  readonly streamId?: string;
 }
 
 export interface AccountStateView {
@@ -134,11 +134,17 @@ export function recordedBy(events: readonly ApiEvent[], instant: number): ApiEve
   return events.filter((event) => Date.parse(event.recordedAt) <= instant);
 }
 
-/** GET /accounts/{id}/events (always current: it reads the event store). */
+/** GET /accounts/{id}/events, every page (always current: it reads the event store). */
 export async function accountEvents(t: TestApp, accountId: string): Promise<ApiEvent[]> {
-  const response = await t.http.get(`/accounts/${accountId}/events`);
-  if (response.status !== 200) throw new Error(`GET /accounts/${accountId}/events answered ${response.status}`);
-  return response.body.items;
+  const items: ApiEvent[] = [];
+  let cursor: string | undefined;
+  do {
+    const response = await t.http.get(`/accounts/${accountId}/events`).query({ limit: 1000, ...(cursor ? { cursor } : {}) });
+    if (response.status !== 200) throw new Error(`GET /accounts/${accountId}/events answered ${response.status}`);
+    items.push(...response.body.items);
+    cursor = response.body.nextCursor ?? undefined;
+  } while (cursor);
+  return items;
 }
 
 /** Every page of GET /events with these parameters, walked with `next` from `after`. */

@@ -81,18 +81,27 @@ export class LedgerClient {
     }
   }
 
-  /** GET /transfers/{id}/events: the transfer's whole chain. */
+  /** GET /transfers/{id}/events: the transfer's whole chain, every page. */
   async chain(id: string): Promise<Array<Record<string, any>>> {
-    const response = await this.t.http.get(`/transfers/${id}/events`);
-    expect(response.status).toBe(200);
-    return response.body.items;
+    return this.everyPage(`/transfers/${id}/events`);
   }
 
-  /** GET /accounts/{id}/events: the account's stream, always current. */
+  /** GET /accounts/{id}/events: the account's stream, always current, every page. */
   async history(id: string): Promise<Array<Record<string, any>>> {
-    const response = await this.t.http.get(`/accounts/${id}/events`);
-    expect(response.status).toBe(200);
-    return response.body.items;
+    return this.everyPage(`/accounts/${id}/events`);
+  }
+
+  /** The items of every page of a per-stream event list, walked with nextCursor. */
+  private async everyPage(path: string): Promise<Array<Record<string, any>>> {
+    const items: Array<Record<string, any>> = [];
+    let cursor: string | undefined;
+    do {
+      const response = await this.t.http.get(path).query({ limit: 1000, ...(cursor ? { cursor } : {}) });
+      expect({ path, status: response.status }).toEqual({ path, status: 200 });
+      items.push(...response.body.items);
+      cursor = response.body.nextCursor ?? undefined;
+    } while (cursor);
+    return items;
   }
 
   /**

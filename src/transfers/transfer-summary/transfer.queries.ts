@@ -1,5 +1,4 @@
 import { Query } from '@nestjs/cqrs';
-import type { RecordedEvent } from '../../event-sourcing/index.js';
 import type { TransferSummaryRecord } from './transfer-summary.record.js';
 
 export class GetTransfer extends Query<TransferSummaryRecord | null> {
@@ -20,13 +19,6 @@ export class ListAccountTransfers extends Query<TransferPage> {
     readonly limit: number,
     readonly before?: number,
   ) {
-    super();
-  }
-}
-
-/** The transfer's chain: the events of its correlation that are its own or its accounts' legs, in log order. */
-export class GetTransferChain extends Query<RecordedEvent[]> {
-  constructor(readonly transferId: string) {
     super();
   }
 }

@@ -1,9 +1,10 @@
 import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import type { Repository } from 'typeorm';
-import { EventLogReader, type RecordedEvent } from '../../event-sourcing/index.js';
-import { transferStreamId } from '../transfer.js';
+import { AccountNotFoundError } from '../../accounts/account.errors.js';
+import { accountStreamId } from '../../accounts/account.js';
+import { EventLogReader } from '../../event-sourcing/index.js';
 import { TransferSummaryRecord } from './transfer-summary.record.js';
-import { GetTransfer, GetTransferChain, ListAccountTransfers, type TransferPage } from './transfer.queries.js';
+import { GetTransfer, ListAccountTransfers, type TransferPage } from './transfer.queries.js';
 import { InjectQueryRepository } from '../../database/query-repository.js';
 
 @QueryHandler(GetTransfer)
@@ -17,7 +18,10 @@ export class GetTransferHandler implements IQueryHandler<GetTransfer> {
 
 @QueryHandler(ListAccountTransfers)
 export class ListAccountTransfersHandler implements IQueryHandler<ListAccountTransfers> {
-  constructor(@InjectQueryRepository(TransferSummaryRecord) private readonly transfers: Repository<TransferSummaryRecord>) {}
+  constructor(
+    @InjectQueryRepository(TransferSummaryRecord) private readonly transfers: Repository<TransferSummaryRecord>,
+    private readonly store: EventLogReader,
+  ) {}
 
   async execute({ accountId, limit, before }: ListAccountTransfers): Promise<TransferPage> {
     const query = this.transfers
@@ -27,24 +31,12 @@ export class ListAccountTransfersHandler implements IQueryHandler<ListAccountTra
       .limit(limit + 1);
     if (before !== undefined) query.andWhere('transfer.requestedPosition < :before', { before });
     const rows = await query.getMany();
+    // An empty page is either an account without (more) transfers or no account at all; the event
+    // store (always current) tells which, as for the account's transactions.
+    if (rows.length === 0 && (await this.store.streamVersion(accountStreamId(accountId))) === 0) {
+      throw new AccountNotFoundError(accountId);
+    }
     const items = rows.slice(0, limit);
     return { items, nextBefore: rows.length > limit ? items[items.length - 1].requestedPosition : null };
-  }
-}
-
-@QueryHandler(GetTransferChain)
-export class GetTransferChainHandler implements IQueryHandler<GetTransferChain> {
-  constructor(private readonly store: EventLogReader) {}
-
-  async execute({ transferId }: GetTransferChain): Promise<RecordedEvent[]> {
-    const [requested] = await this.store.readStream(transferStreamId(transferId), { toVersion: 1 });
-    if (!requested) return [];
-    return this.store.readProcessChain({
-      correlationId: requested.metadata.correlationId,
-      fromPosition: requested.position,
-      streamId: requested.streamId,
-      idField: 'transferId',
-      id: transferId,
-    });
   }
 }

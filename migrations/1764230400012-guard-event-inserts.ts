@@ -37,19 +37,22 @@ export class GuardEventInserts1764230400012 implements MigrationInterface {
           GRANT USAGE ON SEQUENCE events_position_seq TO ledger_command;
         END IF;
       END $$`);
-    // Names resolved now and written qualified into the function: it must not depend on the
-    // search_path of whoever inserts.
+    // Every name in the function is schema-qualified (relations resolved now, types and functions in
+    // pg_catalog): it must not depend on the search_path of whoever inserts. Qualifying matters for
+    // types too: a session's temporary schema is searched for type names BEFORE pg_catalog, so an
+    // unqualified xid8 or regclass could be a type that session created (seen in review). Cheaper
+    // than a SET search_path clause, which would cost a configuration change on every row.
     const [{ sequence, events }] = (await queryRunner.query(
       `SELECT format('%I.events_position_seq', current_schema()) AS sequence, format('%I.events', current_schema()) AS events`,
     )) as Array<{ sequence: string; events: string }>;
     await queryRunner.query(`
       CREATE FUNCTION events_guard_insert() RETURNS trigger LANGUAGE plpgsql AS $$
       DECLARE
-        previous xid8;
+        previous pg_catalog.xid8;
       BEGIN
-        NEW.position := nextval(${quoteLiteral(sequence)}::regclass);
-        NEW.transaction_id := pg_current_xact_id();
-        NEW.recorded_at := clock_timestamp();
+        NEW.position := pg_catalog.nextval(${quoteLiteral(sequence)}::pg_catalog.regclass);
+        NEW.transaction_id := pg_catalog.pg_current_xact_id();
+        NEW.recorded_at := pg_catalog.clock_timestamp();
         IF NEW.version > 1 THEN
           SELECT transaction_id INTO previous FROM ${events} WHERE stream_id = NEW.stream_id AND version = NEW.version - 1;
           IF NOT FOUND THEN

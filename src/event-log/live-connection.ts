@@ -46,17 +46,22 @@ export class LiveConnection implements LiveSubscriber {
   ) {
     this.after = from;
     this.written = from;
-    response.on('close', () => {
+    const gone = () => {
       this.closed = true;
       this.leave();
       this.deps.onEnd();
       this.wake?.();
-    });
+    };
+    response.on('close', gone);
+    // A client that went while its starting point was read closed the response before anyone
+    // listened: 'close' will not come again, and keep-alives to a dead socket never fail.
+    if (response.destroyed || !response.socket || response.socket.destroyed) gone();
   }
 
   /** Streams until the client goes, is too slow, or the server stops. */
   async run(): Promise<void> {
     const { response } = this;
+    if (this.over) return;
     response.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-transform',

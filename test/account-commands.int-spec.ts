@@ -7,6 +7,7 @@ import { AccountsModule } from '../src/accounts/accounts.module.js';
 import { CloseAccount } from '../src/accounts/close-account/close-account.command.js';
 import { DepositMoney } from '../src/accounts/deposit-money/deposit-money.command.js';
 import { OpenAccount } from '../src/accounts/open-account/open-account.command.js';
+import { DebitForTransfer } from '../src/accounts/transfer-legs/transfer-leg.commands.js';
 import { WithdrawMoney } from '../src/accounts/withdraw-money/withdraw-money.command.js';
 import { WrongExpectedVersionError } from '../src/event-sourcing/index.js';
 import { commandSpec } from '../src/event-sourcing/testing/command-spec.js';
@@ -81,6 +82,16 @@ describe('account commands against the store', () => {
       .given(a.stream, [a.opened, a.deposited(100, 100), debited])
       .when(new CloseAccount(a.id))
       .thenThrows(TransferInFlightError, (error) => expect(error.details).toEqual({ accountId: a.id, inFlight: 100 }));
+  });
+
+  it('debit for a transfer: TransferDebited with the transfer id; sent again for the same transfer, nothing appended and no error', async () => {
+    const a = account();
+    const transferId = randomUUID();
+    const debited = new TransferDebited({ accountId: a.id, transferId, amount: 40, balanceAfter: 60 });
+    await spec.given(a.stream, [a.opened, a.deposited(100, 100)]).when(new DebitForTransfer(a.id, transferId, 40, 'EUR')).then([{ streamId: a.stream, version: 3, data: debited }]);
+    const b = account();
+    const result = await spec.given(b.stream, [b.opened, b.deposited(100, 100), new TransferDebited({ ...debited, accountId: b.id })]).when(new DebitForTransfer(b.id, transferId, 40, 'EUR')).then([]);
+    expect(result).toMatchObject({ streamId: b.stream, version: 3 });
   });
 
   it('close an emptied account: AccountClosed, and only in its own stream', async () => {

@@ -15,6 +15,7 @@ import { CreateRoles1764230400011 } from './1764230400011-create-roles.js';
 import { GuardEventInserts1764230400012 } from './1764230400012-guard-event-inserts.js';
 import { PinSchemasAndColumns1764230400014 } from './1764230400014-pin-schemas-and-columns.js';
 import { KeepSnapshotHistory1764230400015 } from './1764230400015-keep-snapshot-history.js';
+import { IndexTransferChains1764230400016 } from './1764230400016-index-transfer-chains.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
@@ -32,4 +33,5 @@ export const migrations = [
   GuardEventInserts1764230400012,
   PinSchemasAndColumns1764230400014,
   KeepSnapshotHistory1764230400015,
+  IndexTransferChains1764230400016,
 ];

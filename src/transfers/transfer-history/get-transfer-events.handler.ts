@@ -13,17 +13,17 @@ import { transferStreamId } from '../transfer.js';
 import { GetTransferEvents, type TransferEventPage } from './get-transfer-events.query.js';
 
 /**
- * One page of the chain, through events_correlation_idx ((metadata->>'correlationId'), position): the
- * index range starts at the later of the transfer's first event and the cursor, in log order, and
- * stops after limit+1 rows of the chain. Every step of the process is appended after the previous one
- * committed, so the chain's positions grow with its steps and a keyset on the position misses none.
- * Events of the same correlation that are not the transfer's (a caller reusing its X-Correlation-Id)
- * are read and discarded by the filter.
+ * One page of the chain, through events_transfer_chain_idx ((data->>'transferId'), position): every
+ * event of the process names the transfer (its own stream's and both accounts' legs), so the index
+ * range holds this transfer's events only and a page reads at most limit+1 rows, whatever else
+ * shares the correlation id (a caller reusing its X-Correlation-Id). The correlation filter keeps the
+ * chain to the process's own work. Every step is appended after the previous one committed, so the
+ * chain's positions grow with its steps and a keyset on the position misses none.
  */
 const PAGE_SQL = `SELECT ${EVENT_COLUMNS} FROM events
-  WHERE metadata->>'correlationId' = $1 AND position > $2 AND (stream_id = $3 OR data->>'transferId' = $4)
-  ORDER BY position
-  LIMIT $5`;
+  WHERE data ? 'transferId' AND data->>'transferId' = $1 AND position > $2 AND metadata->>'correlationId' = $3
+  ORDER BY data->>'transferId', position
+  LIMIT $4`;
 
 @QueryHandler(GetTransferEvents)
 export class GetTransferEventsHandler implements IQueryHandler<GetTransferEvents> {
@@ -38,10 +38,9 @@ export class GetTransferEventsHandler implements IQueryHandler<GetTransferEvents
     const [requested] = await this.store.readStream(streamId, { toVersion: 1 });
     if (!requested) return null;
     const rows = (await this.dataSource.query(PAGE_SQL, [
-      requested.metadata.correlationId,
-      Math.max(afterPosition, requested.position - 1),
-      streamId,
       transferId,
+      Math.max(afterPosition, requested.position - 1),
+      requested.metadata.correlationId,
       limit + 1,
     ])) as StoredEventRow[];
     const items = rows.slice(0, limit).map((row) => toRecordedEvent(row, this.registry));

@@ -12,6 +12,7 @@ import { AddTransactionReference1764230400008 } from './1764230400008-add-transa
 import { ReplayTransferProcess1764230400009 } from './1764230400009-replay-transfer-process.js';
 import { RecordEventsAtClockTime1764230400010 } from './1764230400010-record-events-at-clock-time.js';
 import { CreateRoles1764230400011 } from './1764230400011-create-roles.js';
+import { FenceProjectionLeases1764230400013 } from './1764230400013-fence-projection-leases.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
@@ -26,4 +27,5 @@ export const migrations = [
   ReplayTransferProcess1764230400009,
   RecordEventsAtClockTime1764230400010,
   CreateRoles1764230400011,
+  FenceProjectionLeases1764230400013,
 ];

@@ -1,7 +1,10 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { LeaseLostError, NO_STREAM, ANY, type RecordedEvent, runFenced } from '../src/event-sourcing/index.js';
+import { CommandBus } from '@nestjs/cqrs';
+import { accountStreamId } from '../src/accounts/account.js';
+import { DepositMoney } from '../src/accounts/deposit-money/deposit-money.command.js';
+import { ANY, EventStore, LeaseLostError, NO_STREAM, ProjectionCheckpoints, type RecordedEvent, runFenced } from '../src/event-sourcing/index.js';
 import { distPath } from './support/app-process.js';
 import {
   type EngineModule,
@@ -20,6 +23,7 @@ import {
   newReactionBehaviour,
   overlaps,
 } from './support/reaction-fixtures.js';
+import { type TestApp, startTestApp } from './support/test-app.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
 /**
@@ -274,5 +278,37 @@ describe('a lease holder paused in the middle of a reaction, past its lease', ()
     );
     expect(behaviour.records.map((record) => record.outcome)).toEqual(['appended', 'appended', 'appended']);
     expect((await checkpointRow(engine.dataSource, NAME))?.leaseOwner).not.toBe(childOwner);
+  });
+});
+
+describe('a fenced step through the command bus (as the transfer process manager makes them)', () => {
+  const NAME = 'transfer-process';
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp({ PROJECTIONS_ENABLED: 'false' }); // the test plays the lease holders itself
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('the holding follows the command into its handler: a stale one deposits nothing, the live one deposits', async () => {
+    const checkpoints = t.app.get(ProjectionCheckpoints);
+    const commands = t.app.get(CommandBus);
+    const store = t.app.get(EventStore);
+    const opened = await t.http.post('/accounts').send({ ownerName: 'Fenced Owner', currency: 'EUR' });
+    expect(opened.status).toBe(201);
+    const stream = accountStreamId(opened.body.id);
+
+    const old = (await checkpoints.acquireLease(NAME, 'old-owner', 60_000))!;
+    await t.dataSource.query(`UPDATE projection_checkpoints SET lease_expires_at = clock_timestamp() - interval '1 second' WHERE name = $1`, [NAME]);
+    const current = (await checkpoints.acquireLease(NAME, 'new-owner', 60_000))!;
+
+    await expect(runFenced({ name: NAME, owner: 'old-owner', token: old }, () => commands.execute(new DepositMoney(opened.body.id, 50)))).rejects.toBeInstanceOf(
+      LeaseLostError,
+    );
+    expect(await store.readStream(stream)).toHaveLength(1); // opened only
+    await runFenced({ name: NAME, owner: 'new-owner', token: current }, () => commands.execute(new DepositMoney(opened.body.id, 50)));
+    expect((await store.readStream(stream)).map((event) => event.type)).toEqual(['accounts.AccountOpened', 'accounts.MoneyDeposited']);
   });
 });

@@ -13,6 +13,7 @@ import { ReplayTransferProcess1764230400009 } from './1764230400009-replay-trans
 import { RecordEventsAtClockTime1764230400010 } from './1764230400010-record-events-at-clock-time.js';
 import { CreateRoles1764230400011 } from './1764230400011-create-roles.js';
 import { GuardEventInserts1764230400012 } from './1764230400012-guard-event-inserts.js';
+import { FenceProjectionLeases1764230400013 } from './1764230400013-fence-projection-leases.js';
 import { PinSchemasAndColumns1764230400014 } from './1764230400014-pin-schemas-and-columns.js';
 import { KeepSnapshotHistory1764230400015 } from './1764230400015-keep-snapshot-history.js';
 import { IndexTransferChains1764230400016 } from './1764230400016-index-transfer-chains.js';
@@ -31,6 +32,7 @@ export const migrations = [
   RecordEventsAtClockTime1764230400010,
   CreateRoles1764230400011,
   GuardEventInserts1764230400012,
+  FenceProjectionLeases1764230400013,
   PinSchemasAndColumns1764230400014,
   KeepSnapshotHistory1764230400015,
   IndexTransferChains1764230400016,

@@ -142,14 +142,18 @@ describe('the projection runner hot loop', () => {
     expect(TickBatches.batches).toEqual([['engine-test.Tocked', 'engine-test.Ticked']]); // a batch with a Ticked: applied whole
   });
 
-  it('advancePast is fenced: another owner or a checkpoint that moved on change nothing', async () => {
+  it('advancePast is fenced: another owner, an older token or a checkpoint that moved on change nothing', async () => {
     const row = (await checkpointRow(t.dataSource, TicksOnly.projectionName))!;
+    const [{ token }] = (await t.dataSource.query('SELECT lease_token::text AS token FROM projection_checkpoints WHERE name = $1', [
+      TicksOnly.projectionName,
+    ])) as Array<{ token: string }>;
     const head = await headOfLog(t.dataSource);
     const owner = row.leaseOwner!;
     expect(owner).toBe(engine.owner);
     const ttl = 5_000;
-    expect(await checkpoints.advancePast(TicksOnly.projectionName, 'someone-else', row.checkpoint, head, ttl)).toBe(false);
-    expect(await checkpoints.advancePast(TicksOnly.projectionName, owner, START_OF_LOG, head, ttl)).toBe(false);
+    expect(await checkpoints.advancePast(TicksOnly.projectionName, 'someone-else', token, row.checkpoint, head, ttl)).toBe(false);
+    expect(await checkpoints.advancePast(TicksOnly.projectionName, owner, String(BigInt(token) - 1n), row.checkpoint, head, ttl)).toBe(false);
+    expect(await checkpoints.advancePast(TicksOnly.projectionName, owner, token, START_OF_LOG, head, ttl)).toBe(false);
     const unchanged = (await checkpointRow(t.dataSource, TicksOnly.projectionName))!;
     expect(compareCheckpoints(unchanged.checkpoint, row.checkpoint)).toBe(0);
   });

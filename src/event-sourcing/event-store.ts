@@ -10,6 +10,7 @@ import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError
 import { currentEventContext } from './event-context.js';
 import { EventTypeRegistry } from './event-type.registry.js';
 import { ANY, type ExpectedVersion, toSqlExpectedVersion } from './expected-version.js';
+import { currentFence } from './lease-fence.js';
 import { ProjectionRegistry } from './projection.registry.js';
 import type { Checkpoint, EventMetadata, RecordedEvent } from './recorded-event.js';
 import { START_OF_LOG, checkpointOf } from './recorded-event.js';
@@ -280,7 +281,8 @@ export class EventStore {
    * ANY needs its lock statement first; inline projections write in the append's transaction.
    */
   private canAppendAlone(options: AppendOptions): boolean {
-    return ambient.getStore() === undefined && options.expectedVersion !== ANY && !this.projections.hasInline();
+    // A lease holder's append must run in a transaction: its fence is checked just before COMMIT.
+    return ambient.getStore() === undefined && options.expectedVersion !== ANY && !this.projections.hasInline() && currentFence() === undefined;
   }
 
   private async appendAlone(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
@@ -335,6 +337,8 @@ export class EventStore {
         tx = new EventStoreTransaction(manager, this.registry, this.projections, this.clock);
         const result = await ambient.run(tx, () => work(tx!));
         if (tx.failure !== undefined) throw tx.failure; // work swallowed an error that aborted the transaction
+        // Work of a projection's lease holder commits only while it holds the lease (see lease-fence.ts).
+        await currentFence()?.verify(manager);
         return result;
       });
       this.eventBus.publishAll(tx!.appended.map((event) => event.data));

@@ -12,6 +12,7 @@ export * from './event-store.js';
 export * from './event-type.js';
 export * from './event-type.registry.js';
 export * from './expected-version.js';
+export { LeaseLostError, type LeaseHolding, currentFence, runFenced } from './lease-fence.js';
 export * from './checkpoint-order.js';
 export * from './event-notifier.js';
 export * from './projection.js';

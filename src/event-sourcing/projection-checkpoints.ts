@@ -19,6 +19,8 @@ export interface ProjectionState {
   readonly failedAt: Date | null;
   readonly leaseOwner: string | null;
   readonly leaseExpiresAt: Date | null;
+  /** Taken up by one with every new holding of the lease (bigint as a string). */
+  readonly leaseToken: string;
   readonly rebuild: {
     readonly status: RebuildStatus;
     readonly checkpoint: Checkpoint;
@@ -39,6 +41,7 @@ interface Row {
   failed_at: Date | null;
   lease_owner: string | null;
   lease_expires_at: Date | null;
+  lease_token: string;
   rebuild_status: RebuildStatus | null;
   rebuild_transaction_id: string | null;
   rebuild_position: string | null;
@@ -58,6 +61,7 @@ function toState(row: Row): ProjectionState {
     failedAt: row.failed_at,
     leaseOwner: row.lease_owner,
     leaseExpiresAt: row.lease_expires_at,
+    leaseToken: String(row.lease_token),
     rebuild: row.rebuild_status
       ? {
           status: row.rebuild_status,
@@ -100,11 +104,13 @@ export class ProjectionCheckpoints {
   }
 
   /**
-   * Takes or renews the lease when it is free, ours or expired. SKIP LOCKED: a row locked by the
-   * current leader's batch is simply "not ours now", never something to queue behind.
+   * Takes the lease when it is free, expired, or already this owner's (a holding this process lost
+   * track of), as a new holding: the token goes up by one and is returned; null when another process
+   * holds it. SKIP LOCKED: a row locked by the current holder's batch or step is simply "not ours
+   * now", never something to queue behind.
    */
-  async tryAcquireLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
-    const { rowCount } = await sql(
+  async acquireLease(name: string, owner: string, ttlMs: number): Promise<string | null> {
+    const { rows } = await sql<{ lease_token: string }>(
       this.manager,
       `WITH candidate AS (
          SELECT name FROM projection_checkpoints
@@ -112,10 +118,27 @@ export class ProjectionCheckpoints {
          FOR UPDATE SKIP LOCKED
        )
        UPDATE projection_checkpoints p
-       SET lease_owner = $2, lease_expires_at = clock_timestamp() + make_interval(secs => $3::double precision / 1000)
+       SET lease_owner = $2, lease_token = p.lease_token + 1,
+           lease_expires_at = clock_timestamp() + make_interval(secs => $3::double precision / 1000)
        FROM candidate WHERE p.name = candidate.name
-       RETURNING p.name`,
+       RETURNING p.lease_token`,
       [name, owner, ttlMs],
+    );
+    return rows.length ? String(rows[0].lease_token) : null;
+  }
+
+  /**
+   * Extends a live holding. Not SKIP LOCKED: a step of the holder may lock the row FOR SHARE until
+   * its COMMIT (ledger_fence), and the renewal waits those few milliseconds rather than mistake the
+   * lock for a lost lease. False when the holding is over (expired, or taken over).
+   */
+  async renewLease(name: string, owner: string, token: string, ttlMs: number): Promise<boolean> {
+    const { rowCount } = await sql(
+      this.manager,
+      `UPDATE projection_checkpoints
+       SET lease_expires_at = clock_timestamp() + make_interval(secs => $4::double precision / 1000)
+       WHERE name = $1 AND lease_owner = $2 AND lease_token = $3::bigint AND lease_expires_at > clock_timestamp()`,
+      [name, owner, token, ttlMs],
     );
     return rowCount === 1;
   }
@@ -129,16 +152,16 @@ export class ProjectionCheckpoints {
   }
 
   /**
-   * Locks the row for the rest of `manager`'s transaction if `owner` still holds a live lease;
-   * null otherwise (the caller must then write nothing).
+   * Locks the row for the rest of `manager`'s transaction if `owner` still holds a live lease with
+   * this token; null otherwise (the caller must then write nothing).
    */
-  async lockIfLeader(manager: EntityManager, name: string, owner: string): Promise<ProjectionState | null> {
+  async lockIfLeader(manager: EntityManager, name: string, owner: string, token: string): Promise<ProjectionState | null> {
     const { rows } = await sql<Row>(
       manager,
       `SELECT * FROM projection_checkpoints
-       WHERE name = $1 AND lease_owner = $2 AND lease_expires_at > clock_timestamp()
+       WHERE name = $1 AND lease_owner = $2 AND lease_token = $3::bigint AND lease_expires_at > clock_timestamp()
        FOR UPDATE`,
-      [name, owner],
+      [name, owner, token],
     );
     return rows.length ? toState(rows[0]) : null;
   }
@@ -158,19 +181,19 @@ export class ProjectionCheckpoints {
 
   /**
    * Moves the live checkpoint from `from` to `to` past events the projection does not handle, in one
-   * autocommit statement fenced like a batch: only while `owner` holds the lease, the projection
+   * autocommit statement fenced like a batch: only while `owner` holds the lease with this token, the projection
    * runs, and the stored checkpoint is still exactly `from`. False when any of that no longer holds.
    */
-  async advancePast(name: string, owner: string, from: Checkpoint, to: Checkpoint, ttlMs: number): Promise<boolean> {
+  async advancePast(name: string, owner: string, token: string, from: Checkpoint, to: Checkpoint, ttlMs: number): Promise<boolean> {
     const { rowCount } = await sql(
       this.manager,
       `UPDATE projection_checkpoints
        SET transaction_id = $5::xid8, position = $6, attempts = 0, updated_at = now(),
            last_error = NULL, failed_position = NULL, failed_at = NULL,
            lease_expires_at = clock_timestamp() + make_interval(secs => $7::double precision / 1000)
-       WHERE name = $1 AND lease_owner = $2 AND lease_expires_at > clock_timestamp() AND status = 'running'
-         AND transaction_id = $3::xid8 AND position = $4`,
-      [name, owner, from.transactionId, from.position, to.transactionId, to.position, ttlMs],
+       WHERE name = $1 AND lease_owner = $2 AND lease_token = $8::bigint AND lease_expires_at > clock_timestamp()
+         AND status = 'running' AND transaction_id = $3::xid8 AND position = $4`,
+      [name, owner, from.transactionId, from.position, to.transactionId, to.position, ttlMs, token],
     );
     return rowCount === 1;
   }

@@ -4,7 +4,9 @@ import type { DataSource } from 'typeorm';
 import { isSameCheckpoint, laterOf } from './checkpoint-order.js';
 import type { EventNotifier } from './event-notifier.js';
 import type { EventStore } from './event-store.js';
+import { type LeaseHolding, isLeaseLost, runFenced } from './lease-fence.js';
 import type { ProjectionCheckpoints, ProjectionState } from './projection-checkpoints.js';
+import { ProjectionLease } from './projection-lease.js';
 import { ShadowTables } from './projection-shadow.js';
 import { type Projection, ProjectionApplyError, applyToProjection, handlesAny } from './projection.js';
 import { type Checkpoint, type RecordedEvent, checkpointOf } from './recorded-event.js';
@@ -24,7 +26,11 @@ export interface ProjectionRunnerOptions {
   readonly maxAttempts: number;
   /** First retry delay; doubles with every attempt. */
   readonly retryBaseMs: number;
-  /** How long leadership lasts without renewal: how soon another process takes over after a crash. */
+  /**
+   * How long leadership lasts without renewal: how soon another process takes over after a crash.
+   * The holder renews it every third of this while it lives; a process manager's batch also stops
+   * after a third of it, so its checkpoint moves at least that often.
+   */
   readonly leaseTtlMs: number;
 }
 
@@ -68,8 +74,10 @@ export class ProjectionRunner {
   private loop?: Promise<void>;
   private shadow?: ShadowTables;
   private rebuildAttempts = 0;
-  /** When the lease must be renewed (local clock); leadership is checked again in every batch. */
-  private renewLeaseAt = 0;
+  /** This process's holding of the lease, renewed by a timer; every write is fenced by its token. */
+  private readonly lease: ProjectionLease;
+  /** The token `state` was loaded under: a new holding reloads the row. */
+  private stateToken?: string;
   /** The projection's row as last read or written by this process; reloaded whenever it may have changed. */
   private state?: ProjectionState;
   /** notifier.projectionsChanged and performance.now() when `state` was last read from its row. */
@@ -81,12 +89,18 @@ export class ProjectionRunner {
   private heldBackDelayMs = 0;
   /** When the live step last read a batch that was neither empty nor full (performance.now()). */
   private partialBatchReadAt = -Infinity;
-  leader = false;
 
   constructor(
     readonly projection: Projection,
     private readonly deps: ProjectionRunnerDeps,
-  ) {}
+  ) {
+    this.lease = new ProjectionLease(deps.checkpoints, projection.name, deps.owner, deps.options.leaseTtlMs, deps.logger);
+  }
+
+  /** Whether this process holds the projection's lease, as far as it knows. */
+  get leader(): boolean {
+    return this.lease.held;
+  }
 
   start(): void {
     this.loop = this.run();
@@ -96,8 +110,7 @@ export class ProjectionRunner {
     this.stopped = true;
     this.deps.notifier.emit('appended'); // wake the loop so it sees `stopped`
     await this.loop;
-    if (this.leader) await this.deps.checkpoints.releaseLease(this.projection.name, this.deps.owner).catch(() => undefined);
-    this.leader = false;
+    await this.lease.release().catch(() => undefined);
   }
 
   private async run(): Promise<void> {
@@ -135,8 +148,8 @@ export class ProjectionRunner {
       } catch (error) {
         this.state = undefined;
         if (this.stopped) break;
-        if (error instanceof LostLease) {
-          this.leader = false;
+        if (error instanceof LostLease || isLeaseLost(error)) {
+          this.lease.lost();
           continue;
         }
         logger.error(`Projection ${this.projection.name}: ${(error as Error).stack ?? String(error)}`);
@@ -160,16 +173,22 @@ export class ProjectionRunner {
     );
   }
 
-  /** Takes the lease, or renews it when a third of its time is gone. */
+  /** Holds the lease (its timer renews it); a new holding reads the row again. */
   private async holdLease(): Promise<boolean> {
-    const { checkpoints, options, owner } = this.deps;
-    if (this.leader && Date.now() < this.renewLeaseAt) return true;
-    const asked = Date.now();
-    const wasLeader = this.leader;
-    this.leader = await checkpoints.tryAcquireLease(this.projection.name, owner, options.leaseTtlMs);
-    if (this.leader) this.renewLeaseAt = asked + options.leaseTtlMs / 3;
-    if (this.leader !== wasLeader) this.state = undefined;
-    return this.leader;
+    const held = await this.lease.hold();
+    const token = this.lease.current?.token;
+    if (token !== this.stateToken) {
+      this.stateToken = token;
+      this.state = undefined;
+    }
+    return held;
+  }
+
+  /** The holding this step writes under; LostLease when there is none any more. */
+  private holding(): LeaseHolding {
+    const holding = this.lease.current;
+    if (!holding) throw new LostLease();
+    return holding;
   }
 
   private async load(): Promise<ProjectionState> {
@@ -222,9 +241,9 @@ export class ProjectionRunner {
   private async advancePast(events: readonly RecordedEvent[], from: Checkpoint): Promise<boolean> {
     const { checkpoints, options, owner } = this.deps;
     const checkpoint = checkpointOf(events[events.length - 1]);
-    if (!(await checkpoints.advancePast(this.projection.name, owner, from, checkpoint, options.leaseTtlMs))) {
+    if (!(await checkpoints.advancePast(this.projection.name, owner, this.holding().token, from, checkpoint, options.leaseTtlMs))) {
       // Not ours to move any more (lease lost, or an operator or another runner changed the row).
-      this.leader = false;
+      this.lease.lost();
       this.state = undefined;
       return false;
     }
@@ -259,8 +278,9 @@ export class ProjectionRunner {
     const rebuild = state.rebuild!;
     this.shadow ??= await ShadowTables.forProjection(dataSource.manager, this.projection);
     if (rebuild.status === 'requested') {
+      const { token } = this.holding();
       await dataSource.transaction(async (manager) => {
-        if (!(await checkpoints.lockIfLeader(manager, this.projection.name, owner))) throw new LostLease();
+        if (!(await checkpoints.lockIfLeader(manager, this.projection.name, owner, token))) throw new LostLease();
         await this.shadow!.create(manager);
         await checkpoints.rebuildStarted(manager, this.projection.name);
       });
@@ -293,7 +313,7 @@ export class ProjectionRunner {
       return true;
     } catch (error) {
       if (error instanceof LostLease) {
-        this.leader = false;
+        this.lease.lost();
         this.state = undefined;
         return false;
       }
@@ -315,8 +335,9 @@ export class ProjectionRunner {
       }
       return true; // every event passed on its own (the batch failure did not repeat)
     }
-    if (failure.index > 0) {
-      // Commit what precedes the failing event; it is tried again from there on the next loop.
+    if (failure.index > 0 && !this.reacts) {
+      // Commit what precedes the failing event (a reaction has done so itself); it is tried again
+      // from there on the next loop.
       if (!(await this.applyWithRetries(events.slice(0, failure.index), target, from))) return false;
     }
     await this.countFailure(events[failure.index], failure, target);
@@ -347,13 +368,19 @@ export class ProjectionRunner {
     return Math.min(this.deps.options.retryBaseMs * 2 ** (attempts - 1), 30_000);
   }
 
+  /** A process manager: no table of its own, it reacts with commands (see commitReaction). */
+  private get reacts(): boolean {
+    return this.projection.tables.length === 0;
+  }
+
   private async commit(events: readonly RecordedEvent[], target: Target, from: Checkpoint): Promise<void> {
-    if (this.projection.tables.length === 0) return this.commitReaction(events, from);
+    if (this.reacts) return this.commitReaction(events, from);
     const { dataSource, checkpoints, options, owner } = this.deps;
     const last = events[events.length - 1];
     const checkpoint = { transactionId: last.transactionId, position: last.position };
+    const { token } = this.holding();
     await dataSource.transaction(async (manager) => {
-      const state = await checkpoints.lockIfLeader(manager, this.projection.name, owner);
+      const state = await checkpoints.lockIfLeader(manager, this.projection.name, owner, token);
       const current = target === 'live' ? state?.checkpoint : state?.rebuild?.checkpoint;
       // Fencing: only the lease holder, continuing exactly where the stored checkpoint is (and, live,
       // while the projection runs: an operator may have changed the row since it was read), may write.
@@ -375,24 +402,52 @@ export class ProjectionRunner {
    * own transaction. Those run outside the checkpoint transaction: that one locks the checkpoint row,
    * which gives it a transaction id, and commit-safe readers wait for every older transaction id — a
    * long step inside it would hold every projection back. The checkpoint then advances in a short
-   * fenced transaction. At-least-once: a crash between the two repeats the steps, which is why a
-   * process manager's steps must be idempotent.
+   * fenced transaction.
+   *
+   * Every step is fenced: the reaction runs with this holding ambient (runFenced), and each of its
+   * transactions commits only if the database still sees this holding (ledger_fence, just before
+   * COMMIT). A holder that lost the lease, even one paused past it that does not know yet, commits
+   * nothing; the next holder resumes from the checkpoint. Events are reacted to one at a time and the
+   * batch stops after a third of the lease, so the checkpoint moves often and a takeover has little
+   * to redo. At-least-once between a step and the checkpoint (a crash there repeats the steps), which
+   * is why a process manager's steps must be idempotent.
+   * A failure at event k advances the checkpoint past the events before it, then throws for k.
    */
   private async commitReaction(events: readonly RecordedEvent[], from: Checkpoint): Promise<void> {
     const { dataSource, checkpoints, options, owner } = this.deps;
-    // A cheap look first (no lock, no clock comparison): the fenced advance below is what decides.
+    const holding = this.holding();
+    // A cheap look first (no lock): the fenced steps and the fenced advance below are what decide.
     const before = await checkpoints.load(this.projection.name);
-    if (before?.leaseOwner !== owner || before.status !== 'running' || !isSameCheckpoint(before.checkpoint, from)) throw new LostLease();
-    await applyToProjection(this.projection, events, dataSource.manager);
-    const last = events[events.length - 1];
-    const checkpoint = { transactionId: last.transactionId, position: last.position };
-    await dataSource.transaction(async (manager) => {
-      const state = await checkpoints.lockIfLeader(manager, this.projection.name, owner);
-      if (!state || !isSameCheckpoint(state.checkpoint, from) || state.status !== 'running') throw new LostLease();
-      await checkpoints.advance(manager, this.projection.name, checkpoint, options.leaseTtlMs);
-      this.state = { ...state, checkpoint, attempts: 0 };
-    });
-    this.deps.onAdvance(this.projection.name, checkpoint);
+    if (before?.leaseOwner !== owner || before.leaseToken !== holding.token || before.status !== 'running' || !isSameCheckpoint(before.checkpoint, from)) {
+      throw new LostLease();
+    }
+    const deadline = performance.now() + options.leaseTtlMs / 3;
+    let done = 0;
+    let failure: ProjectionApplyError | undefined;
+    for (const event of events) {
+      if (done > 0 && (performance.now() >= deadline || this.lease.current !== holding || this.stopped)) break;
+      try {
+        await runFenced(holding, () => applyToProjection(this.projection, [event], dataSource.manager));
+      } catch (error) {
+        if (isLeaseLost(error)) throw new LostLease();
+        if (!(error instanceof ProjectionApplyError)) throw error;
+        failure = new ProjectionApplyError(done, error.error);
+        break;
+      }
+      done++;
+    }
+    if (done > 0) {
+      const last = events[done - 1];
+      const checkpoint = { transactionId: last.transactionId, position: last.position };
+      await dataSource.transaction(async (manager) => {
+        const state = await checkpoints.lockIfLeader(manager, this.projection.name, owner, holding.token);
+        if (!state || !isSameCheckpoint(state.checkpoint, from) || state.status !== 'running') throw new LostLease();
+        await checkpoints.advance(manager, this.projection.name, checkpoint, options.leaseTtlMs);
+        this.state = { ...state, checkpoint, attempts: 0 };
+      });
+      this.deps.onAdvance(this.projection.name, checkpoint);
+    }
+    if (failure) throw failure;
   }
 
   /**
@@ -407,8 +462,9 @@ export class ProjectionRunner {
     const { dataSource, checkpoints, owner, logger } = this.deps;
     let applied = 0;
     try {
+      const { token } = this.holding();
       await dataSource.transaction(async (manager) => {
-        const state = await checkpoints.lockIfLeader(manager, this.projection.name, owner);
+        const state = await checkpoints.lockIfLeader(manager, this.projection.name, owner, token);
         if (!state?.rebuild) throw new LostLease();
         let until: Checkpoint | undefined;
         if (this.projection.mode === 'inline') {
@@ -425,7 +481,7 @@ export class ProjectionRunner {
       });
     } catch (error) {
       if (error instanceof LostLease) {
-        this.leader = false;
+        this.lease.lost();
         return;
       }
       if (error instanceof ProjectionApplyError) {

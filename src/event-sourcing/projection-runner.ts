@@ -499,10 +499,15 @@ export class ProjectionRunner {
 
   private async abandonRebuild(reason: string): Promise<void> {
     this.deps.logger.error(`Projection ${this.projection.name}: rebuild abandoned: ${reason}`);
-    await this.deps.dataSource.transaction(async (manager) => {
-      await this.shadow!.drop(manager);
-      await this.deps.checkpoints.rebuildFinished(manager, this.projection.name, null, `rebuild abandoned: ${reason}`);
-    });
+    try {
+      await this.deps.dataSource.transaction((manager) => this.shadow!.drop(manager));
+    } catch (error) {
+      // Recorded all the same: an abandoned rebuild must show its reason even when its copies cannot go.
+      reason = `${reason}; its copies could not be dropped: ${(error as Error).message}`;
+    }
+    await this.deps.dataSource.transaction((manager) =>
+      this.deps.checkpoints.rebuildFinished(manager, this.projection.name, null, `rebuild abandoned: ${reason}`),
+    );
     this.rebuildAttempts = 0;
   }
 }

@@ -16,6 +16,9 @@ const quote = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;
  * projections own the same table (the ProjectionRegistry refuses it at start), and a projection's
  * handlers write only its own tables.
  */
+/** The group role of projector logins (migrations/…011): rebuild copies belong to it. */
+const PROJECTOR_ROLE = 'ledger_projector';
+
 export class ShadowTables {
   readonly schema: string;
 
@@ -36,9 +39,27 @@ export class ShadowTables {
   /** Empty copies of the live tables: same columns, defaults, constraints and indexes. */
   async create(manager: EntityManager): Promise<void> {
     await this.drop(manager);
+    // Owned by the group role, not by this login: a copy left behind by another projector login
+    // (another instance, a rotated credential) can then be dropped or written by this one. A copy
+    // owned by one login blocked every later rebuild of the projection (found in review).
+    const asGroup = await this.canActAsProjectorRole(manager);
+    if (asGroup) await sql(manager, `SET LOCAL ROLE ${PROJECTOR_ROLE}`);
     for (const table of this.projection.tables) {
       await sql(manager, `CREATE TABLE ${this.shadow(table)} (LIKE ${this.live(table)} INCLUDING ALL)`);
     }
+    if (asGroup) await sql(manager, 'RESET ROLE');
+  }
+
+  private async canActAsProjectorRole(manager: EntityManager): Promise<boolean> {
+    const { rows } = await sql<{ member: boolean }>(
+      manager,
+      // A superuser (the owner, in development) counts as a member of every role but keeps its copies:
+      // the group may lack rights on a table only the owner was ever given.
+      `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AND pg_has_role(current_user, $1, 'MEMBER')
+              AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS member`,
+      [PROJECTOR_ROLE],
+    );
+    return rows[0].member;
   }
 
   /** Until the transaction ends, the projection's handlers write to the copies. */

@@ -73,9 +73,15 @@ export class GuardEventInserts1764230400012 implements MigrationInterface {
       CREATE TRIGGER events_guard_insert BEFORE INSERT ON events
       FOR EACH ROW EXECUTE FUNCTION events_guard_insert()`);
     await queryRunner.query(`ALTER TABLE events ENABLE ALWAYS TRIGGER events_guard_insert`);
+    // A second line of defence: readers turn positions into JavaScript numbers, and a position past
+    // 2^53 would make every read of the log fail, for good (events are never deleted).
+    await queryRunner.query(
+      `ALTER TABLE events ADD CONSTRAINT events_position_safe_integer CHECK (position BETWEEN 1 AND 9007199254740991)`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`ALTER TABLE events DROP CONSTRAINT events_position_safe_integer`);
     await queryRunner.query(`DROP TRIGGER events_guard_insert ON events`);
     await queryRunner.query(`DROP FUNCTION events_guard_insert()`);
     const [{ next }] = (await queryRunner.query(`SELECT coalesce(max(position), 0) + 1 AS next FROM events`)) as Array<{ next: string }>;

@@ -121,3 +121,17 @@ describe('review: the stream-order trigger holds against a hostile ledger_comman
     }
   });
 });
+
+describe('the lease fence holds against a hostile ledger_command session', () => {
+  it('a temporary projection_checkpoints table claiming the lease does not answer ledger_fence', async () => {
+    const session = await connectAs();
+    try {
+      await session.query(`CREATE TEMPORARY TABLE projection_checkpoints AS
+        SELECT 'transfer-process'::text AS name, 'intruder'::text AS lease_owner, 7::bigint AS lease_token,
+               clock_timestamp() + interval '1 hour' AS lease_expires_at`);
+      await expect(session.query(`SELECT ledger_fence('transfer-process', 'intruder', 7)`)).rejects.toMatchObject({ code: 'LF001' });
+    } finally {
+      await session.end();
+    }
+  });
+});

@@ -15,7 +15,9 @@ import { type TestApp, startTestApp } from './support/test-app.js';
 let t: TestApp;
 let ledger: LedgerClient;
 beforeAll(async () => {
-  t = await startTestApp();
+  // 30 writers on one stream restart their units of work many times; on a loaded 2-core machine 10
+  // attempts were sometimes not enough (a 409, which is the contract, but not what this test is about).
+  t = await startTestApp({ COMMAND_MAX_ATTEMPTS: '40' });
   await t.app.listen(0, '127.0.0.1'); // one server for the concurrent requests of this file
   ledger = new LedgerClient(t);
 });

@@ -4,8 +4,10 @@ import { CommandBus } from '@nestjs/cqrs';
 import { ApiBody, ApiCreatedResponse, ApiExtraModels, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { CommandEndpoint } from '../../auth/scopes.js';
+import type { CommandMetadata } from '../../event-sourcing/index.js';
 import { ApiProblemResponses } from '../../shared/http/api-problem-responses.decorator.js';
 import { IfMatchVersion, formatEtag } from '../../shared/http/etag.js';
+import { RequestMetadata } from '../../shared/http/request-metadata.decorator.js';
 import { NoBodyFieldsPipe } from '../../shared/http/no-body-fields.pipe.js';
 import { uuidParam } from '../../shared/http/uuid-param.pipe.js';
 import { ProblemDetailsDto } from '../../shared/problem-details/problem-details.js';
@@ -33,9 +35,13 @@ export class AccountCommandsController {
     headers: { Location: { description: '/accounts/{id}', schema: { type: 'string' } }, ...ETAG_HEADER },
   })
   @ApiProblemResponses({ ...BODY_PROBLEMS, 400: 'VALIDATION_FAILED (each invalid field listed), MALFORMED_JSON, BODY_TOO_DEEP, INVALID_TEXT' })
-  async open(@Body() body: OpenAccountRequest, @Res({ passthrough: true }) response: Response): Promise<CommandResult> {
+  async open(
+    @Body() body: OpenAccountRequest,
+    @RequestMetadata() metadata: CommandMetadata,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<CommandResult> {
     const id = randomUUID();
-    const appended = await this.commands.execute(new OpenAccount(id, body.ownerName, body.currency));
+    const appended = await this.commands.execute(new OpenAccount(id, body.ownerName, body.currency, metadata));
     response.location(`/accounts/${id}`).setHeader('ETag', formatEtag(appended.version));
     return CommandResult.of(id, appended);
   }
@@ -52,9 +58,10 @@ export class AccountCommandsController {
     @Param('id', uuidParam()) id: string,
     @Body() body: AmountRequest,
     @IfMatchVersion() expectedVersion: number | undefined,
+    @RequestMetadata() metadata: CommandMetadata,
     @Res({ passthrough: true }) response: Response,
   ): Promise<CommandResult> {
-    const appended = await this.commands.execute(new DepositMoney(id, body.amount, expectedVersion, body.reference ?? null));
+    const appended = await this.commands.execute(new DepositMoney(id, body.amount, expectedVersion, body.reference ?? null, metadata));
     response.setHeader('ETag', formatEtag(appended.version));
     return CommandResult.of(id, appended);
   }
@@ -71,9 +78,10 @@ export class AccountCommandsController {
     @Param('id', uuidParam()) id: string,
     @Body() body: AmountRequest,
     @IfMatchVersion() expectedVersion: number | undefined,
+    @RequestMetadata() metadata: CommandMetadata,
     @Res({ passthrough: true }) response: Response,
   ): Promise<CommandResult> {
-    const appended = await this.commands.execute(new WithdrawMoney(id, body.amount, expectedVersion, body.reference ?? null));
+    const appended = await this.commands.execute(new WithdrawMoney(id, body.amount, expectedVersion, body.reference ?? null, metadata));
     response.setHeader('ETag', formatEtag(appended.version));
     return CommandResult.of(id, appended);
   }
@@ -91,9 +99,10 @@ export class AccountCommandsController {
     @Param('id', uuidParam()) id: string,
     @Body(NoBodyFieldsPipe) _body: undefined,
     @IfMatchVersion() expectedVersion: number | undefined,
+    @RequestMetadata() metadata: CommandMetadata,
     @Res({ passthrough: true }) response: Response,
   ): Promise<CommandResult> {
-    const appended = await this.commands.execute(new CloseAccount(id, expectedVersion));
+    const appended = await this.commands.execute(new CloseAccount(id, expectedVersion, metadata));
     response.setHeader('ETag', formatEtag(appended.version));
     return CommandResult.of(id, appended);
   }

@@ -4,6 +4,7 @@ export * from './clock.js';
 export * from './command-metadata.js';
 export * from './command-runner.js';
 export * from './decider.js';
+export * from './error-kind.js';
 export * from './errors.js';
 export * from './event-sourcing.module.js';
 export * from './data-sources.js';

@@ -6,7 +6,8 @@ import type pg from 'pg';
 import { DataSource } from 'typeorm';
 import { AmountRequest } from '../src/accounts/amount.request.js';
 import { CommandEndpoint, QueryEndpoint } from '../src/auth/scopes.js';
-import { QUERY_DATA_SOURCE, currentEventContext } from '../src/event-sourcing/index.js';
+import { type CommandMetadata, QUERY_DATA_SOURCE } from '../src/event-sourcing/index.js';
+import { RequestMetadata } from '../src/shared/http/request-metadata.decorator.js';
 import { ProblemException } from '../src/shared/problem-details/problem.exception.js';
 import { uuidParam } from '../src/shared/http/uuid-param.pipe.js';
 
@@ -57,6 +58,7 @@ class BareEndpointsController {
   async deposit(
     @Param('id', uuidParam()) id: string,
     @Body() body: AmountRequest,
+    @RequestMetadata() context: CommandMetadata,
     @Res({ passthrough: true }) response: Response,
   ): Promise<{ id: string; version: number; position: number }> {
     const streamId = `account-${id}`;
@@ -68,12 +70,11 @@ class BareEndpointsController {
         if (rows.length === 0) throw notFound(id);
         const version = rows[0].version + 1;
         const eventId = randomUUID();
-        const context = currentEventContext();
         const data = { accountId: id, amount: body.amount, balanceAfter: Number(rows[0].balance) + body.amount, reference: body.reference ?? null };
         const metadata = {
-          correlationId: context?.correlationId ?? eventId,
-          causationId: context?.causationId ?? eventId,
-          ...(context?.actor === undefined ? {} : { actor: context.actor }),
+          correlationId: context.correlationId,
+          causationId: context.causationId,
+          ...(context.actor === undefined ? {} : { actor: context.actor }),
           occurredAt: new Date().toISOString(),
           eventId,
         };

@@ -5,7 +5,7 @@ import { type ValidationError } from 'class-validator';
 import helmet from 'helmet';
 import { AppModule } from './app.module.js';
 import { type AppConfig, logLevelsUpTo } from './config/app-config.js';
-import { correlationId, eventContext } from './shared/http/correlation.middleware.js';
+import { correlationId } from './shared/http/correlation.middleware.js';
 import { jsonBodyGuard } from './shared/http/json-body-guard.middleware.js';
 import { jsonOnly } from './shared/http/json-only.middleware.js';
 import { ProblemDetailsFilter } from './shared/problem-details/problem-details.filter.js';
@@ -45,7 +45,7 @@ export async function createApp(config: AppConfig, databaseUrl: string, options:
   app.set('etag', false); // ETag means "stream version" here; Express's content hashes would blur that
   app.use(correlationId, jsonOnly);
   app.useBodyParser('json', { limit: config.bodyLimitBytes, type: ['application/json', 'application/*+json'] });
-  app.use(jsonBodyGuard, eventContext);
+  app.use(jsonBodyGuard);
   app.useGlobalFilters(new ProblemDetailsFilter());
   app.useGlobalPipes(
     new ValidationPipe({

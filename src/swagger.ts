@@ -16,11 +16,25 @@ export function setUpSwagger(app: INestApplication): void {
     .setVersion('0.1.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT whose `scope` claim holds ledger:commands, ledger:queries, ledger:events and/or ledger:admin, and an `exp`' })
     .build();
-  const document = addCommonHeaders(SwaggerModule.createDocument(app, config));
+  const document = addCommonHeaders(SwaggerModule.createDocument(app, config, { operationIdFactory: operationId }));
   SwaggerModule.setup('docs', app, document, {
     jsonDocumentUrl: 'docs-json',
     swaggerOptions: { persistAuthorization: true }, // the pasted token survives a page reload
   });
+}
+
+/**
+ * Operation ids are part of the contract (generated clients name their methods after them): the
+ * accounts controller was split by concern (commands, queries, history) and keeps its ids.
+ */
+const OPERATION_ID_PREFIX: Record<string, string> = {
+  AccountCommandsController: 'AccountsController',
+  AccountQueriesController: 'AccountsController',
+  AccountHistoryController: 'AccountsController',
+};
+
+function operationId(controllerKey: string, methodKey: string): string {
+  return `${OPERATION_ID_PREFIX[controllerKey] ?? controllerKey}_${methodKey}`;
 }
 
 function addCommonHeaders(document: OpenAPIObject): OpenAPIObject {

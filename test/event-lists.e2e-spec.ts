@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AccountOpened, MoneyDeposited } from '../src/accounts/account.events.js';
-import { EventStore, NO_STREAM, runInEventContext } from '../src/event-sourcing/index.js';
+import { EventStore, NO_STREAM } from '../src/event-sourcing/index.js';
 import { LedgerClient } from './support/ledger-client.js';
 import { expectProblemAnswer, expectValidationProblem } from './support/problem.js';
 import { type SseConnection, connectSse, portOf } from './support/sse-client.js';
@@ -187,9 +187,10 @@ describe('GET /transfers/{id}/events is paginated', () => {
     const accepted = await ledger.transfer(source.id, target.id, 10, { headers: { 'X-Correlation-Id': correlationId } });
     await ledger.settled(accepted.id);
     const busy = randomUUID();
-    await runInEventContext({ correlationId, causationId: randomUUID(), actor: 'anonymous' }, () =>
-      store.append(`account-${busy}`, [new AccountOpened({ accountId: busy, ownerName: 'Later', currency: 'EUR' })], { expectedVersion: NO_STREAM }),
-    );
+    await store.append(`account-${busy}`, [new AccountOpened({ accountId: busy, ownerName: 'Later', currency: 'EUR' })], {
+      expectedVersion: NO_STREAM,
+      metadata: { correlationId, causationId: randomUUID(), actor: 'anonymous' },
+    });
     const pages = await walk(`/transfers/${accepted.id}/events`, 3);
     const items = pages.flatMap((page) => page.items);
     expect(items).toHaveLength(7);

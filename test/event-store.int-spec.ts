@@ -13,7 +13,6 @@ import {
   type RecordedEvent,
   START_OF_LOG,
   WrongExpectedVersionError,
-  runInEventContext,
 } from '../src/event-sourcing/index.js';
 import { type EventStoreModule, startEventStoreModule } from './support/event-store-module.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
@@ -155,7 +154,7 @@ describe('EventStore against PostgreSQL', () => {
       expect(event.position).toBe(result.position);
       expect(event.type).toBe('test.ThingCreated');
       expect(event.schemaVersion).toBe(1);
-      // Without an EventContext, the event is its own correlation and cause.
+      // Without the command's metadata, the event is its own correlation and cause.
       expect(event.metadata.eventId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
       expect(event.metadata.correlationId).toBe(event.metadata.eventId);
       expect(event.metadata.causationId).toBe(event.metadata.eventId);
@@ -175,7 +174,7 @@ describe('EventStore against PostgreSQL', () => {
         new ThingRenamed({ name: 'c' }),
       ];
       const context = { correlationId: `corr-${randomUUID()}`, causationId: `cause-${randomUUID()}`, actor: 'tester' };
-      const result = await runInEventContext(context, () => t.store.append(id, batch, { expectedVersion: 1 }));
+      const result = await t.store.append(id, batch, { expectedVersion: 1, metadata: context });
 
       expect(result.version).toBe(4);
       expect(result.events.map((event) => event.version)).toEqual([2, 3, 4]);
@@ -193,7 +192,7 @@ describe('EventStore against PostgreSQL', () => {
         expect(events[index].position).toBeGreaterThan(events[index - 1].position);
       }
       expect(events.slice(1).map((event) => event.position)).toEqual(result.events.map((event) => event.position));
-      // The batch shares the caller's context; each event still has its own id.
+      // The batch shares the caller's metadata; each event still has its own id.
       for (const event of events.slice(1)) {
         expect(event.metadata).toMatchObject({ ...context, occurredAt: FIXED_NOW.toISOString() });
         expect(event.recordedAt).toBeInstanceOf(Date);
@@ -212,18 +211,16 @@ describe('EventStore against PostgreSQL', () => {
       expect(rows.map((row) => row.metadata.eventId)).toEqual(events.map((event) => event.metadata.eventId));
     });
 
-    it('lets explicit metadata override the context, but never the event id', async () => {
+    it('takes correlation, causation and actor from the metadata given, never the event id or anything else', async () => {
       const id = streamId();
       const eventId = randomUUID();
-      await runInEventContext({ correlationId: 'ctx-corr', causationId: 'ctx-cause' }, () =>
-        t.store.append(id, [new ThingCreated({ name: 'm' })], {
-          expectedVersion: NO_STREAM,
-          eventIds: [eventId],
-          metadata: { causationId: 'explicit-cause', eventId: 'not-this-one' } as never,
-        }),
-      );
+      await t.store.append(id, [new ThingCreated({ name: 'm' })], {
+        expectedVersion: NO_STREAM,
+        eventIds: [eventId],
+        metadata: { correlationId: 'given-corr', causationId: 'given-cause', eventId: 'not-this-one', occurredAt: 'not-this-either' } as never,
+      });
       const [event] = await t.store.readStream(id);
-      expect(event.metadata).toMatchObject({ eventId, correlationId: 'ctx-corr', causationId: 'explicit-cause' });
+      expect(event.metadata).toEqual({ eventId, correlationId: 'given-corr', causationId: 'given-cause', occurredAt: FIXED_NOW.toISOString() });
     });
 
     it('refuses a batch as a whole when one of its events cannot be stored: nothing of it is written', async () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { accountStreamId } from '../src/accounts/account.js';
 import { TransferCredited, TransferDebited, TransferRefunded, TransferSettled } from '../src/accounts/account.events.js';
-import { EventStore, NO_STREAM, runInEventContext } from '../src/event-sourcing/index.js';
+import { EventStore, NO_STREAM } from '../src/event-sourcing/index.js';
 import { transferStreamId } from '../src/transfers/transfer.js';
 import { CreditRefused, SourceDebited, TargetCredited, TransferCompleted, TransferRequested } from '../src/transfers/transfer.events.js';
 import { LedgerClient } from './support/ledger-client.js';
@@ -206,9 +206,10 @@ describe('crash points built in the log, then an application started on it', () 
   async function append(streamId: string, events: object[], correlationId: string, actor = 'transfer-process'): Promise<void> {
     const store = writer.app.get(EventStore);
     const version = await store.streamVersion(streamId);
-    await runInEventContext({ correlationId, causationId: randomUUID(), actor }, () =>
-      store.append(streamId, events, { expectedVersion: version === 0 ? NO_STREAM : version }),
-    );
+    await store.append(streamId, events, {
+      expectedVersion: version === 0 ? NO_STREAM : version,
+      metadata: { correlationId, causationId: randomUUID(), actor },
+    });
   }
 
   async function balanceInLog(accountId: string): Promise<number> {
@@ -350,9 +351,10 @@ describe('a log written before settlements existed', () => {
     const store = writer.app.get(EventStore);
     const write = async (streamId: string, events: object[], actor = 'transfer-process') => {
       const version = await store.streamVersion(streamId);
-      await runInEventContext({ correlationId: `old-${transferId}`, causationId: randomUUID(), actor }, () =>
-        store.append(streamId, events, { expectedVersion: version === 0 ? NO_STREAM : version }),
-      );
+      await store.append(streamId, events, {
+        expectedVersion: version === 0 ? NO_STREAM : version,
+        metadata: { correlationId: `old-${transferId}`, causationId: randomUUID(), actor },
+      });
     };
     // exactly what the process manager wrote for a completed transfer before settlements existed
     await write(

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AccountOpened, MoneyDeposited } from '../src/accounts/account.events.js';
-import { EventStore, NO_STREAM, runInEventContext } from '../src/event-sourcing/index.js';
+import { EventStore, NO_STREAM } from '../src/event-sourcing/index.js';
 import { LedgerClient, expectProblem } from './support/ledger-client.js';
 import { projectionPosition } from './support/read-your-writes.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
@@ -424,9 +424,10 @@ describe('GET /transfers/{id}/events: the whole chain', () => {
     const busy = randomUUID();
     const earlier: object[] = [new AccountOpened({ accountId: busy, ownerName: 'Batch', currency: 'EUR' })];
     for (let i = 1; i < 1000; i++) earlier.push(new MoneyDeposited({ accountId: busy, amount: 1, balanceAfter: i }));
-    await runInEventContext({ correlationId, causationId: randomUUID(), actor: 'anonymous' }, () =>
-      store.append(`account-${busy}`, earlier, { expectedVersion: NO_STREAM }),
-    );
+    await store.append(`account-${busy}`, earlier, {
+      expectedVersion: NO_STREAM,
+      metadata: { correlationId, causationId: randomUUID(), actor: 'anonymous' },
+    });
     const source = await ledger.openWith(1000);
     const target = await ledger.open();
     const accepted = await ledger.transfer(source.id, target.id, 10, { headers: { 'X-Correlation-Id': correlationId } });

@@ -41,9 +41,9 @@ export type AccountState =
       readonly currency: string;
       readonly balance: number;
       /**
-       * Transfer legs already applied ("debit:<id>", "credit:<id>", "refund:<id>"): what makes a
-       * repeated transfer step a no-op. Shared along one fold for speed (evolve adds to it rather than
-       * copying it), so never keep an intermediate state of a fold.
+       * Transfer legs already applied ("debit:<id>", "credit:<id>", "refund:<id>", "settle:<id>"):
+       * what makes a repeated transfer step a no-op. Shared along one fold for speed (evolve adds to
+       * it rather than copying it), so never keep an intermediate state of a fold.
        */
       readonly transferSteps: ReadonlySet<string>;
       /**

@@ -12,7 +12,6 @@ import { GetAccountHandler } from './account-summary/get-account.handler.js';
 import { ListAccountsHandler } from './account-summary/list-accounts.handler.js';
 import { ACCOUNT_EVENTS } from './account.events.js';
 import { ACCOUNT_UPCASTERS } from './account.upcasters.js';
-import { AccountsController } from './accounts.controller.js';
 import { CloseAccountHandler } from './close-account/close-account.handler.js';
 import { DepositMoneyHandler } from './deposit-money/deposit-money.handler.js';
 import { OpenAccountHandler } from './open-account/open-account.handler.js';
@@ -25,6 +24,9 @@ import {
 } from './transfer-legs/transfer-leg.handlers.js';
 import { WithdrawMoneyHandler } from './withdraw-money/withdraw-money.handler.js';
 import { queryRepository } from '../database/query-repository.js';
+import { AccountCommandsController } from './http/account-commands.controller.js';
+import { AccountHistoryController } from './http/account-history.controller.js';
+import { AccountQueriesController } from './http/account-queries.controller.js';
 
 @Module({
   imports: [
@@ -35,7 +37,7 @@ import { queryRepository } from '../database/query-repository.js';
       projections: [AccountSummaryProjection, AccountTransactionsProjection],
     }),
   ],
-  controllers: [AccountsController],
+  controllers: [AccountCommandsController, AccountQueriesController, AccountHistoryController],
   providers: [
     queryRepository(AccountSummaryRecord),
     queryRepository(AccountTransactionRecord),

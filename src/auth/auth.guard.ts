@@ -1,7 +1,6 @@
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
-import { setRequestActor } from '../shared/http/correlation.middleware.js';
 import { ProblemException } from '../shared/problem-details/problem.exception.js';
 import { REQUIRED_SCOPE, type Scope } from './scopes.js';
 import { InvalidTokenError, type Principal, TokenVerifier } from './token-verifier.js';
@@ -11,7 +10,8 @@ const REALM = 'Bearer realm="ledger"';
 /**
  * Every route needs a bearer token with the scope its controller declares (CommandEndpoint,
  * QueryEndpoint, EventsEndpoint, AdminEndpoint); a route that declares none is refused, so forgetting to secure one
- * fails closed. The token's subject becomes the actor of the events the request appends.
+ * fails closed. It sets `request.principal` and nothing else: RequestMetadata reads it to make the
+ * token's subject the actor of the command the request sends.
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
@@ -43,7 +43,6 @@ export class AuthGuard implements CanActivate {
       });
     }
     request.principal = principal;
-    setRequestActor(principal.subject);
     return true;
   }
 }

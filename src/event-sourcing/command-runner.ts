@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AggregateLoader } from './aggregate-loader.js';
+import { type CommandMetadata, correlationTag } from './command-metadata.js';
 import type { Decider } from './decider.js';
 import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
 import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
-import { currentEventContext } from './event-context.js';
 import { type AppendResult, EventStore, ambientManager } from './event-store.js';
 import { NO_STREAM } from './expected-version.js';
 
@@ -21,6 +21,8 @@ export interface RunCommand<State, Event extends object> {
    * that does not exist yet is left to `decide`, which knows whether that is an error.
    */
   readonly expectedVersion?: number;
+  /** The command's correlation, causation and actor: handed to EventStore.append for every event. */
+  readonly metadata?: CommandMetadata;
 }
 
 /**
@@ -54,7 +56,7 @@ export class CommandRunner {
       try {
         events = command.decide(state);
       } catch (error) {
-        this.logger.debug(`${this.tag()} ${command.streamId}@${version}: refused (${(error as { code?: string }).code ?? (error as Error).name})`);
+        this.logger.debug(`${correlationTag(command.metadata)} ${command.streamId}@${version}: refused (${(error as { code?: string }).code ?? (error as Error).name})`);
         throw error;
       }
       if (events.length === 0) {
@@ -64,22 +66,18 @@ export class CommandRunner {
       try {
         const appended = await this.store.append(command.streamId, events, {
           expectedVersion: version === 0 ? NO_STREAM : version,
+          metadata: command.metadata,
         });
-        this.logger.debug(`${this.tag()} ${command.streamId}@${appended.version}: appended ${events.map((event) => event.constructor.name).join(', ')} at ${appended.position}`);
+        this.logger.debug(`${correlationTag(command.metadata)} ${command.streamId}@${appended.version}: appended ${events.map((event) => event.constructor.name).join(', ')} at ${appended.position}`);
         await this.loader.appended(command.streamId, command.decider, loaded, appended);
         return appended;
       } catch (error) {
         if (!(error instanceof WrongExpectedVersionError) || command.expectedVersion !== undefined) throw error;
         if (ambientManager()) throw new UnitOfWorkConflict(command.streamId, 'a concurrent writer took its next version');
-        this.logger.debug(`${this.tag()} ${command.streamId}@${version}: lost a race (attempt ${attempt}), deciding again`);
+        this.logger.debug(`${correlationTag(command.metadata)} ${command.streamId}@${version}: lost a race (attempt ${attempt}), deciding again`);
         if (attempt >= this.options.maxAttempts) throw new ConcurrencyConflictError(command.streamId, attempt);
         await sleep(Math.random() * 5 * attempt);
       }
     }
-  }
-
-  /** Every log line of command handling carries the correlation id of the work it belongs to. */
-  private tag(): string {
-    return `[correlation ${currentEventContext()?.correlationId ?? 'none'}]`;
   }
 }

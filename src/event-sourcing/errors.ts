@@ -1,8 +1,14 @@
+import type { ErrorKind, KindedError } from './error-kind.js';
 import type { ExpectedVersion } from './expected-version.js';
 
-/** The stream's version was not the one the writer expected; nothing was appended. */
-export class WrongExpectedVersionError extends Error {
+/**
+ * The stream's version was not the one the writer expected; nothing was appended. It reaches a
+ * caller only when the caller named that version (If-Match): then a failed precondition.
+ */
+export class WrongExpectedVersionError extends Error implements KindedError {
   readonly code = 'WRONG_EXPECTED_VERSION';
+  readonly kind: ErrorKind = 'precondition-failed';
+  readonly details: Readonly<Record<string, unknown>>;
   constructor(
     readonly streamId: string,
     readonly expectedVersion: ExpectedVersion,
@@ -11,12 +17,15 @@ export class WrongExpectedVersionError extends Error {
   ) {
     super(`Stream ${streamId} is at version ${actualVersion}, expected ${String(expectedVersion)}`);
     this.name = 'WrongExpectedVersionError';
+    this.details = { expectedVersion, currentVersion: actualVersion };
   }
 }
 
 /** Concurrent writers kept winning on the same stream until the command runner gave up. */
-export class ConcurrencyConflictError extends Error {
+export class ConcurrencyConflictError extends Error implements KindedError {
   readonly code = 'CONCURRENCY_CONFLICT';
+  readonly kind: ErrorKind = 'conflict';
+  readonly details = {};
   constructor(
     readonly streamId: string,
     readonly attempts: number,
@@ -52,8 +61,10 @@ export class UnknownEventTypeError extends Error {
   }
 }
 
-export class UnknownProjectionError extends Error {
+export class UnknownProjectionError extends Error implements KindedError {
   readonly code = 'UNKNOWN_PROJECTION';
+  readonly kind: ErrorKind = 'not-found';
+  readonly details = {};
   constructor(readonly projectionName: string) {
     super(`There is no projection named "${projectionName}"`);
     this.name = 'UnknownProjectionError';
@@ -61,8 +72,10 @@ export class UnknownProjectionError extends Error {
 }
 
 /** An operator asked to retry or skip, but the projection is not stopped on a failed event. */
-export class ProjectionNotFailedError extends Error {
+export class ProjectionNotFailedError extends Error implements KindedError {
   readonly code = 'PROJECTION_NOT_FAILED';
+  readonly kind: ErrorKind = 'conflict';
+  readonly details = {};
   constructor(readonly projectionName: string) {
     super(`Projection "${projectionName}" is not stopped on a failed event`);
     this.name = 'ProjectionNotFailedError';
@@ -70,8 +83,10 @@ export class ProjectionNotFailedError extends Error {
 }
 
 /** A query asked to reflect a log position the projection did not reach in time. */
-export class ProjectionNotCaughtUpError extends Error {
+export class ProjectionNotCaughtUpError extends Error implements KindedError {
   readonly code = 'PROJECTION_NOT_CAUGHT_UP';
+  readonly kind: ErrorKind = 'unavailable';
+  readonly details: Readonly<Record<string, unknown>>;
   constructor(
     readonly projectionName: string,
     readonly minPosition: number,
@@ -80,12 +95,15 @@ export class ProjectionNotCaughtUpError extends Error {
   ) {
     super(`Projection "${projectionName}" reflects position ${position}, not yet ${minPosition}, after waiting ${timeoutMs} ms`);
     this.name = 'ProjectionNotCaughtUpError';
+    this.details = { projection: projectionName, minPosition, position };
   }
 }
 
 /** A projection that keeps no table of its own (a process manager) has nothing to rebuild. */
-export class ProjectionNotRebuildableError extends Error {
+export class ProjectionNotRebuildableError extends Error implements KindedError {
   readonly code = 'PROJECTION_NOT_REBUILDABLE';
+  readonly kind: ErrorKind = 'conflict';
+  readonly details = {};
   constructor(readonly projectionName: string) {
     super(`Projection "${projectionName}" keeps no table, so there is nothing to rebuild`);
     this.name = 'ProjectionNotRebuildableError';

@@ -7,7 +7,7 @@ import { DataSource, type EntityManager, QueryFailedError } from 'typeorm';
 import { Clock } from './clock.js';
 import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
 import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
-import { currentEventContext } from './event-context.js';
+import type { CommandMetadata } from './command-metadata.js';
 import { EventTypeRegistry } from './event-type.registry.js';
 import { ANY, type ExpectedVersion, toSqlExpectedVersion } from './expected-version.js';
 import { currentFence } from './lease-fence.js';
@@ -19,8 +19,11 @@ import { EVENT_COLUMNS, type StoredEventRow, toRecordedEvent, toSafeNumber } fro
 
 export interface AppendOptions {
   readonly expectedVersion: ExpectedVersion;
-  /** Overrides of the metadata taken from the current EventContext (same for every event of the call). */
-  readonly metadata?: Partial<Omit<EventMetadata, 'eventId'>>;
+  /**
+   * Correlation, causation and actor of every event of the call (the command's, see
+   * CommandMetadata); without it each event is its own correlation and cause.
+   */
+  readonly metadata?: CommandMetadata;
   /** Caller-chosen event ids (one per event), e.g. deterministic ids that make a retried step a no-op. */
   readonly eventIds?: readonly string[];
 }
@@ -177,17 +180,15 @@ export class EventStoreTransaction {
     if (options.eventIds && options.eventIds.length !== events.length) {
       throw new RangeError('eventIds must give one id per event');
     }
-    const context = currentEventContext();
     const occurredAt = this.clock.now().toISOString();
     const toStore = events.map((event, index) => {
       const eventId = options.eventIds?.[index] ?? randomUUID();
       const definition = this.registry.definitionOf(event);
       const metadata: EventMetadata = {
-        correlationId: context?.correlationId ?? eventId,
-        causationId: context?.causationId ?? eventId,
-        ...(context?.actor === undefined ? {} : { actor: context.actor }),
+        correlationId: options.metadata?.correlationId ?? eventId,
+        causationId: options.metadata?.causationId ?? eventId,
+        ...(options.metadata?.actor === undefined ? {} : { actor: options.metadata.actor }),
         occurredAt,
-        ...options.metadata,
         eventId,
       };
       return { ...definition, eventId, data: this.registry.serialize(event), metadata, event };

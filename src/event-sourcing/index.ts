@@ -1,10 +1,11 @@
 // The public API of the event-sourcing core. Features import from here, never from inner files.
 export * from './aggregate-loader.js';
 export * from './clock.js';
+export * from './command-metadata.js';
 export * from './command-runner.js';
 export * from './decider.js';
+export * from './error-kind.js';
 export * from './errors.js';
-export * from './event-context.js';
 export * from './event-sourcing.module.js';
 export * from './data-sources.js';
 export * from './event-log-reader.js';

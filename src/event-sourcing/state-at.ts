@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Decider } from './decider.js';
+import type { ErrorKind, KindedError } from './error-kind.js';
 import { EventLogReader } from './event-log-reader.js';
 import { SNAPSHOT_OPTIONS, type SnapshotOptions } from './snapshot-store.js';
 
@@ -15,8 +16,10 @@ export interface StateAtPoint<State> {
 }
 
 /** The stream has fewer events than the version asked for. */
-export class VersionNotReachedError extends Error {
+export class VersionNotReachedError extends Error implements KindedError {
   readonly code = 'VERSION_NOT_FOUND';
+  readonly kind: ErrorKind = 'not-found';
+  readonly details: Readonly<Record<string, unknown>>;
   constructor(
     readonly streamId: string,
     readonly requested: number,
@@ -24,12 +27,15 @@ export class VersionNotReachedError extends Error {
   ) {
     super(`${streamId} has no version ${requested}; its current version is ${currentVersion}`);
     this.name = 'VersionNotReachedError';
+    this.details = { requested, currentVersion };
   }
 }
 
 /** The stream exists, but its first event was recorded after the instant asked for. */
-export class NotYetExistingError extends Error {
+export class NotYetExistingError extends Error implements KindedError {
   readonly code = 'NOT_YET_EXISTING';
+  readonly kind: ErrorKind = 'not-found';
+  readonly details: Readonly<Record<string, unknown>>;
   constructor(
     readonly streamId: string,
     readonly asOf: Date,
@@ -37,6 +43,7 @@ export class NotYetExistingError extends Error {
   ) {
     super(`${streamId} did not exist yet at ${asOf.toISOString()}; it begins at ${firstRecordedAt.toISOString()}`);
     this.name = 'NotYetExistingError';
+    this.details = { firstRecordedAt: firstRecordedAt.toISOString() };
   }
 }
 

@@ -1,14 +1,15 @@
+import type { ErrorKind, KindedError } from '../event-sourcing/index.js';
+
 /**
- * What kind of refusal a domain error is; the HTTP edge maps kinds to status codes, so domain code
- * never speaks HTTP.
+ * The kinds a business refusal can be (see ErrorKind; the HTTP edge maps kinds to statuses):
  * - not-found: the thing the command is about does not exist (404)
  * - rule-violated: a business rule refused the command (422)
  * - conflict: the command contradicts what already exists (409)
  */
-export type DomainErrorKind = 'not-found' | 'rule-violated' | 'conflict';
+export type DomainErrorKind = Extract<ErrorKind, 'not-found' | 'rule-violated' | 'conflict'>;
 
 /** A refusal with a stable machine-readable code (e.g. ACCOUNT_INSUFFICIENT_FUNDS). */
-export abstract class DomainError extends Error {
+export abstract class DomainError extends Error implements KindedError {
   abstract readonly code: string;
   abstract readonly kind: DomainErrorKind;
 

@@ -6,8 +6,10 @@ import { ApiAcceptedResponse, ApiExtraModels, ApiOkResponse, ApiOperation, ApiPa
 import type { Response } from 'express';
 import { EVENT_PAGE_DEFAULT, EventListRequest } from '../event-log/event-list.request.js';
 import { EventListResponse, EventResponse } from '../event-log/event.response.js';
+import type { CommandMetadata } from '../event-sourcing/index.js';
 import { ApiProblemResponses } from '../shared/http/api-problem-responses.decorator.js';
 import { decodeCursor, encodeCursor } from '../shared/http/cursor.js';
+import { RequestMetadata } from '../shared/http/request-metadata.decorator.js';
 import { PROJECTION_POSITION_DOC, ProjectionRead, ReadsProjection } from '../shared/http/read-consistency.js';
 import { uuidParam } from '../shared/http/uuid-param.pipe.js';
 import { ProblemDetailsDto } from '../shared/problem-details/problem-details.js';
@@ -58,10 +60,14 @@ export class TransfersController {
     415: 'UNSUPPORTED_MEDIA_TYPE',
     ...INTERNAL,
   })
-  async request(@Body() body: RequestTransferRequest, @Res({ passthrough: true }) response: Response): Promise<TransferAcceptedResponse> {
+  async request(
+    @Body() body: RequestTransferRequest,
+    @RequestMetadata() metadata: CommandMetadata,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<TransferAcceptedResponse> {
     const id = randomUUID();
     const appended = await this.commands.execute(
-      new RequestTransfer(id, body.fromAccountId, body.toAccountId, body.amount, body.reference ?? null),
+      new RequestTransfer(id, body.fromAccountId, body.toAccountId, body.amount, body.reference ?? null, metadata),
     );
     response.location(`/transfers/${id}`);
     return { id, status: 'pending', position: appended.position };

@@ -1,5 +1,5 @@
 import { Command } from '@nestjs/cqrs';
-import type { AppendResult } from '../../event-sourcing/index.js';
+import type { AppendResult, CommandMetadata } from '../../event-sourcing/index.js';
 
 export class DepositMoney extends Command<AppendResult> {
   constructor(
@@ -9,6 +9,8 @@ export class DepositMoney extends Command<AppendResult> {
     readonly expectedVersion?: number,
     /** The caller's description of the movement, kept on the event. */
     readonly reference: string | null = null,
+    /** Correlation, causation and actor of the events it appends (absent: each event is its own). */
+    readonly metadata?: CommandMetadata,
   ) {
     super();
   }

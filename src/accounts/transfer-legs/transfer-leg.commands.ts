@@ -1,9 +1,10 @@
 import { Command } from '@nestjs/cqrs';
-import type { AppendResult } from '../../event-sourcing/index.js';
+import type { AppendResult, CommandMetadata } from '../../event-sourcing/index.js';
 import type { TransferLeg } from '../account.js';
 
 // The account side of a transfer, sent by the transfer process manager (never over HTTP). Each is
-// idempotent per transfer id: sent twice, the second changes nothing and succeeds.
+// idempotent per transfer id: sent twice, the second changes nothing and succeeds. Their metadata
+// is the transfer's correlation, the event that triggered the step as causation, actor transfer-process.
 
 export class DebitForTransfer extends Command<AppendResult> implements TransferLeg {
   constructor(
@@ -11,6 +12,7 @@ export class DebitForTransfer extends Command<AppendResult> implements TransferL
     readonly transferId: string,
     readonly amount: number,
     readonly currency: string,
+    readonly metadata?: CommandMetadata,
   ) {
     super();
   }
@@ -22,6 +24,7 @@ export class CreditForTransfer extends Command<AppendResult> implements Transfer
     readonly transferId: string,
     readonly amount: number,
     readonly currency: string,
+    readonly metadata?: CommandMetadata,
   ) {
     super();
   }
@@ -33,6 +36,7 @@ export class RefundTransfer extends Command<AppendResult> implements TransferLeg
     readonly transferId: string,
     readonly amount: number,
     readonly currency: string,
+    readonly metadata?: CommandMetadata,
   ) {
     super();
   }
@@ -44,6 +48,7 @@ export class SettleTransfer extends Command<AppendResult> implements TransferLeg
     readonly transferId: string,
     readonly amount: number,
     readonly currency: string,
+    readonly metadata?: CommandMetadata,
   ) {
     super();
   }

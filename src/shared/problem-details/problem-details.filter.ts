@@ -1,24 +1,33 @@
-import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Response } from 'express';
-import {
-  ConcurrencyConflictError,
-  ProjectionNotCaughtUpError,
-  ProjectionNotFailedError,
-  NotYetExistingError,
-  ProjectionNotRebuildableError,
-  UnknownProjectionError,
-  VersionNotReachedError,
-  WrongExpectedVersionError,
-} from '../../event-sourcing/index.js';
-import { DomainError, type DomainErrorKind } from '../domain-error.js';
+import { type ErrorKind, type KindedError, isKindedError } from '../../event-sourcing/index.js';
 import { formatEtag } from '../http/etag.js';
 import { PROBLEM_CONTENT_TYPE, type ProblemDetails, problemType } from './problem-details.js';
 import { ProblemException } from './problem.exception.js';
 
-const STATUS_OF_KIND: Record<DomainErrorKind, number> = {
-  'not-found': HttpStatus.NOT_FOUND,
-  'rule-violated': HttpStatus.UNPROCESSABLE_ENTITY,
-  conflict: HttpStatus.CONFLICT,
+/** The one map from an error's kind to its HTTP status, and the headers that kind answers with. */
+const ANSWER_OF_KIND: Record<ErrorKind, { status: number; headers?: (error: KindedError) => Record<string, string> }> = {
+  'not-found': { status: 404 },
+  'rule-violated': { status: 422 },
+  conflict: { status: 409 },
+  // The current version, so that the caller can decide again on it.
+  'precondition-failed': { status: 412, headers: (error) => ({ ETag: formatEtag(error.details.currentVersion as number) }) },
+  unavailable: { status: 503, headers: () => ({ 'Retry-After': '1' }) },
+};
+
+/**
+ * Where the answer words an error differently from the error itself (by its code): the event
+ * store's WRONG_EXPECTED_VERSION is, to an HTTP caller, their If-Match not matching; the others say
+ * what to do next. Any other kinded error answers its own code, message and a title made of its code.
+ */
+const WORDING: Record<string, { code?: string; title?: string; detail?: (error: KindedError) => string }> = {
+  WRONG_EXPECTED_VERSION: {
+    code: 'VERSION_MISMATCH',
+    title: 'Precondition failed',
+    detail: ({ details }) => `If-Match expected version ${String(details.expectedVersion)}, but the current version is ${String(details.currentVersion)}`,
+  },
+  CONCURRENCY_CONFLICT: { title: 'Concurrent modification', detail: (error) => `${error.message}; retry the request` },
+  PROJECTION_NOT_CAUGHT_UP: { detail: (error) => `${error.message}; retry shortly` },
 };
 
 /** body-parser's error types, kept as the cause of the HttpException Nest maps them to. */
@@ -73,40 +82,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (error instanceof ProblemException) {
       return { problem: error.getResponse() as ProblemDetails, headers: error.headers };
     }
-    if (error instanceof DomainError) {
-      return answer(STATUS_OF_KIND[error.kind], error.code, titleOf(error.code), error.message, error.details);
-    }
-    if (error instanceof WrongExpectedVersionError) {
-      return {
-        ...answer(412, 'VERSION_MISMATCH', 'Precondition failed', `If-Match expected version ${String(error.expectedVersion)}, but the current version is ${error.actualVersion}`, {
-          expectedVersion: error.expectedVersion,
-          currentVersion: error.actualVersion,
-        }),
-        headers: { ETag: formatEtag(error.actualVersion) },
-      };
-    }
-    if (error instanceof ConcurrencyConflictError) {
-      return answer(409, 'CONCURRENCY_CONFLICT', 'Concurrent modification', `${error.message}; retry the request`);
-    }
-    if (error instanceof ProjectionNotCaughtUpError) {
-      return {
-        ...answer(503, error.code, 'Projection not caught up', `${error.message}; retry shortly`, {
-          projection: error.projectionName,
-          minPosition: error.minPosition,
-          position: error.position,
-        }),
-        headers: { 'Retry-After': '1' },
-      };
-    }
-    if (error instanceof UnknownProjectionError) return answer(404, error.code, 'Unknown projection', error.message);
-    if (error instanceof ProjectionNotFailedError) return answer(409, error.code, 'Projection not failed', error.message);
-    if (error instanceof ProjectionNotRebuildableError) return answer(409, error.code, 'Projection not rebuildable', error.message);
-    if (error instanceof VersionNotReachedError) {
-      return answer(404, error.code, 'Version not found', error.message, { requested: error.requested, currentVersion: error.currentVersion });
-    }
-    if (error instanceof NotYetExistingError) {
-      return answer(404, error.code, 'Not yet existing', error.message, { firstRecordedAt: error.firstRecordedAt.toISOString() });
-    }
+    if (isKindedError(error) && Object.hasOwn(ANSWER_OF_KIND, error.kind)) return fromKindedError(error);
     if (error instanceof HttpException) return this.fromHttpException(error);
     this.logger.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
     return answer(500, 'INTERNAL_ERROR', 'Internal server error', 'An unexpected error occurred; it has been logged');
@@ -126,6 +102,18 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (status >= 500) this.logger.error(error.stack ?? error.message);
     return answer(status, code, titleOf(code), status >= 500 ? 'An unexpected error occurred' : detail);
   }
+}
+
+/** A domain or core error: status and headers by its kind, wording by its code, its facts as members. */
+function fromKindedError(error: KindedError): Answer {
+  const { status, headers } = ANSWER_OF_KIND[error.kind];
+  const wording = WORDING[error.code] ?? {};
+  const code = wording.code ?? error.code;
+  const title = wording.title ?? titleOf(code);
+  return {
+    ...answer(status, code, title, wording.detail?.(error) ?? error.message, error.details),
+    ...(headers ? { headers: headers(error) } : {}),
+  };
 }
 
 /** ACCOUNT_INSUFFICIENT_FUNDS → "Account insufficient funds". */

@@ -1,5 +1,5 @@
 import { Command } from '@nestjs/cqrs';
-import type { AppendResult } from '../../event-sourcing/index.js';
+import type { AppendResult, CommandMetadata } from '../../event-sourcing/index.js';
 
 export class RequestTransfer extends Command<AppendResult> {
   constructor(
@@ -8,6 +8,8 @@ export class RequestTransfer extends Command<AppendResult> {
     readonly toAccountId: string,
     readonly amount: number,
     readonly reference: string | null,
+    /** Correlation, causation and actor of the events it appends (absent: each event is its own). */
+    readonly metadata?: CommandMetadata,
   ) {
     super();
   }

@@ -26,6 +26,7 @@ export class RequestTransferHandler implements ICommandHandler<RequestTransfer> 
       streamId: transferStreamId(command.transferId),
       decider: transferDecider,
       decide: (state) => requestTransfer(state, { ...command, currency: source.currency }),
+      metadata: command.metadata,
     });
   }
 }

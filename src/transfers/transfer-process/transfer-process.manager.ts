@@ -7,14 +7,14 @@ import {
   SettleTransfer,
 } from '../../accounts/transfer-legs/transfer-leg.commands.js';
 import {
+  type CommandMetadata,
   CommandRunner,
   EventStore,
   type Projection,
   ProjectionHandlers,
   type RecordedEvent,
-  currentEventContext,
+  correlationTag,
   fold,
-  runInEventContext,
 } from '../../event-sourcing/index.js';
 import { DomainError } from '../../shared/domain-error.js';
 import {
@@ -31,13 +31,23 @@ import { CreditRefused, SourceDebited, type TransferEvent, TransferRequested } f
 
 type Active = Extract<TransferState, { transferId: string }>;
 
+/** A transfer that is due a step, and the metadata every command of that step carries. */
+interface Step {
+  readonly transfer: Active;
+  readonly metadata: CommandMetadata;
+}
+
 export const TRANSFER_PROCESS_ACTOR = 'transfer-process';
 
 /**
  * Moves the money of a transfer, driven by the stored log through the projection engine (a
- * checkpointed subscription, so a crash loses no step): withdraw from the source; on success deposit
- * to the target; on success settle the source (its money is no longer in flight) and complete. A refused debit fails the transfer; a refused credit refunds
- * the source, then fails the transfer.
+ * checkpointed subscription, so a crash loses no step): debit the source (DebitForTransfer); on
+ * success credit the target (CreditForTransfer); on success settle the source (SettleTransfer: its
+ * money is no longer in flight) and complete. A refused debit fails the transfer; a refused credit
+ * refunds the source (RefundTransfer), then fails the transfer.
+ *
+ * Every command it sends carries the transfer's correlation id, the id of the event that woke the
+ * manager up as causation and TRANSFER_PROCESS_ACTOR as actor, explicitly (Step.metadata).
  *
  * Exactly once in effect: the next step is always decided from the transfer's own stream, never
  * from the event that woke the manager up, and every account step is idempotent per transfer id
@@ -65,22 +75,21 @@ export class TransferProcessManager implements Projection {
 
   /** Takes every step that is due, until the transfer is completed or failed. */
   private async advance(event: RecordedEvent<{ transferId: string }>): Promise<void> {
-    const context = { correlationId: event.metadata.correlationId, causationId: event.metadata.eventId, actor: TRANSFER_PROCESS_ACTOR };
-    await runInEventContext(context, async () => {
-      for (let first = true; ; first = false) {
-        const state = await this.load(event.data.transferId);
-        if (state.status === 'none') return;
-        if (state.status === 'pending') await this.debit(state);
-        else if (state.status === 'debited') await this.credit(state);
-        else if (state.status === 'refunding') await this.refund(state);
-        else {
-          // Completed before this manager looked (a replay, or a log written before settlements
-          // existed): make sure the source knows its money arrived. Idempotent, like every step.
-          if (first && state.status === 'completed') await this.settle(state);
-          return;
-        }
+    const metadata = { correlationId: event.metadata.correlationId, causationId: event.metadata.eventId, actor: TRANSFER_PROCESS_ACTOR };
+    for (let first = true; ; first = false) {
+      const state = await this.load(event.data.transferId);
+      if (state.status === 'none') return;
+      const step = { transfer: state, metadata };
+      if (state.status === 'pending') await this.debit(step);
+      else if (state.status === 'debited') await this.credit(step);
+      else if (state.status === 'refunding') await this.refund(step);
+      else {
+        // Completed before this manager looked (a replay, or a log written before settlements
+        // existed): make sure the source knows its money arrived. Idempotent, like every step.
+        if (first && state.status === 'completed') await this.settle(step);
+        return;
       }
-    });
+    }
   }
 
   private async load(transferId: string): Promise<TransferState> {
@@ -88,40 +97,43 @@ export class TransferProcessManager implements Projection {
     return fold(transferDecider, events.map((event) => event.data as TransferEvent));
   }
 
-  private async debit(transfer: Active): Promise<void> {
-    const refusal = await this.attempt(new DebitForTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency));
+  private async debit(step: Step): Promise<void> {
+    const { transfer, metadata } = step;
+    const refusal = await this.attempt(new DebitForTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency, metadata));
     if (refusal) {
-      this.log(transfer, `debit of ${transfer.fromAccountId} refused (${refusal.code}): failing`);
-      await this.record(transfer, (state) => recordDebitRefused(state, refusal));
+      this.log(step, `debit of ${transfer.fromAccountId} refused (${refusal.code}): failing`);
+      await this.record(step, (state) => recordDebitRefused(state, refusal));
     } else {
-      this.log(transfer, `debited ${transfer.amount} from ${transfer.fromAccountId}`);
-      await this.record(transfer, recordDebit);
+      this.log(step, `debited ${transfer.amount} from ${transfer.fromAccountId}`);
+      await this.record(step, recordDebit);
     }
   }
 
-  private async credit(transfer: Active): Promise<void> {
-    const refusal = await this.attempt(new CreditForTransfer(transfer.toAccountId, transfer.transferId, transfer.amount, transfer.currency));
+  private async credit(step: Step): Promise<void> {
+    const { transfer, metadata } = step;
+    const refusal = await this.attempt(new CreditForTransfer(transfer.toAccountId, transfer.transferId, transfer.amount, transfer.currency, metadata));
     if (refusal) {
-      this.log(transfer, `credit of ${transfer.toAccountId} refused (${refusal.code}): refunding the source`);
-      await this.record(transfer, (state) => recordCreditRefused(state, refusal));
+      this.log(step, `credit of ${transfer.toAccountId} refused (${refusal.code}): refunding the source`);
+      await this.record(step, (state) => recordCreditRefused(state, refusal));
     } else {
       // The source learns its money arrived (it can no longer come back), then the transfer completes.
-      await this.settle(transfer);
-      this.log(transfer, `credited ${transfer.amount} to ${transfer.toAccountId}: completed`);
-      await this.record(transfer, recordCredit);
+      await this.settle(step);
+      this.log(step, `credited ${transfer.amount} to ${transfer.toAccountId}: completed`);
+      await this.record(step, recordCredit);
     }
   }
 
-  private async refund(transfer: Active): Promise<void> {
+  private async refund(step: Step): Promise<void> {
+    const { transfer, metadata } = step;
     // A refund is never refused by the rules (the source cannot be closed while the money is in
     // flight, and kept room for it); anything thrown here is an error the engine retries.
-    await this.commands.execute(new RefundTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency));
-    this.log(transfer, `refunded ${transfer.amount} to ${transfer.fromAccountId}: failed`);
-    await this.record(transfer, recordRefund);
+    await this.commands.execute(new RefundTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency, metadata));
+    this.log(step, `refunded ${transfer.amount} to ${transfer.fromAccountId}: failed`);
+    await this.record(step, recordRefund);
   }
 
-  private async settle(transfer: Active): Promise<void> {
-    await this.commands.execute(new SettleTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency));
+  private async settle({ transfer, metadata }: Step): Promise<void> {
+    await this.commands.execute(new SettleTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency, metadata));
   }
 
   /** Runs an account step; a business refusal is an answer (returned), anything else an error (thrown). */
@@ -135,11 +147,11 @@ export class TransferProcessManager implements Projection {
     }
   }
 
-  private async record(transfer: Active, decide: (state: TransferState) => TransferEvent[]): Promise<void> {
-    await this.runner.run({ streamId: transferStreamId(transfer.transferId), decider: transferDecider, decide });
+  private async record({ transfer, metadata }: Step, decide: (state: TransferState) => TransferEvent[]): Promise<void> {
+    await this.runner.run({ streamId: transferStreamId(transfer.transferId), decider: transferDecider, decide, metadata });
   }
 
-  private log(transfer: Active, message: string): void {
-    this.logger.log(`[correlation ${currentEventContext()?.correlationId}] transfer ${transfer.transferId}: ${message}`);
+  private log({ transfer, metadata }: Step, message: string): void {
+    this.logger.log(`${correlationTag(metadata)} transfer ${transfer.transferId}: ${message}`);
   }
 }

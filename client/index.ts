@@ -1,8 +1,9 @@
 // The typed client of the ledger API, for a team that calls the service from TypeScript.
 // ledger-api.d.ts is generated from openapi.json (`npm run openapi` regenerates both from the code;
 // never edit them by hand: test/openapi-document.e2e-spec.ts fails when either is out of step).
-// The runtime is openapi-fetch (a few kB over the platform's fetch): a path, a parameter or a body
-// field the API does not have is a compile error, and every answer is typed by its status.
+// The runtime is openapi-fetch (a few kB over the platform's fetch): a path the API does not have, a
+// missing or mistyped parameter or body field is a compile error, and every answer is typed by its
+// status. (An extra field is not always caught by TypeScript; the service refuses it: 400.)
 import createClient, { type Client, type ClientOptions } from 'openapi-fetch';
 import type { components, paths } from './ledger-api.js';
 

@@ -123,7 +123,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The account's money movements (deposits, withdrawals), newest first (keyset pagination) */
+        /** The account's money movements (deposits, withdrawals and transfer legs: out, in, refund), newest first (keyset pagination) */
         get: operations["AccountsController_transactions"];
         put?: never;
         post?: never;

@@ -1,6 +1,5 @@
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
-import { AccountLookup } from '../../accounts/account-lookup.js';
-import { AccountNotFoundError } from '../../accounts/account.errors.js';
+import { AccountLookup, AccountNotFoundError } from '../../accounts/index.js';
 import { type AppendResult, CommandRunner } from '../../event-sourcing/index.js';
 import { requestTransfer, transferDecider, transferStreamId } from '../transfer.js';
 import { RequestTransfer } from './request-transfer.command.js';

@@ -16,7 +16,6 @@ import {
   runInEventContext,
 } from '../src/event-sourcing/index.js';
 import { type EventStoreModule, startEventStoreModule } from './support/event-store-module.js';
-import { type TestApp, startTestApp } from './support/test-app.js';
 
 // ---------------------------------------------------------------------------------------------
 // Test events: registered under stable names, never class names.

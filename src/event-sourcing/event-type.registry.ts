@@ -16,6 +16,7 @@ export class EventTypeRegistry {
   private readonly byClass = new Map<Function, Registration>();
   private readonly upcasters = new Map<string, Upcaster>();
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any event class: a constructor's data parameter makes EventClass<object> reject them
   register(eventClasses: ReadonlyArray<EventClass<any>>): void {
     for (const eventClass of eventClasses) {
       const definition = eventTypeOf(eventClass);

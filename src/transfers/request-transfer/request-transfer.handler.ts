@@ -24,7 +24,14 @@ export class RequestTransferHandler implements ICommandHandler<RequestTransfer> 
     return this.runner.run({
       streamId: transferStreamId(command.transferId),
       decider: transferDecider,
-      decide: (state) => requestTransfer(state, { ...command, currency: source.currency }),
+      decide: (state) => requestTransfer(state, {
+          transferId: command.transferId,
+          fromAccountId: command.fromAccountId,
+          toAccountId: command.toAccountId,
+          amount: command.amount,
+          currency: source.currency,
+          reference: command.reference,
+        }),
     });
   }
 }

@@ -2,9 +2,10 @@
 // with the few rules that fight this code base's deliberate style switched off or tuned, each with why.
 // Formatting is Prettier's job (`npm run format:check`); import boundaries are dependency-cruiser's.
 import eslint from '@eslint/js';
+import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/results/', '.data/'] },
   eslint.configs.recommended,
   tseslint.configs.strictTypeChecked,

@@ -179,7 +179,7 @@ function pgAppender(url: string, poolSize: number, prepared: boolean): { append:
           'bench.ValueRecorded',
           1,
           eventId,
-          JSON.stringify({ ...event }),
+          JSON.stringify(event),
           JSON.stringify({ correlationId: eventId, causationId: eventId, occurredAt, eventId }),
         );
       }

@@ -144,7 +144,7 @@ export const reported: Figure[] = [];
 
 /** One JSON line per figure, so results can be collected by a script. */
 export function report(figure: string, value: number | string, unit: string, extra: Record<string, unknown> = {}): Figure {
-  const entry: Figure = { group: String(extra.group ?? 'misc'), figure, value, unit, ...extra };
+  const entry: Figure = { group: typeof extra.group === 'string' ? extra.group : 'misc', figure, value, unit, ...extra };
   reported.push(entry);
   console.log(JSON.stringify(entry));
   return entry;

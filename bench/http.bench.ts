@@ -327,7 +327,9 @@ async function measurePoisson(service: Service, route: Route, ids: readonly stri
             if (status < 200 || status >= 300) failures++;
             latencies.push(performance.now() - sentAt);
           })
-          .catch(() => void failures++),
+          .catch(() => {
+            failures++;
+          }),
       );
     }
     await Promise.all(inFlight);

@@ -99,7 +99,7 @@ async function measureLag(app: INestApplicationContext, ids: ReadonlyMap<number,
   });
   const interval = 1000 / settings.lagRatePerSecond;
   const started = performance.now();
-  const inFlight: Promise<void>[] = [];
+  const inFlight: Array<Promise<void>> = [];
   for (let i = 0; performance.now() - started < settings.lagSeconds * 1000; i++) {
     const due = started + i * interval;
     if (due > performance.now()) await sleep(due - performance.now());

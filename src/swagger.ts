@@ -23,6 +23,12 @@ export function setUpSwagger(app: INestApplication): void {
   });
 }
 
+/** The part of an OpenAPI operation these functions touch. */
+interface Operation {
+  parameters?: unknown[];
+  responses: Record<string, { headers?: Record<string, unknown> }>;
+}
+
 /**
  * Operation ids are part of the contract (generated clients name their methods after them): the
  * accounts controller was split by concern (commands, queries, history) and keeps its ids.
@@ -39,8 +45,9 @@ function operationId(controllerKey: string, methodKey: string): string {
 
 function addCommonHeaders(document: OpenAPIObject): OpenAPIObject {
   for (const [route, path] of Object.entries(document.paths)) {
-    for (const [method, operation] of Object.entries(path)) {
-      if (typeof operation !== 'object' || operation === null || !('responses' in operation)) continue;
+    for (const [method, candidate] of Object.entries(path) as Array<[string, unknown]>) {
+      if (typeof candidate !== 'object' || candidate === null || !('responses' in candidate)) continue;
+      const operation = candidate as Operation;
       if (method === 'post') addIdempotencyKey(operation);
       addRequestProblems(operation, route.includes('{'));
       operation.parameters = [
@@ -53,7 +60,7 @@ function addCommonHeaders(document: OpenAPIObject): OpenAPIObject {
           schema: { type: 'string' },
         },
       ];
-      for (const response of Object.values(operation.responses) as Array<{ headers?: Record<string, unknown> }>) {
+      for (const response of Object.values(operation.responses)) {
         response.headers = {
           ...response.headers,
           'X-Correlation-Id': { description: 'The correlation id of this request', schema: { type: 'string' } },

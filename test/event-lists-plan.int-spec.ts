@@ -59,7 +59,7 @@ afterAll(async () => {
 async function statementsOf(send: () => PromiseLike<unknown>): Promise<Array<{ sql: string; parameters: unknown[] }>> {
   const dataSource = t.app.get<DataSource>(QUERY_DATA_SOURCE);
   const logger = dataSource.logger;
-  const original = logger.logQuery;
+  const original = logger.logQuery.bind(logger);
   const caught: Array<{ sql: string; parameters: unknown[] }> = [];
   logger.logQuery = (sql, parameters) => {
     if (/\bFROM events\b/.test(sql)) caught.push({ sql, parameters: (parameters as unknown[] | undefined) ?? [] });

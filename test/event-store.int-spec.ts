@@ -15,7 +15,6 @@ import {
   WrongExpectedVersionError,
 } from '../src/event-sourcing/index.js';
 import { type EventStoreModule, startEventStoreModule } from './support/event-store-module.js';
-import { type TestApp, startTestApp } from './support/test-app.js';
 
 // ---------------------------------------------------------------------------------------------
 // Test events: registered under stable names, never class names.

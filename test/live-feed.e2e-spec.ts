@@ -292,7 +292,7 @@ async function resumeUntil(live: LiveApp, lastId: string, expected: readonly num
     const stream = await live.connect({ lastEventId: lastId });
     connections++;
     const needed = expected.length - messages.length;
-    await stream.waitFor(`${needed} more events`, (received) => received.length >= needed).catch((error: Error) => {
+    await stream.waitFor(`${needed} more events`, (received) => received.length >= needed).catch((error: unknown) => {
       if (!stream.isEnded) throw error; // disconnected by the server: resume again
     });
     stream.close();

@@ -178,7 +178,7 @@ describe('GET /accounts/{id}/state', () => {
 
   it('an unknown account is 404 ACCOUNT_NOT_FOUND, whatever the point; a non-UUID id is 400 INVALID_ID', async () => {
     const unknown = randomUUID();
-    for (const query of <Array<Record<string, string | number>>>[{ atVersion: 1 }, { atVersion: 5 }, { asOf: '2999-01-01T00:00:00Z' }, { asOf: '2000-01-01T00:00:00Z' }]) {
+    for (const query of [{ atVersion: 1 }, { atVersion: 5 }, { asOf: '2999-01-01T00:00:00Z' }, { asOf: '2000-01-01T00:00:00Z' }] as Array<Record<string, string | number>>) {
       expectProblemAnswer(await stateAt(query, unknown), 404, 'ACCOUNT_NOT_FOUND');
     }
     expectProblemAnswer(await stateAt({ atVersion: 1 }, 'not-a-uuid'), 400, 'INVALID_ID');
@@ -311,7 +311,7 @@ describe('GET /transfers/{id}/state', () => {
 
   it('an unknown transfer is 404 TRANSFER_NOT_FOUND (an account id is not a transfer id); a non-UUID id is 400 INVALID_ID', async () => {
     for (const id of [randomUUID(), transfers.completed.events[0].data.fromAccountId as string]) {
-      for (const query of <Array<Record<string, string | number>>>[{ atVersion: 1 }, { asOf: '2999-01-01T00:00:00Z' }]) {
+      for (const query of [{ atVersion: 1 }, { asOf: '2999-01-01T00:00:00Z' }] as Array<Record<string, string | number>>) {
         expectProblemAnswer(await stateAt(query, id), 404, 'TRANSFER_NOT_FOUND');
       }
     }

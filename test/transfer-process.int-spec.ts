@@ -213,7 +213,7 @@ describe('crash points built in the log, then an application started on it', () 
   }
 
   async function balanceInLog(accountId: string): Promise<number> {
-    const [row] = await rowsOf<{ balance: number | null }>(
+    const [row] = await rowsOf<{ balance: string | null }>( // bigint: pg answers a string
       writer.dataSource,
       `SELECT (data->>'balanceAfter')::bigint AS balance FROM events WHERE stream_id = $1 AND data ? 'balanceAfter' ORDER BY version DESC LIMIT 1`,
       [accountStreamId(accountId)],

@@ -1,4 +1,4 @@
-import { EventType } from '../event-sourcing/index.js';
+import { EventType } from '../event-sourcing/domain.js';
 
 // Facts about an account, in the past tense. The @EventType name is what is stored: never rename it.
 // Amounts and balances are integers of minor units.

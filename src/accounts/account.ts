@@ -1,4 +1,4 @@
-import type { Decider } from '../event-sourcing/index.js';
+import type { Decider } from '../event-sourcing/domain.js';
 import { MAX_MINOR_UNITS, isPositiveMinorUnits } from '../shared/money.js';
 import {
   AccountAlreadyExistsError,

@@ -1,4 +1,4 @@
-import type { Upcaster } from '../event-sourcing/index.js';
+import type { Upcaster } from '../event-sourcing/domain.js';
 
 /**
  * Older schema versions of account events, turned into the current shape on every read (the

@@ -26,7 +26,7 @@ export interface AppConfig {
   readonly auth: {
     readonly key: JwtKey;
     /** Accepted signature algorithms, derived from the key kind. */
-    readonly algorithms: readonly ('HS256' | 'RS256' | 'ES256')[];
+    readonly algorithms: ReadonlyArray<'HS256' | 'RS256' | 'ES256'>;
     readonly issuer?: string;
     readonly audience?: string;
   };

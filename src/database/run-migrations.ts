@@ -15,7 +15,9 @@ export async function runMigrations(dataSource: DataSource, schema = DEFAULT_SCH
   await lock.connect();
   try {
     await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
-    const [{ missing }] = await lock.query('SELECT to_regnamespace($1) IS NULL AS missing', [assertSchemaName(schema)]);
+    const [{ missing }] = (await lock.query('SELECT to_regnamespace($1) IS NULL AS missing', [assertSchemaName(schema)])) as Array<{
+      missing: boolean;
+    }>;
     if (missing) await lock.query(`CREATE SCHEMA ${schema}`);
     return await dataSource.runMigrations({ transaction: 'each' });
   } finally {

@@ -22,7 +22,7 @@ export class EventFeedRequest {
 
   @ApiPropertyOptional({ description: 'Only events of these types (comma-separated), e.g. accounts.MoneyDeposited', example: 'accounts.MoneyDeposited' })
   @IsOptional()
-  @Transform(({ value }) => (typeof value === 'string' ? value.split(',').map((type) => type.trim()).filter(Boolean) : value))
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.split(',').map((type) => type.trim()).filter(Boolean) : value))
   @IsArray()
   @ArrayMaxSize(50)
   @IsString({ each: true })

@@ -165,13 +165,12 @@ export class LiveConnection implements LiveSubscriber {
       return;
     }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, wait);
-      const self = this;
-      function done() {
-        clearTimeout(timer);
-        if (self.wake === done) self.wake = undefined;
+      const done = (): void => {
+        clearTimeout(timer); // called only after the timer below is set: from it, or from wake()
+        if (this.wake === done) this.wake = undefined;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, wait);
       this.wake = done;
     });
   }

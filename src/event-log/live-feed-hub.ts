@@ -125,7 +125,7 @@ export class LiveFeedHub {
       await this.readWhileJoined();
     } catch (error) {
       // Not expected (read errors are retried): the streams then catch up on their own when they rejoin.
-      this.logger.error(`The live feed's reader stopped: ${(error as Error).stack ?? error}`);
+      this.logger.error(`The live feed's reader stopped: ${(error as Error).stack ?? String(error)}`);
       this.subscribers.clear();
     } finally {
       this.active = false; // in the same synchronous step as the loop's last check: no join is missed

@@ -26,9 +26,10 @@ export interface EventSourcingOptions {
 
 export interface EventSourcingFeature {
   /** Every event class the feature writes or reads (its @EventType name is what is stored). */
-  readonly events: readonly EventClass<any>[];
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any event class: a constructor's data parameter makes EventClass<object> reject them
+  readonly events: ReadonlyArray<EventClass<any>>;
   /** Projections kept from the log; they become providers of the feature's module. */
-  readonly projections?: readonly Type<Projection>[];
+  readonly projections?: ReadonlyArray<Type<Projection>>;
   /** Upcasters of the feature's older event schema versions. */
   readonly upcasters?: readonly Upcaster[];
 }

@@ -337,6 +337,7 @@ export class EventStore {
       const result = await this.dataSource.transaction(async (manager) => {
         tx = new EventStoreTransaction(manager, this.registry, this.projections, this.clock);
         const result = await ambient.run(tx, () => work(tx!));
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what work caught, unchanged
         if (tx.failure !== undefined) throw tx.failure; // work swallowed an error that aborted the transaction
         // Work of a projection's lease holder commits only while it holds the lease (see lease-fence.ts).
         await currentFence()?.verify(manager);

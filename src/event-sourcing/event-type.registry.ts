@@ -1,19 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { UnknownEventTypeError, UnreadableEventSchemaError } from './errors.js';
 import { type EventClass, type EventTypeDefinition, eventTypeOf } from './event-type.js';
+import type { Upcaster } from './upcaster.js';
+
+export type { Upcaster } from './upcaster.js';
 
 interface Registration extends EventTypeDefinition {
   readonly eventClass: EventClass;
-}
-
-/**
- * Turns the stored payload of `type` at schema version `fromVersion` into the payload of version
- * `fromVersion + 1`. Pure; chained until the class's current schema version.
- */
-export interface Upcaster {
-  readonly type: string;
-  readonly fromVersion: number;
-  upcast(data: Record<string, unknown>): Record<string, unknown>;
 }
 
 /** Maps stable type names to event classes and back; feature modules fill it via forFeature(). */
@@ -23,7 +16,8 @@ export class EventTypeRegistry {
   private readonly byClass = new Map<Function, Registration>();
   private readonly upcasters = new Map<string, Upcaster>();
 
-  register(eventClasses: readonly EventClass<any>[]): void {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any event class: a constructor's data parameter makes EventClass<object> reject them
+  register(eventClasses: ReadonlyArray<EventClass<any>>): void {
     for (const eventClass of eventClasses) {
       const definition = eventTypeOf(eventClass);
       const existing = this.byType.get(definition.type);

@@ -6,6 +6,7 @@ export type ProjectionHandler<E extends object> = (event: RecordedEvent<E>, mana
 
 /** One handler per event class a projection cares about; events of other classes are ignored. */
 export class ProjectionHandlers {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- one map for handlers of different event types; on() keeps each pair consistent
   private readonly handlers = new Map<Function, ProjectionHandler<any>>();
 
   on<E extends object>(eventClass: EventClass<E>, handler: ProjectionHandler<E>): this {
@@ -55,7 +56,8 @@ export interface Projection {
    * For applyBatch: the event classes it reads. A batch with none of them changes nothing, so the
    * runner moves the checkpoint past it without a transaction. Leave out to have every batch applied.
    */
-  readonly handles?: readonly EventClass<any>[];
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any event class: a constructor's data parameter makes EventClass<object> reject them
+  readonly handles?: ReadonlyArray<EventClass<any>>;
   /** Must give the same rows as applying the events one by one, in order. */
   applyBatch?(events: readonly RecordedEvent[], manager: EntityManager): Promise<void>;
 }

@@ -2,7 +2,6 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { SnapshotCodec } from './decider.js';
 import { sql } from './sql.js';
-import { toSafeNumber } from './stored-event.row.js';
 
 export const SNAPSHOT_OPTIONS = Symbol('SNAPSHOT_OPTIONS');
 

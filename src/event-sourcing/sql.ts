@@ -16,7 +16,7 @@ export async function sql<Row = Record<string, unknown>>(
   text: string,
   parameters: readonly unknown[] = [],
 ): Promise<SqlResult<Row>> {
-  const runner = manager.queryRunner ?? manager.connection.createQueryRunner();
+  const runner = manager.queryRunner ?? manager.dataSource.createQueryRunner();
   try {
     const result = await runner.query(text, [...parameters], true);
     return { rows: (result.records ?? []) as Row[], rowCount: result.affected ?? result.records?.length ?? 0 };
@@ -46,7 +46,7 @@ export async function prepared<Row>(manager: EntityManager, statement: PreparedS
       const client = (runner as { databaseConnection?: pg.PoolClient }).databaseConnection ?? ((await runner.connect()) as pg.PoolClient);
       return (await client.query(query)).rows as Row[];
     }
-    const pool = (manager.connection.driver as unknown as { master: pg.Pool }).master;
+    const pool = (manager.dataSource.driver as unknown as { master: pg.Pool }).master;
     return (await pool.query(query)).rows as Row[];
   } catch (error) {
     // Failures look as they do from TypeORM's query(): a QueryFailedError around the driver's error.

@@ -1,4 +1,4 @@
-import { EventType } from '../event-sourcing/index.js';
+import { EventType } from '../event-sourcing/domain.js';
 
 // Facts of a transfer's own stream: requested → source debited → target credited → completed, or
 // failed (the debit was refused), or credit refused → source refunded → failed.

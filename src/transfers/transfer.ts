@@ -1,4 +1,4 @@
-import type { Decider } from '../event-sourcing/index.js';
+import type { Decider } from '../event-sourcing/domain.js';
 import { DomainError } from '../shared/domain-error.js';
 import {
   CreditRefused,

@@ -4,8 +4,7 @@ import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestj
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { ApiAcceptedResponse, ApiExtraModels, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { EVENT_PAGE_DEFAULT, EventListRequest } from '../event-log/event-list.request.js';
-import { EventListResponse, EventResponse } from '../event-log/event.response.js';
+import { EVENT_PAGE_DEFAULT, EventListRequest, EventListResponse, EventResponse } from '../event-log/index.js';
 import type { CommandMetadata } from '../event-sourcing/index.js';
 import { ApiProblemResponses } from '../shared/http/api-problem-responses.decorator.js';
 import { decodeCursor, encodeCursor } from '../shared/http/cursor.js';

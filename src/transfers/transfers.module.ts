@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { AccountsModule } from '../accounts/accounts.module.js';
+import { AccountsModule } from '../accounts/index.js';
 import { EventSourcingModule } from '../event-sourcing/index.js';
 import { RequestTransferHandler } from './request-transfer/request-transfer.handler.js';
 import { GetTransferEventsHandler } from './transfer-history/get-transfer-events.handler.js';

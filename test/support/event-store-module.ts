@@ -25,7 +25,7 @@ export interface EventStoreModule {
 
 export interface EventStoreModuleOptions {
   /** The test's event classes, registered with EventSourcingModule.forFeature. */
-  readonly events: readonly EventClass<any>[];
+  readonly events: ReadonlyArray<EventClass<any>>;
   /** Extra providers, e.g. @EventsHandler classes. */
   readonly providers?: Provider[];
   /** Pool size of the DataSource (large enough for the test's parallelism). */
@@ -33,7 +33,7 @@ export interface EventStoreModuleOptions {
   /** Replaces the Clock, so occurredAt is predictable. */
   readonly clock?: Clock;
   /** Projections of the test (providers registered with forFeature) and engine settings. */
-  readonly projections?: readonly Type<Projection>[];
+  readonly projections?: ReadonlyArray<Type<Projection>>;
   readonly engine?: Partial<ProjectionEngineOptions>;
 }
 

@@ -71,7 +71,7 @@ export function countingTables(prefix: string): { count: string; log: string } {
  * Defines an @Injectable projection class named `name`, in `mode`, counting every event of the
  * given classes. The behaviour object is static (shared by every instance in this process).
  */
-export function defineCountingProjection(name: string, mode: ProjectionMode, events: readonly EventClass<any>[]): CountingProjectionClass {
+export function defineCountingProjection(name: string, mode: ProjectionMode, events: ReadonlyArray<EventClass<any>>): CountingProjectionClass {
   const prefix = name.replace(/[^a-z0-9]/gi, '_').toLowerCase();
   const tables = countingTables(prefix);
   const behaviour = newBehaviour();
@@ -148,8 +148,8 @@ export interface EngineModule {
 
 export interface EngineModuleOptions {
   readonly url: string;
-  readonly events: readonly EventClass<any>[];
-  readonly projections: readonly Type<Projection>[];
+  readonly events: ReadonlyArray<EventClass<any>>;
+  readonly projections: ReadonlyArray<Type<Projection>>;
   readonly engine?: Partial<ProjectionEngineOptions>;
   readonly poolSize?: number;
   /** Let the engine's logger print (a child process sends it to stderr). */
@@ -267,7 +267,7 @@ export async function eventually<T>(
     }
     if (Date.now() > deadline) {
       const details = diagnose ? await diagnose().catch((error: unknown) => `(diagnosis failed: ${String(error)})`) : '';
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}${details ? `\n${details}` : ''}`);
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)})` : ''}${details ? `\n${details}` : ''}`);
     }
     await sleep(everyMs);
   }

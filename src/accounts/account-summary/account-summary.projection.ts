@@ -36,7 +36,7 @@ export class AccountSummaryProjection implements Projection {
   readonly handles = ACCOUNT_EVENTS;
 
   async applyBatch(events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
-    const opened: RecordedEvent<AccountOpened>[] = [];
+    const opened: Array<RecordedEvent<AccountOpened>> = [];
     const changes = new Map<string, Change>();
     for (const event of events) {
       const data = event.data;

@@ -5,5 +5,5 @@ import { Transform } from 'class-transformer';
  * 1e1, " 3 ") is left as it is, so @IsInt refuses it instead of Number() reading it loosely.
  */
 export function IntegerParam(): PropertyDecorator {
-  return Transform(({ value }) => (typeof value === 'string' && /^-?\d{1,16}$/.test(value) ? Number(value) : value));
+  return Transform(({ value }: { value: unknown }) => (typeof value === 'string' && /^-?\d{1,16}$/.test(value) ? Number(value) : value));
 }

@@ -92,7 +92,7 @@ export class IdempotencyInterceptor implements NestInterceptor, OnApplicationBoo
       }
       const stored = await this.stored(tx.manager, key); // it may have finished meanwhile
       if (stored) return this.replay(stored, fingerprint, response);
-      const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
+      const body: unknown = await lastValueFrom(next.handle(), { defaultValue: undefined });
       await tx.manager.query(
         `INSERT INTO idempotency_keys (key, fingerprint, status_code, headers, body, expires_at)
          VALUES ($1, $2, $3, $4, $5, now() + make_interval(hours => $6))

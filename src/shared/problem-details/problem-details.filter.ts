@@ -97,7 +97,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     const status = error.getStatus();
     const body = error.getResponse();
     const message = typeof body === 'string' ? body : (body as { message?: unknown }).message;
-    const detail = Array.isArray(message) ? message.join('; ') : String(message ?? error.message);
+    const detail = Array.isArray(message) ? message.join('; ') : typeof message === 'string' ? message : error.message;
     const code = status === 404 ? 'ROUTE_NOT_FOUND' : (CODE_OF_STATUS[status] ?? `HTTP_${status}`);
     if (status >= 500) this.logger.error(error.stack ?? error.message);
     return answer(status, code, titleOf(code), status >= 500 ? 'An unexpected error occurred' : detail);

@@ -1,6 +1,5 @@
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
-import { AccountLookup } from '../../accounts/account-lookup.js';
-import { AccountNotFoundError } from '../../accounts/account.errors.js';
+import { AccountLookup, AccountNotFoundError } from '../../accounts/index.js';
 import { type AppendResult, CommandRunner } from '../../event-sourcing/index.js';
 import { requestTransfer, transferDecider, transferStreamId } from '../transfer.js';
 import { RequestTransfer } from './request-transfer.command.js';
@@ -25,7 +24,14 @@ export class RequestTransferHandler implements ICommandHandler<RequestTransfer> 
     return this.runner.run({
       streamId: transferStreamId(command.transferId),
       decider: transferDecider,
-      decide: (state) => requestTransfer(state, { ...command, currency: source.currency }),
+      decide: (state) => requestTransfer(state, {
+          transferId: command.transferId,
+          fromAccountId: command.fromAccountId,
+          toAccountId: command.toAccountId,
+          amount: command.amount,
+          currency: source.currency,
+          reference: command.reference,
+        }),
       metadata: command.metadata,
     });
   }

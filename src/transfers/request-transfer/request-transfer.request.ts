@@ -3,7 +3,7 @@ import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, IsPositive, IsString, IsUUID, Length, Matches, Max, ValidateBy } from 'class-validator';
 
 /** UUIDs are case-insensitive; ids are compared and stored lower-case, like path ids. */
-const lowerCase = Transform(({ value }) => (typeof value === 'string' ? value.toLowerCase() : value));
+const lowerCase = Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.toLowerCase() : value));
 import { MAX_MINOR_UNITS } from '../../shared/money.js';
 
 /** A property that must differ from another one of the same object. */

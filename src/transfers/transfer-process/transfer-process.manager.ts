@@ -1,11 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
-import {
-  CreditForTransfer,
-  DebitForTransfer,
-  RefundTransfer,
-  SettleTransfer,
-} from '../../accounts/transfer-legs/transfer-leg.commands.js';
+import { CreditForTransfer, DebitForTransfer, RefundTransfer, SettleTransfer } from '../../accounts/index.js';
 import {
   type CommandMetadata,
   CommandRunner,

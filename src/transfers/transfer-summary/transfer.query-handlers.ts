@@ -1,7 +1,6 @@
 import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import type { Repository } from 'typeorm';
-import { AccountNotFoundError } from '../../accounts/account.errors.js';
-import { accountStreamId } from '../../accounts/account.js';
+import { AccountNotFoundError, accountStreamId } from '../../accounts/index.js';
 import { EventLogReader } from '../../event-sourcing/index.js';
 import { TransferSummaryRecord } from './transfer-summary.record.js';
 import { GetTransfer, ListAccountTransfers, type TransferPage } from './transfer.queries.js';

@@ -4,3 +4,4 @@
 export * from './decider.js';
 export * from './event-type.js';
 export type * from './upcaster.js';
+export type * from './error-kind.js';

@@ -1,4 +1,4 @@
-import type { ErrorKind, KindedError } from '../event-sourcing/index.js';
+import type { ErrorKind, KindedError } from '../event-sourcing/domain.js';
 
 /**
  * The kinds a business refusal can be (see ErrorKind; the HTTP edge maps kinds to statuses):

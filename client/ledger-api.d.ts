@@ -377,7 +377,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         AccountListResponse: {
-            items: components["schemas"]["AccountResponse"][];
+            items: Array<components["schemas"]["AccountResponse"]>;
             /** @description Pass as `cursor` to get the next page; null on the last page. */
             nextCursor: string | null;
         };
@@ -431,7 +431,7 @@ export interface components {
             version: number;
         };
         AccountTransactionListResponse: {
-            items: components["schemas"]["AccountTransactionResponse"][];
+            items: Array<components["schemas"]["AccountTransactionResponse"]>;
             /** @description Pass as `cursor` for the next (older) page; null on the last page. */
             nextCursor: string | null;
         };
@@ -499,12 +499,12 @@ export interface components {
             version: number;
         };
         EventListResponse: {
-            items: components["schemas"]["EventResponse"][];
+            items: Array<components["schemas"]["EventResponse"]>;
             /** @description Pass as `cursor` to get the next page; null on the last page. */
             nextCursor: string | null;
         };
         EventPageResponse: {
-            items: components["schemas"]["EventResponse"][];
+            items: Array<components["schemas"]["EventResponse"]>;
             /**
              * @description Pass as `after` to continue: the position of the last event returned (or the `after` given when none was).
              * @example 1042
@@ -512,13 +512,9 @@ export interface components {
             next: number;
         };
         EventResponse: {
-            data: {
-                [key: string]: unknown;
-            };
+            data: Record<string, unknown>;
             /** @description eventId, correlationId, causationId, occurredAt, actor */
-            metadata: {
-                [key: string]: unknown;
-            };
+            metadata: Record<string, unknown>;
             /**
              * @description The position in the global log.
              * @example 1042
@@ -569,7 +565,7 @@ export interface components {
             /** @example Account balance 100 is less than the requested 150 */
             detail: string;
             /** @description Validation errors only: each invalid field. */
-            errors?: components["schemas"]["InvalidFieldDto"][];
+            errors?: Array<components["schemas"]["InvalidFieldDto"]>;
             /** @example 422 */
             status: number;
             /** @example Insufficient funds */
@@ -581,7 +577,7 @@ export interface components {
             type: string;
         };
         ProjectionListResponse: {
-            items: components["schemas"]["ProjectionStatusResponse"][];
+            items: Array<components["schemas"]["ProjectionStatusResponse"]>;
         };
         ProjectionStatusResponse: {
             /** @description Failed attempts at the current event. */
@@ -655,7 +651,7 @@ export interface components {
             status: "pending";
         };
         TransferListResponse: {
-            items: components["schemas"]["TransferResponse"][];
+            items: Array<components["schemas"]["TransferResponse"]>;
             /** @description Pass as `cursor` for the next (older) page; null on the last page. */
             nextCursor: string | null;
         };

@@ -12,7 +12,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const { open, deposit, withdraw, close, openWith, openClosed, getAccount, historyOf, stateOf } = accountsApi(() => t);
+const { open, deposit, withdraw, openWith, openClosed, getAccount, historyOf, stateOf } = accountsApi(() => t);
 
 describe('deposits, withdrawals and close', () => {
   it('deposits: 200 {id, version, position} and the new ETag; the balance follows', async () => {

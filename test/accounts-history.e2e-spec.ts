@@ -12,7 +12,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const { open, close, historyOf } = accountsApi(() => t);
+const { open, historyOf } = accountsApi(() => t);
 
 describe('GET /accounts/{id}/events', () => {
   it('answers the full history with type, version, position, data, metadata and recordedAt', async () => {

@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const { close, openWith, getAccount, stateOf } = accountsApi(() => t);
+const { openWith, getAccount, stateOf } = accountsApi(() => t);
 
 describe('errors are problem+json, never 500', () => {
   it.each([

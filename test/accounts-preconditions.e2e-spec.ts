@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type Opened, UUID, accountsApi, expectProblem } from './support/accounts-api.js';
+import { type Opened, accountsApi, expectProblem } from './support/accounts-api.js';
 import { reflecting } from './support/read-your-writes.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 
@@ -14,7 +14,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const { open, deposit, withdraw, close, openWith, getAccount, stateOf } = accountsApi(() => t);
+const { open, deposit, withdraw, openWith, getAccount, stateOf } = accountsApi(() => t);
 
 describe('If-Match (optimistic concurrency over HTTP)', () => {
   const commands = [

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { accountsApi, UUID, expectProblem } from './support/accounts-api.js';
+import { accountsApi, expectProblem } from './support/accounts-api.js';
 import { type Via, projectionPosition, reflecting } from './support/read-your-writes.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 

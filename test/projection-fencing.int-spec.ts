@@ -222,7 +222,7 @@ describe('a lease holder paused in the middle of a reaction, past its lease', ()
   });
   afterAll(async () => {
     await pool?.end();
-    if (child && child.exitCode === null && child.signalCode === null) {
+    if (child?.exitCode === null && child.signalCode === null) {
       child.kill('SIGCONT');
       child.kill('SIGKILL');
     }

@@ -51,9 +51,9 @@ describe('a page of GET /transfers/{id}/events is bounded', () => {
   it('reads at most limit+1 rows of events per page, on every page, even when the correlation id is shared by many other events', async () => {
     const dataSource = t.app.get<DataSource>(QUERY_DATA_SOURCE);
     const caught: Array<{ sql: string; parameters: unknown[] }> = [];
-    const original = dataSource.logger.logQuery;
+    const original = dataSource.logger.logQuery.bind(dataSource.logger);
     dataSource.logger.logQuery = (sql, parameters) => {
-      if (/metadata->>'correlationId'/.test(sql)) caught.push({ sql, parameters: (parameters as unknown[] | undefined) ?? [] });
+      if (sql.includes('metadata->>\'correlationId\'')) caught.push({ sql, parameters: (parameters as unknown[] | undefined) ?? [] });
     };
     let cursor: string | null | undefined;
     let pages = 0;

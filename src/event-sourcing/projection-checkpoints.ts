@@ -61,7 +61,7 @@ function toState(row: Row): ProjectionState {
     failedAt: row.failed_at,
     leaseOwner: row.lease_owner,
     leaseExpiresAt: row.lease_expires_at,
-    leaseToken: String(row.lease_token),
+    leaseToken: row.lease_token,
     rebuild: row.rebuild_status
       ? {
           status: row.rebuild_status,
@@ -124,7 +124,7 @@ export class ProjectionCheckpoints {
        RETURNING p.lease_token`,
       [name, owner, ttlMs],
     );
-    return rows.length ? String(rows[0].lease_token) : null;
+    return rows.length ? rows[0].lease_token : null;
   }
 
   /**

@@ -60,7 +60,7 @@ export class TestEventLog {
   }
 
   /** Several events of one stream, in order. */
-  recordAll<E extends object>(streamId: string, events: readonly E[]): RecordedEvent<E>[] {
+  recordAll<E extends object>(streamId: string, events: readonly E[]): Array<RecordedEvent<E>> {
     return events.map((data) => this.record(streamId, data));
   }
 }

@@ -117,7 +117,7 @@ describe('ProblemDetailsFilter: errors without a kind are a logged 500 that leak
     ['UnitOfWorkConflict (internal: the unit of work turns it into CONCURRENCY_CONFLICT)', new UnitOfWorkConflict('account-1', 'lost')],
     ['an unknown event type', new UnknownEventTypeError('x.Y')],
     ['an error with a kind the table does not know', Object.assign(new Error('odd'), { kind: 'teapot', code: 'ODD', details: {} })],
-    ['a plain error', new Error(`expected ${String(NO_STREAM)}`)],
+    ['a plain error', new Error(`expected ${NO_STREAM}`)],
   ])('%s', (_name, error) => {
     const answered = answer(error);
     expect(answered.status).toBe(500);

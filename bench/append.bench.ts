@@ -106,7 +106,12 @@ function merge(rounds: readonly Round[], batch: number): Measured {
  * version to expect), for warm-up + measured seconds. Only appends that start in the measured window
  * are counted; the window ends when the last of them completes.
  */
-async function drive(settings: Pick<AppendSettings, 'streams' | 'seconds' | 'warmupSeconds'>, concurrency: number, batch: number, append: Append): Promise<Round> {
+async function drive(
+  settings: Pick<AppendSettings, 'streams' | 'seconds' | 'warmupSeconds'>,
+  concurrency: number,
+  batch: number,
+  append: Append,
+): Promise<Round> {
   const streamIds = Array.from({ length: settings.streams }, () => `bench-${randomUUID()}`);
   const versions = new Int32Array(settings.streams);
   const started = performance.now();
@@ -135,7 +140,10 @@ async function drive(settings: Pick<AppendSettings, 'streams' | 'seconds' | 'war
 }
 
 function eventsOf(streamId: string, from: number, count: number): ValueRecorded[] {
-  return Array.from({ length: count }, (_, index) => new ValueRecorded({ accountId: streamId, amount: 1, balanceAfter: from + index + 1, reference: null }));
+  return Array.from(
+    { length: count },
+    (_, index) => new ValueRecorded({ accountId: streamId, amount: 1, balanceAfter: from + index + 1, reference: null }),
+  );
 }
 
 /** The event store: one EventStore.append per call, exact expected version. */
@@ -143,7 +151,9 @@ async function storeAppender(url: string, concurrency: number): Promise<{ append
   // At concurrency 1 the pool has 2 (kept from when a pool of 1 hung the start; migrations now run
   // on a connection of their own): one sequential worker only ever uses one at a time.
   const poolSize = Math.max(2, concurrency);
-  const app: INestApplicationContext = await NestFactory.createApplicationContext(AppendBenchModule.forRoot(url, poolSize), { logger: ['error', 'warn'] });
+  const app: INestApplicationContext = await NestFactory.createApplicationContext(AppendBenchModule.forRoot(url, poolSize), {
+    logger: ['error', 'warn'],
+  });
   const store = app.get(EventStore);
   return {
     append: async (streamId, expected, count) => {
@@ -220,7 +230,9 @@ export async function runAppendBench(server: BenchServer, settings = appendSetti
       // The unnamed-statement baseline is shown once, at the concurrency the target is about.
       const writers: Array<{ name: string; append: Append; close: () => Promise<void>; rounds: Round[] }> = [
         { name: 'pg baseline (prepared statements)', ...pgAppender(database.url, concurrency, true), rounds: [] },
-        ...(concurrency === 32 && batch === 1 ? [{ name: 'pg baseline (unnamed statements)', ...pgAppender(database.url, concurrency, false), rounds: [] }] : []),
+        ...(concurrency === 32 && batch === 1
+          ? [{ name: 'pg baseline (unnamed statements)', ...pgAppender(database.url, concurrency, false), rounds: [] }]
+          : []),
         { name: 'event store', ...(await storeAppender(database.url, concurrency)), rounds: [] },
       ];
       console.error(`append: ${label}: ${writers.map((writer) => writer.name).join(', ')}, ${settings.rounds} alternating rounds…`);

@@ -70,7 +70,12 @@ class BareEndpointsController {
         if (rows.length === 0) throw notFound(id);
         const version = rows[0].version + 1;
         const eventId = randomUUID();
-        const data = { accountId: id, amount: body.amount, balanceAfter: Number(rows[0].balance) + body.amount, reference: body.reference ?? null };
+        const data = {
+          accountId: id,
+          amount: body.amount,
+          balanceAfter: Number(rows[0].balance) + body.amount,
+          reference: body.reference ?? null,
+        };
         const metadata = {
           correlationId: context.correlationId,
           causationId: context.causationId,

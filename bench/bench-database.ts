@@ -105,7 +105,13 @@ export async function openBenchDatabase(name: string): Promise<BenchDatabase> {
 export async function describeMachine(url: string): Promise<Record<string, string | number>> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
-  const { rows } = await client.query<{ version: string; fsync: string; synchronous_commit: string; shared_buffers: string; max_connections: string }>(
+  const { rows } = await client.query<{
+    version: string;
+    fsync: string;
+    synchronous_commit: string;
+    shared_buffers: string;
+    max_connections: string;
+  }>(
     `SELECT version() AS version, current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit,
             current_setting('shared_buffers') AS shared_buffers, current_setting('max_connections') AS max_connections`,
   );

@@ -59,7 +59,12 @@ function packageOf(id: number, byId: ReadonlyMap<number, ProfileNode>, parent: R
     const { url } = byId.get(at)!.callFrame;
     if (!url) continue;
     if (url.startsWith('node:')) {
-      const module = url.slice('node:'.length).replace(/^internal\//, '').split('/')[0].replace(/^_/, '').split('_')[0];
+      const module = url
+        .slice('node:'.length)
+        .replace(/^internal\//, '')
+        .split('/')[0]
+        .replace(/^_/, '')
+        .split('_')[0];
       return `node:${module === 'streams' ? 'stream' : module}`;
     }
     const path = url.replace(/^file:\/\//, '');
@@ -173,7 +178,7 @@ export function profileTables(summary: ProfileSummary, functions = 20, packages 
     '|---|---|---:|---:|',
     ...summary.functions.slice(0, functions).map((f) => `| \`${f.name}\` | ${f.where} | ${f.selfMs} | ${f.selfPercent} |`),
     '',
-    '| the project\'s functions by total time (self + synchronous callees) | where | ms | % |',
+    "| the project's functions by total time (self + synchronous callees) | where | ms | % |",
     '|---|---|---:|---:|',
     ...summary.projectTotals.slice(0, packages).map((f) => `| \`${f.name}\` | ${f.where} | ${f.selfMs} | ${f.selfPercent} |`),
   ];

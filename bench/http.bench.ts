@@ -126,7 +126,8 @@ async function startService(databaseUrl: string, settings: HttpSettings, nodeOpt
     if (output.includes('listening')) {
       const response = await fetch(`${url}/admin/projections`, { headers: AUTH }).catch(() => undefined);
       if (response?.ok) return service;
-      if (response && response.status !== 404) throw new Error(`GET /admin/projections answered ${response.status}: ${await response.text()}`);
+      if (response && response.status !== 404)
+        throw new Error(`GET /admin/projections answered ${response.status}: ${await response.text()}`);
     }
     if (Date.now() > deadline) {
       await service.stop();
@@ -201,7 +202,14 @@ function requestFor(route: Route, ids: readonly string[]): AutocannonRequest {
   };
 }
 
-async function run(service: Service, route: Route, ids: readonly string[], settings: HttpSettings, seconds: number, overallRate?: number): Promise<Run> {
+async function run(
+  service: Service,
+  route: Route,
+  ids: readonly string[],
+  settings: HttpSettings,
+  seconds: number,
+  overallRate?: number,
+): Promise<Run> {
   service.resetPeakRss();
   const latencies: number[] = [];
   const instance = autocannon({
@@ -215,7 +223,10 @@ async function run(service: Service, route: Route, ids: readonly string[], setti
   instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
   const result = await instance;
   const failures = result.non2xx + result.errors + result.timeouts;
-  if (failures > 0) console.error(`${route}: ${failures} failed requests (${JSON.stringify(result.statusCodeStats)}, errors ${result.errors}, timeouts ${result.timeouts})`);
+  if (failures > 0)
+    console.error(
+      `${route}: ${failures} failed requests (${JSON.stringify(result.statusCodeStats)}, errors ${result.errors}, timeouts ${result.timeouts})`,
+    );
   return { result, latencies, peakRss: service.peakRss() };
 }
 
@@ -238,14 +249,22 @@ function merge(runs: readonly Run[]): Load {
  * rounds alternating between them (bare, service, service, bare…), each starting with the
  * projections caught up so that none inherits the catching up of another's events.
  */
-async function measurePair(service: Service, bare: Route, real: Route, ids: readonly string[], settings: HttpSettings): Promise<[Load, Load]> {
+async function measurePair(
+  service: Service,
+  bare: Route,
+  real: Route,
+  ids: readonly string[],
+  settings: HttpSettings,
+): Promise<[Load, Load]> {
   const runs: Record<'bare' | 'real', Run[]> = { bare: [], real: [] };
   const routes = { bare, real };
   for (const side of ['bare', 'real'] as const) {
     await waitForProjections(service);
     if (settings.warmupSeconds > 0) await run(service, routes[side], ids, settings, settings.warmupSeconds);
   }
-  console.error(`http: ${bare} / ${real}, ${settings.connections} connections, ${settings.rounds} alternating rounds of ${settings.seconds / settings.rounds} s each…`);
+  console.error(
+    `http: ${bare} / ${real}, ${settings.connections} connections, ${settings.rounds} alternating rounds of ${settings.seconds / settings.rounds} s each…`,
+  );
   for (let index = 0; index < settings.rounds; index++) {
     for (const side of index % 2 === 0 ? (['bare', 'real'] as const) : (['real', 'bare'] as const)) {
       await waitForProjections(service);
@@ -256,7 +275,13 @@ async function measurePair(service: Service, bare: Route, real: Route, ids: read
 }
 
 /** A fixed offered rate: autocannon's histogram, corrected for coordinated omission. */
-async function measureAtRate(service: Service, route: Route, ids: readonly string[], settings: HttpSettings, overallRate: number): Promise<Load> {
+async function measureAtRate(
+  service: Service,
+  route: Route,
+  ids: readonly string[],
+  settings: HttpSettings,
+  overallRate: number,
+): Promise<Load> {
   await waitForProjections(service);
   console.error(`http: ${route} at ${overallRate} req/s, ${settings.connections} connections, ${settings.seconds} s…`);
   const { result, peakRss } = await run(service, route, ids, settings, settings.seconds, overallRate);
@@ -379,16 +404,32 @@ export async function runHttpBench(server: BenchServer, settings = httpSettings(
       ratioToBare: round(deposits.requestsPerSecond / bareDeposits.requestsPerSecond, 3),
     });
     reportLoad('deposits: bare endpoint (same SQL by hand)', 'http.deposits.bare', bareDeposits, base);
-    reportLoad(`deposits at half the peak rate (${halfRate} req/s offered)`, 'http.deposits.app.half', halfDeposits, { ...base, offeredRate: halfRate });
+    reportLoad(`deposits at half the peak rate (${halfRate} req/s offered)`, 'http.deposits.app.half', halfDeposits, {
+      ...base,
+      offeredRate: halfRate,
+    });
     // The same open-loop rate on the service and on the bare endpoint (its same-run baseline), in turn.
     const poissonSettings = { seconds: settings.seconds, accounts: settings.accounts, poolSize: settings.poolSize, offeredRate: halfRate };
     const poisson = await measurePoisson(service, 'deposit', ids, settings.seconds, halfRate);
     const barePoisson = await measurePoisson(service, 'bare-deposit', ids, settings.seconds, halfRate);
-    reportLoad(`deposits at half the peak rate, Poisson arrivals (${halfRate} req/s offered)`, 'http.deposits.app.half.poisson', poisson, poissonSettings);
-    reportLoad(`deposits: bare endpoint at the same rate, Poisson arrivals (${halfRate} req/s offered)`, 'http.deposits.bare.half.poisson', barePoisson, poissonSettings);
+    reportLoad(
+      `deposits at half the peak rate, Poisson arrivals (${halfRate} req/s offered)`,
+      'http.deposits.app.half.poisson',
+      poisson,
+      poissonSettings,
+    );
+    reportLoad(
+      `deposits: bare endpoint at the same rate, Poisson arrivals (${halfRate} req/s offered)`,
+      'http.deposits.bare.half.poisson',
+      barePoisson,
+      poissonSettings,
+    );
 
     const [bareReads, reads] = await measurePair(service, 'bare-read', 'read', ids, settings);
-    reportLoad('reads (GET /accounts/{id})', 'http.reads.app', reads, { ...base, ratioToBare: round(reads.requestsPerSecond / bareReads.requestsPerSecond, 3) });
+    reportLoad('reads (GET /accounts/{id})', 'http.reads.app', reads, {
+      ...base,
+      ratioToBare: round(reads.requestsPerSecond / bareReads.requestsPerSecond, 3),
+    });
     reportLoad('reads: bare endpoint (same row by hand)', 'http.reads.bare', bareReads, base);
     report('service peak RSS (VmHWM, whole run)', round(service.highWaterMark() / MB, 1), 'MB', { group: 'http', key: 'http.rss.peak' });
     await service.stop();
@@ -410,7 +451,11 @@ export async function runHttpBench(server: BenchServer, settings = httpSettings(
       if (process.env.BENCH_KEEP_PROFILE) copyFileSync(join(profileDir, file), process.env.BENCH_KEEP_PROFILE);
       // Only the measured load: not the start (module loading, migrations), the warm-up or the shutdown.
       const summary = summariseProfileFile(join(profileDir, file), 30, { fromUs, toUs });
-      report('deposits under the profiler', round(profiled.requestsPerSecond), 'req/s', { group: 'profile', key: 'profile.deposits', p99Ms: profiled.p99 });
+      report('deposits under the profiler', round(profiled.requestsPerSecond), 'req/s', {
+        group: 'profile',
+        key: 'profile.deposits',
+        p99Ms: profiled.p99,
+      });
       return { profile: summary };
     } finally {
       rmSync(profileDir, { recursive: true, force: true });

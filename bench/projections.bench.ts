@@ -138,7 +138,11 @@ export async function runProjectionsBench(server: BenchServer, settings = projec
     let t = performance.now();
     await seed(client, settings);
     await client.query('VACUUM ANALYZE events');
-    report('seed (SQL, for the projection benchmark)', round(settings.events / ((performance.now() - t) / 1000)), 'events/s', { ...group, key: 'projections.seed', events: settings.events });
+    report('seed (SQL, for the projection benchmark)', round(settings.events / ((performance.now() - t) / 1000)), 'events/s', {
+      ...group,
+      key: 'projections.seed',
+      events: settings.events,
+    });
     const { rows } = await client.query<{ id: string; n: number }>(
       `SELECT md5('bench-account-' || n)::uuid AS id, n FROM generate_series(0, ${accounts - 1}) AS n`,
     );
@@ -148,7 +152,11 @@ export async function runProjectionsBench(server: BenchServer, settings = projec
     t = performance.now();
     const scanned = await keysetScan(client);
     const scanRate = scanned / ((performance.now() - t) / 1000);
-    report('keyset scan of the events with pg (baseline)', round(scanRate), 'events/s', { ...group, key: 'projections.scan', events: scanned });
+    report('keyset scan of the events with pg (baseline)', round(scanRate), 'events/s', {
+      ...group,
+      key: 'projections.scan',
+      events: scanned,
+    });
 
     console.error('projections: initial catch-up of the async projections…');
     t = performance.now();
@@ -156,7 +164,11 @@ export async function runProjectionsBench(server: BenchServer, settings = projec
     const admin = app.get(ProjectionAdmin);
     await waitUntilCaughtUp(admin, ['account-summary', 'account-transactions']);
     const catchUpRate = (2 * settings.events) / ((performance.now() - t) / 1000);
-    report('initial catch-up (2 projections together)', round(catchUpRate), 'events/s per projection summed', { ...group, key: 'projections.catch-up', events: 2 * settings.events });
+    report('initial catch-up (2 projections together)', round(catchUpRate), 'events/s per projection summed', {
+      ...group,
+      key: 'projections.catch-up',
+      events: 2 * settings.events,
+    });
 
     console.error('projections: rebuild of account-summary…');
     t = performance.now();
@@ -173,9 +185,18 @@ export async function runProjectionsBench(server: BenchServer, settings = projec
     console.error(`projections: lag at ${settings.lagRatePerSecond} deposits/s for ${settings.lagSeconds} s…`);
     const lags = await measureLag(app, ids, settings);
     const lag = { ...group, samples: lags.length, rate: settings.lagRatePerSecond };
-    report(`projection lag p50 at ${settings.lagRatePerSecond} deposits/s`, round(percentile(lags, 50), 1), 'ms', { ...lag, key: 'projections.lag.p50' });
-    report(`projection lag p99 at ${settings.lagRatePerSecond} deposits/s`, round(percentile(lags, 99), 1), 'ms', { ...lag, key: 'projections.lag.p99' });
-    report(`projection lag max at ${settings.lagRatePerSecond} deposits/s`, round(lags[lags.length - 1], 1), 'ms', { ...lag, key: 'projections.lag.max' });
+    report(`projection lag p50 at ${settings.lagRatePerSecond} deposits/s`, round(percentile(lags, 50), 1), 'ms', {
+      ...lag,
+      key: 'projections.lag.p50',
+    });
+    report(`projection lag p99 at ${settings.lagRatePerSecond} deposits/s`, round(percentile(lags, 99), 1), 'ms', {
+      ...lag,
+      key: 'projections.lag.p99',
+    });
+    report(`projection lag max at ${settings.lagRatePerSecond} deposits/s`, round(lags[lags.length - 1], 1), 'ms', {
+      ...lag,
+      key: 'projections.lag.max',
+    });
 
     return [
       `| events | ${settings.events.toLocaleString('en')} (${accounts.toLocaleString('en')} accounts × ${settings.eventsPerAccount}) |`,

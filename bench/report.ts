@@ -26,7 +26,9 @@ export interface BenchResults {
 const byKey = (figures: readonly Figure[], key: string) => figures.find((figure) => figure.key === key);
 const num = (value: unknown): number => (typeof value === 'number' ? value : Number.NaN);
 const fmt = (value: unknown, digits = 0): string =>
-  typeof value === 'number' && Number.isFinite(value) ? value.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–';
+  typeof value === 'number' && Number.isFinite(value)
+    ? value.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : '–';
 
 /** The targets of issue 7, as ratios measured in the same run (never asserted: reported). */
 export function evaluateTargets(figures: readonly Figure[]): TargetCheck[] {
@@ -35,19 +37,52 @@ export function evaluateTargets(figures: readonly Figure[]): TargetCheck[] {
   const half = byKey(figures, 'http.deposits.app.half');
   const poisson = byKey(figures, 'http.deposits.app.half.poisson');
   const barePoisson = byKey(figures, 'http.deposits.bare.half.poisson');
-  const sameRate = poisson && barePoisson ? `; open-loop Poisson at the same rate: ${fmt(poisson.p99Ms, 1)} ms, bare endpoint ${fmt(barePoisson.p99Ms, 1)} ms` : '';
+  const sameRate =
+    poisson && barePoisson
+      ? `; open-loop Poisson at the same rate: ${fmt(poisson.p99Ms, 1)} ms, bare endpoint ${fmt(barePoisson.p99Ms, 1)} ms`
+      : '';
   const reads = byKey(figures, 'http.reads.app');
   const rss = byKey(figures, 'http.rss.peak');
-  const check = (figure: Figure | undefined, target: string, value: number, measured: string, met: (value: number) => boolean): TargetCheck => ({
+  const check = (
+    figure: Figure | undefined,
+    target: string,
+    value: number,
+    measured: string,
+    met: (value: number) => boolean,
+  ): TargetCheck => ({
     target,
     measured: figure ? measured : 'not measured',
     met: figure ? met(value) : null,
   });
   return [
-    check(append, 'append at concurrency 32 ≥ 0.8 × plain pg', num(append?.ratioToBaseline), `${fmt(append?.ratioToBaseline, 2)} × (${fmt(append?.value)} events/s)`, (v) => v >= 0.8),
-    check(deposits, 'deposits over HTTP ≥ 0.6 × bare endpoint', num(deposits?.ratioToBare), `${fmt(deposits?.ratioToBare, 2)} × (${fmt(deposits?.value)} req/s)`, (v) => v >= 0.6),
-    check(half, 'deposit p99 < 25 ms at half the peak rate', num(half?.p99Ms), `${fmt(half?.p99Ms, 1)} ms at ${fmt(half?.offeredRate)} req/s (autocannon)${sameRate}`, (v) => v < 25),
-    check(reads, 'reads over HTTP ≥ 0.8 × bare endpoint', num(reads?.ratioToBare), `${fmt(reads?.ratioToBare, 2)} × (${fmt(reads?.value)} req/s)`, (v) => v >= 0.8),
+    check(
+      append,
+      'append at concurrency 32 ≥ 0.8 × plain pg',
+      num(append?.ratioToBaseline),
+      `${fmt(append?.ratioToBaseline, 2)} × (${fmt(append?.value)} events/s)`,
+      (v) => v >= 0.8,
+    ),
+    check(
+      deposits,
+      'deposits over HTTP ≥ 0.6 × bare endpoint',
+      num(deposits?.ratioToBare),
+      `${fmt(deposits?.ratioToBare, 2)} × (${fmt(deposits?.value)} req/s)`,
+      (v) => v >= 0.6,
+    ),
+    check(
+      half,
+      'deposit p99 < 25 ms at half the peak rate',
+      num(half?.p99Ms),
+      `${fmt(half?.p99Ms, 1)} ms at ${fmt(half?.offeredRate)} req/s (autocannon)${sameRate}`,
+      (v) => v < 25,
+    ),
+    check(
+      reads,
+      'reads over HTTP ≥ 0.8 × bare endpoint',
+      num(reads?.ratioToBare),
+      `${fmt(reads?.ratioToBare, 2)} × (${fmt(reads?.value)} req/s)`,
+      (v) => v >= 0.8,
+    ),
     check(rss, 'peak RSS of the service < 300 MB', num(rss?.value), `${fmt(rss?.value, 1)} MB`, (v) => v < 300),
   ];
 }
@@ -55,7 +90,11 @@ export function evaluateTargets(figures: readonly Figure[]): TargetCheck[] {
 const verdict = (met: boolean | null) => (met === null ? '–' : met ? 'met' : '**not met**');
 
 export function targetTable(targets: readonly TargetCheck[]): string {
-  return ['| target (issue 7) | measured | |', '|---|---|---|', ...targets.map((t) => `| ${t.target} | ${t.measured} | ${verdict(t.met)} |`)].join('\n');
+  return [
+    '| target (issue 7) | measured | |',
+    '|---|---|---|',
+    ...targets.map((t) => `| ${t.target} | ${t.measured} | ${verdict(t.met)} |`),
+  ].join('\n');
 }
 
 function appendTable(figures: readonly Figure[]): string | undefined {
@@ -92,12 +131,16 @@ function httpTable(figures: readonly Figure[]): string | undefined {
   }
   const half = byKey(figures, 'http.deposits.app.half');
   if (half) {
-    rows.push(`| deposits at half the peak rate (${fmt(half.offeredRate)} req/s offered by autocannon, 32 connections firing together) | ${fmt(half.value)} | ${fmt(half.p50Ms, 1)} / ${fmt(half.p99Ms, 1)} | | | | ${fmt(half.peakRssMB, 1)} | ${fmt(half.failures)} |`);
+    rows.push(
+      `| deposits at half the peak rate (${fmt(half.offeredRate)} req/s offered by autocannon, 32 connections firing together) | ${fmt(half.value)} | ${fmt(half.p50Ms, 1)} / ${fmt(half.p99Ms, 1)} | | | | ${fmt(half.peakRssMB, 1)} | ${fmt(half.failures)} |`,
+    );
   }
   const poisson = byKey(figures, 'http.deposits.app.half.poisson');
   if (poisson) {
     const bare = byKey(figures, 'http.deposits.bare.half.poisson');
-    rows.push(`| deposits at half the peak rate (${fmt(poisson.offeredRate)} req/s, open-loop Poisson arrivals) | ${fmt(poisson.value)} | ${fmt(poisson.p50Ms, 1)} / ${fmt(poisson.p99Ms, 1)} | ${fmt(bare?.value)} | ${fmt(bare?.p50Ms, 1)} / ${fmt(bare?.p99Ms, 1)} | | ${fmt(poisson.peakRssMB, 1)} / ${fmt(bare?.peakRssMB, 1)} | ${fmt(num(poisson.failures) + num(bare?.failures ?? 0))} |`);
+    rows.push(
+      `| deposits at half the peak rate (${fmt(poisson.offeredRate)} req/s, open-loop Poisson arrivals) | ${fmt(poisson.value)} | ${fmt(poisson.p50Ms, 1)} / ${fmt(poisson.p99Ms, 1)} | ${fmt(bare?.value)} | ${fmt(bare?.p50Ms, 1)} / ${fmt(bare?.p99Ms, 1)} | | ${fmt(poisson.peakRssMB, 1)} / ${fmt(bare?.peakRssMB, 1)} | ${fmt(num(poisson.failures) + num(bare?.failures ?? 0))} |`,
+    );
   }
   if (rows.length === 0) return undefined;
   const rss = byKey(figures, 'http.rss.peak');
@@ -136,21 +179,38 @@ function settingsTable(results: BenchResults): string {
   const s = results.settings as Record<string, Record<string, unknown>>;
   const rows: Array<[string, string]> = [];
   if (s.append) {
-    rows.push(['appends', `${fmt(s.append.streams)} streams; per configuration and writer ${s.append.seconds} s measured in ${s.append.rounds} rounds alternating between the writers, each after ${s.append.warmupSeconds} s of warm-up; pools: the event store's TypeORM pool and the baseline's pg.Pool both of size = concurrency (2 for the store at concurrency 1, see below)`]);
+    rows.push([
+      'appends',
+      `${fmt(s.append.streams)} streams; per configuration and writer ${s.append.seconds} s measured in ${s.append.rounds} rounds alternating between the writers, each after ${s.append.warmupSeconds} s of warm-up; pools: the event store's TypeORM pool and the baseline's pg.Pool both of size = concurrency (2 for the store at concurrency 1, see below)`,
+    ]);
   }
   if (s.http) {
-    rows.push(['HTTP', `autocannon, ${s.http.connections} connections; per endpoint ${s.http.seconds} s measured in ${s.http.rounds} rounds alternating between the bare endpoint and the service, after ${s.http.warmupSeconds} s of warm-up each; ${fmt(s.http.accounts)} accounts; DATABASE_POOL_SIZE=${s.http.poolSize}; LOG_LEVEL=warn; rate limits 10,000,000/min (the limiter runs, never throttles)`]);
-    rows.push(['profile', s.http.profile ? `node --cpu-prof on a second service process, ${s.http.profileSeconds} s of the same deposit load (only that window summarised)` : 'skipped (BENCH_PROFILE=0)']);
+    rows.push([
+      'HTTP',
+      `autocannon, ${s.http.connections} connections; per endpoint ${s.http.seconds} s measured in ${s.http.rounds} rounds alternating between the bare endpoint and the service, after ${s.http.warmupSeconds} s of warm-up each; ${fmt(s.http.accounts)} accounts; DATABASE_POOL_SIZE=${s.http.poolSize}; LOG_LEVEL=warn; rate limits 10,000,000/min (the limiter runs, never throttles)`,
+    ]);
+    rows.push([
+      'profile',
+      s.http.profile
+        ? `node --cpu-prof on a second service process, ${s.http.profileSeconds} s of the same deposit load (only that window summarised)`
+        : 'skipped (BENCH_PROFILE=0)',
+    ]);
   }
-  if (s.snapshots) rows.push(['snapshots', `one account of ${fmt(s.snapshots.streamEvents)} events, ${s.snapshots.rounds} rounds of load and of deposit`]);
+  if (s.snapshots)
+    rows.push(['snapshots', `one account of ${fmt(s.snapshots.streamEvents)} events, ${s.snapshots.rounds} rounds of load and of deposit`]);
   if (s.projections) {
-    rows.push(['projections', `${fmt(s.projections.events)} events (${s.projections.eventsPerAccount} per account); lag at ${s.projections.lagRatePerSecond} deposits/s for ${s.projections.lagSeconds} s`]);
+    rows.push([
+      'projections',
+      `${fmt(s.projections.events)} events (${s.projections.eventsPerAccount} per account); lag at ${s.projections.lagRatePerSecond} deposits/s for ${s.projections.lagSeconds} s`,
+    ]);
   }
   return ['| part | settings |', '|---|---|', ...rows.map(([part, text]) => `| ${part} | ${text} |`)].join('\n');
 }
 
 export function renderBenchmarksDoc(results: BenchResults, root: string): string {
-  const machine = ['| machine | |', '|---|---|', ...Object.entries(results.machine).map(([key, value]) => `| ${key} | ${value} |`)].join('\n');
+  const machine = ['| machine | |', '|---|---|', ...Object.entries(results.machine).map(([key, value]) => `| ${key} | ${value} |`)].join(
+    '\n',
+  );
   const analysisFile = join(root, 'bench', 'analysis.md');
   const analysis = existsSync(analysisFile) ? readFileSync(analysisFile, 'utf8').trim() : '';
   return `# Benchmarks
@@ -238,9 +298,13 @@ ${figureTables(results)}
 
 ## Where the time goes
 
-${results.profile ? `CPU profile of the service (\`node --cpu-prof\`) during ${fmt((results.settings as { http?: { profileSeconds?: number } }).http?.profileSeconds)} s of the deposit load at ${fmt(byKey(results.figures, 'profile.deposits')?.value)} req/s (a little below the unprofiled rate: the profiler costs a few per cent). Self time: the time spent in a function itself, not in what it calls.
+${
+  results.profile
+    ? `CPU profile of the service (\`node --cpu-prof\`) during ${fmt((results.settings as { http?: { profileSeconds?: number } }).http?.profileSeconds)} s of the deposit load at ${fmt(byKey(results.figures, 'profile.deposits')?.value)} req/s (a little below the unprofiled rate: the profiler costs a few per cent). Self time: the time spent in a function itself, not in what it calls.
 
-${profileTables(results.profile)}` : 'Not profiled in this run (BENCH_PROFILE=0 or the HTTP part skipped).'}
+${profileTables(results.profile)}`
+    : 'Not profiled in this run (BENCH_PROFILE=0 or the HTTP part skipped).'
+}
 
 ${analysis}
 `;

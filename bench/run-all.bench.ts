@@ -33,7 +33,11 @@ async function main(): Promise<void> {
     http: httpSettings(),
     snapshots: snapshotSettings(),
     // Smaller than `npm run bench:projections` (1,000,000) to keep the whole suite to a few minutes.
-    projections: projectionSettings({ ...process.env, BENCH_EVENTS: process.env.BENCH_PROJECTION_EVENTS ?? '200000', BENCH_LAG_SECONDS: process.env.BENCH_LAG_SECONDS ?? '15' }),
+    projections: projectionSettings({
+      ...process.env,
+      BENCH_EVENTS: process.env.BENCH_PROJECTION_EVENTS ?? '200000',
+      BENCH_LAG_SECONDS: process.env.BENCH_LAG_SECONDS ?? '15',
+    }),
   };
   const startedAt = new Date();
   const started = performance.now();

@@ -87,22 +87,33 @@ export async function runSnapshotsBench(server: BenchServer, settings = snapshot
         const loads = await timed(settings.rounds, () => loader.load(accountStreamId(ACCOUNT), accountDecider));
         const deposits = await timed(settings.rounds, () => commands.execute(new DepositMoney(ACCOUNT, 1)));
         const extra = { group: 'snapshots', events: settings.streamEvents, rounds: settings.rounds };
-        report(`load of a ${settings.streamEvents.toLocaleString('en')}-event account, ${label}, p50`, round(percentile(loads, 50), 2), 'ms', {
-          ...extra,
-          key: `snapshots.load.${key}`,
-          p99Ms: round(percentile(loads, 99), 2),
-        });
+        report(
+          `load of a ${settings.streamEvents.toLocaleString('en')}-event account, ${label}, p50`,
+          round(percentile(loads, 50), 2),
+          'ms',
+          {
+            ...extra,
+            key: `snapshots.load.${key}`,
+            p99Ms: round(percentile(loads, 99), 2),
+          },
+        );
         report(`deposit to that account, ${label}, p50`, round(percentile(deposits, 50), 2), 'ms', {
           ...extra,
           key: `snapshots.deposit.${key}`,
           p99Ms: round(percentile(deposits, 99), 2),
         });
-        rows.push(`| ${label} | ${percentile(loads, 50).toFixed(2)} ms (p99 ${percentile(loads, 99).toFixed(2)}) | ${percentile(deposits, 50).toFixed(2)} ms (p99 ${percentile(deposits, 99).toFixed(2)}) |`);
+        rows.push(
+          `| ${label} | ${percentile(loads, 50).toFixed(2)} ms (p99 ${percentile(loads, 99).toFixed(2)}) | ${percentile(deposits, 50).toFixed(2)} ms (p99 ${percentile(deposits, 99).toFixed(2)}) |`,
+        );
       } finally {
         await app.close();
       }
     }
-    return [`| account of ${settings.streamEvents.toLocaleString('en')} events, ${settings.rounds} rounds | load p50 | deposit p50 |`, '|---|---|---|', ...rows];
+    return [
+      `| account of ${settings.streamEvents.toLocaleString('en')} events, ${settings.rounds} rounds | load p50 | deposit p50 |`,
+      '|---|---|---|',
+      ...rows,
+    ];
   } finally {
     await database.close();
   }

@@ -18,12 +18,8 @@ export class CreateAccountSummaries1764230400001 implements MigrationInterface {
         opened_position bigint      NOT NULL UNIQUE,
         last_position   bigint      NOT NULL
       )`);
-    await queryRunner.query(
-      `CREATE INDEX account_summaries_owner_idx ON account_summaries (owner_name, opened_position)`,
-    );
-    await queryRunner.query(
-      `CREATE INDEX account_summaries_status_idx ON account_summaries (status, opened_position)`,
-    );
+    await queryRunner.query(`CREATE INDEX account_summaries_owner_idx ON account_summaries (owner_name, opened_position)`);
+    await queryRunner.query(`CREATE INDEX account_summaries_status_idx ON account_summaries (status, opened_position)`);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

@@ -15,9 +15,7 @@ export class CreateAccountTransactions1764230400003 implements MigrationInterfac
         occurred_at   timestamptz NOT NULL,
         transfer_id   uuid
       )`);
-    await queryRunner.query(
-      `CREATE INDEX account_transactions_account_idx ON account_transactions (account_id, position DESC)`,
-    );
+    await queryRunner.query(`CREATE INDEX account_transactions_account_idx ON account_transactions (account_id, position DESC)`);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

@@ -53,11 +53,7 @@ export class CreateRoles1764230400011 implements MigrationInterface {
           END IF;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
         END $$`);
-      const statements = [
-        'GRANT CONNECT ON DATABASE %2$I TO %3$I',
-        'GRANT USAGE ON SCHEMA %1$I TO %3$I',
-        ...GRANTS[role],
-      ];
+      const statements = ['GRANT CONNECT ON DATABASE %2$I TO %3$I', 'GRANT USAGE ON SCHEMA %1$I TO %3$I', ...GRANTS[role]];
       await queryRunner.query(`
         DO $$ BEGIN
           IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${role}') THEN

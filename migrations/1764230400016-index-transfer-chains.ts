@@ -10,9 +10,7 @@ export class IndexTransferChains1764230400016 implements MigrationInterface {
   name = 'IndexTransferChains1764230400016';
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(
-      `CREATE INDEX events_transfer_chain_idx ON events ((data->>'transferId'), position) WHERE data ? 'transferId'`,
-    );
+    await queryRunner.query(`CREATE INDEX events_transfer_chain_idx ON events ((data->>'transferId'), position) WHERE data ? 'transferId'`);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

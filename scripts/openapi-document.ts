@@ -56,7 +56,8 @@ export function documentDifferences(committed: unknown, served: unknown, limit =
       return;
     }
     const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
-    for (const key of keys) walk((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], `${path}${Array.isArray(a) ? `[${key}]` : `.${key}`}`);
+    for (const key of keys)
+      walk((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], `${path}${Array.isArray(a) ? `[${key}]` : `.${key}`}`);
   };
   walk(committed, served, '');
   return found;

@@ -14,7 +14,12 @@ export function setUpSwagger(app: INestApplication): void {
       ].join('\n\n'),
     )
     .setVersion('0.1.0')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT whose `scope` claim holds ledger:commands, ledger:queries, ledger:events and/or ledger:admin, and an `exp`' })
+    .addBearerAuth({
+      type: 'http',
+      scheme: 'bearer',
+      bearerFormat: 'JWT',
+      description: 'A JWT whose `scope` claim holds ledger:commands, ledger:queries, ledger:events and/or ledger:admin, and an `exp`',
+    })
     .build();
   const document = addCommonHeaders(SwaggerModule.createDocument(app, config, { operationIdFactory: operationId }));
   SwaggerModule.setup('docs', app, document, {
@@ -56,7 +61,8 @@ function addCommonHeaders(document: OpenAPIObject): OpenAPIObject {
           name: 'X-Correlation-Id',
           in: 'header',
           required: false,
-          description: 'Ties this request to the events it appends (1–128 of A–Z a–z 0–9 . _ : -); a new one is made when absent or invalid.',
+          description:
+            'Ties this request to the events it appends (1–128 of A–Z a–z 0–9 . _ : -); a new one is made when absent or invalid.',
           schema: { type: 'string' },
         },
       ];
@@ -72,10 +78,7 @@ function addCommonHeaders(document: OpenAPIObject): OpenAPIObject {
 }
 
 /** Every POST accepts Idempotency-Key (see IdempotencyInterceptor); say so, and what it can answer. */
-function addIdempotencyKey(operation: {
-  parameters?: unknown[];
-  responses: Record<string, unknown>;
-}): void {
+function addIdempotencyKey(operation: { parameters?: unknown[]; responses: Record<string, unknown> }): void {
   operation.parameters = [
     ...(operation.parameters ?? []),
     {
@@ -118,7 +121,9 @@ function addRequestProblems(operation: { responses: Record<string, unknown> }, h
       ['BODY_TOO_DEEP', 'BODY_TOO_DEEP: a body nested more than 32 levels'],
       ['INVALID_TEXT', 'INVALID_TEXT: a string with an unpaired surrogate in the body'],
       ['REQUEST_SIZE_INVALID', 'REQUEST_SIZE_INVALID: a body whose length is not its Content-Length'],
-      ...(hasPathParameters ? [['BAD_REQUEST', 'BAD_REQUEST: a path parameter that is not valid percent-encoding'] as [string, string]] : []),
+      ...(hasPathParameters
+        ? [['BAD_REQUEST', 'BAD_REQUEST: a path parameter that is not valid percent-encoding'] as [string, string]]
+        : []),
     ],
     '413': [['PAYLOAD_TOO_LARGE', 'PAYLOAD_TOO_LARGE: a body over BODY_LIMIT_BYTES']],
     '415': [['UNSUPPORTED_MEDIA_TYPE', 'UNSUPPORTED_MEDIA_TYPE: a body that is not application/json']],

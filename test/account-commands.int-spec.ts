@@ -32,7 +32,8 @@ function account() {
     id,
     stream: accountStreamId(id),
     opened: new AccountOpened({ accountId: id, ownerName: 'Ada', currency: 'EUR' }),
-    deposited: (amount: number, balanceAfter: number, reference: string | null = null) => new MoneyDeposited({ accountId: id, amount, balanceAfter, reference }),
+    deposited: (amount: number, balanceAfter: number, reference: string | null = null) =>
+      new MoneyDeposited({ accountId: id, amount, balanceAfter, reference }),
     withdrawn: (amount: number, balanceAfter: number) => new MoneyWithdrawn({ accountId: id, amount, balanceAfter }),
   };
 }
@@ -59,7 +60,10 @@ describe('account commands against the store', () => {
 
   it('withdraw: appended with the balance after it', async () => {
     const a = account();
-    await spec.given(a.stream, [a.opened, a.deposited(100, 100)]).when(new WithdrawMoney(a.id, 30)).then([{ streamId: a.stream, version: 3, data: a.withdrawn(30, 70) }]);
+    await spec
+      .given(a.stream, [a.opened, a.deposited(100, 100)])
+      .when(new WithdrawMoney(a.id, 30))
+      .then([{ streamId: a.stream, version: 3, data: a.withdrawn(30, 70) }]);
   });
 
   it('withdraw beyond the balance: InsufficientFundsError with the balance, nothing appended', async () => {
@@ -72,7 +76,10 @@ describe('account commands against the store', () => {
 
   it('withdraw at a version that is no longer current (If-Match): WrongExpectedVersionError, nothing appended', async () => {
     const a = account();
-    await spec.given(a.stream, [a.opened, a.deposited(100, 100)]).when(new WithdrawMoney(a.id, 10, 1)).thenThrows(WrongExpectedVersionError);
+    await spec
+      .given(a.stream, [a.opened, a.deposited(100, 100)])
+      .when(new WithdrawMoney(a.id, 10, 1))
+      .thenThrows(WrongExpectedVersionError);
   });
 
   it('close with money in flight (a transfer debited, not yet settled): TransferInFlightError, nothing appended', async () => {
@@ -88,10 +95,16 @@ describe('account commands against the store', () => {
     const a = account();
     const transferId = randomUUID();
     const debited = new TransferDebited({ accountId: a.id, transferId, amount: 40, balanceAfter: 60 });
-    await spec.given(a.stream, [a.opened, a.deposited(100, 100)]).when(new DebitForTransfer(a.id, transferId, 40, 'EUR')).then([{ streamId: a.stream, version: 3, data: debited }]);
+    await spec
+      .given(a.stream, [a.opened, a.deposited(100, 100)])
+      .when(new DebitForTransfer(a.id, transferId, 40, 'EUR'))
+      .then([{ streamId: a.stream, version: 3, data: debited }]);
     const b = account();
     // eslint-disable-next-line @typescript-eslint/no-misused-spread -- the event's own fields, copied into a new event of the same class
-    const result = await spec.given(b.stream, [b.opened, b.deposited(100, 100), new TransferDebited({ ...debited, accountId: b.id })]).when(new DebitForTransfer(b.id, transferId, 40, 'EUR')).then([]);
+    const result = await spec
+      .given(b.stream, [b.opened, b.deposited(100, 100), new TransferDebited({ ...debited, accountId: b.id })])
+      .when(new DebitForTransfer(b.id, transferId, 40, 'EUR'))
+      .then([]);
     expect(result).toMatchObject({ streamId: b.stream, version: 3 });
   });
 

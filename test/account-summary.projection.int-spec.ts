@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, it } from '@jest/globals';
 import { AccountSummaryProjection } from '../src/accounts/account-summary/account-summary.projection.js';
 import { accountStreamId } from '../src/accounts/account.js';
-import { AccountClosed, AccountOpened, MoneyDeposited, MoneyWithdrawn, TransferDebited, TransferSettled } from '../src/accounts/account.events.js';
+import {
+  AccountClosed,
+  AccountOpened,
+  MoneyDeposited,
+  MoneyWithdrawn,
+  TransferDebited,
+  TransferSettled,
+} from '../src/accounts/account.events.js';
 import { projectionSpec } from '../src/event-sourcing/testing/projection-spec.js';
 import { TestEventLog } from '../src/event-sourcing/testing/test-event-log.js';
 import { type ProjectionDatabase, startProjectionDatabase } from './support/projection-database.js';
@@ -54,9 +61,21 @@ describe('account-summary projection', () => {
   it('an opened account is a row with balance 0, at version 1', async () => {
     const log = new TestEventLog();
     const opened = log.record(accountStreamId(ada), new AccountOpened({ accountId: ada, ownerName: 'Ada', currency: 'EUR' }));
-    await spec.given([]).when([opened]).then([
-      summary({ id: ada, owner: 'Ada', balance: 0, version: 1, openedAt: opened.metadata.occurredAt, updatedAt: opened.metadata.occurredAt, openedPosition: 1, lastPosition: 1 }),
-    ]);
+    await spec
+      .given([])
+      .when([opened])
+      .then([
+        summary({
+          id: ada,
+          owner: 'Ada',
+          balance: 0,
+          version: 1,
+          openedAt: opened.metadata.occurredAt,
+          updatedAt: opened.metadata.occurredAt,
+          openedPosition: 1,
+          lastPosition: 1,
+        }),
+      ]);
   });
 
   it('deposits and withdrawals set the balance after the last one, the version and the update time', async () => {
@@ -68,9 +87,21 @@ describe('account-summary projection', () => {
       new MoneyWithdrawn({ accountId: ada, amount: 30, balanceAfter: 70 }),
       new MoneyDeposited({ accountId: ada, amount: 5, balanceAfter: 75, reference: 'tip' }),
     ]);
-    await spec.given([opened]).when(movements).then([
-      summary({ id: ada, owner: 'Ada', balance: 75, version: 4, openedAt: opened.metadata.occurredAt, updatedAt: movements[2].metadata.occurredAt, openedPosition: 1, lastPosition: 4 }),
-    ]);
+    await spec
+      .given([opened])
+      .when(movements)
+      .then([
+        summary({
+          id: ada,
+          owner: 'Ada',
+          balance: 75,
+          version: 4,
+          openedAt: opened.metadata.occurredAt,
+          updatedAt: movements[2].metadata.occurredAt,
+          openedPosition: 1,
+          lastPosition: 4,
+        }),
+      ]);
   });
 
   it('a settled transfer moves the version but not the balance; closing marks the account closed', async () => {
@@ -84,10 +115,14 @@ describe('account-summary projection', () => {
     const settled = log.record(stream, new TransferSettled({ accountId: ada, transferId, amount: 40 }));
     const closed = log.record(stream, new AccountClosed({ accountId: ada }));
     const row = { id: ada, owner: 'Ada', balance: 0, openedAt: history[0].metadata.occurredAt, openedPosition: 1 };
-    await spec.given(history).when([settled]).then([summary({ ...row, version: 4, updatedAt: settled.metadata.occurredAt, lastPosition: 4 })]);
-    await spec.given(history).when([settled, closed]).then([
-      summary({ ...row, status: 'closed', version: 5, updatedAt: closed.metadata.occurredAt, lastPosition: 5 }),
-    ]);
+    await spec
+      .given(history)
+      .when([settled])
+      .then([summary({ ...row, version: 4, updatedAt: settled.metadata.occurredAt, lastPosition: 4 })]);
+    await spec
+      .given(history)
+      .when([settled, closed])
+      .then([summary({ ...row, status: 'closed', version: 5, updatedAt: closed.metadata.occurredAt, lastPosition: 5 })]);
   });
 
   it('keeps two accounts apart when their events interleave in the log', async () => {
@@ -99,10 +134,13 @@ describe('account-summary projection', () => {
       log.record(accountStreamId(ada), new MoneyDeposited({ accountId: ada, amount: 9, balanceAfter: 9 })),
     ];
     const at = (index: number) => events[index].metadata.occurredAt;
-    await spec.given(events.slice(0, 2)).when(events.slice(2)).then([
-      summary({ id: ada, owner: 'Ada', balance: 9, version: 2, openedAt: at(0), updatedAt: at(3), openedPosition: 1, lastPosition: 4 }),
-      summary({ id: bob, owner: 'Bob', balance: 7, version: 2, openedAt: at(1), updatedAt: at(2), openedPosition: 2, lastPosition: 3 }),
-    ]);
+    await spec
+      .given(events.slice(0, 2))
+      .when(events.slice(2))
+      .then([
+        summary({ id: ada, owner: 'Ada', balance: 9, version: 2, openedAt: at(0), updatedAt: at(3), openedPosition: 1, lastPosition: 4 }),
+        summary({ id: bob, owner: 'Bob', balance: 7, version: 2, openedAt: at(1), updatedAt: at(2), openedPosition: 2, lastPosition: 3 }),
+      ]);
   });
 
   it('an older version applied after a newer one changes nothing (the version guard)', async () => {
@@ -111,9 +149,21 @@ describe('account-summary projection', () => {
     const opened = log.record(stream, new AccountOpened({ accountId: ada, ownerName: 'Ada', currency: 'EUR' }));
     const first = log.record(stream, new MoneyDeposited({ accountId: ada, amount: 10, balanceAfter: 10 }));
     const second = log.record(stream, new MoneyDeposited({ accountId: ada, amount: 5, balanceAfter: 15 }));
-    await spec.given([opened, second]).when([first]).then([
-      summary({ id: ada, owner: 'Ada', balance: 15, version: 3, openedAt: opened.metadata.occurredAt, updatedAt: second.metadata.occurredAt, openedPosition: 1, lastPosition: 3 }),
-    ]);
+    await spec
+      .given([opened, second])
+      .when([first])
+      .then([
+        summary({
+          id: ada,
+          owner: 'Ada',
+          balance: 15,
+          version: 3,
+          openedAt: opened.metadata.occurredAt,
+          updatedAt: second.metadata.occurredAt,
+          openedPosition: 1,
+          lastPosition: 3,
+        }),
+      ]);
   });
 
   it('is idempotent: events applied again change no row', async () => {

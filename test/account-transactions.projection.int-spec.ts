@@ -36,7 +36,11 @@ const spec = projectionSpec(new AccountTransactionsProjection(), {
 });
 
 /** The row a balance change should become; bigint columns read as text. */
-const movement = (event: RecordedEvent<{ accountId: string; amount: number; balanceAfter: number }>, type: string, extra: { transfer?: string; reference?: string } = {}) => ({
+const movement = (
+  event: RecordedEvent<{ accountId: string; amount: number; balanceAfter: number }>,
+  type: string,
+  extra: { transfer?: string; reference?: string } = {},
+) => ({
   position: String(event.position),
   account_id: event.data.accountId,
   type,
@@ -65,10 +69,10 @@ describe('account-transactions projection', () => {
     const opened = log.record(stream, new AccountOpened({ accountId: ada, ownerName: 'Ada', currency: 'EUR' }));
     const deposited = log.record(stream, new MoneyDeposited({ accountId: ada, amount: 100, balanceAfter: 100, reference: 'salary' }));
     const withdrawn = log.record(stream, new MoneyWithdrawn({ accountId: ada, amount: 30, balanceAfter: 70 }));
-    await spec.given([opened, deposited]).when([withdrawn]).then([
-      movement(deposited, 'deposit', { reference: 'salary' }),
-      movement(withdrawn, 'withdrawal'),
-    ]);
+    await spec
+      .given([opened, deposited])
+      .when([withdrawn])
+      .then([movement(deposited, 'deposit', { reference: 'salary' }), movement(withdrawn, 'withdrawal')]);
   });
 
   it('every transfer leg is a row with its transfer id, on the account it moved', async () => {
@@ -81,12 +85,15 @@ describe('account-transactions projection', () => {
     const debited = log.record(accountStreamId(ada), new TransferDebited({ accountId: ada, transferId, amount: 20, balanceAfter: 30 }));
     const credited = log.record(accountStreamId(bob), new TransferCredited({ accountId: bob, transferId, amount: 20, balanceAfter: 20 }));
     const refunded = log.record(accountStreamId(ada), new TransferRefunded({ accountId: ada, transferId, amount: 20, balanceAfter: 50 }));
-    await spec.given(history).when([debited, credited, refunded]).then([
-      movement(history[2] as RecordedEvent<MoneyDeposited>, 'deposit'),
-      movement(debited, 'transfer-out', { transfer: transferId }),
-      movement(credited, 'transfer-in', { transfer: transferId }),
-      movement(refunded, 'transfer-refund', { transfer: transferId }),
-    ]);
+    await spec
+      .given(history)
+      .when([debited, credited, refunded])
+      .then([
+        movement(history[2] as RecordedEvent<MoneyDeposited>, 'deposit'),
+        movement(debited, 'transfer-out', { transfer: transferId }),
+        movement(credited, 'transfer-in', { transfer: transferId }),
+        movement(refunded, 'transfer-refund', { transfer: transferId }),
+      ]);
   });
 
   it('is idempotent: events applied again add no row', async () => {

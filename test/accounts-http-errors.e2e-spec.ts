@@ -83,8 +83,16 @@ describe('errors are problem+json, never 500', () => {
   });
 
   it('accepts a JSON body labelled application/json with a charset, and a +json media type', async () => {
-    await t.http.post('/accounts').set('Content-Type', 'application/json; charset=utf-8').send('{"ownerName":"Ada","currency":"EUR"}').expect(201);
-    await t.http.post('/accounts').set('Content-Type', 'application/vnd.ledger+json').send('{"ownerName":"Ada","currency":"EUR"}').expect(201);
+    await t.http
+      .post('/accounts')
+      .set('Content-Type', 'application/json; charset=utf-8')
+      .send('{"ownerName":"Ada","currency":"EUR"}')
+      .expect(201);
+    await t.http
+      .post('/accounts')
+      .set('Content-Type', 'application/vnd.ledger+json')
+      .send('{"ownerName":"Ada","currency":"EUR"}')
+      .expect(201);
   });
 
   it.each([

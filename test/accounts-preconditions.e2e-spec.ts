@@ -118,11 +118,14 @@ describe('unknown accounts and invalid ids', () => {
     expect(await stateOf()).toEqual(before);
   });
 
-  it.each(routes.filter(([route]) => route.startsWith('POST')))('%s with If-Match on an unknown account is still 404 (never creates it)', async (_route, send) => {
-    const id = randomUUID();
-    expectProblem(await send(id).set('If-Match', '"1"'), 404, 'ACCOUNT_NOT_FOUND');
-    expectProblem(await t.http.get(`/accounts/${id}/events`), 404, 'ACCOUNT_NOT_FOUND');
-  });
+  it.each(routes.filter(([route]) => route.startsWith('POST')))(
+    '%s with If-Match on an unknown account is still 404 (never creates it)',
+    async (_route, send) => {
+      const id = randomUUID();
+      expectProblem(await send(id).set('If-Match', '"1"'), 404, 'ACCOUNT_NOT_FOUND');
+      expectProblem(await t.http.get(`/accounts/${id}/events`), 404, 'ACCOUNT_NOT_FOUND');
+    },
+  );
 
   it.each(routes)('%s with a non-UUID id is 400 INVALID_ID naming the id', async (_route, send) => {
     const before = await stateOf();
@@ -143,8 +146,13 @@ describe('unknown accounts and invalid ids', () => {
     expect(deposited).toHaveProperty('body.id', id);
     const withdrawn = await t.http.post(`/accounts/${upper}/withdrawals`).send({ amount: 105 }).expect(200);
     const closed = await t.http.post(`/accounts/${upper}/close`).expect(200);
-    const movements = (await reflecting(t.http.get(`/accounts/${upper}/transactions`), closed.body.position, 'header').expect(200)).body.items;
-    expect(movements.map((movement: { position: number }) => movement.position)).toEqual([withdrawn.body.position, deposited.body.position, position]);
+    const movements = (await reflecting(t.http.get(`/accounts/${upper}/transactions`), closed.body.position, 'header').expect(200)).body
+      .items;
+    expect(movements.map((movement: { position: number }) => movement.position)).toEqual([
+      withdrawn.body.position,
+      deposited.body.position,
+      position,
+    ]);
     const events = (await t.http.get(`/accounts/${upper}/events`).expect(200)).body.items;
     expect(events.map((event: { type: string }) => event.type)).toEqual([
       'accounts.AccountOpened',

@@ -18,35 +18,40 @@ const { open, deposit, withdraw, openWith, getAccount } = accountsApi(() => t);
 describe('read-your-writes: minPosition, X-Min-Position and X-Projection-Position', () => {
   const owner = () => `Reader ${randomUUID()}`;
 
-  it.each(['query', 'header'] as const)('a GET right after a command, given its position (as %s), reflects it on every projection-backed route', async (via) => {
-    const name = owner();
-    const { id } = await open(name);
-    // Write, then read at once with the write's position: 10 rounds on each route.
-    let balance = 0;
-    for (let round = 0; round < 10; round++) {
-      const deposited = await deposit(id, 100);
-      balance += 100;
-      const account = await reflecting(t.http.get(`/accounts/${id}`), deposited.body.position, via);
-      expect(account.status).toBe(200);
-      expect(account.body).toMatchObject({ id, balance, version: deposited.body.version });
-      expect(account.headers.etag).toBe(`"${deposited.body.version}"`);
-      expect(projectionPosition(account)).toBeGreaterThanOrEqual(deposited.body.position);
+  it.each(['query', 'header'] as const)(
+    'a GET right after a command, given its position (as %s), reflects it on every projection-backed route',
+    async (via) => {
+      const name = owner();
+      const { id } = await open(name);
+      // Write, then read at once with the write's position: 10 rounds on each route.
+      let balance = 0;
+      for (let round = 0; round < 10; round++) {
+        const deposited = await deposit(id, 100);
+        balance += 100;
+        const account = await reflecting(t.http.get(`/accounts/${id}`), deposited.body.position, via);
+        expect(account.status).toBe(200);
+        expect(account.body).toMatchObject({ id, balance, version: deposited.body.version });
+        expect(account.headers.etag).toBe(`"${deposited.body.version}"`);
+        expect(projectionPosition(account)).toBeGreaterThanOrEqual(deposited.body.position);
 
-      const withdrawn = await withdraw(id, 1);
-      balance -= 1;
-      const listed = await reflecting(t.http.get('/accounts').query({ owner: name }), withdrawn.body.position, via);
-      expect(listed.status).toBe(200);
-      expect(listed.body.items).toEqual([expect.objectContaining({ id, balance, version: withdrawn.body.version })]);
-      expect(projectionPosition(listed)).toBeGreaterThanOrEqual(withdrawn.body.position);
+        const withdrawn = await withdraw(id, 1);
+        balance -= 1;
+        const listed = await reflecting(t.http.get('/accounts').query({ owner: name }), withdrawn.body.position, via);
+        expect(listed.status).toBe(200);
+        expect(listed.body.items).toEqual([expect.objectContaining({ id, balance, version: withdrawn.body.version })]);
+        expect(projectionPosition(listed)).toBeGreaterThanOrEqual(withdrawn.body.position);
 
-      const again = await deposit(id, 10);
-      balance += 10;
-      const movements = await reflecting(t.http.get(`/accounts/${id}/transactions`).query({ limit: 1 }), again.body.position, via);
-      expect(movements.status).toBe(200);
-      expect(movements.body.items).toEqual([expect.objectContaining({ type: 'deposit', amount: 10, balanceAfter: balance, position: again.body.position })]);
-      expect(projectionPosition(movements)).toBeGreaterThanOrEqual(again.body.position);
-    }
-  });
+        const again = await deposit(id, 10);
+        balance += 10;
+        const movements = await reflecting(t.http.get(`/accounts/${id}/transactions`).query({ limit: 1 }), again.body.position, via);
+        expect(movements.status).toBe(200);
+        expect(movements.body.items).toEqual([
+          expect.objectContaining({ type: 'deposit', amount: 10, balanceAfter: balance, position: again.body.position }),
+        ]);
+        expect(projectionPosition(movements)).toBeGreaterThanOrEqual(again.body.position);
+      }
+    },
+  );
 
   it('a position reached long ago answers the current state, never an older one', async () => {
     const { id, position: opened } = await open();
@@ -85,7 +90,9 @@ describe('read-your-writes: minPosition, X-Min-Position and X-Projection-Positio
     const { position } = await open();
     const id = randomUUID();
     expect(expectProblem(await reflecting(t.http.get(`/accounts/${id}`), position), 404, 'ACCOUNT_NOT_FOUND').accountId).toBe(id);
-    expect(expectProblem(await reflecting(t.http.get(`/accounts/${id}/transactions`), position, 'header'), 404, 'ACCOUNT_NOT_FOUND').accountId).toBe(id);
+    expect(
+      expectProblem(await reflecting(t.http.get(`/accounts/${id}/transactions`), position, 'header'), 404, 'ACCOUNT_NOT_FOUND').accountId,
+    ).toBe(id);
   });
 
   const PROJECTION_GETS = [
@@ -107,20 +114,23 @@ describe('read-your-writes: minPosition, X-Min-Position and X-Projection-Positio
     ['" 1" (with a space)', ' 1', ['query']],
   ];
 
-  it.each(PROJECTION_GETS)('%s refuses an invalid minPosition with 400 INVALID_MIN_POSITION, as query parameter and as header', async (_route, path) => {
-    const { id } = await open();
-    for (const [label, value, vias] of INVALID) {
-      for (const via of vias) {
-        const request = t.http.get(path(id));
-        const response = await (via === 'query' ? request.query({ minPosition: value }) : request.set('X-Min-Position', value));
-        expect({ label, via, status: response.status }).toEqual({ label, via, status: 400 });
-        const problem = expectProblem(response, 400, 'INVALID_MIN_POSITION');
-        expect(problem.errors).toEqual([{ field: 'minPosition', messages: [expect.any(String)] }]);
+  it.each(PROJECTION_GETS)(
+    '%s refuses an invalid minPosition with 400 INVALID_MIN_POSITION, as query parameter and as header',
+    async (_route, path) => {
+      const { id } = await open();
+      for (const [label, value, vias] of INVALID) {
+        for (const via of vias) {
+          const request = t.http.get(path(id));
+          const response = await (via === 'query' ? request.query({ minPosition: value }) : request.set('X-Min-Position', value));
+          expect({ label, via, status: response.status }).toEqual({ label, via, status: 400 });
+          const problem = expectProblem(response, 400, 'INVALID_MIN_POSITION');
+          expect(problem.errors).toEqual([{ field: 'minPosition', messages: [expect.any(String)] }]);
+        }
       }
-    }
-    // A repeated parameter is refused too, never a 500.
-    expectProblem(await t.http.get(`${path(id)}?minPosition=1&minPosition=2`), 400, 'INVALID_MIN_POSITION');
-  });
+      // A repeated parameter is refused too, never a 500.
+      expectProblem(await t.http.get(`${path(id)}?minPosition=1&minPosition=2`), 400, 'INVALID_MIN_POSITION');
+    },
+  );
 
   describe('when the projection does not reach minPosition in time', () => {
     let slow: TestApp;
@@ -133,21 +143,24 @@ describe('read-your-writes: minPosition, X-Min-Position and X-Projection-Positio
       ['GET /accounts/{id}', 'account-summary', (id: string): string => `/accounts/${id}`],
       ['GET /accounts', 'account-summary', (_id: string): string => '/accounts'],
       ['GET /accounts/{id}/transactions', 'account-transactions', (id: string): string => `/accounts/${id}/transactions`],
-    ] as const)('%s answers 503 PROJECTION_NOT_CAUGHT_UP with Retry-After after READ_YOUR_WRITES_TIMEOUT_MS', async (_route, projection, path) => {
-      const opened = await slow.http.post('/accounts').send({ ownerName: 'Ada', currency: 'EUR' }).expect(201);
-      const beyond = opened.body.position + 1_000_000;
-      for (const via of ['query', 'header'] as const) {
-        const started = Date.now();
-        const response = await reflecting(slow.http.get(path(opened.body.id)), beyond, via);
-        const elapsed = Date.now() - started;
-        const problem = expectProblem(response, 503, 'PROJECTION_NOT_CAUGHT_UP');
-        expect(problem).toMatchObject({ projection, minPosition: beyond, position: expect.any(Number) });
-        expect(problem.position).toBeLessThan(beyond);
-        expect(response.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
-        // It did wait (the server waits READ_YOUR_WRITES_TIMEOUT_MS before giving up).
-        expect(elapsed).toBeGreaterThanOrEqual(200);
-      }
-    });
+    ] as const)(
+      '%s answers 503 PROJECTION_NOT_CAUGHT_UP with Retry-After after READ_YOUR_WRITES_TIMEOUT_MS',
+      async (_route, projection, path) => {
+        const opened = await slow.http.post('/accounts').send({ ownerName: 'Ada', currency: 'EUR' }).expect(201);
+        const beyond = opened.body.position + 1_000_000;
+        for (const via of ['query', 'header'] as const) {
+          const started = Date.now();
+          const response = await reflecting(slow.http.get(path(opened.body.id)), beyond, via);
+          const elapsed = Date.now() - started;
+          const problem = expectProblem(response, 503, 'PROJECTION_NOT_CAUGHT_UP');
+          expect(problem).toMatchObject({ projection, minPosition: beyond, position: expect.any(Number) });
+          expect(problem.position).toBeLessThan(beyond);
+          expect(response.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
+          // It did wait (the server waits READ_YOUR_WRITES_TIMEOUT_MS before giving up).
+          expect(elapsed).toBeGreaterThanOrEqual(200);
+        }
+      },
+    );
 
     // Regression: the wait used to run before the pipes, so a request that can never succeed
     // (non-UUID id, invalid limit) waited the whole timeout and was told 503 instead of 400.
@@ -161,7 +174,6 @@ describe('read-your-writes: minPosition, X-Min-Position and X-Projection-Positio
       expectProblem(response, 400, code);
     });
   });
-
 
   // Regression (src/event-sourcing/projection-runner.ts): the runner reads only transactions older than
   // every transaction in flight. When an append's NOTIFY arrives while an older write transaction

@@ -17,7 +17,12 @@ afterAll(() => t.close());
 const { open, deposit, withdraw, close, openWith, historyOf } = accountsApi(() => t);
 
 describe('GET /accounts/{id}/transactions', () => {
-  async function movements(id: string, position: number, query: Record<string, string | number> = {}, via: Via = 'query'): Promise<Response> {
+  async function movements(
+    id: string,
+    position: number,
+    query: Record<string, string | number> = {},
+    via: Via = 'query',
+  ): Promise<Response> {
     const response = await reflecting(t.http.get(`/accounts/${id}/transactions`).query(query), position, via);
     expect(response.status).toBe(200);
     expect(projectionPosition(response)).toBeGreaterThanOrEqual(position);
@@ -80,7 +85,10 @@ describe('GET /accounts/{id}/transactions', () => {
   it('reflects a movement right after its command, with minPosition as query parameter or header', async () => {
     const { id } = await open();
     const deposited = await deposit(id, 25);
-    expect((await movements(id, deposited.body.position, {}, 'query')).body.items[0]).toMatchObject({ position: deposited.body.position, balanceAfter: 25 });
+    expect((await movements(id, deposited.body.position, {}, 'query')).body.items[0]).toMatchObject({
+      position: deposited.body.position,
+      balanceAfter: 25,
+    });
     const withdrawn = await withdraw(id, 5);
     expect((await movements(id, withdrawn.body.position, {}, 'header')).body.items[0]).toMatchObject({
       type: 'withdrawal',

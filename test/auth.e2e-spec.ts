@@ -82,12 +82,27 @@ describe('every endpoint of the OpenAPI document', () => {
 
   it.each([
     ['a malformed token', 'not-a-jwt'],
-    ['a token signed with another secret', new JwtService().sign({ scope: ALL_SCOPES.join(' ') }, { secret: 'x'.repeat(40), subject: 'mallory' })],
-    ['an expired token', new JwtService().sign({ scope: ALL_SCOPES.join(' '), exp: Math.floor(Date.now() / 1000) - 60 }, { secret: DEVELOPMENT_JWT_SECRET, subject: 'late' })],
-    ['a token without subject', new JwtService().sign({ scope: ALL_SCOPES.join(' ') }, { secret: DEVELOPMENT_JWT_SECRET, expiresIn: '1h' })],
+    [
+      'a token signed with another secret',
+      new JwtService().sign({ scope: ALL_SCOPES.join(' ') }, { secret: 'x'.repeat(40), subject: 'mallory' }),
+    ],
+    [
+      'an expired token',
+      new JwtService().sign(
+        { scope: ALL_SCOPES.join(' '), exp: Math.floor(Date.now() / 1000) - 60 },
+        { secret: DEVELOPMENT_JWT_SECRET, subject: 'late' },
+      ),
+    ],
+    [
+      'a token without subject',
+      new JwtService().sign({ scope: ALL_SCOPES.join(' ') }, { secret: DEVELOPMENT_JWT_SECRET, expiresIn: '1h' }),
+    ],
     // A token that never expires is a credential that can never be taken back: refused.
     ['a token without exp', new JwtService().sign({ scope: ALL_SCOPES.join(' ') }, { secret: DEVELOPMENT_JWT_SECRET, subject: 'forever' })],
-    ['an unsigned token (alg none)', `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'x', scope: ALL_SCOPES.join(' ') })).toString('base64url')}.`],
+    [
+      'an unsigned token (alg none)',
+      `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'x', scope: ALL_SCOPES.join(' ') })).toString('base64url')}.`,
+    ],
   ])('answers 401 INVALID_TOKEN to %s', async (_label, token) => {
     const before = await eventCount();
     for (const operation of operations) {
@@ -135,13 +150,19 @@ describe('every endpoint of the OpenAPI document', () => {
     expect((await t.anonymous.get('/events').set('Authorization', `Bearer ${events}`)).status).toBe(200);
     for (const operation of operations.filter((candidate) => !candidate.path.startsWith('/events'))) {
       const response = await send(operation, events);
-      expect({ path: operation.path, method: operation.method, status: response.status }).toEqual({ path: operation.path, method: operation.method, status: 403 });
+      expect({ path: operation.path, method: operation.method, status: response.status }).toEqual({
+        path: operation.path,
+        method: operation.method,
+        status: 403,
+      });
     }
   });
 
   it('is documented with the bearer scheme and its 401, 403 and 429 answers', async () => {
     const document = (await t.anonymous.get('/docs-json').expect(200)).body;
-    expect(document.components.securitySchemes.bearer).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }));
+    expect(document.components.securitySchemes.bearer).toEqual(
+      expect.objectContaining({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }),
+    );
     for (const operation of operations) {
       const documented = document.paths[operation.path][operation.method];
       expect({ path: operation.path, security: documented.security }).toEqual({ path: operation.path, security: [{ bearer: [] }] });
@@ -153,8 +174,16 @@ describe('every endpoint of the OpenAPI document', () => {
 describe('the actor', () => {
   it('of every event a request appends is the token’s subject', async () => {
     const alice = testToken([SCOPES.commands], 'alice@example.com');
-    const opened = await t.anonymous.post('/accounts').set('Authorization', `Bearer ${alice}`).send({ ownerName: 'Alice', currency: 'EUR' }).expect(201);
-    await t.anonymous.post(`/accounts/${opened.body.id}/deposits`).set('Authorization', `Bearer ${testToken([SCOPES.commands], 'bob')}`).send({ amount: 5 }).expect(200);
+    const opened = await t.anonymous
+      .post('/accounts')
+      .set('Authorization', `Bearer ${alice}`)
+      .send({ ownerName: 'Alice', currency: 'EUR' })
+      .expect(201);
+    await t.anonymous
+      .post(`/accounts/${opened.body.id}/deposits`)
+      .set('Authorization', `Bearer ${testToken([SCOPES.commands], 'bob')}`)
+      .send({ amount: 5 })
+      .expect(200);
     const rows: Array<{ actor: string }> = await t.dataSource.query(
       `SELECT metadata->>'actor' AS actor FROM events WHERE stream_id = $1 ORDER BY version`,
       [`account-${opened.body.id}`],
@@ -181,7 +210,10 @@ describe('hardening headers', () => {
   });
 
   it('sends no CORS headers when CORS_ORIGINS is empty', async () => {
-    const response = await t.anonymous.options('/accounts').set('Origin', 'https://evil.example').set('Access-Control-Request-Method', 'POST');
+    const response = await t.anonymous
+      .options('/accounts')
+      .set('Origin', 'https://evil.example')
+      .set('Access-Control-Request-Method', 'POST');
     expect(response.headers['access-control-allow-origin']).toBeUndefined();
   });
 });
@@ -205,7 +237,11 @@ describe('rate limits per client, separate for commands and queries', () => {
   it('answers 429 RATE_LIMITED with Retry-After past the commands budget, writing nothing; queries and other clients go on', async () => {
     const carol = `Bearer ${testToken(ALL_SCOPES, 'carol')}`;
     for (let index = 0; index < 3; index++) {
-      await limited.anonymous.post('/accounts').set('Authorization', carol).send({ ownerName: `Carol ${index}`, currency: 'EUR' }).expect(201);
+      await limited.anonymous
+        .post('/accounts')
+        .set('Authorization', carol)
+        .send({ ownerName: `Carol ${index}`, currency: 'EUR' })
+        .expect(201);
     }
     const before = Number((await limited.dataSource.query('SELECT count(*)::int AS n FROM events'))[0].n);
     const refused = await limited.anonymous.post('/accounts').set('Authorization', carol).send({ ownerName: 'Carol 4', currency: 'EUR' });
@@ -216,7 +252,11 @@ describe('rate limits per client, separate for commands and queries', () => {
     // The queries budget is untouched by the commands…
     await limited.anonymous.get('/accounts').set('Authorization', carol).expect(200);
     // …and another client has a budget of its own.
-    await limited.anonymous.post('/accounts').set('Authorization', `Bearer ${testToken(ALL_SCOPES, 'dave')}`).send({ ownerName: 'Dave', currency: 'EUR' }).expect(201);
+    await limited.anonymous
+      .post('/accounts')
+      .set('Authorization', `Bearer ${testToken(ALL_SCOPES, 'dave')}`)
+      .send({ ownerName: 'Dave', currency: 'EUR' })
+      .expect(201);
   });
 
   it('limits queries with their own budget', async () => {
@@ -236,11 +276,17 @@ describe('rate limits per client, separate for commands and queries', () => {
     expect(allowed.status).toBe(204);
     expect(allowed.headers['access-control-allow-origin']).toBe('https://app.example');
     expect(allowed.headers['access-control-allow-headers']).toMatch(/Authorization/);
-    const answer = await limited.anonymous.get('/accounts').set('Origin', 'https://admin.example').set('Authorization', `Bearer ${testToken()}`);
+    const answer = await limited.anonymous
+      .get('/accounts')
+      .set('Origin', 'https://admin.example')
+      .set('Authorization', `Bearer ${testToken()}`);
     expect(answer.headers['access-control-allow-origin']).toBe('https://admin.example');
     expect(answer.headers['access-control-expose-headers']).toMatch(/ETag/);
 
-    const refused = await limited.anonymous.options('/accounts').set('Origin', 'https://evil.example').set('Access-Control-Request-Method', 'POST');
+    const refused = await limited.anonymous
+      .options('/accounts')
+      .set('Origin', 'https://evil.example')
+      .set('Access-Control-Request-Method', 'POST');
     expect(refused.headers['access-control-allow-origin']).toBeUndefined();
   });
 });
@@ -250,11 +296,18 @@ describe('verification keys', () => {
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const app = await startTestApp({ JWT_PUBLIC_KEY: publicKey.export({ type: 'spki', format: 'pem' }).toString() });
     try {
-      const good = new JwtService().sign({ scope: SCOPES.queries }, { privateKey, algorithm: 'RS256', subject: 'rsa-client', expiresIn: '5m' });
+      const good = new JwtService().sign(
+        { scope: SCOPES.queries },
+        { privateKey, algorithm: 'RS256', subject: 'rsa-client', expiresIn: '5m' },
+      );
       await app.anonymous.get('/accounts').set('Authorization', `Bearer ${good}`).expect(200);
       expectProblemAnswer(await app.anonymous.get('/accounts').set('Authorization', `Bearer ${testToken()}`), 401, 'INVALID_TOKEN');
       const forever = new JwtService().sign({ scope: SCOPES.queries }, { privateKey, algorithm: 'RS256', subject: 'rsa-client' });
-      const refused = expectProblemAnswer(await app.anonymous.get('/accounts').set('Authorization', `Bearer ${forever}`), 401, 'INVALID_TOKEN');
+      const refused = expectProblemAnswer(
+        await app.anonymous.get('/accounts').set('Authorization', `Bearer ${forever}`),
+        401,
+        'INVALID_TOKEN',
+      );
       expect(refused.detail).toMatch(/exp/);
     } finally {
       await app.close();
@@ -264,7 +317,9 @@ describe('verification keys', () => {
   it('ES256 keys from a JWKS URL, chosen by kid; issuer and audience enforced', async () => {
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const jwks = { keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'key-1', use: 'sig', alg: 'ES256' }] };
-    const server: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)));
+    const server: Server = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)),
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`;
     const app = await startTestApp({ JWT_JWKS_URL: jwksUrl, JWT_ISSUER: 'https://idp.example', JWT_AUDIENCE: 'ledger-api' });
@@ -290,7 +345,10 @@ describe('verification keys', () => {
 
 describe('tokens the service issues', () => {
   it('always carry exp, and every scope by default (npm run token, the tests’ tokens)', async () => {
-    const { stdout } = await execFileAsync(process.execPath, ['dist/src/cli/token.cli.js'], { cwd: process.cwd(), env: { ...process.env, JWT_SECRET: '' } });
+    const { stdout } = await execFileAsync(process.execPath, ['dist/src/cli/token.cli.js'], {
+      cwd: process.cwd(),
+      env: { ...process.env, JWT_SECRET: '' },
+    });
     for (const token of [stdout.trim(), testToken()]) {
       const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
       expect(claims.scope.split(' ').sort()).toEqual([...ALL_SCOPES].sort());
@@ -320,6 +378,8 @@ describe('the service process', () => {
 
   it('refuses to start in production without a JWT key of its own', async () => {
     await expect(startAppProcess(t.database.url, { NODE_ENV: 'production' })).rejects.toThrow(/Cannot start: .*JWT_SECRET/);
-    await expect(startAppProcess(t.database.url, { NODE_ENV: 'production', JWT_SECRET: DEVELOPMENT_JWT_SECRET })).rejects.toThrow(/not to the development default/);
+    await expect(startAppProcess(t.database.url, { NODE_ENV: 'production', JWT_SECRET: DEVELOPMENT_JWT_SECRET })).rejects.toThrow(
+      /not to the development default/,
+    );
   });
 });

@@ -89,9 +89,7 @@ describe('concurrent commands on one account', () => {
     const { id } = await open();
     const funded = await t.http.post(`/accounts/${id}/deposits`).send({ amount: 100 }).expect(200);
 
-    const responses = await race(
-      Array.from({ length: 50 }, () => t.http.post(`/accounts/${id}/withdrawals`).send({ amount: 10 })),
-    );
+    const responses = await race(Array.from({ length: 50 }, () => t.http.post(`/accounts/${id}/withdrawals`).send({ amount: 10 })));
 
     const counts = statuses(responses);
     expect(counts[200]).toBe(10);
@@ -131,7 +129,12 @@ describe('concurrent commands on one account', () => {
     expect(await readAccount(id, position, 'header')).toMatchObject({ balance: 1023, version: 11 });
 
     const events = await storedEvents(id);
-    expect(events.filter((event) => event.type === 'accounts.MoneyDeposited').map((event) => event.data.amount).sort((a, b) => a! - b!)).toEqual(amounts);
+    expect(
+      events
+        .filter((event) => event.type === 'accounts.MoneyDeposited')
+        .map((event) => event.data.amount)
+        .sort((a, b) => a! - b!),
+    ).toEqual(amounts);
     expect(replay(events)).toBe(1023);
     expect(await summaryBalance(id, position)).toBe(1023);
   });

@@ -32,13 +32,20 @@ async function linesMatching(pattern: RegExp, count: number): Promise<string[]> 
   }
 }
 
-it('a command\'s log lines carry its request\'s X-Correlation-Id; the transfer process\'s lines the transfer\'s', async () => {
-  const opened = await t.http.post('/accounts').set('X-Correlation-Id', `open-${randomUUID()}`).send({ ownerName: 'Logs', currency: 'EUR' });
+it("a command's log lines carry its request's X-Correlation-Id; the transfer process's lines the transfer's", async () => {
+  const opened = await t.http
+    .post('/accounts')
+    .set('X-Correlation-Id', `open-${randomUUID()}`)
+    .send({ ownerName: 'Logs', currency: 'EUR' });
   const target = await t.http.post('/accounts').send({ ownerName: 'Logs', currency: 'EUR' });
   const depositCorrelation = `deposit-${randomUUID()}`;
-  expect((await t.http.post(`/accounts/${opened.body.id}/deposits`).set('X-Correlation-Id', depositCorrelation).send({ amount: 100 })).status).toBe(200);
+  expect(
+    (await t.http.post(`/accounts/${opened.body.id}/deposits`).set('X-Correlation-Id', depositCorrelation).send({ amount: 100 })).status,
+  ).toBe(200);
   const [appended] = await linesMatching(new RegExp(`account-${opened.body.id}@2: appended`), 1);
-  expect(appended).toBe(`[correlation ${depositCorrelation}] account-${opened.body.id}@2: appended MoneyDeposited at ${appended.split(' at ')[1]}`);
+  expect(appended).toBe(
+    `[correlation ${depositCorrelation}] account-${opened.body.id}@2: appended MoneyDeposited at ${appended.split(' at ')[1]}`,
+  );
 
   const transferCorrelation = `transfer-${randomUUID()}`;
   const accepted = await t.http
@@ -57,6 +64,14 @@ it('a command\'s log lines carry its request\'s X-Correlation-Id; the transfer p
   await linesMatching(new RegExp(`^\\[correlation ${transferCorrelation}\\] .*: appended .*TransferCompleted`), 1);
   const stepLines = lines.filter((line) => line.includes(`[correlation ${transferCorrelation}]`) && line.includes(': appended '));
   expect(stepLines.flatMap((line) => line.replace(/^.*: appended (.*) at \d+$/, '$1').split(', ')).sort()).toEqual(
-    ['SourceDebited', 'TargetCredited', 'TransferCompleted', 'TransferCredited', 'TransferDebited', 'TransferRequested', 'TransferSettled'].sort(),
+    [
+      'SourceDebited',
+      'TargetCredited',
+      'TransferCompleted',
+      'TransferCredited',
+      'TransferDebited',
+      'TransferRequested',
+      'TransferSettled',
+    ].sort(),
   );
 });

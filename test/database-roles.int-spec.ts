@@ -79,7 +79,9 @@ afterAll(async () => {
 
 describe('the roles the migrations create', () => {
   it('are group roles nobody can log in as', async () => {
-    const { rows } = await owner.query(`SELECT rolname, rolcanlogin, rolsuper FROM pg_roles WHERE rolname LIKE 'ledger\\_%' AND rolname NOT LIKE 'ledger\\_test\\_%' ORDER BY rolname`);
+    const { rows } = await owner.query(
+      `SELECT rolname, rolcanlogin, rolsuper FROM pg_roles WHERE rolname LIKE 'ledger\\_%' AND rolname NOT LIKE 'ledger\\_test\\_%' ORDER BY rolname`,
+    );
     expect(rows).toEqual([
       { rolname: 'ledger_command', rolcanlogin: false, rolsuper: false },
       { rolname: 'ledger_projector', rolcanlogin: false, rolsuper: false },
@@ -92,7 +94,12 @@ describe('ledger_command', () => {
   it('appends and reads events, and writes idempotency keys and snapshots', async () => {
     expect(await attempt('command', insertEvent, eventValues())).toBe('ok');
     expect(await attempt('command', 'SELECT count(*) FROM events')).toBe('ok');
-    expect(await attempt('command', `INSERT INTO idempotency_keys (key, fingerprint, status_code, headers, expires_at) VALUES ('k', 'f', 200, '{}', now())`)).toBe('ok');
+    expect(
+      await attempt(
+        'command',
+        `INSERT INTO idempotency_keys (key, fingerprint, status_code, headers, expires_at) VALUES ('k', 'f', 200, '{}', now())`,
+      ),
+    ).toBe('ok');
     expect(await attempt('command', 'DELETE FROM idempotency_keys WHERE expires_at < now()')).toBe('ok');
     expect(await attempt('command', 'SELECT * FROM snapshots')).toBe('ok');
   });
@@ -113,9 +120,18 @@ describe('ledger_command, hostile', () => {
   // An event placed below every checkpoint is folded by aggregates but never projected; one backdated
   // rewrites what time travel answers. The role may not even name these columns.
   const forged: ReadonlyArray<[string, string]> = [
-    ['position', `INSERT INTO events (position, stream_id, version, type, event_id, data, metadata) OVERRIDING SYSTEM VALUE VALUES (0, $1, 1, 'test.Thing', $2, '{}', '{}')`],
-    ['transaction_id', `INSERT INTO events (stream_id, version, type, event_id, data, metadata, transaction_id) VALUES ($1, 1, 'test.Thing', $2, '{}', '{}', '1'::xid8)`],
-    ['recorded_at', `INSERT INTO events (stream_id, version, type, event_id, data, metadata, recorded_at) VALUES ($1, 1, 'test.Thing', $2, '{}', '{}', '2000-01-01T00:00:00Z')`],
+    [
+      'position',
+      `INSERT INTO events (position, stream_id, version, type, event_id, data, metadata) OVERRIDING SYSTEM VALUE VALUES (0, $1, 1, 'test.Thing', $2, '{}', '{}')`,
+    ],
+    [
+      'transaction_id',
+      `INSERT INTO events (stream_id, version, type, event_id, data, metadata, transaction_id) VALUES ($1, 1, 'test.Thing', $2, '{}', '{}', '1'::xid8)`,
+    ],
+    [
+      'recorded_at',
+      `INSERT INTO events (stream_id, version, type, event_id, data, metadata, recorded_at) VALUES ($1, 1, 'test.Thing', $2, '{}', '{}', '2000-01-01T00:00:00Z')`,
+    ],
   ];
 
   it('may not choose an event’s position, transaction id or recording time, and still appends as the store does', async () => {
@@ -136,7 +152,9 @@ describe('ledger_command, hostile', () => {
       await client.query('SET LOCAL search_path = pg_temp, public');
       await client.query('CREATE TEMP SEQUENCE events_position_seq MINVALUE -10 START -10');
       // …and for pg_get_serial_sequence('events', 'position'), which looks the table up by name.
-      await client.query('CREATE TEMP TABLE events (position bigint GENERATED ALWAYS AS IDENTITY (MINVALUE -10 START WITH -10), recorded_at timestamptz)');
+      await client.query(
+        'CREATE TEMP TABLE events (position bigint GENERATED ALWAYS AS IDENTITY (MINVALUE -10 START WITH -10), recorded_at timestamptz)',
+      );
       const [streamId, eventId] = eventValues();
       const { rows } = await client.query(
         `INSERT INTO public.events (stream_id, version, type, schema_version, event_id, data, metadata) VALUES ($1, 1, 'test.Thing', 1, $2, '{}', '{}')
@@ -179,7 +197,15 @@ describe('ledger_query', () => {
   // Snapshots too: time travel runs on the query side and starts from them. A snapshot is a fold of
   // events this role may read in full anyway, so reading it discloses nothing more.
   it('reads the read tables, the event log, the checkpoints and the snapshots', async () => {
-    for (const table of ['account_summaries', 'account_transactions', 'transfers', 'events', 'projection_checkpoints', 'projection_skips', 'snapshots']) {
+    for (const table of [
+      'account_summaries',
+      'account_transactions',
+      'transfers',
+      'events',
+      'projection_checkpoints',
+      'projection_skips',
+      'snapshots',
+    ]) {
       expect({ table, result: await attempt('query', `SELECT * FROM ${table} LIMIT 1`) }).toEqual({ table, result: 'ok' });
     }
   });
@@ -191,7 +217,12 @@ describe('ledger_query', () => {
     expect(await attempt('query', 'DELETE FROM transfers')).toBe(DENIED);
     expect(await attempt('query', `UPDATE projection_checkpoints SET position = 0`)).toBe(DENIED);
     expect(await attempt('query', 'SELECT * FROM idempotency_keys')).toBe(DENIED);
-    expect(await attempt('query', `INSERT INTO snapshots (stream_id, aggregate, schema_version, version, position, state) VALUES ('s', 'account', 1, 1, 1, '{}')`)).toBe(DENIED);
+    expect(
+      await attempt(
+        'query',
+        `INSERT INTO snapshots (stream_id, aggregate, schema_version, version, position, state) VALUES ('s', 'account', 1, 1, 1, '{}')`,
+      ),
+    ).toBe(DENIED);
     expect(await attempt('query', 'UPDATE snapshots SET state = state')).toBe(DENIED);
     expect(await attempt('query', 'DELETE FROM snapshots')).toBe(DENIED);
     expect(await attempt('query', 'CREATE TABLE sneaky (id int)')).toBe(DENIED);
@@ -205,7 +236,12 @@ describe('ledger_projector', () => {
     expect(await attempt('projector', `UPDATE account_summaries SET balance = 1`)).toBe('ok');
     expect(await attempt('projector', 'DELETE FROM account_transactions')).toBe('ok');
     expect(await attempt('projector', `UPDATE projection_checkpoints SET position = position`)).toBe('ok');
-    expect(await attempt('projector', `CREATE TABLE ${REBUILD_SCHEMA}.account_summaries (LIKE public.account_summaries INCLUDING ALL); DROP TABLE ${REBUILD_SCHEMA}.account_summaries`)).toBe('ok');
+    expect(
+      await attempt(
+        'projector',
+        `CREATE TABLE ${REBUILD_SCHEMA}.account_summaries (LIKE public.account_summaries INCLUDING ALL); DROP TABLE ${REBUILD_SCHEMA}.account_summaries`,
+      ),
+    ).toBe('ok');
   });
 
   it('may not append, change or remove events, nor touch the command side’s tables', async () => {
@@ -281,7 +317,13 @@ describe('the service with one least-privilege user per side', () => {
     ownerLogin = (await owner.query('SELECT current_user AS name')).rows[0].name;
     await plantDecoySchemas([users.command, users.query, users.projector, ownerLogin]);
     // An account that exists only in the command and query users' decoys: a side that read there would find it.
-    const metadata = { eventId: randomUUID(), correlationId: randomUUID(), causationId: randomUUID(), occurredAt: new Date().toISOString(), actor: 'decoy' };
+    const metadata = {
+      eventId: randomUUID(),
+      correlationId: randomUUID(),
+      causationId: randomUUID(),
+      occurredAt: new Date().toISOString(),
+      actor: 'decoy',
+    };
     for (const login of [users.command, users.query]) {
       await owner.query(
         `INSERT INTO ${owner.escapeIdentifier(login)}.events (position, stream_id, version, type, schema_version, event_id, data, metadata)
@@ -327,7 +369,9 @@ describe('the service with one least-privilege user per side', () => {
     await t.http.get('/events?limit=5').expect(200);
     await t.http.get(`/accounts/${source.id}/state?atVersion=2`).expect(200);
     // Qualified: this owner connection keeps the default search_path, and a decoy schema is named after the owner.
-    const snapshots = await owner.query('SELECT version FROM public.snapshots WHERE stream_id = $1 ORDER BY version', [`account-${source.id}`]);
+    const snapshots = await owner.query('SELECT version FROM public.snapshots WHERE stream_id = $1 ORDER BY version', [
+      `account-${source.id}`,
+    ]);
     expect(snapshots.rows.map((row: { version: number }) => row.version)).toEqual(expect.arrayContaining([2]));
     const atThree = await t.http.get(`/accounts/${source.id}/state?atVersion=3`).expect(200);
     expect(atThree.body.balance).toBe(400);
@@ -343,7 +387,9 @@ describe('the service with one least-privilege user per side', () => {
     const after = await t.http.get(`/accounts/${source.id}`).expect(200);
     expect(after.body.balance).toBe(500 - 100 - 150);
 
-    const { rows } = await owner.query('SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() AND usename <> current_user');
+    const { rows } = await owner.query(
+      'SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() AND usename <> current_user',
+    );
     expect(rows.map((row) => row.usename).sort()).toEqual([users.command, users.projector, users.query].sort());
   });
 
@@ -351,7 +397,13 @@ describe('the service with one least-privilege user per side', () => {
     const opened = await t.http.post('/accounts').send({ ownerName: 'Real', currency: 'EUR' }).expect(201);
     await t.http.post(`/accounts/${opened.body.id}/deposits`).send({ amount: 70 }).expect(200);
     const count = async (schema: string) =>
-      Number((await owner.query(`SELECT count(*) FROM ${owner.escapeIdentifier(schema)}.events WHERE stream_id = $1`, [`account-${opened.body.id}`])).rows[0].count);
+      Number(
+        (
+          await owner.query(`SELECT count(*) FROM ${owner.escapeIdentifier(schema)}.events WHERE stream_id = $1`, [
+            `account-${opened.body.id}`,
+          ])
+        ).rows[0].count,
+      );
     expect({ real: await count('public'), decoy: await count(users.command) }).toEqual({ real: 2, decoy: 0 });
 
     // The decoy's account is unknown to the command side (it loads from the real table) and to the query side.
@@ -368,7 +420,13 @@ describe('the service with one least-privilege user per side', () => {
                 (SELECT count(*) FROM ${owner.escapeIdentifier(login)}.projection_checkpoints)::int AS checkpoints,
                 (SELECT count(*) FROM ${owner.escapeIdentifier(login)}.typeorm_migrations)::int AS migrations`,
       );
-      expect({ login, ...rows[0] }).toEqual({ login, events: login === users.command || login === users.query ? 1 : 0, summaries: 0, checkpoints: 0, migrations: 0 });
+      expect({ login, ...rows[0] }).toEqual({
+        login,
+        events: login === users.command || login === users.query ? 1 : 0,
+        summaries: 0,
+        checkpoints: 0,
+        migrations: 0,
+      });
     }
   });
 });
@@ -393,9 +451,14 @@ describe('the service in a schema of its own (DATABASE_SCHEMA)', () => {
     const client = new pg.Client({ connectionString: other.url });
     await client.connect();
     try {
-      const { rows } = await client.query(`SELECT table_schema, count(*)::int AS tables FROM information_schema.tables WHERE table_name IN ('events', 'account_summaries', 'typeorm_migrations') GROUP BY 1`);
+      const { rows } = await client.query(
+        `SELECT table_schema, count(*)::int AS tables FROM information_schema.tables WHERE table_name IN ('events', 'account_summaries', 'typeorm_migrations') GROUP BY 1`,
+      );
       expect(rows).toEqual([{ table_schema: 'ledger_main', tables: 3 }]);
-      expect((await client.query(`SELECT count(*)::int AS n FROM ledger_main.events WHERE stream_id = $1`, [`account-${opened.body.id}`])).rows[0].n).toBe(1);
+      expect(
+        (await client.query(`SELECT count(*)::int AS n FROM ledger_main.events WHERE stream_id = $1`, [`account-${opened.body.id}`]))
+          .rows[0].n,
+      ).toBe(1);
       expect((await client.query(`SELECT to_regnamespace('ledger_main_rebuild') IS NOT NULL AS present`)).rows[0].present).toBe(true);
     } finally {
       await client.end();

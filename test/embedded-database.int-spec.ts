@@ -68,9 +68,7 @@ describe('embedded PostgreSQL', () => {
     const port = await freePort();
     const child = await startInChild(dir, port);
     try {
-      await expect(EmbeddedDatabase.start({ dir, port, database: 'postgres' })).rejects.toThrow(
-        /in use by another running instance/,
-      );
+      await expect(EmbeddedDatabase.start({ dir, port, database: 'postgres' })).rejects.toThrow(/in use by another running instance/);
       expect(await selectOne(`postgres://postgres:postgres@127.0.0.1:${port}/postgres`)).toBe(1);
     } finally {
       child.kill('SIGTERM');

@@ -84,8 +84,19 @@ describe('GET /events', () => {
     expect(positions(walk.items)).toEqual(positions(log));
     expect(new Set(positions(walk.items)).size).toBe(log.length);
     // Items are the stored events in their current schema (every type here is at its current version).
-    expect(walk.items.map(({ position, streamId, version, type, data, metadata, recordedAt }) => ({ position, streamId, version, type, data, metadata, recordedAt }))).toEqual(log);
-    for (const item of walk.items) expect(item.schemaVersion).toBe(['accounts.MoneyDeposited', 'accounts.MoneyWithdrawn'].includes(item.type) ? 2 : 1);
+    expect(
+      walk.items.map(({ position, streamId, version, type, data, metadata, recordedAt }) => ({
+        position,
+        streamId,
+        version,
+        type,
+        data,
+        metadata,
+        recordedAt,
+      })),
+    ).toEqual(log);
+    for (const item of walk.items)
+      expect(item.schemaVersion).toBe(['accounts.MoneyDeposited', 'accounts.MoneyWithdrawn'].includes(item.type) ? 2 : 1);
 
     // Pages hold at most `limit` items, and usually exactly that many: a page may stop short where a
     // transaction still running anywhere on the server (e.g. a parallel test file's, since the
@@ -106,7 +117,9 @@ describe('GET /events', () => {
     expect(all.body.next).toBe(log.at(-1)!.position);
     const defaults = await t.http.get('/events');
     expect(positions(defaults.body.items)).toEqual(positions(log).slice(0, 100));
-    expect((await t.http.get('/events').query({ after: 0, limit: 3 })).body.items.map((item: ApiEvent) => item.position)).toEqual(positions(log).slice(0, 3));
+    expect((await t.http.get('/events').query({ after: 0, limit: 3 })).body.items.map((item: ApiEvent) => item.position)).toEqual(
+      positions(log).slice(0, 3),
+    );
 
     // Starting after any event returns exactly the events that follow it in commit order.
     for (const index of [0, 5, 17, log.length - 2]) {
@@ -193,7 +206,9 @@ describe('GET /events', () => {
     expect(deposited.items.every((item) => item.type === 'accounts.MoneyDeposited')).toBe(true);
 
     const closing = log.filter((row) => ['accounts.MoneyWithdrawn', 'accounts.AccountClosed'].includes(row.type));
-    expect(positions((await walkFeed(t, { type: 'accounts.MoneyWithdrawn, accounts.AccountClosed', limit: 3 })).items)).toEqual(positions(closing));
+    expect(positions((await walkFeed(t, { type: 'accounts.MoneyWithdrawn, accounts.AccountClosed', limit: 3 })).items)).toEqual(
+      positions(closing),
+    );
     const repeated = await t.http.get('/events?type=accounts.MoneyWithdrawn&type=accounts.AccountClosed&limit=1000');
     expect(positions(repeated.body.items)).toEqual(positions(closing));
 
@@ -204,20 +219,26 @@ describe('GET /events', () => {
     expect(streamWalk.items.map((item) => item.version)).toEqual(stream.map((_, index) => index + 1));
 
     const both = await walkFeed(t, { stream: streamId, type: 'accounts.MoneyDeposited,accounts.AccountClosed', limit: 1 });
-    expect(positions(both.items)).toEqual(positions(stream.filter((row) => ['accounts.MoneyDeposited', 'accounts.AccountClosed'].includes(row.type))));
+    expect(positions(both.items)).toEqual(
+      positions(stream.filter((row) => ['accounts.MoneyDeposited', 'accounts.AccountClosed'].includes(row.type))),
+    );
 
     // `after` may be any event's position, even one the filter would not return.
     const fromMiddle = await t.http.get('/events').query({ type: 'accounts.MoneyDeposited', after: log[10].position, limit: 1000 });
     expect(positions(fromMiddle.body.items)).toEqual(positions(log.slice(11).filter((row) => row.type === 'accounts.MoneyDeposited')));
 
     // Nothing matches: an empty page whose `next` is the `after` given.
-    for (const query of [{ type: 'legacy.Unheard' }, { stream: 'account-00000000-0000-0000-0000-000000000000' }, { stream: streamId, type: 'transfers.TransferRequested' }]) {
+    for (const query of [
+      { type: 'legacy.Unheard' },
+      { stream: 'account-00000000-0000-0000-0000-000000000000' },
+      { stream: streamId, type: 'transfers.TransferRequested' },
+    ]) {
       const none = await t.http.get('/events').query({ ...query, after: log[3].position });
       expect({ query, status: none.status, body: none.body }).toEqual({ query, status: 200, body: { items: [], next: log[3].position } });
     }
   });
 
-  it('an `after` that is no event\'s position is 400 UNKNOWN_POSITION naming the field', async () => {
+  it("an `after` that is no event's position is 400 UNKNOWN_POSITION naming the field", async () => {
     const [{ max }] = await rows<{ max: string }>(t.dataSource, 'SELECT max(position)::text AS max FROM events');
     for (const after of [Number(max) + 1, Number(max) + 1_000_000, Number.MAX_SAFE_INTEGER]) {
       const body = expectProblemAnswer(await t.http.get('/events').query({ after }), 400, 'UNKNOWN_POSITION');

@@ -40,7 +40,9 @@ async function accountWithDeposits(deposits: number): Promise<string> {
 
 /** The stream's (version, position) pairs in version order, from SQL. */
 async function streamRows(streamId: string): Promise<Array<{ version: number; position: number }>> {
-  const rows = (await t.dataSource.query('SELECT version, position FROM events WHERE stream_id = $1 ORDER BY version', [streamId])) as Array<{
+  const rows = (await t.dataSource.query('SELECT version, position FROM events WHERE stream_id = $1 ORDER BY version', [
+    streamId,
+  ])) as Array<{
     version: number;
     position: string;
   }>;
@@ -77,7 +79,9 @@ describe('GET /accounts/{id}/events is paginated', () => {
     const id = await accountWithDeposits(2049);
     const pages = await walk(`/accounts/${id}/events`, 1000);
     expect(pages.map((page) => page.items.length)).toEqual([1000, 1000, 50]);
-    expect(pages.flatMap((page) => page.items).map((event) => event.version)).toEqual((await streamRows(`account-${id}`)).map((row) => row.version));
+    expect(pages.flatMap((page) => page.items).map((event) => event.version)).toEqual(
+      (await streamRows(`account-${id}`)).map((row) => row.version),
+    );
   });
 
   it('a page that ends exactly at the end of the stream has no next cursor', async () => {
@@ -117,7 +121,10 @@ describe('GET /accounts/{id}/events is paginated', () => {
   it('a cursor that is not one of its own: 400 INVALID_CURSOR (problem+json), never a 500', async () => {
     const account = await ledger.openWith(10);
     const deposited = await ledger.deposit(account.id, 1);
-    const transactions = await t.http.get(`/accounts/${account.id}/transactions`).query({ limit: 1, minPosition: deposited.body.position }).expect(200);
+    const transactions = await t.http
+      .get(`/accounts/${account.id}/transactions`)
+      .query({ limit: 1, minPosition: deposited.body.position })
+      .expect(200);
     const foreign = transactions.body.nextCursor; // a cursor of the account's transactions
     expect(foreign).toEqual(expect.any(String));
     const transferCursor = Buffer.from(JSON.stringify({ afterPosition: 1 })).toString('base64url');
@@ -130,7 +137,10 @@ describe('GET /accounts/{id}/events is paginated', () => {
   it('a cursor past the end of the stream: an empty last page; for an unknown account: 404 ACCOUNT_NOT_FOUND', async () => {
     const account = await ledger.openWith(10);
     const pastEnd = Buffer.from(JSON.stringify({ afterVersion: 50 })).toString('base64url');
-    expect((await t.http.get(`/accounts/${account.id}/events`).query({ cursor: pastEnd }).expect(200)).body).toEqual({ items: [], nextCursor: null });
+    expect((await t.http.get(`/accounts/${account.id}/events`).query({ cursor: pastEnd }).expect(200)).body).toEqual({
+      items: [],
+      nextCursor: null,
+    });
     expectProblemAnswer(await t.http.get(`/accounts/${randomUUID()}/events`).query({ cursor: pastEnd }), 404, 'ACCOUNT_NOT_FOUND');
     expectProblemAnswer(await t.http.get(`/accounts/${randomUUID()}/events`), 404, 'ACCOUNT_NOT_FOUND');
   });
@@ -180,7 +190,7 @@ describe('GET /transfers/{id}/events is paginated', () => {
     }
   });
 
-  it('a caller that reuses its correlation id after the transfer: the chain stays the transfer\'s own events', async () => {
+  it("a caller that reuses its correlation id after the transfer: the chain stays the transfer's own events", async () => {
     const correlationId = `session-${randomUUID()}`;
     const source = await ledger.openWith(1000);
     const target = await ledger.open();
@@ -207,7 +217,12 @@ describe('every event list shows an event in one shape, with its streamId', () =
 
     const accountItems = (await t.http.get(`/accounts/${source.id}/events`).expect(200)).body.items as Array<Record<string, any>>;
     const transferItems = (await t.http.get(`/transfers/${accepted.id}/events`).expect(200)).body.items as Array<Record<string, any>>;
-    const feedItems = (await t.http.get('/events').query({ stream: `account-${source.id}` }).expect(200)).body.items as Array<Record<string, any>>;
+    const feedItems = (
+      await t.http
+        .get('/events')
+        .query({ stream: `account-${source.id}` })
+        .expect(200)
+    ).body.items as Array<Record<string, any>>;
     const live = await connectSse(portOf(t.app), { lastEventId: String(accountItems[0].position) });
     connections.push(live);
     await live.waitForId(accountItems.at(-1)!.position);

@@ -167,11 +167,7 @@ describe('EventStore against PostgreSQL', () => {
     it('appends many events atomically, in order, in one transaction, and reads them in version order', async () => {
       const id = streamId();
       await t.store.append(id, [new ThingCreated({ name: 'a' })], { expectedVersion: NO_STREAM });
-      const batch = [
-        new ThingRenamed({ name: 'b' }),
-        new ThingNoted({ note: 'n1', tags: ['x', 'y'] }),
-        new ThingRenamed({ name: 'c' }),
-      ];
+      const batch = [new ThingRenamed({ name: 'b' }), new ThingNoted({ note: 'n1', tags: ['x', 'y'] }), new ThingRenamed({ name: 'c' })];
       const context = { correlationId: `corr-${randomUUID()}`, causationId: `cause-${randomUUID()}`, actor: 'tester' };
       const result = await t.store.append(id, batch, { expectedVersion: 1, metadata: context });
 
@@ -216,10 +212,20 @@ describe('EventStore against PostgreSQL', () => {
       await t.store.append(id, [new ThingCreated({ name: 'm' })], {
         expectedVersion: NO_STREAM,
         eventIds: [eventId],
-        metadata: { correlationId: 'given-corr', causationId: 'given-cause', eventId: 'not-this-one', occurredAt: 'not-this-either' } as never,
+        metadata: {
+          correlationId: 'given-corr',
+          causationId: 'given-cause',
+          eventId: 'not-this-one',
+          occurredAt: 'not-this-either',
+        } as never,
       });
       const [event] = await t.store.readStream(id);
-      expect(event.metadata).toEqual({ eventId, correlationId: 'given-corr', causationId: 'given-cause', occurredAt: FIXED_NOW.toISOString() });
+      expect(event.metadata).toEqual({
+        eventId,
+        correlationId: 'given-corr',
+        causationId: 'given-cause',
+        occurredAt: FIXED_NOW.toISOString(),
+      });
     });
 
     it('refuses a batch as a whole when one of its events cannot be stored: nothing of it is written', async () => {
@@ -491,7 +497,10 @@ describe('EventStore against PostgreSQL', () => {
         for (const event of held.events) expect(BigInt(event.transactionId)).toBeLessThan(BigInt(rows[0].transaction_id));
 
         // A naive reader (position > last seen) sees the later event now…
-        const naiveFirst = (await t.dataSource.query('SELECT position, stream_id FROM events WHERE position > $1 ORDER BY position', [0])) as Array<{
+        const naiveFirst = (await t.dataSource.query(
+          'SELECT position, stream_id FROM events WHERE position > $1 ORDER BY position',
+          [0],
+        )) as Array<{
           position: string;
           stream_id: string;
         }>;
@@ -502,7 +511,9 @@ describe('EventStore against PostgreSQL', () => {
         await slow.query('COMMIT');
 
         // …and so skips the slow one for ever, although it is committed now.
-        const naiveNext = (await t.dataSource.query('SELECT stream_id FROM events WHERE position > $1 ORDER BY position', [naiveLast])) as Array<{
+        const naiveNext = (await t.dataSource.query('SELECT stream_id FROM events WHERE position > $1 ORDER BY position', [
+          naiveLast,
+        ])) as Array<{
           stream_id: string;
         }>;
         const naiveSeen = [...naiveFirst, ...naiveNext].map((row) => row.stream_id);
@@ -565,7 +576,9 @@ describe('EventStore against PostgreSQL', () => {
     it('pages through the log with any page size in the same order, each event once', async () => {
       const streams = [streamId(), streamId(), streamId()];
       for (const [index, id] of streams.entries()) {
-        await t.store.append(id, [new ThingCreated({ name: `p${index}` }), new ThingRenamed({ name: `q${index}` })], { expectedVersion: NO_STREAM });
+        await t.store.append(id, [new ThingCreated({ name: `p${index}` }), new ThingRenamed({ name: `q${index}` })], {
+          expectedVersion: NO_STREAM,
+        });
       }
       const hasAll = (events: RecordedEvent[]) => streams.every((id) => events.filter((event) => event.streamId === id).length === 2);
       const whole = await readAllUntil(t, START_OF_LOG, hasAll, 100_000);
@@ -583,7 +596,11 @@ describe('EventStore against PostgreSQL', () => {
           (previous.transactionId === current.transactionId && previous.position < current.position);
         expect(before).toBe(true);
       }
-      expect(whole.events.every((event) => event.data instanceof ThingCreated || event.data instanceof ThingRenamed || event.data instanceof ThingNoted)).toBe(true);
+      expect(
+        whole.events.every(
+          (event) => event.data instanceof ThingCreated || event.data instanceof ThingRenamed || event.data instanceof ThingNoted,
+        ),
+      ).toBe(true);
       // Nothing after the end: the checkpoint of the last page returns nothing new from this test.
       const after = await t.store.readAll(whole.checkpoint);
       expect(after.events.filter((event) => streams.includes(event.streamId))).toEqual([]);
@@ -739,7 +756,9 @@ describe('EventStore against PostgreSQL', () => {
       const totalBefore = await countEvents(t);
 
       // Same stream, a retry with ANY…
-      const again = await failureOf(t.store.append(id, [new ThingRenamed({ name: 'twice' })], { expectedVersion: ANY, eventIds: [eventId] }));
+      const again = await failureOf(
+        t.store.append(id, [new ThingRenamed({ name: 'twice' })], { expectedVersion: ANY, eventIds: [eventId] }),
+      );
       expect(uniqueViolation(again)).toMatchObject({ code: '23505', constraint: 'events_event_id_unique' });
       // …another stream…
       const elsewhere = await failureOf(
@@ -759,18 +778,23 @@ describe('EventStore against PostgreSQL', () => {
       expect((await t.store.readStream(id)).map((event) => (event.data as ThingCreated).name)).toEqual(['once']);
       expect(await t.store.readStream(other)).toEqual([]);
       expect(await countEvents(t)).toBe(totalBefore);
-      const [row] = (await t.dataSource.query('SELECT count(*)::int AS n FROM events WHERE event_id = $1', [eventId])) as Array<{ n: number }>;
+      const [row] = (await t.dataSource.query('SELECT count(*)::int AS n FROM events WHERE event_id = $1', [eventId])) as Array<{
+        n: number;
+      }>;
       expect(row.n).toBe(1);
     });
 
     it('refuses eventIds that do not give exactly one id per event, or that are not UUIDs, writing nothing', async () => {
       const id = streamId();
       await expect(
-        t.store.append(id, [new ThingCreated({ name: 'a' }), new ThingRenamed({ name: 'b' })], { expectedVersion: NO_STREAM, eventIds: [randomUUID()] }),
+        t.store.append(id, [new ThingCreated({ name: 'a' }), new ThingRenamed({ name: 'b' })], {
+          expectedVersion: NO_STREAM,
+          eventIds: [randomUUID()],
+        }),
       ).rejects.toThrow(RangeError);
-      await expect(t.store.append(id, [new ThingCreated({ name: 'a' })], { expectedVersion: NO_STREAM, eventIds: ['not-a-uuid'] })).rejects.toThrow(
-        /uuid/i,
-      );
+      await expect(
+        t.store.append(id, [new ThingCreated({ name: 'a' })], { expectedVersion: NO_STREAM, eventIds: ['not-a-uuid'] }),
+      ).rejects.toThrow(/uuid/i);
       expect(await t.store.readStream(id)).toEqual([]);
     });
   });

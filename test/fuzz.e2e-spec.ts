@@ -107,7 +107,11 @@ function send(request: FuzzRequest): Promise<Response> {
 
 /** Roughly the size of the request line and headers: Node refuses more than 16 KiB itself (431), before the app. */
 function headSize(request: FuzzRequest): number {
-  return request.url.length + (request.authorization?.length ?? 300) + request.headers.reduce((sum, [name, value]) => sum + name.length + value.length + 4, 0);
+  return (
+    request.url.length +
+    (request.authorization?.length ?? 300) +
+    request.headers.reduce((sum, [name, value]) => sum + name.length + value.length + 4, 0)
+  );
 }
 
 /** Texts the request sent, which an answer may legitimately quote back (a field name, a media type…). */
@@ -161,8 +165,14 @@ const LEAKS: ReadonlyArray<readonly [string, RegExp]> = [
   ['node_modules', /node_modules/],
   ['a TypeORM error', /QueryFailedError|EntityNotFound|TypeORM/i],
   ['SQL', /\b(?:SELECT|INSERT|UPDATE|DELETE)\b|\bFROM\s+(?:events|idempotency_keys|account_\w+|transfers|projection_\w+)\b/],
-  ['a PostgreSQL error', /syntax error at or near|invalid input syntax|violates .*constraint|duplicate key value|relation "|column "|out of range for type|pg_catalog|current transaction is aborted/],
-  ['a JavaScript error', /\b(?:TypeError|RangeError|ReferenceError|SyntaxError|Maximum call stack)\b|is not a function|Cannot read propert|undefined is not/],
+  [
+    'a PostgreSQL error',
+    /syntax error at or near|invalid input syntax|violates .*constraint|duplicate key value|relation "|column "|out of range for type|pg_catalog|current transaction is aborted/,
+  ],
+  [
+    'a JavaScript error',
+    /\b(?:TypeError|RangeError|ReferenceError|SyntaxError|Maximum call stack)\b|is not a function|Cannot read propert|undefined is not/,
+  ],
 ];
 
 /**
@@ -171,7 +181,12 @@ const LEAKS: ReadonlyArray<readonly [string, RegExp]> = [
  * PROJECTION_NOT_CAUGHT_UP with Retry-After (see src/shared/http/read-consistency.ts).
  */
 function isFutureMinPositionWait(response: Response, head: number): boolean {
-  return response.status === 503 && response.body?.code === 'PROJECTION_NOT_CAUGHT_UP' && Number(response.body.minPosition) > head && response.headers['retry-after'] !== undefined;
+  return (
+    response.status === 503 &&
+    response.body?.code === 'PROJECTION_NOT_CAUGHT_UP' &&
+    Number(response.body.minPosition) > head &&
+    response.headers['retry-after'] !== undefined
+  );
 }
 
 interface Expectation {
@@ -187,20 +202,26 @@ async function check(request: FuzzRequest, expectation: Expectation = {}): Promi
   try {
     response = await send(request);
   } catch (error) {
-    const reason = (error as { timeout?: number }).timeout ? `no answer within ${(error as { timeout: number }).timeout} ms` : `the request failed: ${(error as Error).message}`;
+    const reason = (error as { timeout?: number }).timeout
+      ? `no answer within ${(error as { timeout: number }).timeout} ms`
+      : `the request failed: ${(error as Error).message}`;
     throw new Error(`${reason}\n${describeRequest(request)}`, { cause: error });
   }
   const after = await writes();
   const violations: string[] = [];
   const { status } = response;
   if (status >= 500 && !isFutureMinPositionWait(response, before.head)) violations.push(`a ${status} answer`);
-  if (expectation.statuses && !expectation.statuses.includes(status)) violations.push(`status ${status}, expected one of ${expectation.statuses.join(', ')}`);
+  if (expectation.statuses && !expectation.statuses.includes(status))
+    violations.push(`status ${status}, expected one of ${expectation.statuses.join(', ')}`);
   if (status >= 400) {
     const contentType = response.headers['content-type'] ?? '';
-    if (!/^application\/problem\+json(;|$)/.test(contentType)) violations.push(`content-type "${contentType}" instead of application/problem+json`);
+    if (!/^application\/problem\+json(;|$)/.test(contentType))
+      violations.push(`content-type "${contentType}" instead of application/problem+json`);
     const body = response.body;
-    if (!body || typeof body !== 'object' || typeof body.code !== 'string' || !/^[A-Z][A-Z0-9_]*$/.test(body.code)) violations.push('no stable string code in the body');
-    else if (body.status !== status || typeof body.title !== 'string' || typeof body.detail !== 'string') violations.push('a problem body without status, title and detail matching the answer');
+    if (!body || typeof body !== 'object' || typeof body.code !== 'string' || !/^[A-Z][A-Z0-9_]*$/.test(body.code))
+      violations.push('no stable string code in the body');
+    else if (body.status !== status || typeof body.title !== 'string' || typeof body.detail !== 'string')
+      violations.push('a problem body without status, title and detail matching the answer');
     let text = response.text ?? '';
     for (const echo of echoable(request)) text = text.split(echo).join('');
     for (const [what, pattern] of LEAKS) if (pattern.test(text)) violations.push(`${what} in the error body`);
@@ -213,7 +234,9 @@ async function check(request: FuzzRequest, expectation: Expectation = {}): Promi
   }
   if (violations.length) {
     const answer = (response.text ?? '').slice(0, 600);
-    throw new Error(`${violations.join('; ')}\n${describeRequest(request)}\nanswer: ${status} ${response.headers['content-type'] ?? ''}\n${answer}`);
+    throw new Error(
+      `${violations.join('; ')}\n${describeRequest(request)}\nanswer: ${status} ${response.headers['content-type'] ?? ''}\n${answer}`,
+    );
   }
   if (status < 400 && request.method === 'post') await settle();
 }
@@ -239,8 +262,15 @@ async function forEachOperation(
         // eslint-disable-next-line @typescript-eslint/no-deprecated -- still supported; its replacement is a plugin hook, not worth it for one message
         reporter(details) {
           if (!details.failed) return;
-          const error = details.errorInstance instanceof Error ? details.errorInstance.message : details.errorInstance === undefined ? `${details.numSkips} runs skipped` : JSON.stringify(details.errorInstance);
-          throw new Error(`failed after ${details.numRuns} run(s) (seed ${details.seed}, path "${details.counterexamplePath}"; FUZZ_SEED=${details.seed} replays)\n${error}`);
+          const error =
+            details.errorInstance instanceof Error
+              ? details.errorInstance.message
+              : details.errorInstance === undefined
+                ? `${details.numSkips} runs skipped`
+                : JSON.stringify(details.errorInstance);
+          throw new Error(
+            `failed after ${details.numRuns} run(s) (seed ${details.seed}, path "${details.counterexamplePath}"; FUZZ_SEED=${details.seed} replays)\n${error}`,
+          );
         },
       });
     } catch (error) {
@@ -272,7 +302,8 @@ beforeAll(async () => {
 
   // Real streams for the fuzzed requests to hit: funded accounts, an empty one, a closed one, another
   // currency, and a completed transfer.
-  const open = async (ownerName: string, currency: string) => (await t.http.post('/accounts').send({ ownerName, currency }).expect(201)).body.id as string;
+  const open = async (ownerName: string, currency: string) =>
+    (await t.http.post('/accounts').send({ ownerName, currency }).expect(201)).body.id as string;
   const funded = await open('Fuzz Owner', 'EUR');
   const other = await open('Fuzz Owner', 'EUR');
   const empty = await open('Empty', 'EUR');
@@ -282,7 +313,8 @@ beforeAll(async () => {
   await t.http.post(`/accounts/${other}/deposits`).send({ amount: 5_000 }).expect(200);
   await t.http.post(`/accounts/${dollars}/deposits`).send({ amount: 5_000 }).expect(200);
   await t.http.post(`/accounts/${closed}/close`).expect(200);
-  const transfer = (await t.http.post('/transfers').send({ fromAccountId: funded, toAccountId: other, amount: 100 }).expect(202)).body.id as string;
+  const transfer = (await t.http.post('/transfers').send({ fromAccountId: funded, toAccountId: other, amount: 100 }).expect(202)).body
+    .id as string;
   await settle();
   const projections = (await t.http.get('/admin/projections').expect(200)).body.items.map((item: any) => item.name as string);
   const types: Array<{ type: string }> = await t.dataSource.query('SELECT DISTINCT type FROM events ORDER BY type');
@@ -304,120 +336,230 @@ describe('fuzzing every endpoint of the OpenAPI document', () => {
   it('covers commands, queries, admin and the live feed', () => {
     expect(operations.length).toBeGreaterThanOrEqual(20);
     expect(operations.some(isLive)).toBe(true);
-    expect(operations.filter((operation) => operation.method === 'post' && operation.bodyProperties && Object.keys(operation.bodyProperties).length > 0).length).toBeGreaterThanOrEqual(4);
+    expect(
+      operations.filter(
+        (operation) => operation.method === 'post' && operation.bodyProperties && Object.keys(operation.bodyProperties).length > 0,
+      ).length,
+    ).toBeGreaterThanOrEqual(4);
   });
 
-  it('survives hostile bodies: wrong types, out-of-range amounts, odd keys, deep nesting, malformed JSON, other media types', async () => {
-    await forEachOperation(notLive(), 14, (operation) =>
-      fc.asyncProperty(
-        validSegments(operation),
-        hostileBody(operation, fixtures, BODY_LIMIT_BYTES),
-        fc.option(idempotencyKey, { freq: 3, nil: undefined }),
-        async (segments, body, key) => {
-          await check({ method: operation.method, url: pathOf(operation, segments), headers: key === undefined ? [] : [['Idempotency-Key', key]], body });
-        },
-      ),
-    );
-  }, PROPERTY_TIMEOUT_MS);
-
-  it('survives hostile ids in the path: non-UUIDs, injection, traversal, broken escapes, very long ids', async () => {
-    await forEachOperation(notLive(), 10, (operation) =>
-      fc.asyncProperty(validSegments(operation), fc.array(hostileSegment, { minLength: 1, maxLength: 2 }), fc.nat(), validBody(operation), async (segments, hostile, which, body) => {
-        let url: string;
-        if (operation.pathParams.length > 0) {
-          const name = operation.pathParams[which % operation.pathParams.length];
-          url = pathOf(operation, { ...segments, [name]: hostile[0] });
-        } else {
-          // No parameter of its own: hostile segments below the route (unknown routes must be clean 404s).
-          url = `${pathOf(operation, segments)}/${hostile.join('/')}`;
-        }
-        await check({ method: operation.method, url, headers: [], body });
-      }),
-    );
-  }, PROPERTY_TIMEOUT_MS);
-
-  it('survives hostile query strings: repeated and nested parameters, odd numbers, junk cursors, injection', async () => {
-    await forEachOperation(notLive(), 14, (operation) =>
-      fc.asyncProperty(validSegments(operation), hostileQuery(operation, fixtures), validBody(operation), async (segments, query, body) => {
-        await check({ method: operation.method, url: `${pathOf(operation, segments)}?${query}`, headers: [], body });
-      }),
-    );
-  }, PROPERTY_TIMEOUT_MS);
-
-  it('survives hostile headers: If-Match, Idempotency-Key, X-Correlation-Id, X-Min-Position and more', async () => {
-    await forEachOperation(notLive(), 14, (operation) =>
-      fc.asyncProperty(validSegments(operation), hostileHeaders(operation, fixtures), validBody(operation), async (segments, headers, body) => {
-        await check({ method: operation.method, url: pathOf(operation, segments), headers, body });
-      }),
-    );
-  }, PROPERTY_TIMEOUT_MS);
-
-  it('answers 401 to every Authorization header that carries no valid credential (and writes nothing)', async () => {
-    await forEachOperation(operations, 10, (operation) =>
-      fc.asyncProperty(validSegments(operation), invalidAuthorization, validBody(operation), async (segments, authorization, body) => {
-        await check({ method: operation.method, url: pathOf(operation, segments), headers: [], body, authorization }, { statuses: [401] });
-      }),
-    );
-  }, PROPERTY_TIMEOUT_MS);
-
-  it('survives correctly signed tokens with hostile claims and headers', async () => {
-    await forEachOperation(operations, 5, (operation) =>
-      fc.asyncProperty(validSegments(operation), signedHostileAuthorization, validBody(operation), hostileLastEventId, async (segments, authorization, body, lastEventId) => {
-        // The live feed would stream forever for an accepted token: a bad Last-Event-ID makes sure it refuses.
-        const headers: Array<readonly [string, string]> = isLive(operation) ? [['Last-Event-ID', lastEventId]] : [];
-        await check({ method: operation.method, url: pathOf(operation, segments), headers, body, authorization });
-      }),
-    );
-  }, PROPERTY_TIMEOUT_MS);
-
-  it('refuses (never streams, never 5xx) live-feed requests with a bad Last-Event-ID or lastEventId', async () => {
-    const live = operations.filter(isLive);
-    const query = fc.oneof(
-      refusedLastEventId.map((value) => `lastEventId=${encode(value)}`),
-      // repeated: a list of values none of which is acceptable (the query parser makes it an array)
-      fc.array(refusedLastEventId, { minLength: 2, maxLength: 3 }).map((values) => values.map((value) => `lastEventId=${encode(value)}`).join('&')),
-      fc.constantFrom('lastEventId=', 'lastEventId', 'lastEventId=&lastEventId=', 'lastEventId=%', 'lastEventId=%zz', 'lastEventId=%E0%A4%A', 'lastEventId=-1&lastEventId=x'),
-    );
-    await forEachOperation(live, 60, () =>
-      fc.asyncProperty(
-        fc.oneof(
-          // a bad header (whatever the query says): the header wins
-          fc.tuple(hostileLastEventId.map((value) => [['Last-Event-ID', value] as const]), fc.option(query, { nil: undefined })),
-          // no header, a bad query
-          fc.tuple(fc.constant([] as Array<readonly [string, string]>), query),
+  it(
+    'survives hostile bodies: wrong types, out-of-range amounts, odd keys, deep nesting, malformed JSON, other media types',
+    async () => {
+      await forEachOperation(notLive(), 14, (operation) =>
+        fc.asyncProperty(
+          validSegments(operation),
+          hostileBody(operation, fixtures, BODY_LIMIT_BYTES),
+          fc.option(idempotencyKey, { freq: 3, nil: undefined }),
+          async (segments, body, key) => {
+            await check({
+              method: operation.method,
+              url: pathOf(operation, segments),
+              headers: key === undefined ? [] : [['Idempotency-Key', key]],
+              body,
+            });
+          },
         ),
-        fc.option(fc.constantFrom(...[['Accept', 'text/event-stream'], ['Accept', 'application/json'], ['X-Correlation-Id', 'x'.repeat(200)], ['Cache-Control', 'no-cache']] as const), { nil: undefined }),
-        async ([headers, search], extra) => {
-          const url = `/events/live${search === undefined ? '' : `?${search}`}`;
-          await check({ method: 'get', url, headers: extra ? [...headers, extra] : headers }, { statuses: [400] });
-        },
-      ),
-    );
-  }, PROPERTY_TIMEOUT_MS);
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
 
-  it('survives everything hostile at once', async () => {
-    await forEachOperation(notLive(), 8, (operation) =>
-      fc.asyncProperty(
-        validSegments(operation),
-        fc.option(hostileSegment, { nil: undefined }),
-        fc.option(hostileQuery(operation, fixtures), { nil: undefined }),
-        fc.option(hostileHeaders(operation, fixtures), { nil: undefined }),
-        fc.oneof(validBody(operation), hostileBody(operation, fixtures, BODY_LIMIT_BYTES)),
-        fc.option(fc.oneof(invalidAuthorization, signedHostileAuthorization), { freq: 4, nil: undefined }),
-        async (segments, segment, query, headers, body, authorization) => {
-          const name = operation.pathParams[0];
-          const path = segment === undefined ? pathOf(operation, segments) : name ? pathOf(operation, { ...segments, [name]: segment }) : `${pathOf(operation, segments)}/${segment}`;
-          await check({ method: operation.method, url: query === undefined ? path : `${path}?${query}`, headers: headers ?? [], body, authorization });
-        },
-      ),
-    );
-  }, PROPERTY_TIMEOUT_MS);
+  it(
+    'survives hostile ids in the path: non-UUIDs, injection, traversal, broken escapes, very long ids',
+    async () => {
+      await forEachOperation(notLive(), 10, (operation) =>
+        fc.asyncProperty(
+          validSegments(operation),
+          fc.array(hostileSegment, { minLength: 1, maxLength: 2 }),
+          fc.nat(),
+          validBody(operation),
+          async (segments, hostile, which, body) => {
+            let url: string;
+            if (operation.pathParams.length > 0) {
+              const name = operation.pathParams[which % operation.pathParams.length];
+              url = pathOf(operation, { ...segments, [name]: hostile[0] });
+            } else {
+              // No parameter of its own: hostile segments below the route (unknown routes must be clean 404s).
+              url = `${pathOf(operation, segments)}/${hostile.join('/')}`;
+            }
+            await check({ method: operation.method, url, headers: [], body });
+          },
+        ),
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
 
-  it('leaves the projections running and caught up after all of it', async () => {
-    await settle();
-    const items = (await t.http.get('/admin/projections').expect(200)).body.items as Array<{ name: string; status: string; lastError: string | null }>;
-    expect(items.map(({ name, status, lastError }) => ({ name, status, lastError }))).toEqual(items.map(({ name }) => ({ name, status: 'running', lastError: null })));
-  }, PROPERTY_TIMEOUT_MS);
+  it(
+    'survives hostile query strings: repeated and nested parameters, odd numbers, junk cursors, injection',
+    async () => {
+      await forEachOperation(notLive(), 14, (operation) =>
+        fc.asyncProperty(
+          validSegments(operation),
+          hostileQuery(operation, fixtures),
+          validBody(operation),
+          async (segments, query, body) => {
+            await check({ method: operation.method, url: `${pathOf(operation, segments)}?${query}`, headers: [], body });
+          },
+        ),
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    'survives hostile headers: If-Match, Idempotency-Key, X-Correlation-Id, X-Min-Position and more',
+    async () => {
+      await forEachOperation(notLive(), 14, (operation) =>
+        fc.asyncProperty(
+          validSegments(operation),
+          hostileHeaders(operation, fixtures),
+          validBody(operation),
+          async (segments, headers, body) => {
+            await check({ method: operation.method, url: pathOf(operation, segments), headers, body });
+          },
+        ),
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    'answers 401 to every Authorization header that carries no valid credential (and writes nothing)',
+    async () => {
+      await forEachOperation(operations, 10, (operation) =>
+        fc.asyncProperty(validSegments(operation), invalidAuthorization, validBody(operation), async (segments, authorization, body) => {
+          await check(
+            { method: operation.method, url: pathOf(operation, segments), headers: [], body, authorization },
+            { statuses: [401] },
+          );
+        }),
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    'survives correctly signed tokens with hostile claims and headers',
+    async () => {
+      await forEachOperation(operations, 5, (operation) =>
+        fc.asyncProperty(
+          validSegments(operation),
+          signedHostileAuthorization,
+          validBody(operation),
+          hostileLastEventId,
+          async (segments, authorization, body, lastEventId) => {
+            // The live feed would stream forever for an accepted token: a bad Last-Event-ID makes sure it refuses.
+            const headers: Array<readonly [string, string]> = isLive(operation) ? [['Last-Event-ID', lastEventId]] : [];
+            await check({ method: operation.method, url: pathOf(operation, segments), headers, body, authorization });
+          },
+        ),
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    'refuses (never streams, never 5xx) live-feed requests with a bad Last-Event-ID or lastEventId',
+    async () => {
+      const live = operations.filter(isLive);
+      const query = fc.oneof(
+        refusedLastEventId.map((value) => `lastEventId=${encode(value)}`),
+        // repeated: a list of values none of which is acceptable (the query parser makes it an array)
+        fc
+          .array(refusedLastEventId, { minLength: 2, maxLength: 3 })
+          .map((values) => values.map((value) => `lastEventId=${encode(value)}`).join('&')),
+        fc.constantFrom(
+          'lastEventId=',
+          'lastEventId',
+          'lastEventId=&lastEventId=',
+          'lastEventId=%',
+          'lastEventId=%zz',
+          'lastEventId=%E0%A4%A',
+          'lastEventId=-1&lastEventId=x',
+        ),
+      );
+      await forEachOperation(live, 60, () =>
+        fc.asyncProperty(
+          fc.oneof(
+            // a bad header (whatever the query says): the header wins
+            fc.tuple(
+              hostileLastEventId.map((value) => [['Last-Event-ID', value] as const]),
+              fc.option(query, { nil: undefined }),
+            ),
+            // no header, a bad query
+            fc.tuple(fc.constant([] as Array<readonly [string, string]>), query),
+          ),
+          fc.option(
+            fc.constantFrom(
+              ...([
+                ['Accept', 'text/event-stream'],
+                ['Accept', 'application/json'],
+                ['X-Correlation-Id', 'x'.repeat(200)],
+                ['Cache-Control', 'no-cache'],
+              ] as const),
+            ),
+            { nil: undefined },
+          ),
+          async ([headers, search], extra) => {
+            const url = `/events/live${search === undefined ? '' : `?${search}`}`;
+            await check({ method: 'get', url, headers: extra ? [...headers, extra] : headers }, { statuses: [400] });
+          },
+        ),
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    'survives everything hostile at once',
+    async () => {
+      await forEachOperation(notLive(), 8, (operation) =>
+        fc.asyncProperty(
+          validSegments(operation),
+          fc.option(hostileSegment, { nil: undefined }),
+          fc.option(hostileQuery(operation, fixtures), { nil: undefined }),
+          fc.option(hostileHeaders(operation, fixtures), { nil: undefined }),
+          fc.oneof(validBody(operation), hostileBody(operation, fixtures, BODY_LIMIT_BYTES)),
+          fc.option(fc.oneof(invalidAuthorization, signedHostileAuthorization), { freq: 4, nil: undefined }),
+          async (segments, segment, query, headers, body, authorization) => {
+            const name = operation.pathParams[0];
+            const path =
+              segment === undefined
+                ? pathOf(operation, segments)
+                : name
+                  ? pathOf(operation, { ...segments, [name]: segment })
+                  : `${pathOf(operation, segments)}/${segment}`;
+            await check({
+              method: operation.method,
+              url: query === undefined ? path : `${path}?${query}`,
+              headers: headers ?? [],
+              body,
+              authorization,
+            });
+          },
+        ),
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    'leaves the projections running and caught up after all of it',
+    async () => {
+      await settle();
+      const items = (await t.http.get('/admin/projections').expect(200)).body.items as Array<{
+        name: string;
+        status: string;
+        lastError: string | null;
+      }>;
+      expect(items.map(({ name, status, lastError }) => ({ name, status, lastError }))).toEqual(
+        items.map(({ name }) => ({ name, status: 'running', lastError: null })),
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
 });
 
 describe('what the fuzzing found, pinned down', () => {
@@ -438,7 +580,9 @@ describe('what the fuzzing found, pinned down', () => {
   });
 
   it('a body nested 32 levels deep is still read (and judged on its content)', async () => {
-    const response = await t.http.post(`/accounts/${fixtures.accountIds[0]}/deposits`).send({ amount: JSON.parse(`${'['.repeat(30)}1${']'.repeat(30)}`) });
+    const response = await t.http
+      .post(`/accounts/${fixtures.accountIds[0]}/deposits`)
+      .send({ amount: JSON.parse(`${'['.repeat(30)}1${']'.repeat(30)}`) });
     expect({ status: response.status, code: response.body.code }).toEqual({ status: 400, code: 'VALIDATION_FAILED' });
   });
 
@@ -447,14 +591,25 @@ describe('what the fuzzing found, pinned down', () => {
     ['an unpaired surrogate in a key', '{"ownerName":"Ok","currency":"EUR","\\udc00":1}'],
   ])('%s is a 400 INVALID_TEXT, not a database error', async (_label, body) => {
     const before = await count();
-    const response = await t.http.post('/accounts').set('content-type', 'application/json').set('Idempotency-Key', `text-${_label.length}`).send(body);
+    const response = await t.http
+      .post('/accounts')
+      .set('content-type', 'application/json')
+      .set('Idempotency-Key', `text-${_label.length}`)
+      .send(body);
     expect({ status: response.status, code: response.body.code }).toEqual({ status: 400, code: 'INVALID_TEXT' });
     expect(await count()).toBe(before);
   });
 
   it('a NUL in a body is the field’s own validation error, naming it', async () => {
-    const response = await t.http.post('/accounts').set('content-type', 'application/json').send('{"ownerName":"a\\u0000b","currency":"EUR"}');
-    expect({ status: response.status, code: response.body.code, field: response.body.errors?.[0]?.field }).toEqual({ status: 400, code: 'VALIDATION_FAILED', field: 'ownerName' });
+    const response = await t.http
+      .post('/accounts')
+      .set('content-type', 'application/json')
+      .send('{"ownerName":"a\\u0000b","currency":"EUR"}');
+    expect({ status: response.status, code: response.body.code, field: response.body.errors?.[0]?.field }).toEqual({
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      field: 'ownerName',
+    });
   });
 
   it('a NUL or an unpaired surrogate in a query string filter is answered, never a 500', async () => {

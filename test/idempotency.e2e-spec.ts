@@ -44,7 +44,9 @@ async function eventsOf(streamId: string): Promise<Array<{ type: string; version
 
 /** Rows stored for the test client's key (keys are stored per client: [subject, key]). */
 async function storedKey(idempotencyKey: string): Promise<number> {
-  const [row] = await t.dataSource.query('SELECT count(*)::int AS count FROM idempotency_keys WHERE key = $1', [JSON.stringify([TEST_SUBJECT, idempotencyKey])]);
+  const [row] = await t.dataSource.query('SELECT count(*)::int AS count FROM idempotency_keys WHERE key = $1', [
+    JSON.stringify([TEST_SUBJECT, idempotencyKey]),
+  ]);
   return row.count;
 }
 
@@ -163,7 +165,10 @@ describe('the same key and the same request: the original answer, replayed', () 
     expect(first.status).toBe(200);
     const replay = await withKey(t.http.post(`/accounts/${account.id}/close`), k);
     expectReplayOf(replay, first); // not 422 ACCOUNT_CLOSED: the command is not decided again
-    expect((await eventsOf(`account-${account.id}`)).map((event) => event.type)).toEqual(['accounts.AccountOpened', 'accounts.AccountClosed']);
+    expect((await eventsOf(`account-${account.id}`)).map((event) => event.type)).toEqual([
+      'accounts.AccountOpened',
+      'accounts.AccountClosed',
+    ]);
   });
 });
 
@@ -188,7 +193,9 @@ describe('replays of a finished request', () => {
     try {
       await lock.query('BEGIN');
       await lock.query('LOCK TABLE idempotency_keys IN ACCESS EXCLUSIVE MODE');
-      held = withKey(t.http.post(`/accounts/${account.id}/deposits`), k).send({ amount: 10 }).then((response) => response);
+      held = withKey(t.http.post(`/accounts/${account.id}/deposits`), k)
+        .send({ amount: 10 })
+        .then((response) => response);
       await untilARequestWaitsOnALock('%idempotency_keys%');
       let answered = false;
       const pending = withKey(t.http.post(`/accounts/${account.id}/deposits`), k)
@@ -219,7 +226,13 @@ describe('replays of a finished request', () => {
     expect(original.status).toBe(202);
     await ledger.settled(original.body.id);
     const total = await ledger.totalEvents();
-    const replays = await Promise.all(Array.from({ length: 12 }, () => withKey(t.http.post('/transfers'), k).send(body).then((response) => response)));
+    const replays = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        withKey(t.http.post('/transfers'), k)
+          .send(body)
+          .then((response) => response),
+      ),
+    );
     for (const replay of replays) expectReplayOf(replay, original);
     expect(await ledger.totalEvents()).toBe(total);
     expect(await ledger.legs(source.id, original.body.id)).toEqual(['accounts.TransferDebited', 'accounts.TransferSettled']);
@@ -239,7 +252,8 @@ describe('the same key for another request: 422 IDEMPOTENCY_KEY_REUSED, nothing 
   it('is per client: another subject with the same key and request executes its own, and replays get each their own answer', async () => {
     const account = await ledger.open();
     const k = key();
-    const as = (subject: string) => withKey(t.http.post(`/accounts/${account.id}/deposits`), k).set('Authorization', `Bearer ${testToken(undefined, subject)}`);
+    const as = (subject: string) =>
+      withKey(t.http.post(`/accounts/${account.id}/deposits`), k).set('Authorization', `Bearer ${testToken(undefined, subject)}`);
     const first = await as('client-a').send({ amount: 100 });
     const second = await as('client-b').send({ amount: 100 });
     expect([first.status, second.status]).toEqual([200, 200]);
@@ -284,7 +298,9 @@ describe('the same key while the first request is still running: 409 IDEMPOTENCY
     const hold = await holdNextAppend(`account-${account.id}`, 2);
     let first: Promise<Response> | undefined;
     try {
-      first = withKey(t.http.post(`/accounts/${account.id}/deposits`), k).send({ amount: 700 }).then((response) => response);
+      first = withKey(t.http.post(`/accounts/${account.id}/deposits`), k)
+        .send({ amount: 700 })
+        .then((response) => response);
       await untilARequestWaitsOnALock();
       const duplicate = await withKey(t.http.post(`/accounts/${account.id}/deposits`), k).send({ amount: 700 });
       expectProblem(duplicate, 409, 'IDEMPOTENCY_KEY_IN_USE');
@@ -297,14 +313,21 @@ describe('the same key while the first request is still running: 409 IDEMPOTENCY
     expect(original.status).toBe(200);
     expect(original.headers['idempotent-replayed']).toBeUndefined();
     expectReplayOf(await withKey(t.http.post(`/accounts/${account.id}/deposits`), k).send({ amount: 700 }), original);
-    expect((await eventsOf(`account-${account.id}`)).map((event) => event.type)).toEqual(['accounts.AccountOpened', 'accounts.MoneyDeposited']);
+    expect((await eventsOf(`account-${account.id}`)).map((event) => event.type)).toEqual([
+      'accounts.AccountOpened',
+      'accounts.MoneyDeposited',
+    ]);
   });
 
   it('identical requests sent at the same time: one executes, every other one is 409 or the replay, never a second execution', async () => {
     const account = await ledger.open();
     const k = key();
     const responses = await Promise.all(
-      Array.from({ length: 12 }, () => withKey(t.http.post(`/accounts/${account.id}/deposits`), k).send({ amount: 250 }).then((response) => response)),
+      Array.from({ length: 12 }, () =>
+        withKey(t.http.post(`/accounts/${account.id}/deposits`), k)
+          .send({ amount: 250 })
+          .then((response) => response),
+      ),
     );
     const executed = responses.filter((response) => response.status === 200 && response.headers['idempotent-replayed'] === undefined);
     expect(executed).toHaveLength(1);
@@ -322,7 +345,13 @@ describe('the same key while the first request is still running: 409 IDEMPOTENCY
     const target = await ledger.open();
     const k = key();
     const body = { fromAccountId: source.id, toAccountId: target.id, amount: 400 };
-    const responses = await Promise.all(Array.from({ length: 12 }, () => withKey(t.http.post('/transfers'), k).send(body).then((response) => response)));
+    const responses = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        withKey(t.http.post('/transfers'), k)
+          .send(body)
+          .then((response) => response),
+      ),
+    );
     const accepted = responses.filter((response) => response.status === 202);
     expect(accepted.length).toBeGreaterThanOrEqual(1);
     expect(new Set(accepted.map((response) => response.body.id)).size).toBe(1);
@@ -370,7 +399,11 @@ describe('refused requests store no key: their retry is decided afresh', () => {
     const source = await ledger.openWith(100);
     const k = key();
     const total = await ledger.totalEvents();
-    expectProblem(await withKey(t.http.post('/transfers'), k).send({ fromAccountId: source.id, toAccountId: randomUUID(), amount: 10 }), 404, 'ACCOUNT_NOT_FOUND');
+    expectProblem(
+      await withKey(t.http.post('/transfers'), k).send({ fromAccountId: source.id, toAccountId: randomUUID(), amount: 10 }),
+      404,
+      'ACCOUNT_NOT_FOUND',
+    );
     expect(await storedKey(k)).toBe(0);
     expect(await ledger.totalEvents()).toBe(total);
   });
@@ -392,7 +425,10 @@ describe('an invalid Idempotency-Key: 400 INVALID_IDEMPOTENCY_KEY, nothing writt
 
   it('255 visible ASCII characters are a valid key', async () => {
     const account = await ledger.open();
-    const response = await t.http.post(`/accounts/${account.id}/deposits`).set('Idempotency-Key', `~${'k'.repeat(254)}`).send({ amount: 10 });
+    const response = await t.http
+      .post(`/accounts/${account.id}/deposits`)
+      .set('Idempotency-Key', `~${'k'.repeat(254)}`)
+      .send({ amount: 10 });
     expect(response.status).toBe(200);
   });
 });

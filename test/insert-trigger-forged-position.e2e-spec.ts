@@ -43,7 +43,9 @@ describe('review: no ledger_command session can poison the log for every reader'
     try {
       await forger.query(`CREATE TEMP SEQUENCE poison START 9007199254740993`);
       await forger.query(`CREATE TYPE pg_temp.regclass AS ENUM ('public.events_position_seq')`);
-      await forger.query(`CREATE FUNCTION pg_temp.mine(pg_temp.regclass) RETURNS pg_catalog.regclass LANGUAGE sql AS $$ SELECT 'pg_temp.poison'::pg_catalog.regclass $$`);
+      await forger.query(
+        `CREATE FUNCTION pg_temp.mine(pg_temp.regclass) RETURNS pg_catalog.regclass LANGUAGE sql AS $$ SELECT 'pg_temp.poison'::pg_catalog.regclass $$`,
+      );
       await forger.query(`CREATE CAST (pg_temp.regclass AS pg_catalog.regclass) WITH FUNCTION pg_temp.mine(pg_temp.regclass) AS IMPLICIT`);
       const accountId = randomUUID();
       await forger.query(

@@ -91,7 +91,9 @@ describe('review: the stream-order trigger holds against a hostile ledger_comman
     await owner.query(insert, [streamId, 1, randomUUID()]);
 
     await hostile.query(`CREATE TYPE pg_temp.xid8 AS (v text)`);
-    await hostile.query(`CREATE FUNCTION pg_temp.zero(pg_temp.xid8) RETURNS pg_catalog.xid8 LANGUAGE sql AS $$ SELECT '0'::pg_catalog.xid8 $$`);
+    await hostile.query(
+      `CREATE FUNCTION pg_temp.zero(pg_temp.xid8) RETURNS pg_catalog.xid8 LANGUAGE sql AS $$ SELECT '0'::pg_catalog.xid8 $$`,
+    );
     await hostile.query(`CREATE CAST (pg_temp.xid8 AS pg_catalog.xid8) WITH FUNCTION pg_temp.zero(pg_temp.xid8) AS IMPLICIT`);
 
     const outcome = await appendAfterYoungerHead(hostile, streamId);
@@ -106,7 +108,9 @@ describe('review: the stream-order trigger holds against a hostile ledger_comman
       const { rows: head } = await owner.query('SELECT max(position)::text AS max FROM events');
       await forger.query(`CREATE TEMP SEQUENCE hidden START -1000 MINVALUE -1000000`);
       await forger.query(`CREATE TYPE pg_temp.regclass AS ENUM ('public.events_position_seq')`);
-      await forger.query(`CREATE FUNCTION pg_temp.mine(pg_temp.regclass) RETURNS pg_catalog.regclass LANGUAGE sql AS $$ SELECT 'pg_temp.hidden'::pg_catalog.regclass $$`);
+      await forger.query(
+        `CREATE FUNCTION pg_temp.mine(pg_temp.regclass) RETURNS pg_catalog.regclass LANGUAGE sql AS $$ SELECT 'pg_temp.hidden'::pg_catalog.regclass $$`,
+      );
       await forger.query(`CREATE CAST (pg_temp.regclass AS pg_catalog.regclass) WITH FUNCTION pg_temp.mine(pg_temp.regclass) AS IMPLICIT`);
       let position: string;
       try {
@@ -115,7 +119,10 @@ describe('review: the stream-order trigger holds against a hostile ledger_comman
       } catch (error) {
         position = `refused: ${(error as Error).message}`;
       }
-      expect({ position, aboveHead: /^-?[0-9]+$/.test(position) && BigInt(position) > BigInt(head[0].max) }).toEqual({ position, aboveHead: true });
+      expect({ position, aboveHead: /^-?[0-9]+$/.test(position) && BigInt(position) > BigInt(head[0].max) }).toEqual({
+        position,
+        aboveHead: true,
+      });
     } finally {
       await forger.end();
     }

@@ -10,7 +10,15 @@ import { walkFeed } from './support/history-fold.js';
 import { LedgerAccount } from './support/ledger-writers.js';
 import { expectProblemAnswer } from './support/problem.js';
 import { eventually, gate, rows } from './support/projection-fixtures.js';
-import { type FeedMessage, SseConnection, type SseOpenOptions, type SseRefusal, connectSse, openSse, portOf } from './support/sse-client.js';
+import {
+  type FeedMessage,
+  SseConnection,
+  type SseOpenOptions,
+  type SseRefusal,
+  connectSse,
+  openSse,
+  portOf,
+} from './support/sse-client.js';
 import { countStatements } from './support/statement-counter.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 
@@ -75,7 +83,13 @@ async function post(t: TestApp, path: string, body?: object): Promise<Record<str
 
 /** Appends `count` deposits to `account` in one transaction; their positions. */
 function depositBurst(store: EventStore, account: LedgerAccount, count: number): Promise<number[]> {
-  return store.transaction((tx) => account.write(tx, Array.from({ length: count }, (_, index) => 1 + (index % 7)), account.version === 0));
+  return store.transaction((tx) =>
+    account.write(
+      tx,
+      Array.from({ length: count }, (_, index) => 1 + (index % 7)),
+      account.version === 0,
+    ),
+  );
 }
 
 const ids = (messages: readonly FeedMessage[]) => messages.map((message) => message.id);
@@ -114,7 +128,7 @@ describe('GET /events/live', () => {
     expect(ids(messages).every((position) => position > before)).toBe(true);
     const page = await live.t.http.get('/events').query({ after: before });
     expect(messages.map((message) => ({ id: message.id, event: message.event, data: message.data }))).toEqual(
-      page.body.items.map((item: Record<string, any>) => ({ id: item.position, event: item.type, data: item }))
+      page.body.items.map((item: Record<string, any>) => ({ id: item.position, event: item.type, data: item })),
     );
     expect(messages[1].data.data).toEqual({ accountId: opened.id, amount: 1050, balanceAfter: 1050, reference: 'Live' });
     expect(stream.retry).toBe(1000);
@@ -134,7 +148,7 @@ describe('GET /events/live', () => {
     }
   });
 
-  it('resumes right after Last-Event-ID (header or query), whatever the id\'s event', async () => {
+  it("resumes right after Last-Event-ID (header or query), whatever the id's event", async () => {
     const log = await logAfter(live.t, 0);
     for (const index of [0, 2, log.length - 2]) {
       const stream = await live.connect(index % 2 ? { query: `lastEventId=${log[index]}` } : { lastEventId: String(log[index]) });
@@ -168,7 +182,9 @@ describe('GET /events/live', () => {
 
   it('disconnecting and reconnecting with Last-Event-ID while writes continue: nothing missed, nothing repeated', async () => {
     const start = await headPosition(live.t);
-    const accounts = await Promise.all([0, 1, 2].map(async (index) => (await post(live.t, '/accounts', { ownerName: `Writer ${index}`, currency: 'EUR' })).id as string));
+    const accounts = await Promise.all(
+      [0, 1, 2].map(async (index) => (await post(live.t, '/accounts', { ownerName: `Writer ${index}`, currency: 'EUR' })).id as string),
+    );
 
     let writing = true;
     let connections = 0;
@@ -264,7 +280,7 @@ describe('GET /events/live', () => {
     expectProblemAnswer(answer as { status: number; headers: Record<string, unknown>; body: any }, 400, 'INVALID_LAST_EVENT_ID');
   });
 
-  it('400 UNKNOWN_POSITION for a Last-Event-ID that is no event\'s position (header or query)', async () => {
+  it("400 UNKNOWN_POSITION for a Last-Event-ID that is no event's position (header or query)", async () => {
     const unknown = (await headPosition(live.t)) + 1000;
     for (const options of [{ lastEventId: String(unknown) }, { query: `lastEventId=${unknown}` }, { lastEventId: '9007199254740991' }]) {
       const answer = await openSse(live.port, options);
@@ -285,16 +301,22 @@ function captureLiveResponses(live: LiveApp): ServerResponse[] {
 }
 
 /** Reconnects with the last id until every event of `expected` has arrived; the messages of every connection. */
-async function resumeUntil(live: LiveApp, lastId: string, expected: readonly number[]): Promise<{ messages: FeedMessage[]; connections: number }> {
+async function resumeUntil(
+  live: LiveApp,
+  lastId: string,
+  expected: readonly number[],
+): Promise<{ messages: FeedMessage[]; connections: number }> {
   const messages: FeedMessage[] = [];
   let connections = 0;
   while (messages.length < expected.length) {
     const stream = await live.connect({ lastEventId: lastId });
     connections++;
     const needed = expected.length - messages.length;
-    await stream.waitFor(`${needed} more events`, (received) => received.length >= needed).catch((error: unknown) => {
-      if (!stream.isEnded) throw error; // disconnected by the server: resume again
-    });
+    await stream
+      .waitFor(`${needed} more events`, (received) => received.length >= needed)
+      .catch((error: unknown) => {
+        if (!stream.isEnded) throw error; // disconnected by the server: resume again
+      });
     stream.close();
     messages.push(...stream.feedMessages());
     lastId = stream.lastId() ?? lastId;
@@ -339,7 +361,7 @@ describe('GET /events/live with a slow client', () => {
       const written: number[] = [];
       // Until the paused socket is full, then more than the queue a joined stream may hold.
       while (!pausingServer.writableNeedDrain) {
-        if (written.length > 200_000) throw new Error('the paused client\'s socket never filled up');
+        if (written.length > 200_000) throw new Error("the paused client's socket never filled up");
         written.push(...(await depositBurst(live.store, account, 500)));
         await follower.waitForId(written.at(-1)!, 30_000);
       }
@@ -387,7 +409,8 @@ describe('GET /events/live with a slow client', () => {
       slow.pause();
       slowServer = captured.at(-1)!;
       while (!slowServer.writableEnded && observed.stalledAtRound === undefined) {
-        if (reader.bytesReceived > 40_000_000) throw new Error(`the paused client's socket never filled up (${reader.bytesReceived} bytes written)`);
+        if (reader.bytesReceived > 40_000_000)
+          throw new Error(`the paused client's socket never filled up (${reader.bytesReceived} bytes written)`);
         const written = await depositBurst(live.store, account, 500);
         observed.rounds++;
         await reader.waitForId(written.at(-1)!, 30_000);
@@ -458,7 +481,7 @@ describe('GET /events/live connection limits (per instance)', () => {
     });
     afterAll(() => stopLiveApp(live));
 
-    it('a client\'s 11th open stream is 429 LIVE_FEED_CLIENT_LIMIT with Retry-After; other clients are not affected; a closed stream frees its slot', async () => {
+    it("a client's 11th open stream is 429 LIVE_FEED_CLIENT_LIMIT with Retry-After; other clients are not affected; a closed stream frees its slot", async () => {
       const mine = [];
       for (let index = 0; index < 10; index++) mine.push(await live.connect({ token: tokenOf('eleven') }));
       const refused = expectRefusal(await openSse(live.port, { token: tokenOf('eleven') }), 429, 'LIVE_FEED_CLIENT_LIMIT');
@@ -472,12 +495,17 @@ describe('GET /events/live connection limits (per instance)', () => {
 
       // The client closes one stream: once the server has seen it go, a new one is accepted again.
       mine[3].close();
-      const again = await eventually('a freed slot to be usable', async () => {
-        const answer = await openSse(live.port, { token: tokenOf('eleven') });
-        if (answer instanceof SseConnection) return answer;
-        expectRefusal(answer, 429, 'LIVE_FEED_CLIENT_LIMIT');
-        return undefined;
-      }, 20_000, 50);
+      const again = await eventually(
+        'a freed slot to be usable',
+        async () => {
+          const answer = await openSse(live.port, { token: tokenOf('eleven') });
+          if (answer instanceof SseConnection) return answer;
+          expectRefusal(answer, 429, 'LIVE_FEED_CLIENT_LIMIT');
+          return undefined;
+        },
+        20_000,
+        50,
+      );
       live.connections.push(again);
       expect(again.isEnded).toBe(false);
       expectRefusal(await openSse(live.port, { token: tokenOf('eleven') }), 429, 'LIVE_FEED_CLIENT_LIMIT');
@@ -499,7 +527,7 @@ describe('GET /events/live connection limits (per instance)', () => {
     });
     afterAll(() => stopLiveApp(live));
 
-    it('over the instance\'s total is 503 LIVE_FEED_AT_CAPACITY with Retry-After, whoever asks; a freed slot is usable again', async () => {
+    it("over the instance's total is 503 LIVE_FEED_AT_CAPACITY with Retry-After, whoever asks; a freed slot is usable again", async () => {
       const a1 = await live.connect({ token: tokenOf('client-a') });
       await live.connect({ token: tokenOf('client-a') });
       const b1 = await live.connect({ token: tokenOf('client-b') });
@@ -511,20 +539,30 @@ describe('GET /events/live connection limits (per instance)', () => {
       expectRefusal(await openSse(live.port, { token: tokenOf('client-a') }), 429, 'LIVE_FEED_CLIENT_LIMIT');
 
       b1.close();
-      const c1 = await eventually('the freed slot to be usable by another client', async () => {
-        const answer = await openSse(live.port, { token: tokenOf('client-c') });
-        if (answer instanceof SseConnection) return answer;
-        expectRefusal(answer, 503, 'LIVE_FEED_AT_CAPACITY');
-        return undefined;
-      }, 20_000, 50);
+      const c1 = await eventually(
+        'the freed slot to be usable by another client',
+        async () => {
+          const answer = await openSse(live.port, { token: tokenOf('client-c') });
+          if (answer instanceof SseConnection) return answer;
+          expectRefusal(answer, 503, 'LIVE_FEED_AT_CAPACITY');
+          return undefined;
+        },
+        20_000,
+        50,
+      );
       live.connections.push(c1);
       expectRefusal(await openSse(live.port, { token: tokenOf('client-b') }), 503, 'LIVE_FEED_AT_CAPACITY');
 
       a1.close();
-      const a3 = await eventually('client-a\'s freed slot', async () => {
-        const answer = await openSse(live.port, { token: tokenOf('client-a') });
-        return answer instanceof SseConnection ? answer : undefined;
-      }, 20_000, 50);
+      const a3 = await eventually(
+        "client-a's freed slot",
+        async () => {
+          const answer = await openSse(live.port, { token: tokenOf('client-a') });
+          return answer instanceof SseConnection ? answer : undefined;
+        },
+        20_000,
+        50,
+      );
       live.connections.push(a3);
       // The streams that got a freed slot deliver events like any other.
       const account = new LedgerAccount('After The Slots');
@@ -552,7 +590,7 @@ describe('GET /events/live at shutdown', () => {
       expect('status' in refused && refused.status).toBe(400);
       expect(feed.slots.open).toBe(3);
       streams[0].close();
-      await eventually('the closed stream\'s slot to be free', async () => (feed.slots.open === 2 ? true : undefined));
+      await eventually("the closed stream's slot to be free", async () => (feed.slots.open === 2 ? true : undefined));
       const closing = live.t.close();
       expect(await Promise.all(streams.slice(1).map((stream) => stream.ended))).toEqual(['end', 'end']);
       await closing;
@@ -578,7 +616,8 @@ describe('GET /events/live reads the log once for all connections', () => {
     const account = new LedgerAccount('Fan Out');
     const first = (await depositBurst(live.store, account, 1)).at(-1)!;
     const streams: SseConnection[] = [];
-    for (let index = 0; index < CONNECTIONS; index++) streams.push(await live.connect({ token: testToken(ALL_SCOPES, `fan-out-${index % 3}`), lastEventId: String(first) }));
+    for (let index = 0; index < CONNECTIONS; index++)
+      streams.push(await live.connect({ token: testToken(ALL_SCOPES, `fan-out-${index % 3}`), lastEventId: String(first) }));
     // Every stream has caught up and is idle at the end of the log.
     const [warmUp] = await depositBurst(live.store, account, 1);
     await Promise.all(streams.map((stream) => stream.waitForId(warmUp)));
@@ -595,7 +634,10 @@ describe('GET /events/live reads the log once for all connections', () => {
     for (const stream of streams) expect(ids(stream.feedMessages())).toEqual([warmUp, ...written]);
     // One read per burst (each is one batch), plus the odd poll or re-read of a held-back batch;
     // a read per connection would be at least CONNECTIONS × BURSTS.
-    expect({ reads: reads.count, texts: reads.count > 2 * BURSTS + 5 ? reads.texts : [] }).toEqual({ reads: expect.any(Number), texts: [] });
+    expect({ reads: reads.count, texts: reads.count > 2 * BURSTS + 5 ? reads.texts : [] }).toEqual({
+      reads: expect.any(Number),
+      texts: [],
+    });
     expect(reads.count).toBeLessThanOrEqual(2 * BURSTS + 5);
     expect(reads.count).toBeGreaterThanOrEqual(BURSTS); // the counter does see the reads
   });
@@ -604,7 +646,8 @@ describe('GET /events/live reads the log once for all connections', () => {
     const dataSource = live.t.app.get<DataSource>(QUERY_DATA_SOURCE);
     const head = await headPosition(live.t);
     const streams: SseConnection[] = [];
-    for (let index = 0; index < CONNECTIONS; index++) streams.push(await live.connect({ token: testToken(ALL_SCOPES, `idle-${index % 3}`), lastEventId: String(head) }));
+    for (let index = 0; index < CONNECTIONS; index++)
+      streams.push(await live.connect({ token: testToken(ALL_SCOPES, `idle-${index % 3}`), lastEventId: String(head) }));
     const account = new LedgerAccount('Idle Fan Out');
     const [position] = await depositBurst(live.store, account, 1);
     await Promise.all(streams.map((stream) => stream.waitForId(position)));

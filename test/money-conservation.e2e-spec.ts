@@ -64,9 +64,7 @@ async function inParallel<T>(tasks: Array<() => Promise<T>>, limit: number): Pro
 }
 
 /** How a transfer may end: an ordinary one completes or fails for want of funds; the others must fail. */
-type Expectation =
-  | { kind: 'any' }
-  | { kind: 'fails'; outcomes: Array<{ failureCode: string; refunded: boolean }> };
+type Expectation = { kind: 'any' } | { kind: 'fails'; outcomes: Array<{ failureCode: string; refunded: boolean }> };
 
 const NO_FUNDS = { failureCode: 'ACCOUNT_INSUFFICIENT_FUNDS', refunded: false };
 /** Must fail for `failureCode` — unless the source lacked the money first (the debit is tried first). */
@@ -95,12 +93,20 @@ afterAll(() => t.close());
 describe('money conservation under load', () => {
   it(`conserves money, settles every transfer and keeps every read model equal to the log (seed ${SEED})`, async () => {
     const random = generator(SEED);
-    const eur = (await inParallel(Array.from({ length: EUR_ACCOUNTS }, (_, i) => () => ledger.open(`Owner ${i}`, 'EUR')), 8)).map((account) => account.id);
+    const eur = (
+      await inParallel(
+        Array.from({ length: EUR_ACCOUNTS }, (_, i) => () => ledger.open(`Owner ${i}`, 'EUR')),
+        8,
+      )
+    ).map((account) => account.id);
     const usd = (await ledger.open('Dollar Owner', 'USD')).id;
     const closing = (await ledger.open('Closing Owner', 'EUR')).id;
 
     // Money that entered or left through deposits and withdrawals answered 200, per currency.
-    const flows = { EUR: { deposited: 0, withdrawn: 0, deposits: 0, withdrawals: 0 }, USD: { deposited: 0, withdrawn: 0, deposits: 0, withdrawals: 0 } };
+    const flows = {
+      EUR: { deposited: 0, withdrawn: 0, deposits: 0, withdrawals: 0 },
+      USD: { deposited: 0, withdrawn: 0, deposits: 0, withdrawals: 0 },
+    };
     const currencyOf = (id: string) => (id === usd ? 'USD' : 'EUR');
     const refused: Record<string, number> = {};
     const transfers: Requested[] = [];
@@ -130,7 +136,10 @@ describe('money conservation under load', () => {
     };
     const transfer = (from: string, to: string, amount: number, expectation: Expectation) => async () => {
       const response: Response = await t.http.post('/transfers').send({ fromAccountId: from, toAccountId: to, amount });
-      expect({ status: response.status, body: response.body }).toEqual({ status: 202, body: expect.objectContaining({ status: 'pending' }) });
+      expect({ status: response.status, body: response.body }).toEqual({
+        status: 202,
+        body: expect.objectContaining({ status: 'pending' }),
+      });
       transfers.push({ id: response.body.id, from, to, amount, expect: expectation });
       return response;
     };
@@ -181,9 +190,18 @@ describe('money conservation under load', () => {
       const response = await t.http.post(`/accounts/${closing}/close`);
       expect(response.status).toBe(200);
     };
-    await Promise.all([inParallel(Array.from({ length: 170 }, () => randomOperation(1)), IN_FLIGHT), closeMidway()]);
+    await Promise.all([
+      inParallel(
+        Array.from({ length: 170 }, () => randomOperation(1)),
+        IN_FLIGHT,
+      ),
+      closeMidway(),
+    ]);
     // Phase 2: more of the same, and transfers to and from the account closed meanwhile.
-    await inParallel(Array.from({ length: 130 }, () => randomOperation(2)), IN_FLIGHT);
+    await inParallel(
+      Array.from({ length: 130 }, () => randomOperation(2)),
+      IN_FLIGHT,
+    );
 
     await waitUntilSettled(t.dataSource, 45_000);
 
@@ -266,17 +284,26 @@ describe('money conservation under load', () => {
     // Every read model equals the fold.
     expect(await readTables(t.dataSource)).toEqual(foldAsTables(fold));
     // And the API says the same as the read models.
-    const balances = await inParallel([...eur, usd, closing].map((id) => async () => (await t.http.get(`/accounts/${id}`)).body), IN_FLIGHT);
+    const balances = await inParallel(
+      [...eur, usd, closing].map((id) => async () => (await t.http.get(`/accounts/${id}`)).body),
+      IN_FLIGHT,
+    );
     for (const account of balances) expect(account.balance).toBe(fold.accounts.get(account.id)!.balance);
     const projections = await t.http.get('/admin/projections');
     expect(projections.status).toBe(200);
     for (const projection of projections.body.items) {
-      expect({ name: projection.name, status: projection.status, lag: projection.lagEvents }).toEqual({ name: projection.name, status: 'running', lag: 0 });
+      expect({ name: projection.name, status: projection.status, lag: projection.lagEvents }).toEqual({
+        name: projection.name,
+        status: 'running',
+        lag: 0,
+      });
     }
 
     // Nothing is in flight: eight accounts that sent completed transfers can be emptied and closed
     // (money of theirs still in flight would answer 422 ACCOUNT_TRANSFER_IN_FLIGHT).
-    const senders = [...new Set(outcomes.filter(({ transfer: outcome }) => outcome.status === 'completed').map(({ requested }) => requested.from))];
+    const senders = [
+      ...new Set(outcomes.filter(({ transfer: outcome }) => outcome.status === 'completed').map(({ requested }) => requested.from)),
+    ];
     expect(senders.length).toBeGreaterThan(5);
     await inParallel(
       senders.slice(0, 8).map((id) => async () => {
@@ -288,9 +315,12 @@ describe('money conservation under load', () => {
     );
     const closed = await foldLedger(t.dataSource);
     expect(closed.violations).toEqual([]);
-    for (const id of senders.slice(0, 8)) expect(closed.accounts.get(id)).toEqual(expect.objectContaining({ status: 'closed', balance: 0 }));
+    for (const id of senders.slice(0, 8))
+      expect(closed.accounts.get(id)).toEqual(expect.objectContaining({ status: 'closed', balance: 0 }));
     await waitUntilSettled(t.dataSource);
     expect(await readTables(t.dataSource)).toEqual(foldAsTables(closed));
-    console.log(`load (seed ${SEED}): ${transfers.length} transfers ${JSON.stringify(tally)}; flows ${JSON.stringify(flows)}; refused ${JSON.stringify(refused)}`);
+    console.log(
+      `load (seed ${SEED}): ${transfers.length} transfers ${JSON.stringify(tally)}; flows ${JSON.stringify(flows)}; refused ${JSON.stringify(refused)}`,
+    );
   }, 120_000); // ~20 s alone; more beside other suites (a guard against hanging, not a performance threshold)
 });

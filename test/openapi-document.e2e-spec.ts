@@ -43,7 +43,9 @@ describe('the committed API contract', () => {
       differences = [`${OPENAPI_FILE} is not valid JSON`];
     }
     if (differences.length === 0) differences = ['(same content, not in the canonical form: keys sorted, two-space indent, final newline)'];
-    throw new Error(`${OPENAPI_FILE} is not the document the service serves at /docs-json. ${STALE}\nFirst differences (- ${OPENAPI_FILE}, + served):\n  ${differences.join('\n  ')}`);
+    throw new Error(
+      `${OPENAPI_FILE} is not the document the service serves at /docs-json. ${STALE}\nFirst differences (- ${OPENAPI_FILE}, + served):\n  ${differences.join('\n  ')}`,
+    );
   });
 
   it(`${CLIENT_TYPES_FILE} is what openapi-typescript generates from ${OPENAPI_FILE}`, () => {
@@ -55,7 +57,9 @@ describe('the committed API contract', () => {
       const committed = readFileSync(join(ROOT, CLIENT_TYPES_FILE), 'utf8');
       if (generated !== committed) {
         const line = generated.split('\n').findIndex((text, index) => text !== committed.split('\n')[index]);
-        throw new Error(`${CLIENT_TYPES_FILE} is not what openapi-typescript generates from ${OPENAPI_FILE} (first difference at line ${line + 1}). ${STALE}`);
+        throw new Error(
+          `${CLIENT_TYPES_FILE} is not what openapi-typescript generates from ${OPENAPI_FILE} (first difference at line ${line + 1}). ${STALE}`,
+        );
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -69,7 +73,12 @@ describe('the committed API contract', () => {
   });
 
   it('the differences name each changed JSON path with both values', () => {
-    expect(documentDifferences({ paths: { '/a': { get: { summary: 'old' } } }, tags: ['x'] }, { paths: { '/a': { get: { summary: 'new' } }, '/b': {} }, tags: ['x'] })).toEqual([
+    expect(
+      documentDifferences(
+        { paths: { '/a': { get: { summary: 'old' } } }, tags: ['x'] },
+        { paths: { '/a': { get: { summary: 'new' } }, '/b': {} }, tags: ['x'] },
+      ),
+    ).toEqual([
       `.paths./a.get.summary\n    - committed: "old"\n    + served:    "new"`,
       `.paths./b\n    - committed: (absent)\n    + served:    {}`,
     ]);

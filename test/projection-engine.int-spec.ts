@@ -3,13 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ACCOUNT_EVENTS } from '../src/accounts/account.events.js';
-import {
-  EventStore,
-  NO_STREAM,
-  ProjectionAdmin,
-  ProjectionNotFailedError,
-  compareCheckpoints,
-} from '../src/event-sourcing/index.js';
+import { EventStore, NO_STREAM, ProjectionAdmin, ProjectionNotFailedError, compareCheckpoints } from '../src/event-sourcing/index.js';
 import { distPath } from './support/app-process.js';
 import { readSummaries, readTransactions, replayLedger } from './support/ledger-replay.js';
 import { LedgerAccount } from './support/ledger-writers.js';
@@ -85,7 +79,13 @@ describe('async projections under many concurrent writers with out-of-order comm
     // "late" writers append first and commit later; "early-xid" writers take their transaction id
     // first and append only after the gate opens (an older transaction id with a newer position).
     const WRITERS = 14;
-    const writers: Array<{ kind: 'late' | 'early-xid'; gate: ReturnType<typeof gate>; done: Promise<void>; positions: number[]; accounts: LedgerAccount[] }> = [];
+    const writers: Array<{
+      kind: 'late' | 'early-xid';
+      gate: ReturnType<typeof gate>;
+      done: Promise<void>;
+      positions: number[];
+      accounts: LedgerAccount[];
+    }> = [];
     const commitOrder: number[] = [];
     for (let index = 0; index < WRITERS; index++) {
       const kind = index % 3 === 1 ? 'early-xid' : 'late';
@@ -176,7 +176,10 @@ describe('async projections under many concurrent writers with out-of-order comm
     // And an early-xid writer has an older transaction id than a late writer that started after it,
     // but newer positions: commit order and position order disagree both ways.
     const xidOf = async (position: number) =>
-      BigInt((await rows<{ xid: string }>(app.dataSource, 'SELECT transaction_id::text AS xid FROM events WHERE position = $1', [position]))[0].xid);
+      BigInt(
+        (await rows<{ xid: string }>(app.dataSource, 'SELECT transaction_id::text AS xid FROM events WHERE position = $1', [position]))[0]
+          .xid,
+      );
     const [early, next] = [writers[1], writers[2]];
     expect([early.kind, next.kind]).toEqual(['early-xid', 'late']);
     expect(early.positions[0]).toBeGreaterThan(next.positions[0]);
@@ -386,7 +389,9 @@ describe('a failing application projection, operated over the admin HTTP API', (
         IF NEW.amount = 666 THEN RAISE EXCEPTION 'refusing a movement of 666'; END IF;
         RETURN NEW;
       END $$`);
-    await app.dataSource.query(`CREATE TRIGGER refuse_666 BEFORE INSERT ON account_transactions FOR EACH ROW EXECUTE FUNCTION refuse_666()`);
+    await app.dataSource.query(
+      `CREATE TRIGGER refuse_666 BEFORE INSERT ON account_transactions FOR EACH ROW EXECUTE FUNCTION refuse_666()`,
+    );
   });
   afterAll(() => app?.close());
 
@@ -476,7 +481,14 @@ interface Child {
   kill(): Promise<void>;
 }
 
-async function forkEngine(options: { url: string; name: string; batchSize: number; leaseTtlMs: number; sleepMs: number; pauseAtCall: number }): Promise<Child> {
+async function forkEngine(options: {
+  url: string;
+  name: string;
+  batchSize: number;
+  leaseTtlMs: number;
+  sleepMs: number;
+  pauseAtCall: number;
+}): Promise<Child> {
   const child = fork(distPath('test', 'support', 'projection-engine.child.js'), [JSON.stringify(options)], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
@@ -525,9 +537,13 @@ describe('a runner process killed in the middle of a batch', () => {
     // Migrations, the checkpoint row and the events, with no runner in this process.
     seeder = await startEngineModule({ url: database.url, events: [Ticked], projections: [Counting], engine: { enabled: false } });
     for (let first = 0; first < EVENTS; first += 10) {
-      await seeder.store.append(`ticks-${first}`, Array.from({ length: 10 }, (_, n) => new Ticked({ n: first + n })), {
-        expectedVersion: NO_STREAM,
-      });
+      await seeder.store.append(
+        `ticks-${first}`,
+        Array.from({ length: 10 }, (_, n) => new Ticked({ n: first + n })),
+        {
+          expectedVersion: NO_STREAM,
+        },
+      );
     }
   });
   afterAll(async () => {
@@ -620,9 +636,13 @@ describe('a runner process killed in the middle of a rebuild', () => {
     await createCountingTables(database.url, Counting.prefix);
     seeder = await startEngineModule({ url: database.url, events: [Ticked], projections: [Counting], engine: { enabled: false } });
     for (let first = 0; first < EVENTS; first += 10) {
-      await seeder.store.append(`ticks-${first}`, Array.from({ length: 10 }, (_, n) => new Ticked({ n: first + n })), {
-        expectedVersion: NO_STREAM,
-      });
+      await seeder.store.append(
+        `ticks-${first}`,
+        Array.from({ length: 10 }, (_, n) => new Ticked({ n: first + n })),
+        {
+          expectedVersion: NO_STREAM,
+        },
+      );
     }
   });
   afterAll(async () => {
@@ -638,7 +658,9 @@ describe('a runner process killed in the middle of a rebuild', () => {
     child = await forkEngine({ url: database.url, name: NAME, batchSize: BATCH, leaseTtlMs: 500, sleepMs: 1, pauseAtCall: EVENTS + 60 });
     await waitUntilCaughtUp(seeder.dataSource, [NAME]);
     // Damage the live table, so that only the swapped-in copy can make it right.
-    await seeder.dataSource.query(`DELETE FROM ${Counting.prefix}_log WHERE position IN (SELECT position FROM ${Counting.prefix}_log ORDER BY position LIMIT 5)`);
+    await seeder.dataSource.query(
+      `DELETE FROM ${Counting.prefix}_log WHERE position IN (SELECT position FROM ${Counting.prefix}_log ORDER BY position LIMIT 5)`,
+    );
     await seeder.dataSource.query(`UPDATE ${Counting.prefix}_count SET n = n - 5`);
 
     await seeder.admin.rebuild(NAME); // carried out by the child, which holds the lease

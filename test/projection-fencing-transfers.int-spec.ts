@@ -112,7 +112,10 @@ describe('2,000 transfers through two service processes with a one-second lease'
 
     const fold = await foldLedger(client);
     expect(fold.violations).toEqual([]);
-    const outcomes = await rowsOf<{ status: string; n: number }>(client, `SELECT status, count(*)::int AS n FROM transfers GROUP BY status`);
+    const outcomes = await rowsOf<{ status: string; n: number }>(
+      client,
+      `SELECT status, count(*)::int AS n FROM transfers GROUP BY status`,
+    );
     expect(outcomes.filter((row) => row.status === 'pending')).toEqual([]);
     expect(outcomes.reduce((sum, row) => sum + row.n, 0)).toBe(TRANSFERS);
     expect(outcomes.find((row) => row.status === 'completed')?.n ?? 0).toBeGreaterThan(0);

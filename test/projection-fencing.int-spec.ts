@@ -4,7 +4,15 @@ import pg from 'pg';
 import { CommandBus } from '@nestjs/cqrs';
 import { accountStreamId } from '../src/accounts/account.js';
 import { DepositMoney } from '../src/accounts/deposit-money/deposit-money.command.js';
-import { ANY, EventStore, LeaseLostError, NO_STREAM, ProjectionCheckpoints, type RecordedEvent, runFenced } from '../src/event-sourcing/index.js';
+import {
+  ANY,
+  EventStore,
+  LeaseLostError,
+  NO_STREAM,
+  ProjectionCheckpoints,
+  type RecordedEvent,
+  runFenced,
+} from '../src/event-sourcing/index.js';
 import { distPath } from './support/app-process.js';
 import {
   type EngineModule,
@@ -40,7 +48,11 @@ const ENGINE = { leaseTtlMs: LEASE_TTL_MS, pollIntervalMs: 100, retryBaseMs: 10,
 const EVENTS = [Ticked, Reacted];
 
 async function appendTicks(engine: EngineModule, stream: string, count: number): Promise<RecordedEvent[]> {
-  const appended = await engine.store.append(stream, Array.from({ length: count }, (_, n) => new Ticked({ n })), { expectedVersion: NO_STREAM });
+  const appended = await engine.store.append(
+    stream,
+    Array.from({ length: count }, (_, n) => new Ticked({ n })),
+    { expectedVersion: NO_STREAM },
+  );
   return [...appended.events];
 }
 
@@ -69,7 +81,13 @@ describe('a process manager whose reaction is slower than its lease', () => {
   });
 
   const start = async (name: string, behaviour: ReactionBehaviour, by: string) => {
-    const engine = await startEngineModule({ url: database.url, events: EVENTS, projections: [defineReactingProjection(name, behaviour, by)], engine: ENGINE, poolSize: 6 });
+    const engine = await startEngineModule({
+      url: database.url,
+      events: EVENTS,
+      projections: [defineReactingProjection(name, behaviour, by)],
+      engine: ENGINE,
+      poolSize: 6,
+    });
     engines.push(engine);
     return engine;
   };
@@ -88,7 +106,11 @@ describe('a process manager whose reaction is slower than its lease', () => {
     const behaviour = newReactionBehaviour(SLOW_MS);
     const [a, b] = [await start(name, behaviour, 'a'), await start(name, behaviour, 'b')];
     const ticks = await appendTicks(a, 'slow-twins-ticks', 4);
-    await eventually('two reactions to end', async () => (behaviour.records.filter((record) => record.end).length >= 2 ? true : undefined), 30_000);
+    await eventually(
+      'two reactions to end',
+      async () => (behaviour.records.filter((record) => record.end).length >= 2 ? true : undefined),
+      30_000,
+    );
     // The holder stops (as on a deploy); the other engine takes the lease over and goes on.
     const holder = a.engine.isLeader(name) ? a : b;
     await holder.close();
@@ -137,7 +159,9 @@ describe('the database fence', () => {
   });
 
   const expire = () =>
-    t.dataSource.query(`UPDATE projection_checkpoints SET lease_expires_at = clock_timestamp() - interval '1 second' WHERE name = $1`, [NAME]);
+    t.dataSource.query(`UPDATE projection_checkpoints SET lease_expires_at = clock_timestamp() - interval '1 second' WHERE name = $1`, [
+      NAME,
+    ]);
   const fenced = (owner: string, token: string, stream: string) =>
     runFenced({ name: NAME, owner, token }, () => t.store.append(stream, [new Ticked({ n: 1 })], { expectedVersion: NO_STREAM }));
 
@@ -232,9 +256,13 @@ describe('a lease holder paused in the middle of a reaction, past its lease', ()
 
   it('once woken, its step is refused by the database: the effect commits once, by the engine that took over', async () => {
     // The child engine first, alone, so that it holds the lease when the events come.
-    child = fork(distPath('test', 'support', 'reaction-engine.child.js'), [JSON.stringify({ url: database.url, name: NAME, leaseTtlMs: LEASE_TTL_MS, sleepMs: 500 })], {
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
+    child = fork(
+      distPath('test', 'support', 'reaction-engine.child.js'),
+      [JSON.stringify({ url: database.url, name: NAME, leaseTtlMs: LEASE_TTL_MS, sleepMs: 500 })],
+      {
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      },
+    );
     const orphanGuard = () => child?.kill('SIGKILL');
     process.once('exit', orphanGuard);
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -253,10 +281,20 @@ describe('a lease holder paused in the middle of a reaction, past its lease', ()
       child!.once('exit', (code) => reject(new Error(`child engine exited with ${code}:\n${output}`)));
     });
     const childOwner = await ready;
-    await eventually('the child to hold the lease', async () => ((await checkpointRow(pool, NAME))?.leaseOwner === childOwner ? true : undefined), 20_000);
+    await eventually(
+      'the child to hold the lease',
+      async () => ((await checkpointRow(pool, NAME))?.leaseOwner === childOwner ? true : undefined),
+      20_000,
+    );
 
     const behaviour = newReactionBehaviour(0);
-    engine = await startEngineModule({ url: database.url, events: EVENTS, projections: [defineReactingProjection(NAME, behaviour, 'taker')], engine: ENGINE, poolSize: 6 });
+    engine = await startEngineModule({
+      url: database.url,
+      events: EVENTS,
+      projections: [defineReactingProjection(NAME, behaviour, 'taker')],
+      engine: ENGINE,
+      poolSize: 6,
+    });
     const ticks = await appendTicks(engine, 'paused-ticks', 3);
     await eventually('the child to start its first reaction (and be paused)', async () => (reacting.length > 0 ? true : undefined), 20_000);
     const paused = reacting[0];
@@ -301,12 +339,15 @@ describe('a fenced step through the command bus (as the transfer process manager
     const stream = accountStreamId(opened.body.id);
 
     const old = (await checkpoints.acquireLease(NAME, 'old-owner', 60_000))!;
-    await t.dataSource.query(`UPDATE projection_checkpoints SET lease_expires_at = clock_timestamp() - interval '1 second' WHERE name = $1`, [NAME]);
+    await t.dataSource.query(
+      `UPDATE projection_checkpoints SET lease_expires_at = clock_timestamp() - interval '1 second' WHERE name = $1`,
+      [NAME],
+    );
     const current = (await checkpoints.acquireLease(NAME, 'new-owner', 60_000))!;
 
-    await expect(runFenced({ name: NAME, owner: 'old-owner', token: old }, () => commands.execute(new DepositMoney(opened.body.id, 50)))).rejects.toBeInstanceOf(
-      LeaseLostError,
-    );
+    await expect(
+      runFenced({ name: NAME, owner: 'old-owner', token: old }, () => commands.execute(new DepositMoney(opened.body.id, 50))),
+    ).rejects.toBeInstanceOf(LeaseLostError);
     expect(await store.readStream(stream)).toHaveLength(1); // opened only
     await runFenced({ name: NAME, owner: 'new-owner', token: current }, () => commands.execute(new DepositMoney(opened.body.id, 50)));
     expect((await store.readStream(stream)).map((event) => event.type)).toEqual(['accounts.AccountOpened', 'accounts.MoneyDeposited']);

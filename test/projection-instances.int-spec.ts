@@ -32,7 +32,9 @@ async function installApplyLog(url: string): Promise<void> {
     await dataSource.query(`
       CREATE FUNCTION log_summary_apply() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN INSERT INTO apply_log VALUES ('account-summary', NEW.id::text); RETURN NEW; END $$`);
-    await dataSource.query(`CREATE TRIGGER log_apply BEFORE INSERT ON account_transactions FOR EACH ROW EXECUTE FUNCTION log_transaction_apply()`);
+    await dataSource.query(
+      `CREATE TRIGGER log_apply BEFORE INSERT ON account_transactions FOR EACH ROW EXECUTE FUNCTION log_transaction_apply()`,
+    );
     await dataSource.query(`CREATE TRIGGER log_apply BEFORE INSERT ON account_summaries FOR EACH ROW EXECUTE FUNCTION log_summary_apply()`);
   } finally {
     await dataSource.destroy();
@@ -79,8 +81,18 @@ describe('two service processes on one database', () => {
   });
 
   const leases = async () =>
-    Promise.all(PROJECTIONS.map(async (name) => ({ name, ...(await rows<{ owner: string | null; live: boolean }>(client,
-      'SELECT lease_owner AS owner, lease_expires_at > clock_timestamp() AS live FROM projection_checkpoints WHERE name = $1', [name]))[0] })));
+    Promise.all(
+      PROJECTIONS.map(async (name) => ({
+        name,
+        ...(
+          await rows<{ owner: string | null; live: boolean }>(
+            client,
+            'SELECT lease_owner AS owner, lease_expires_at > clock_timestamp() AS live FROM projection_checkpoints WHERE name = $1',
+            [name],
+          )
+        )[0],
+      })),
+    );
 
   it('each projection is run by exactly one of them, and every event is applied exactly once', async () => {
     const [a, b] = processes;
@@ -150,15 +162,20 @@ describe('two service processes on one database', () => {
 
     // Nobody takes the lease before it expires; then the survivor does.
     const early: string[] = [];
-    const taken = await eventually('the survivor to take the account-summary lease', async () => {
-      const [sample] = await rows<{ owner: string | null; before_expiry: boolean }>(
-        client,
-        `SELECT lease_owner AS owner, clock_timestamp() < $1::timestamptz AS before_expiry FROM projection_checkpoints WHERE name = 'account-summary'`,
-        [deadExpiry],
-      );
-      if (sample.before_expiry && sample.owner !== dead.leaseOwner) early.push(String(sample.owner));
-      return sample.owner !== dead.leaseOwner ? sample.owner : undefined;
-    }, 20_000, 10);
+    const taken = await eventually(
+      'the survivor to take the account-summary lease',
+      async () => {
+        const [sample] = await rows<{ owner: string | null; before_expiry: boolean }>(
+          client,
+          `SELECT lease_owner AS owner, clock_timestamp() < $1::timestamptz AS before_expiry FROM projection_checkpoints WHERE name = 'account-summary'`,
+          [deadExpiry],
+        );
+        if (sample.before_expiry && sample.owner !== dead.leaseOwner) early.push(String(sample.owner));
+        return sample.owner !== dead.leaseOwner ? sample.owner : undefined;
+      },
+      20_000,
+      10,
+    );
     expect(early).toEqual([]);
     expect(pidOf(taken)).toBe(survivor.pid);
 
@@ -234,9 +251,11 @@ describe('two application instances in one process on one database', () => {
     expect(row?.leaseOwner).not.toBe(leader.owner);
 
     // Within a fraction of the 60 s TTL: only a released lease allows that.
-    await eventually('the other instance to lead both projections', async () =>
-      PROJECTIONS.every((name) => other.isLeader(name)) ? true : undefined,
-    10_000);
+    await eventually(
+      'the other instance to lead both projections',
+      async () => (PROJECTIONS.every((name) => other.isLeader(name)) ? true : undefined),
+      10_000,
+    );
     const deposit = await otherApp.http.post(`/accounts/${ids[0]}/deposits`).send({ amount: 1 });
     expect(deposit.status).toBe(200);
     const read = await otherApp.http.get(`/accounts/${ids[0]}`).query({ minPosition: deposit.body.position });

@@ -152,7 +152,9 @@ describe('the projection runner hot loop', () => {
     expect(owner).toBe(engine.owner);
     const ttl = 5_000;
     expect(await checkpoints.advancePast(TicksOnly.projectionName, 'someone-else', token, row.checkpoint, head, ttl)).toBe(false);
-    expect(await checkpoints.advancePast(TicksOnly.projectionName, owner, String(BigInt(token) - 1n), row.checkpoint, head, ttl)).toBe(false);
+    expect(await checkpoints.advancePast(TicksOnly.projectionName, owner, String(BigInt(token) - 1n), row.checkpoint, head, ttl)).toBe(
+      false,
+    );
     expect(await checkpoints.advancePast(TicksOnly.projectionName, owner, token, START_OF_LOG, head, ttl)).toBe(false);
     const unchanged = (await checkpointRow(t.dataSource, TicksOnly.projectionName))!;
     expect(compareCheckpoints(unchanged.checkpoint, row.checkpoint)).toBe(0);
@@ -166,10 +168,14 @@ describe('the projection runner hot loop', () => {
     await applied(TicksOnly.projectionName, ticked.position);
     const before = await completedAt();
     await t.moduleRef.get(ProjectionAdmin).rebuild(TicksOnly.projectionName);
-    await eventually('the rebuild to be swapped in', async () => {
-      const after = await completedAt();
-      return after && after.getTime() !== before?.getTime() ? after : undefined;
-    }, 8_000);
+    await eventually(
+      'the rebuild to be swapped in',
+      async () => {
+        const after = await completedAt();
+        return after && after.getTime() !== before?.getTime() ? after : undefined;
+      },
+      8_000,
+    );
     const rebuilt = await countingState(t.dataSource, TicksOnly.prefix);
     expect(rebuilt.positions).toContain(ticked.events[0].position);
     expect(rebuilt.duplicates).toEqual([]);
@@ -179,7 +185,9 @@ describe('the projection runner hot loop', () => {
   it('a projection stopped in "failed" waits for an operator without starving the event loop, and resumes on retry', async () => {
     const refused = await append([new Ticked({ n: 30 })]);
     Fragile.behaviour.failures.set(refused.position, 'always');
-    await eventually('fragile to stop in failed', async () => ((await checkpointRow(t.dataSource, Fragile.projectionName))?.status === 'failed' ? true : undefined));
+    await eventually('fragile to stop in failed', async () =>
+      (await checkpointRow(t.dataSource, Fragile.projectionName))?.status === 'failed' ? true : undefined,
+    );
     // Appends wake every runner; the failed one must wait, not spin on a wake-up it already had.
     for (let n = 0; n < 5; n++) await append([new Tocked({ n: 31 + n })]);
     const delays = [];
@@ -229,7 +237,10 @@ describe('the batch window (PROJECTION_BATCH_WINDOW_MS)', () => {
       burst.push(await tick(n)); // one transaction each, a few milliseconds apart
       await sleep(10);
     }
-    const last = burst.map((appended) => appended.position).sort((a, b) => a - b).at(-1)!;
+    const last = burst
+      .map((appended) => appended.position)
+      .sort((a, b) => a - b)
+      .at(-1)!;
     await waitUntilApplied(t.dataSource, Windowed.projectionName, last);
     // Twelve transactions committed one after the other (without the window, about one batch
     // each) go together after the window. A burst slowed past a window's end, or a commit held

@@ -59,7 +59,8 @@ describe('rebuilding account-summary while writes continue', () => {
         const [{ n }] = (await readerClient.query<{ n: number }>('SELECT count(*)::int AS n FROM account_summaries')).rows;
         reader.minCount = Math.min(reader.minCount, n);
         const list = await app.http.get('/accounts').query({ limit: 100 });
-        if (list.status !== 200 || list.body.items.length === 0) reader.problems.push(`GET /accounts: ${list.status} ${list.body.items?.length}`);
+        if (list.status !== 200 || list.body.items.length === 0)
+          reader.problems.push(`GET /accounts: ${list.status} ${list.body.items?.length}`);
         const one = await app.http.get(`/accounts/${damaged.id}`);
         if (one.status !== 200) reader.problems.push(`GET /accounts/{id}: ${one.status}`);
         reader.observations++;
@@ -133,7 +134,9 @@ describe('rebuilding account-summary while writes continue', () => {
   });
 
   it('`npm run projections -- rebuild <name>` (the CLI) has the running service rebuild it and reports completion', async () => {
-    await app.dataSource.query('DELETE FROM account_transactions WHERE position IN (SELECT position FROM account_transactions ORDER BY position LIMIT 5)');
+    await app.dataSource.query(
+      'DELETE FROM account_transactions WHERE position IN (SELECT position FROM account_transactions ORDER BY position LIMIT 5)',
+    );
     const cwd = mkdtempSync(join(tmpdir(), 'ledger-cli-')); // no .env of the project is read
     const { stdout } = await run(process.execPath, [distPath('src', 'cli', 'projections.cli.js'), 'rebuild', 'account-transactions'], {
       cwd,
@@ -167,10 +170,16 @@ describe('rebuilding an inline projection while appends continue', () => {
 
   it('swaps in a copy that has every event exactly once; appends never fail and readers never see it shrink', async () => {
     for (let index = 0; index < 30; index++) {
-      await t.store.append(`seed-${index}`, Array.from({ length: 10 }, (_, n) => new Ticked({ n })), { expectedVersion: NO_STREAM });
+      await t.store.append(
+        `seed-${index}`,
+        Array.from({ length: 10 }, (_, n) => new Ticked({ n })),
+        { expectedVersion: NO_STREAM },
+      );
     }
     // Damage: three applications lost (counter and log agree, but miss events).
-    await t.dataSource.query(`DELETE FROM ${Inline.prefix}_log WHERE position IN (SELECT position FROM ${Inline.prefix}_log ORDER BY position DESC LIMIT 3)`);
+    await t.dataSource.query(
+      `DELETE FROM ${Inline.prefix}_log WHERE position IN (SELECT position FROM ${Inline.prefix}_log ORDER BY position DESC LIMIT 3)`,
+    );
     await t.dataSource.query(`UPDATE ${Inline.prefix}_count SET n = n - 3`);
     expect((await countingState(t.dataSource, Inline.prefix)).n).toBe(297);
 
@@ -200,7 +209,8 @@ describe('rebuilding an inline projection while appends continue', () => {
           `SELECT (SELECT n FROM ${Inline.prefix}_count WHERE id = 1) AS n, (SELECT count(*) FROM ${Inline.prefix}_log) AS logged`,
         );
         const current = { n: Number(now.n), logged: Number(now.logged) };
-        if (current.n < last.n || current.logged < last.logged || current.n === 0) reader.shrank.push(`${JSON.stringify(last)} → ${JSON.stringify(current)}`);
+        if (current.n < last.n || current.logged < last.logged || current.n === 0)
+          reader.shrank.push(`${JSON.stringify(last)} → ${JSON.stringify(current)}`);
         last = current;
         reader.observations++;
       }
@@ -226,9 +236,9 @@ describe('rebuilding an inline projection while appends continue', () => {
     expect(failures).toEqual([]);
     expect(reader.shrank).toEqual([]);
     expect(reader.observations).toBeGreaterThan(0);
-    const ticks = (await rows<{ position: string }>(t.dataSource, `SELECT position FROM events WHERE type = 'engine-test.Ticked' ORDER BY position`)).map((row) =>
-      Number(row.position),
-    );
+    const ticks = (
+      await rows<{ position: string }>(t.dataSource, `SELECT position FROM events WHERE type = 'engine-test.Ticked' ORDER BY position`)
+    ).map((row) => Number(row.position));
     expect(ticks.length).toBeGreaterThan(300);
     const state = await countingState(t.dataSource, Inline.prefix);
     expect(state.duplicates).toEqual([]);
@@ -263,21 +273,35 @@ describe('rebuilding a projection whose table has a GENERATED ALWAYS identity co
 
   it('keeps applying live events during the rebuild, completes it, and the copy equals the log', async () => {
     const admin = t.moduleRef.get(ProjectionAdmin);
-    await t.store.append(`before-${randomUUID()}`, Array.from({ length: 10 }, (_, n) => new Ticked({ n })), { expectedVersion: NO_STREAM });
+    await t.store.append(
+      `before-${randomUUID()}`,
+      Array.from({ length: 10 }, (_, n) => new Ticked({ n })),
+      { expectedVersion: NO_STREAM },
+    );
     await waitUntilCaughtUp(t.dataSource, [Numbered.projectionName]);
     await admin.rebuild(Numbered.projectionName);
-    const after = await t.store.append(`after-${randomUUID()}`, Array.from({ length: 5 }, (_, n) => new Ticked({ n })), {
-      expectedVersion: NO_STREAM,
-    });
+    const after = await t.store.append(
+      `after-${randomUUID()}`,
+      Array.from({ length: 5 }, (_, n) => new Ticked({ n })),
+      {
+        expectedVersion: NO_STREAM,
+      },
+    );
 
     await waitUntilApplied(t.dataSource, Numbered.projectionName, after.position, 5_000);
-    const done = await eventually('the rebuild to complete', async () => {
-      const report = await admin.statusOf(Numbered.projectionName);
-      return report.rebuild === null ? report : undefined;
-    }, 5_000);
+    const done = await eventually(
+      'the rebuild to complete',
+      async () => {
+        const report = await admin.statusOf(Numbered.projectionName);
+        return report.rebuild === null ? report : undefined;
+      },
+      5_000,
+    );
     expect(done.lastError).toBeNull();
     await waitUntilCaughtUp(t.dataSource, [Numbered.projectionName]);
-    const ticks = (await rows<{ position: string }>(t.dataSource, `SELECT position FROM events ORDER BY position`)).map((row) => Number(row.position));
+    const ticks = (await rows<{ position: string }>(t.dataSource, `SELECT position FROM events ORDER BY position`)).map((row) =>
+      Number(row.position),
+    );
     const state = await countingState(t.dataSource, Numbered.prefix);
     expect(state.positions).toEqual(ticks);
     expect(state.n).toBe(ticks.length);

@@ -68,7 +68,11 @@ describe('read-your-writes: the wait is woken, not a 20 ms poll', () => {
     let t: TestApp;
     beforeAll(async () => {
       // Long poll interval and lease: the runners themselves read their checkpoint rows rarely.
-      t = await startTestApp({ READ_YOUR_WRITES_TIMEOUT_MS: '20000', PROJECTION_POLL_INTERVAL_MS: '10000', PROJECTION_LEASE_TTL_MS: '60000' });
+      t = await startTestApp({
+        READ_YOUR_WRITES_TIMEOUT_MS: '20000',
+        PROJECTION_POLL_INTERVAL_MS: '10000',
+        PROJECTION_LEASE_TTL_MS: '60000',
+      });
     });
     afterAll(() => t?.close());
 
@@ -96,7 +100,7 @@ describe('read-your-writes: the wait is woken, not a 20 ms poll', () => {
       await leader?.close();
     });
 
-    it('answers once the other instance\'s projection advances, woken by its notification, reading the checkpoint a few times in a 1 s wait', async () => {
+    it("answers once the other instance's projection advances, woken by its notification, reading the checkpoint a few times in a 1 s wait", async () => {
       const notified: string[] = [];
       const notifier = server.app.get(EventNotifier);
       const onAdvanced = (name: string) => notified.push(name);
@@ -108,7 +112,10 @@ describe('read-your-writes: the wait is woken, not a 20 ms poll', () => {
         });
         expect(answer.status).toBe(200);
         expect(answer.body).toMatchObject({ balance: 7, version: 2 });
-        expect({ whileHeld, texts: whileHeld > 10 ? counter.texts.slice(0, 20) : [] }).toEqual({ whileHeld: expect.any(Number), texts: [] });
+        expect({ whileHeld, texts: whileHeld > 10 ? counter.texts.slice(0, 20) : [] }).toEqual({
+          whileHeld: expect.any(Number),
+          texts: [],
+        });
         expect(whileHeld).toBeLessThanOrEqual(10);
         // The leader told the waiting instance when account-summary advanced after the row was released.
         expect(notified.slice(notifiedWhileHeld)).toContain('account-summary');

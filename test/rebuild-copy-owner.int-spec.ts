@@ -52,7 +52,12 @@ afterAll(async () => {
   await server.end();
 });
 
-async function rebuildScenario(plantOldCopy: boolean, database: TestDatabase, loginBefore: string, loginAfter: string): Promise<{ asRequested: boolean; liveFollows: boolean }> {
+async function rebuildScenario(
+  plantOldCopy: boolean,
+  database: TestDatabase,
+  loginBefore: string,
+  loginAfter: string,
+): Promise<{ asRequested: boolean; liveFollows: boolean }> {
   if (plantOldCopy) {
     // What an interrupted rebuild run under the old login leaves behind (ShadowTables.create).
     const old = new pg.Client({ connectionString: urlAs(loginBefore) });
@@ -61,14 +66,19 @@ async function rebuildScenario(plantOldCopy: boolean, database: TestDatabase, lo
     await old.end();
   }
   const app = await startTestApp(
-    { PROJECTOR_DATABASE_URL: urlAs(loginAfter), PROJECTION_POLL_INTERVAL_MS: '100', PROJECTION_MAX_ATTEMPTS: '2', PROJECTION_RETRY_BASE_MS: '50' },
+    {
+      PROJECTOR_DATABASE_URL: urlAs(loginAfter),
+      PROJECTION_POLL_INTERVAL_MS: '100',
+      PROJECTION_MAX_ATTEMPTS: '2',
+      PROJECTION_RETRY_BASE_MS: '50',
+    },
     database,
   );
   apps.push(app);
   await app.http.post('/accounts').send({ ownerName: 'Rotated', currency: 'EUR' }).expect(201);
   await app.http.post('/admin/projections/account-summary/rebuild').expect(202);
   let asRequested = false;
-  for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
     const status = (await app.http.get('/admin/projections/account-summary')).body;
     if (!status.rebuild && status.lastRebuildCompletedAt) {
       asRequested = true;
@@ -79,7 +89,7 @@ async function rebuildScenario(plantOldCopy: boolean, database: TestDatabase, lo
   // Meanwhile, does the live projection still follow the log? (its checkpoint reaches a fresh account within 5 s)
   const fresh = (await app.http.post('/accounts').send({ ownerName: 'Meanwhile', currency: 'EUR' }).expect(201)).body;
   let liveFollows = false;
-  for (const deadline = Date.now() + 5_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 5_000; Date.now() < deadline;) {
     const status = (await app.http.get('/admin/projections/account-summary')).body;
     if (status.checkpoint.position >= fresh.position) {
       liveFollows = true;

@@ -51,9 +51,7 @@ const openapi = JSON.parse(readFileSync(join(ROOT, 'openapi.json'), 'utf8')) as 
 
 /** The operation of openapi.json a concrete method and path are served by, e.g. "POST /accounts/{id}/deposits". */
 function operationOf(method: string, path: string): string | undefined {
-  const template = Object.keys(openapi.paths).find((candidate) =>
-    new RegExp(`^${candidate.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(path),
-  );
+  const template = Object.keys(openapi.paths).find((candidate) => new RegExp(`^${candidate.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(path));
   return template && method.toLowerCase() in openapi.paths[template] ? `${method} ${template}` : undefined;
 }
 
@@ -69,7 +67,10 @@ afterAll(() => t.close());
 describe('requests.http', () => {
   it('covers the main flows, each request an operation of openapi.json', () => {
     const operations = file.requests.map((request) => {
-      const path = request.url.replace('{{host}}', '').split('?')[0].replace(/\{\{\w+\}\}/g, 'x');
+      const path = request.url
+        .replace('{{host}}', '')
+        .split('?')[0]
+        .replace(/\{\{\w+\}\}/g, 'x');
       return { title: request.title, operation: operationOf(request.method, path) };
     });
     expect(operations.filter(({ operation }) => !operation)).toEqual([]);

@@ -100,14 +100,19 @@ async function snapshotOf(t: TestApp, id: string): Promise<SnapshotRow | undefin
 }
 
 async function snapshotVersions(t: TestApp, id: string): Promise<number[]> {
-  const found = await rows<{ version: number }>(t.dataSource, 'SELECT version FROM snapshots WHERE stream_id = $1 ORDER BY version', [accountStreamId(id)]);
+  const found = await rows<{ version: number }>(t.dataSource, 'SELECT version FROM snapshots WHERE stream_id = $1 ORDER BY version', [
+    accountStreamId(id),
+  ]);
   return found.map((row) => row.version);
 }
 
 /** The aggregate folded from its whole stream (up to `toVersion`), no snapshot involved. */
 async function fullFold(t: TestApp, id: string, toVersion?: number) {
   const events = await t.app.get(EventStore).readStream(accountStreamId(id), toVersion === undefined ? {} : { toVersion });
-  const state = fold(accountDecider, events.map((event) => event.data as never));
+  const state = fold(
+    accountDecider,
+    events.map((event) => event.data as never),
+  );
   return { state: { ...state } as Record<string, any>, version: events.at(-1)!.version, position: events.at(-1)!.position };
 }
 
@@ -125,7 +130,13 @@ async function expectedAggregate(t: TestApp, id: string, events: readonly ApiEve
   const full = await fullFold(t, id);
   const view = foldAccount(events);
   const state = full.state as Record<string, any>;
-  expect({ status: state.status, accountId: state.accountId, ownerName: state.ownerName, currency: state.currency, balance: state.balance }).toEqual({
+  expect({
+    status: state.status,
+    accountId: state.accountId,
+    ownerName: state.ownerName,
+    currency: state.currency,
+    balance: state.balance,
+  }).toEqual({
     status: view.status,
     accountId: view.id,
     ownerName: view.ownerName,
@@ -166,7 +177,10 @@ async function expectConsistent(id: string, instances: Array<[string, TestApp]>)
     const expected = await expectedAggregate(t, id, events);
     expect({ name, loaded: await load(t, id) }).toEqual({ name, loaded: expected });
     const refused = await t.http.post(`/accounts/${id}/withdrawals`).send({ amount: expected.state.balance + 1 });
-    expect({ name, balance: expectProblemAnswer(refused, 422, 'ACCOUNT_INSUFFICIENT_FUNDS').balance }).toEqual({ name, balance: expected.state.balance });
+    expect({ name, balance: expectProblemAnswer(refused, 422, 'ACCOUNT_INSUFFICIENT_FUNDS').balance }).toEqual({
+      name,
+      balance: expected.state.balance,
+    });
     const deposited = await post(t, `/accounts/${id}/deposits`, { amount: 3 });
     const after = await accountEvents(t, id);
     expect({ name, version: deposited.version, last: after.at(-1)!.data }).toEqual({
@@ -196,9 +210,11 @@ describe('account snapshots', () => {
     expect((await snapshotOf(a, id))!.state.balance).toBe(foldAccount(events.slice(0, 200)).balance);
     // The one at 100 is kept (time travel starts from it), unchanged.
     expect(await snapshotVersions(a, id)).toEqual([100, 200]);
-    const [kept] = await rows<SnapshotRow>(a.dataSource, 'SELECT aggregate, schema_version, version, position, state FROM snapshots WHERE stream_id = $1 AND version = 100', [
-      accountStreamId(id),
-    ]);
+    const [kept] = await rows<SnapshotRow>(
+      a.dataSource,
+      'SELECT aggregate, schema_version, version, position, state FROM snapshots WHERE stream_id = $1 AND version = 100',
+      [accountStreamId(id)],
+    );
     expect(kept).toEqual(await expectedSnapshotRow(a, id, 100));
   });
 
@@ -309,9 +325,15 @@ describe('account snapshots', () => {
 
     // Control: the loader really starts from the snapshot (a snapshot without the legs loses them).
     const newest = [accountStreamId(source), sourceSnapshot!.version];
-    await t.dataSource.query(`UPDATE snapshots SET state = jsonb_set(state, '{transferSteps}', '[]') WHERE stream_id = $1 AND version = $2`, newest);
+    await t.dataSource.query(
+      `UPDATE snapshots SET state = jsonb_set(state, '{transferSteps}', '[]') WHERE stream_id = $1 AND version = $2`,
+      newest,
+    );
     expect([...(await load(t, source)).state.transferSteps]).toEqual([]);
-    await t.dataSource.query(`UPDATE snapshots SET state = $3::jsonb WHERE stream_id = $1 AND version = $2`, [...newest, JSON.stringify(sourceSnapshot!.state)]);
+    await t.dataSource.query(`UPDATE snapshots SET state = $3::jsonb WHERE stream_id = $1 AND version = $2`, [
+      ...newest,
+      JSON.stringify(sourceSnapshot!.state),
+    ]);
 
     const bus = t.app.get(CommandBus);
     for (const [id, command] of [
@@ -332,7 +354,9 @@ describe('a snapshot that cannot be written', () => {
   beforeAll(async () => {
     await a.dataSource.query(`CREATE FUNCTION refuse_snapshot() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN RAISE EXCEPTION 'snapshot refused by the test'; END $$`);
-    await a.dataSource.query('CREATE TRIGGER refuse_snapshot BEFORE INSERT OR UPDATE ON snapshots FOR EACH ROW EXECUTE FUNCTION refuse_snapshot()');
+    await a.dataSource.query(
+      'CREATE TRIGGER refuse_snapshot BEFORE INSERT OR UPDATE ON snapshots FOR EACH ROW EXECUTE FUNCTION refuse_snapshot()',
+    );
   });
   afterAll(async () => {
     await a.dataSource.query('DROP TRIGGER IF EXISTS refuse_snapshot ON snapshots');

@@ -92,7 +92,11 @@ const CASES: Array<{ name: string; type: string; schemaVersion: number; events: 
     schemaVersion: 9,
     events: (id) => [
       { type: 'accounts.AccountOpened', schemaVersion: 1, data: { accountId: id, ownerName: 'Future', currency: 'EUR' } },
-      { type: 'accounts.MoneyDeposited', schemaVersion: 9, data: { accountId: id, amount: 1, balanceAfter: 1, reference: null, memo: 'v9' } },
+      {
+        type: 'accounts.MoneyDeposited',
+        schemaVersion: 9,
+        data: { accountId: id, amount: 1, balanceAfter: 1, reference: null, memo: 'v9' },
+      },
     ],
     message: /"accounts\.MoneyDeposited".*schema version 9.*newer than this code/s,
   },
@@ -126,7 +130,12 @@ describe.each(CASES)('a log holding $name', ({ name, type, schemaVersion, messag
       (reason: unknown) => reason as Error,
     );
     expect(error).toBeInstanceOf(Error);
-    expect({ name: error!.name, code: (error as { code?: string }).code, type: (error as { type?: string }).type, schemaVersion: (error as { schemaVersion?: number }).schemaVersion }).toEqual({
+    expect({
+      name: error!.name,
+      code: (error as { code?: string }).code,
+      type: (error as { type?: string }).type,
+      schemaVersion: (error as { schemaVersion?: number }).schemaVersion,
+    }).toEqual({
       name: 'UnreadableEventSchemaError',
       code: 'UNREADABLE_EVENT_SCHEMA',
       type,

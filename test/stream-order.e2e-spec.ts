@@ -65,7 +65,10 @@ describe('each stream in version order, for every reader of the log', () => {
       const to = accounts[(i + 1) % 4].id;
       requests.push(
         i % 2 === 0
-          ? t.http.post('/transfers').set('Idempotency-Key', `order-${randomUUID()}`).send({ fromAccountId: from, toAccountId: to, amount: 3 })
+          ? t.http
+              .post('/transfers')
+              .set('Idempotency-Key', `order-${randomUUID()}`)
+              .send({ fromAccountId: from, toAccountId: to, amount: 3 })
           : deposit(from, 2),
       );
     }

@@ -86,9 +86,15 @@ describe('the events_guard_insert trigger', () => {
     const client = await connect();
     const streamId = `order-${randomUUID()}`;
     await client.query('BEGIN');
-    const { rows: [{ xid }] } = await client.query('SELECT pg_current_xact_id()::text AS xid');
-    const { rows: [{ before }] } = await client.query('SELECT max(position)::bigint AS before FROM events');
-    const { rows: [row] } = await client.query(
+    const {
+      rows: [{ xid }],
+    } = await client.query('SELECT pg_current_xact_id()::text AS xid');
+    const {
+      rows: [{ before }],
+    } = await client.query('SELECT max(position)::bigint AS before FROM events');
+    const {
+      rows: [row],
+    } = await client.query(
       `INSERT INTO events (position, stream_id, version, type, schema_version, event_id, data, metadata, recorded_at, transaction_id)
        OVERRIDING SYSTEM VALUE
        VALUES (1, $1, 1, 'test.OrderNoted', 1, $2, '{"note":"x"}', '{}', '2001-01-01T00:00:00Z', '3')

@@ -14,7 +14,10 @@ interface Operation {
   summary?: string;
   description?: string;
   parameters?: Array<{ name: string; in: string; required?: boolean; description?: string; schema?: Record<string, unknown> }>;
-  responses: Record<string, { description?: string; content?: Record<string, { schema?: Record<string, unknown> }>; headers?: Record<string, unknown> }>;
+  responses: Record<
+    string,
+    { description?: string; content?: Record<string, { schema?: Record<string, unknown> }>; headers?: Record<string, unknown> }
+  >;
 }
 
 let t: TestApp;
@@ -98,7 +101,9 @@ describe('Swagger UI', () => {
 describe('/docs-json', () => {
   it('is an OpenAPI 3 document listing exactly the routes the application serves', () => {
     expect(document.openapi).toMatch(/^3\./);
-    const documented = operations().map(({ route }) => route).sort();
+    const documented = operations()
+      .map(({ route }) => route)
+      .sort();
     expect(servedRoutes()).toEqual(documented);
     expect(documented).toEqual(expect.arrayContaining([...ACCOUNT_ROUTES, ...ADMIN_ROUTES]));
   });
@@ -128,7 +133,10 @@ describe('/docs-json', () => {
     for (const route of ACCOUNT_ROUTES) {
       const op = operation(route);
       const successes = Object.entries(op.responses).filter(([status]) => Number(status) < 300);
-      expect({ route, successes: successes.map(([status]) => status) }).toEqual({ route, successes: [route === 'POST /accounts' ? '201' : '200'] });
+      expect({ route, successes: successes.map(([status]) => status) }).toEqual({
+        route,
+        successes: [route === 'POST /accounts' ? '201' : '200'],
+      });
       for (const [, response] of successes) expect(Object.keys(response.content ?? {})).toEqual(['application/json']);
     }
   });
@@ -189,10 +197,21 @@ describe('/docs-json', () => {
     expect(description('GET /accounts', '400')).toMatch(/INVALID_CURSOR/);
     expect(description('GET /accounts/{id}/transactions', '400')).toMatch(/INVALID_CURSOR/);
     for (const route of Object.keys(PROJECTION_QUERIES)) {
-      expect({ route, description: description(route, '400') }).toEqual({ route, description: expect.stringMatching(/INVALID_MIN_POSITION/) });
-      expect({ route, description: description(route, '503') }).toEqual({ route, description: expect.stringMatching(/PROJECTION_NOT_CAUGHT_UP/) });
+      expect({ route, description: description(route, '400') }).toEqual({
+        route,
+        description: expect.stringMatching(/INVALID_MIN_POSITION/),
+      });
+      expect({ route, description: description(route, '503') }).toEqual({
+        route,
+        description: expect.stringMatching(/PROJECTION_NOT_CAUGHT_UP/),
+      });
     }
-    for (const route of ['GET /accounts/{id}', 'GET /accounts/{id}/transactions', 'GET /accounts/{id}/transfers', 'GET /accounts/{id}/events']) {
+    for (const route of [
+      'GET /accounts/{id}',
+      'GET /accounts/{id}/transactions',
+      'GET /accounts/{id}/transfers',
+      'GET /accounts/{id}/events',
+    ]) {
       expect({ route, description: description(route, '400') }).toEqual({ route, description: expect.stringMatching(/INVALID_ID/) });
       expect({ route, description: description(route, '404') }).toEqual({ route, description: expect.stringMatching(/ACCOUNT_NOT_FOUND/) });
     }
@@ -202,25 +221,41 @@ describe('/docs-json', () => {
     }
     expect(description('GET /transfers/{id}/events', '404')).toMatch(/TRANSFER_NOT_FOUND/);
     for (const { route } of operations()) {
-      expect({ route, description: description(route, '400') }).toEqual({ route, description: expect.stringMatching(/MALFORMED_JSON.*BODY_TOO_DEEP|BODY_TOO_DEEP.*MALFORMED_JSON/) });
+      expect({ route, description: description(route, '400') }).toEqual({
+        route,
+        description: expect.stringMatching(/MALFORMED_JSON.*BODY_TOO_DEEP|BODY_TOO_DEEP.*MALFORMED_JSON/),
+      });
       expect({ route, description: description(route, '413') }).toEqual({ route, description: expect.stringMatching(/PAYLOAD_TOO_LARGE/) });
-      expect({ route, description: description(route, '415') }).toEqual({ route, description: expect.stringMatching(/UNSUPPORTED_MEDIA_TYPE/) });
+      expect({ route, description: description(route, '415') }).toEqual({
+        route,
+        description: expect.stringMatching(/UNSUPPORTED_MEDIA_TYPE/),
+      });
     }
   });
 
   it('documents the id path parameter as a UUID, and the list query parameters', () => {
     for (const { route, operation: op } of operations().filter(({ route }) => route.includes('{id}'))) {
       const id = op.parameters?.find((parameter) => parameter.in === 'path' && parameter.name === 'id');
-      expect({ route, id }).toEqual({ route, id: expect.objectContaining({ required: true, schema: expect.objectContaining({ format: 'uuid' }) }) });
+      expect({ route, id }).toEqual({
+        route,
+        id: expect.objectContaining({ required: true, schema: expect.objectContaining({ format: 'uuid' }) }),
+      });
     }
-    const query = (route: string) => operation(route).parameters?.filter((parameter) => parameter.in === 'query').map((parameter) => parameter.name).sort();
+    const query = (route: string) =>
+      operation(route)
+        .parameters?.filter((parameter) => parameter.in === 'query')
+        .map((parameter) => parameter.name)
+        .sort();
     expect(query('GET /accounts')).toEqual(['cursor', 'limit', 'minPosition', 'owner', 'status']);
     expect(query('GET /accounts/{id}/transactions')).toEqual(['cursor', 'limit', 'minPosition']);
     expect(query('GET /accounts/{id}')).toEqual(['minPosition']);
     for (const route of ['GET /accounts/{id}/events', 'GET /transfers/{id}/events']) {
       expect({ route, query: query(route) }).toEqual({ route, query: ['cursor', 'limit'] });
       const limit = operation(route).parameters!.find((parameter) => parameter.name === 'limit')!;
-      expect({ route, schema: limit.schema }).toEqual({ route, schema: expect.objectContaining({ minimum: 1, maximum: 1000, default: 100 }) });
+      expect({ route, schema: limit.schema }).toEqual({
+        route,
+        schema: expect.objectContaining({ minimum: 1, maximum: 1000, default: 100 }),
+      });
     }
   });
 
@@ -234,16 +269,21 @@ describe('/docs-json', () => {
         schema: { $ref: '#/components/schemas/EventListResponse' },
       });
     }
-    expect(operation('GET /events').responses['200'].content?.['application/json']?.schema).toEqual({ $ref: '#/components/schemas/EventPageResponse' });
+    expect(operation('GET /events').responses['200'].content?.['application/json']?.schema).toEqual({
+      $ref: '#/components/schemas/EventPageResponse',
+    });
     for (const page of ['EventListResponse', 'EventPageResponse']) {
-      expect({ page, items: itemsOf(page) }).toEqual({ page, items: { type: 'array', items: { $ref: '#/components/schemas/EventResponse' } } });
+      expect({ page, items: itemsOf(page) }).toEqual({
+        page,
+        items: { type: 'array', items: { $ref: '#/components/schemas/EventResponse' } },
+      });
     }
     expect(document.components.schemas.EventListResponse.required?.sort()).toEqual(['items', 'nextCursor']);
-    expect(Object.keys(document.components.schemas).filter((name) => /Event.*Response$/.test(name)).sort()).toEqual([
-      'EventListResponse',
-      'EventPageResponse',
-      'EventResponse',
-    ]);
+    expect(
+      Object.keys(document.components.schemas)
+        .filter((name) => /Event.*Response$/.test(name))
+        .sort(),
+    ).toEqual(['EventListResponse', 'EventPageResponse', 'EventResponse']);
   });
 
   it('documents the request bodies with their constraints', () => {
@@ -253,21 +293,26 @@ describe('/docs-json', () => {
       ownerName: { type: 'string', minLength: 1, maxLength: 100 },
       currency: { type: 'string', minLength: 3, maxLength: 3 },
     });
-    expect(document.components.schemas.AmountRequest.properties).toMatchObject({ amount: { minimum: 1, maximum: Number.MAX_SAFE_INTEGER } });
+    expect(document.components.schemas.AmountRequest.properties).toMatchObject({
+      amount: { minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+    });
   });
 });
 
 describe('read-your-writes in /docs-json', () => {
-  it.each(Object.entries(PROJECTION_QUERIES))('%s says it is served asynchronously by the %s projection and documents minPosition', (route, projection) => {
-    const op = operation(route);
-    const minPosition = op.parameters?.filter((parameter) => parameter.in === 'query' && parameter.name === 'minPosition') ?? [];
-    expect(minPosition).toHaveLength(1);
-    expect(minPosition[0]).toMatchObject({ required: false, schema: { type: expect.stringMatching(/^(integer|number)$/) } });
-    expect(minPosition[0].description).toContain(`\`${projection}\``);
-    expect(minPosition[0].description).toMatch(/asynchronous/i);
-    expect(minPosition[0].description).toMatch(/position/);
-    expect(minPosition[0].description).toMatch(/READ_YOUR_WRITES_TIMEOUT_MS/);
-  });
+  it.each(Object.entries(PROJECTION_QUERIES))(
+    '%s says it is served asynchronously by the %s projection and documents minPosition',
+    (route, projection) => {
+      const op = operation(route);
+      const minPosition = op.parameters?.filter((parameter) => parameter.in === 'query' && parameter.name === 'minPosition') ?? [];
+      expect(minPosition).toHaveLength(1);
+      expect(minPosition[0]).toMatchObject({ required: false, schema: { type: expect.stringMatching(/^(integer|number)$/) } });
+      expect(minPosition[0].description).toContain(`\`${projection}\``);
+      expect(minPosition[0].description).toMatch(/asynchronous/i);
+      expect(minPosition[0].description).toMatch(/position/);
+      expect(minPosition[0].description).toMatch(/READ_YOUR_WRITES_TIMEOUT_MS/);
+    },
+  );
 
   it.each(Object.keys(PROJECTION_QUERIES))('%s documents the X-Min-Position header, the 503 answer and X-Projection-Position', (route) => {
     const op = operation(route);
@@ -279,7 +324,8 @@ describe('read-your-writes in /docs-json', () => {
     expect(unavailable?.description).toMatch(/Retry-After/);
     expect(Object.keys(unavailable?.content ?? {})).toEqual([PROBLEM]);
 
-    const position = op.responses['200'].headers?.['X-Projection-Position'] as { description?: string; schema?: { type?: string } } | undefined;
+    const position = op.responses['200'].headers?.['X-Projection-Position'] as
+      { description?: string; schema?: { type?: string } } | undefined;
     expect(position).toEqual(expect.objectContaining({ description: expect.stringMatching(/position/), schema: { type: 'integer' } }));
   });
 
@@ -304,9 +350,13 @@ describe('read-your-writes in /docs-json', () => {
       const names = (op.parameters ?? []).map((parameter) => parameter.name);
       expect({ route, names }).toEqual({ route, names: expect.not.arrayContaining(['minPosition', 'X-Min-Position']) });
       // The live feed's 503 is its connection cap (documented below), not a projection's.
-      if (route !== 'GET /events/live') expect({ route, statuses: Object.keys(op.responses) }).toEqual({ route, statuses: expect.not.arrayContaining(['503']) });
+      if (route !== 'GET /events/live')
+        expect({ route, statuses: Object.keys(op.responses) }).toEqual({ route, statuses: expect.not.arrayContaining(['503']) });
       const success = Object.entries(op.responses).find(([status]) => Number(status) < 300)?.[1];
-      expect({ route, headers: Object.keys(success?.headers ?? {}) }).toEqual({ route, headers: expect.not.arrayContaining(['X-Projection-Position']) });
+      expect({ route, headers: Object.keys(success?.headers ?? {}) }).toEqual({
+        route,
+        headers: expect.not.arrayContaining(['X-Projection-Position']),
+      });
     }
   });
 
@@ -315,7 +365,10 @@ describe('read-your-writes in /docs-json', () => {
     expect(result.required?.sort()).toEqual(['id', 'position', 'version']);
     for (const route of ['POST /accounts', ...COMMANDS]) {
       const success = operation(route).responses[route === 'POST /accounts' ? '201' : '200'];
-      expect({ route, schema: success.content?.['application/json']?.schema }).toEqual({ route, schema: { $ref: '#/components/schemas/CommandResult' } });
+      expect({ route, schema: success.content?.['application/json']?.schema }).toEqual({
+        route,
+        schema: { $ref: '#/components/schemas/CommandResult' },
+      });
     }
   });
 });
@@ -328,7 +381,9 @@ describe('every answer an operation gives is documented', () => {
   const probes: Record<string, { path?: (path: string) => string; request?: (request: Test) => Test }> = {
     'no body': {},
     'malformed JSON': { request: (request) => request.set('Content-Type', 'application/json').send('{"amount": ') },
-    'too deeply nested JSON': { request: (request) => request.set('Content-Type', 'application/json').send('['.repeat(40) + ']'.repeat(40)) },
+    'too deeply nested JSON': {
+      request: (request) => request.set('Content-Type', 'application/json').send('['.repeat(40) + ']'.repeat(40)),
+    },
     'a text/plain body': { request: (request) => request.set('Content-Type', 'text/plain').send('hello') },
     'a body over BODY_LIMIT_BYTES': {
       request: (request) => request.set('Content-Type', 'application/json').send(JSON.stringify({ filler: 'x'.repeat(200 * 1024) })),
@@ -353,13 +408,21 @@ describe('every answer an operation gives is documented', () => {
     expect(answered.filter((answer) => !answer.documented)).toEqual([]);
     // and the description of that answer names the code it carried
     for (const { route, status, code } of answered.filter((answer) => answer.status >= 400)) {
-      expect({ route, status, code, named: (operation(route).responses[String(status)].description ?? '').includes(code) }).toEqual({ route, status, code, named: true });
+      expect({ route, status, code, named: (operation(route).responses[String(status)].description ?? '').includes(code) }).toEqual({
+        route,
+        status,
+        code,
+        named: true,
+      });
     }
   });
 
   it('every operation documents 400, 401, 403, 413, 415, 429 and 500', () => {
     for (const { route, operation: op } of operations()) {
-      expect({ route, statuses: Object.keys(op.responses) }).toEqual({ route, statuses: expect.arrayContaining(['400', '401', '403', '413', '415', '429', '500']) });
+      expect({ route, statuses: Object.keys(op.responses) }).toEqual({
+        route,
+        statuses: expect.arrayContaining(['400', '401', '403', '413', '415', '429', '500']),
+      });
     }
   });
 });

@@ -58,23 +58,44 @@ describe('projectionSpec catches', () => {
 
   it('rows other than expected', async () => {
     const counts = spec(counting('kit_counts'), 'SELECT id, n FROM kit_counts');
-    await counts.given([opened]).when([deposited]).then([{ id: 1, n: 2 }]);
-    await expect(counts.given([opened]).when([deposited]).then([{ id: 1, n: 3 }])).rejects.toThrow('given then when');
+    await counts
+      .given([opened])
+      .when([deposited])
+      .then([{ id: 1, n: 2 }]);
+    await expect(
+      counts
+        .given([opened])
+        .when([deposited])
+        .then([{ id: 1, n: 3 }]),
+    ).rejects.toThrow('given then when');
   });
 
   it('a projection that is not idempotent', async () => {
-    await expect(spec(counting('kit_counts'), 'SELECT id, n FROM kit_counts').given([opened]).when([deposited]).thenIdempotent()).rejects.toThrow('applied twice');
+    await expect(
+      spec(counting('kit_counts'), 'SELECT id, n FROM kit_counts').given([opened]).when([deposited]).thenIdempotent(),
+    ).rejects.toThrow('applied twice');
   });
 
   it('a set-based projection whose rows depend on the batches', async () => {
     const batches = spec(perBatch, 'SELECT first_position::int AS p FROM kit_batches ORDER BY 1');
-    await expect(batches.given([]).when([opened, deposited]).then([{ p: 1 }])).rejects.toThrow('one event per batch');
+    await expect(
+      batches
+        .given([])
+        .when([opened, deposited])
+        .then([{ p: 1 }]),
+    ).rejects.toThrow('one event per batch');
   });
 
   it('a table the migration did not grant to ledger_projector (and only because of the role)', async () => {
     const ungranted = 'SELECT id, n FROM kit_ungranted';
-    await expect(spec(counting('kit_ungranted'), ungranted).given([opened]).then([{ id: 1, n: 1 }])).rejects.toThrow(/permission denied/);
-    await projectionSpec(counting('kit_ungranted'), { dataSource: () => db.dataSource, rows: ungranted, roles: null }).given([opened]).then([{ id: 1, n: 1 }]);
+    await expect(
+      spec(counting('kit_ungranted'), ungranted)
+        .given([opened])
+        .then([{ id: 1, n: 1 }]),
+    ).rejects.toThrow(/permission denied/);
+    await projectionSpec(counting('kit_ungranted'), { dataSource: () => db.dataSource, rows: ungranted, roles: null })
+      .given([opened])
+      .then([{ id: 1, n: 1 }]);
   });
 });
 
@@ -90,7 +111,9 @@ class AppendThenRefuse extends Command<void> {
 class AppendThenRefuseHandler {
   constructor(private readonly store: EventStore) {}
   async execute(command: AppendThenRefuse): Promise<void> {
-    await this.store.append(command.streamId, [new AccountOpened({ accountId: ada, ownerName: 'Ada', currency: 'EUR' })], { expectedVersion: NO_STREAM });
+    await this.store.append(command.streamId, [new AccountOpened({ accountId: ada, ownerName: 'Ada', currency: 'EUR' })], {
+      expectedVersion: NO_STREAM,
+    });
     throw new AccountNotFoundError(ada);
   }
 }
@@ -111,25 +134,36 @@ describe('commandSpec catches', () => {
     const stream = accountStreamId(id);
     const history = [new AccountOpened({ accountId: id, ownerName: 'Ada', currency: 'EUR' })];
     await expect(
-      spec.given(stream, history).when(new DepositMoney(id, 5)).then([{ streamId: stream, version: 2, data: new MoneyDeposited({ accountId: id, amount: 5, balanceAfter: 6 }) }]),
+      spec
+        .given(stream, history)
+        .when(new DepositMoney(id, 5))
+        .then([{ streamId: stream, version: 2, data: new MoneyDeposited({ accountId: id, amount: 5, balanceAfter: 6 }) }]),
     ).rejects.toThrow('other events appended than expected');
     const other = randomUUID();
     await expect(
       spec
         .given(accountStreamId(other), [new AccountOpened({ accountId: other, ownerName: 'Bob', currency: 'EUR' })])
         .when(new DepositMoney(other, 5))
-        .then([{ streamId: accountStreamId(other), version: 3, data: new MoneyDeposited({ accountId: other, amount: 5, balanceAfter: 5 }) }]),
+        .then([
+          { streamId: accountStreamId(other), version: 3, data: new MoneyDeposited({ accountId: other, amount: 5, balanceAfter: 5 }) },
+        ]),
     ).rejects.toThrow('other events appended than expected');
   });
 
   it('a command that succeeds where a refusal was expected, or is refused with another error', async () => {
     const id = randomUUID();
     const history = [new AccountOpened({ accountId: id, ownerName: 'Ada', currency: 'EUR' })];
-    await expect(spec.given(accountStreamId(id), history).when(new DepositMoney(id, 5)).thenThrows(InsufficientFundsError)).rejects.toThrow('it succeeded');
-    await expect(spec.when(new DepositMoney(randomUUID(), 5)).thenThrows(InsufficientFundsError)).rejects.toBeInstanceOf(AccountNotFoundError);
+    await expect(spec.given(accountStreamId(id), history).when(new DepositMoney(id, 5)).thenThrows(InsufficientFundsError)).rejects.toThrow(
+      'it succeeded',
+    );
+    await expect(spec.when(new DepositMoney(randomUUID(), 5)).thenThrows(InsufficientFundsError)).rejects.toBeInstanceOf(
+      AccountNotFoundError,
+    );
   });
 
   it('a refusal that appended anyway', async () => {
-    await expect(spec.when(new AppendThenRefuse(`kit-${randomUUID()}`)).thenThrows(AccountNotFoundError)).rejects.toThrow('was refused but appended');
+    await expect(spec.when(new AppendThenRefuse(`kit-${randomUUID()}`)).thenThrows(AccountNotFoundError)).rejects.toThrow(
+      'was refused but appended',
+    );
   });
 });

@@ -40,13 +40,24 @@ function prefixAsOf(events: readonly ApiEvent[], instant: number): ApiEvent[] {
 }
 
 async function snapshotVersions(id: string): Promise<Array<{ version: number; schema_version: number }>> {
-  return rows(t.dataSource, 'SELECT version, schema_version FROM snapshots WHERE stream_id = $1 ORDER BY version, schema_version', [accountStreamId(id)]);
+  return rows(t.dataSource, 'SELECT version, schema_version FROM snapshots WHERE stream_id = $1 ORDER BY version, schema_version', [
+    accountStreamId(id),
+  ]);
 }
 
 /** The codec's JSON of the full fold up to `version` (what a snapshot at that version must hold). */
 async function stateJsonAt(id: string, version: number): Promise<unknown> {
   const events = await t.app.get(EventStore).readStream(accountStreamId(id), { toVersion: version });
-  return JSON.parse(JSON.stringify(codec.encode(fold(accountDecider, events.map((event) => event.data as never)))));
+  return JSON.parse(
+    JSON.stringify(
+      codec.encode(
+        fold(
+          accountDecider,
+          events.map((event) => event.data as never),
+        ),
+      ),
+    ),
+  );
 }
 
 type Point = { atVersion: number } | { asOf: string };
@@ -88,9 +99,14 @@ describe('time travel over a snapshotted account of a few hundred events', () =>
 
   it('keeps one snapshot per interval crossing, each the state at its version', async () => {
     const expectedVersions = Array.from({ length: Math.floor(LENGTH / INTERVAL) }, (_, index) => (index + 1) * INTERVAL);
-    expect(await snapshotVersions(ids.history)).toEqual(expectedVersions.map((version) => ({ version, schema_version: codec.schemaVersion })));
+    expect(await snapshotVersions(ids.history)).toEqual(
+      expectedVersions.map((version) => ({ version, schema_version: codec.schemaVersion })),
+    );
     for (const version of [INTERVAL, 100, 300]) {
-      const [row] = await rows<{ state: unknown }>(t.dataSource, 'SELECT state FROM snapshots WHERE stream_id = $1 AND version = $2', [accountStreamId(ids.history), version]);
+      const [row] = await rows<{ state: unknown }>(t.dataSource, 'SELECT state FROM snapshots WHERE stream_id = $1 AND version = $2', [
+        accountStreamId(ids.history),
+        version,
+      ]);
       expect({ version, state: row.state }).toEqual({ version, state: await stateJsonAt(ids.history, version) });
     }
   });
@@ -116,15 +132,20 @@ describe('time travel over a snapshotted account of a few hundred events', () =>
     // A forged owner name survives the fold (no later event sets it), so it shows wherever the fold
     // started from this snapshot.
     const wrong = { ...((await stateJsonAt(ids.history, 100)) as object), ownerName: 'Forged' };
-    const ownerAt = async (app: TestApp, point: Point) => (await app.http.get(`/accounts/${ids.history}/state`).query(point)).body.ownerName;
+    const ownerAt = async (app: TestApp, point: Point) =>
+      (await app.http.get(`/accounts/${ids.history}/state`).query(point)).body.ownerName;
     const hundredAt = Date.parse(events[99].recordedAt);
     const afterHundred = events.findIndex((event) => Date.parse(event.recordedAt) > hundredAt); // the first event of a later ms
-    const original = (await rows<{ state: unknown }>(t.dataSource, 'SELECT state FROM snapshots WHERE stream_id = $1 AND version = 100', [streamId]))[0].state;
+    const original = (
+      await rows<{ state: unknown }>(t.dataSource, 'SELECT state FROM snapshots WHERE stream_id = $1 AND version = 100', [streamId])
+    )[0].state;
     try {
       await t.dataSource.query('UPDATE snapshots SET state = $2 WHERE stream_id = $1 AND version = 100', [streamId, JSON.stringify(wrong)]);
       // Versions 100…119 start from the snapshot at 100; 99 from the one at 80, 120 from the one at 120.
-      for (const version of [100, 101, 110, 119]) expect({ version, owner: await ownerAt(t, { atVersion: version }) }).toEqual({ version, owner: 'Forged' });
-      for (const version of [1, 99, 120, 121, LENGTH]) expect({ version, owner: await ownerAt(t, { atVersion: version }) }).toEqual({ version, owner: 'Snapshot History' });
+      for (const version of [100, 101, 110, 119])
+        expect({ version, owner: await ownerAt(t, { atVersion: version }) }).toEqual({ version, owner: 'Forged' });
+      for (const version of [1, 99, 120, 121, LENGTH])
+        expect({ version, owner: await ownerAt(t, { atVersion: version }) }).toEqual({ version, owner: 'Snapshot History' });
       // As of the instant v100 was recorded: the prefix ends at v100 or a little later (same ms), before v120.
       expect(afterHundred).toBeGreaterThanOrEqual(100);
       if (afterHundred !== -1 && afterHundred < 120) expect(await ownerAt(t, { asOf: iso(hundredAt) })).toBe('Forged');
@@ -134,25 +155,49 @@ describe('time travel over a snapshotted account of a few hundred events', () =>
       expect(await ownerAt(plain, { atVersion: 100 })).toBe('Snapshot History');
 
       // The same wrong state at an older or a newer schema version: ignored (the fold starts at 80).
-      await t.dataSource.query('UPDATE snapshots SET schema_version = $2 WHERE stream_id = $1 AND version = 100', [streamId, codec.schemaVersion - 1]);
+      await t.dataSource.query('UPDATE snapshots SET schema_version = $2 WHERE stream_id = $1 AND version = 100', [
+        streamId,
+        codec.schemaVersion - 1,
+      ]);
       await t.dataSource.query(
         `INSERT INTO snapshots (stream_id, aggregate, schema_version, version, position, state) VALUES ($1, 'account', $2, 110, $3, $4)`,
         [streamId, codec.schemaVersion + 1, events[109].position, JSON.stringify({ garbage: true })],
       );
-      expect(await mismatches(ids.history, events, [100, 101, 110, 115, 119].map((atVersion) => ({ atVersion })))).toEqual([]);
+      expect(
+        await mismatches(
+          ids.history,
+          events,
+          [100, 101, 110, 115, 119].map((atVersion) => ({ atVersion })),
+        ),
+      ).toEqual([]);
     } finally {
-      await t.dataSource.query('DELETE FROM snapshots WHERE stream_id = $1 AND version IN (100, 110) AND schema_version <> $2', [streamId, codec.schemaVersion]);
-      await t.dataSource.query(`INSERT INTO snapshots (stream_id, aggregate, schema_version, version, position, state) VALUES ($1, 'account', $2, 100, $3, $4)
-        ON CONFLICT (stream_id, schema_version, version) DO UPDATE SET state = EXCLUDED.state`, [streamId, codec.schemaVersion, events[99].position, JSON.stringify(original)]);
+      await t.dataSource.query('DELETE FROM snapshots WHERE stream_id = $1 AND version IN (100, 110) AND schema_version <> $2', [
+        streamId,
+        codec.schemaVersion,
+      ]);
+      await t.dataSource.query(
+        `INSERT INTO snapshots (stream_id, aggregate, schema_version, version, position, state) VALUES ($1, 'account', $2, 100, $3, $4)
+        ON CONFLICT (stream_id, schema_version, version) DO UPDATE SET state = EXCLUDED.state`,
+        [streamId, codec.schemaVersion, events[99].position, JSON.stringify(original)],
+      );
     }
-    expect(await mismatches(ids.history, events, [99, 100, 101, 119, 120].map((atVersion) => ({ atVersion })))).toEqual([]);
+    expect(
+      await mismatches(
+        ids.history,
+        events,
+        [99, 100, 101, 119, 120].map((atVersion) => ({ atVersion })),
+      ),
+    ).toEqual([]);
   });
 
   it('the command side reads the newest snapshot with one backward step of the primary key (EXPLAIN)', async () => {
     // Enough rows for the planner to prefer an index: 400 streams × 30 snapshots.
-    await t.dataSource.query(`INSERT INTO snapshots (stream_id, aggregate, schema_version, version, position, state)
+    await t.dataSource.query(
+      `INSERT INTO snapshots (stream_id, aggregate, schema_version, version, position, state)
       SELECT 'account-explain-' || s, 'account', $1, v * 20, v, '{"status":"none"}'::jsonb
-      FROM generate_series(1, 400) s, generate_series(1, 30) v`, [codec.schemaVersion]);
+      FROM generate_series(1, 400) s, generate_series(1, 30) v`,
+      [codec.schemaVersion],
+    );
     await t.dataSource.query('ANALYZE snapshots');
     for (const bound of [2_147_483_647, 250]) {
       const plan = (
@@ -175,7 +220,9 @@ describe('time travel over a snapshotted account of a few hundred events', () =>
       await manager.query('SET LOCAL plan_cache_mode = force_generic_plan');
       await manager.query(`PREPARE newest_snapshot(text, text, int, int) AS SELECT version, position, state FROM snapshots
         WHERE stream_id = $1 AND schema_version = $3 AND version <= $4 AND aggregate = $2 ORDER BY version DESC LIMIT 1`);
-      const plan = (await manager.query(`EXPLAIN EXECUTE newest_snapshot('account-explain-7', 'account', ${codec.schemaVersion}, 2147483647)`)) as Array<{ 'QUERY PLAN': string }>;
+      const plan = (await manager.query(
+        `EXPLAIN EXECUTE newest_snapshot('account-explain-7', 'account', ${codec.schemaVersion}, 2147483647)`,
+      )) as Array<{ 'QUERY PLAN': string }>;
       await manager.query('DEALLOCATE newest_snapshot');
       return plan.map((row) => row['QUERY PLAN']).join('\n');
     });
@@ -195,9 +242,16 @@ describe('time travel with snapshots over rows whose recorded_at is not in versi
   const id = randomUUID();
   const streamId = accountStreamId(id);
   const base = Date.parse('2026-03-01T10:00:00.000Z');
-  const deposit = (amount: number, balanceAfter: number) => ({ type: 'accounts.MoneyDeposited', schemaVersion: 2, data: { accountId: id, amount, balanceAfter, reference: null } });
+  const deposit = (amount: number, balanceAfter: number) => ({
+    type: 'accounts.MoneyDeposited',
+    schemaVersion: 2,
+    data: { accountId: id, amount, balanceAfter, reference: null },
+  });
   const plan: Array<{ at: number; event: { type: string; schemaVersion: number; data: object } }> = [
-    { at: 0, event: { type: 'accounts.AccountOpened', schemaVersion: 1, data: { accountId: id, ownerName: 'Out Of Order', currency: 'EUR' } } },
+    {
+      at: 0,
+      event: { type: 'accounts.AccountOpened', schemaVersion: 1, data: { accountId: id, ownerName: 'Out Of Order', currency: 'EUR' } },
+    },
     { at: 40, event: deposit(100, 100) },
     { at: 20, event: deposit(10, 110) },
     { at: 60, event: deposit(1, 111) },

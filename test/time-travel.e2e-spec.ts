@@ -135,9 +135,17 @@ describe('GET /accounts/{id}/state', () => {
     expect(cases.length).toBe(3 * (events.length - 1)); // every pair is ≥ 2 ms apart (see the top of the file)
     for (const { asOf, expected } of cases) {
       const response = await stateAt({ asOf: iso(asOf) });
-      expect({ asOf: iso(asOf), status: response.status, body: response.body }).toEqual({ asOf: iso(asOf), status: 200, body: foldAccount(expected) });
+      expect({ asOf: iso(asOf), status: response.status, body: response.body }).toEqual({
+        asOf: iso(asOf),
+        status: 200,
+        body: foldAccount(expected),
+      });
       const offset = await stateAt({ asOf: withOffset(asOf) });
-      expect({ asOf: withOffset(asOf), status: offset.status, body: offset.body }).toEqual({ asOf: withOffset(asOf), status: 200, body: foldAccount(expected) });
+      expect({ asOf: withOffset(asOf), status: offset.status, body: offset.body }).toEqual({
+        asOf: withOffset(asOf),
+        status: 200,
+        body: foldAccount(expected),
+      });
     }
     const future = await stateAt({ asOf: '2999-12-31T23:59:59.999Z' });
     expect({ status: future.status, body: future.body }).toEqual({ status: 200, body: foldAccount(events) });
@@ -146,7 +154,7 @@ describe('GET /accounts/{id}/state', () => {
   // Regression guard: recorded_at is stored with microseconds, but the API shows (and JS Dates hold)
   // milliseconds, truncated. Compared naively, 10:00:00.123 < 10:00:00.123456 and the event shown
   // at .123 was left out (for the first event: 404 NOT_YET_EXISTING naming the very instant asked).
-  it('?asOf exactly at an event\'s recordedAt includes that event', async () => {
+  it("?asOf exactly at an event's recordedAt includes that event", async () => {
     const mismatches: unknown[] = [];
     for (const event of events) {
       const asOf = Date.parse(event.recordedAt);
@@ -178,7 +186,9 @@ describe('GET /accounts/{id}/state', () => {
 
   it('an unknown account is 404 ACCOUNT_NOT_FOUND, whatever the point; a non-UUID id is 400 INVALID_ID', async () => {
     const unknown = randomUUID();
-    for (const query of [{ atVersion: 1 }, { atVersion: 5 }, { asOf: '2999-01-01T00:00:00Z' }, { asOf: '2000-01-01T00:00:00Z' }] as Array<Record<string, string | number>>) {
+    for (const query of [{ atVersion: 1 }, { atVersion: 5 }, { asOf: '2999-01-01T00:00:00Z' }, { asOf: '2000-01-01T00:00:00Z' }] as Array<
+      Record<string, string | number>
+    >) {
       expectProblemAnswer(await stateAt(query, unknown), 404, 'ACCOUNT_NOT_FOUND');
     }
     expectProblemAnswer(await stateAt({ atVersion: 1 }, 'not-a-uuid'), 400, 'INVALID_ID');
@@ -219,7 +229,10 @@ describe('GET /accounts/{id}/state when a unit of work began before a concurrent
     expect(events.map((event) => event.data.balanceAfter)).toEqual([undefined, 100, 1100, 1105]);
     const asOf = begunAt + 10; // after the unit of work began, before the concurrent deposit was recorded
     expect(Date.parse(events[2].recordedAt)).toBeGreaterThan(asOf);
-    const prefix = events.slice(0, events.findIndex((event) => Date.parse(event.recordedAt) > asOf));
+    const prefix = events.slice(
+      0,
+      events.findIndex((event) => Date.parse(event.recordedAt) > asOf),
+    );
     const response = await t.http.get(`/accounts/${id}/state`).query({ asOf: iso(asOf) });
     expect({ status: response.status, body: response.body }).toEqual({ status: 200, body: foldAccount(prefix) });
   });
@@ -282,14 +295,20 @@ describe('GET /transfers/{id}/state', () => {
 
   // Regression guard, as for accounts. Events appended together (TargetCredited + TransferCompleted)
   // share one recordedAt: asked at it, both count.
-  it('?asOf exactly at an event\'s recordedAt includes it (and every event recorded at that instant)', async () => {
+  it("?asOf exactly at an event's recordedAt includes it (and every event recorded at that instant)", async () => {
     const mismatches: unknown[] = [];
     for (const [name, { id, events }] of Object.entries(transfers)) {
       for (const event of events) {
         const response = await stateAt({ asOf: event.recordedAt }, id);
         const expected = foldTransfer(recordedBy(events, Date.parse(event.recordedAt)));
         if (response.status !== 200 || JSON.stringify(response.body) !== JSON.stringify(expected)) {
-          mismatches.push({ name, asOf: event.recordedAt, expectedVersion: expected.version, status: response.status, body: response.body });
+          mismatches.push({
+            name,
+            asOf: event.recordedAt,
+            expectedVersion: expected.version,
+            status: response.status,
+            body: response.body,
+          });
         }
       }
     }
@@ -299,7 +318,10 @@ describe('GET /transfers/{id}/state', () => {
   it('beyond its history: 404 VERSION_NOT_FOUND (currentVersion); before it: 404 NOT_YET_EXISTING (firstRecordedAt)', async () => {
     const { id, events } = transfers.completed;
     const body = expectProblemAnswer(await stateAt({ atVersion: events.length + 1 }, id), 404, 'VERSION_NOT_FOUND');
-    expect({ requested: body.requested, currentVersion: body.currentVersion }).toEqual({ requested: events.length + 1, currentVersion: events.length });
+    expect({ requested: body.requested, currentVersion: body.currentVersion }).toEqual({
+      requested: events.length + 1,
+      currentVersion: events.length,
+    });
     const requested = Date.parse(events[0].recordedAt);
     const early = expectProblemAnswer(await stateAt({ asOf: iso(requested - 1) }, id), 404, 'NOT_YET_EXISTING');
     expect(early.firstRecordedAt).toBe(events[0].recordedAt);
@@ -323,7 +345,11 @@ describe('GET /transfers/{id}/state', () => {
  * Writes an account's events with explicit recorded_at values (ms after `base`), the way rows written
  * before clock_timestamp() (migration …010) can be: not in version order (see insertLegacyRows).
  */
-async function insertWithRecordedAt(accountId: string, base: number, rows: Array<{ at: number; event: { type: string; schemaVersion: number; data: object } }>) {
+async function insertWithRecordedAt(
+  accountId: string,
+  base: number,
+  rows: Array<{ at: number; event: { type: string; schemaVersion: number; data: object } }>,
+) {
   await insertLegacyRows(
     t.dataSource,
     rows.map(({ at, event }, index) => {
@@ -340,13 +366,24 @@ describe('GET /accounts/{id}/state?asOf= over rows whose recorded_at is not in v
   // never skip an event and include a later one (a state that never existed).
   const id = randomUUID();
   const base = Date.parse('2026-03-01T10:00:00.000Z');
-  const deposit = (amount: number, balanceAfter: number) => ({ type: 'accounts.MoneyDeposited', schemaVersion: 2, data: { accountId: id, amount, balanceAfter, reference: null } });
-  const withdrawal = (amount: number, balanceAfter: number) => ({ type: 'accounts.MoneyWithdrawn', schemaVersion: 2, data: { accountId: id, amount, balanceAfter, reference: null } });
+  const deposit = (amount: number, balanceAfter: number) => ({
+    type: 'accounts.MoneyDeposited',
+    schemaVersion: 2,
+    data: { accountId: id, amount, balanceAfter, reference: null },
+  });
+  const withdrawal = (amount: number, balanceAfter: number) => ({
+    type: 'accounts.MoneyWithdrawn',
+    schemaVersion: 2,
+    data: { accountId: id, amount, balanceAfter, reference: null },
+  });
   let events: ApiEvent[];
 
   beforeAll(async () => {
     await insertWithRecordedAt(id, base, [
-      { at: 0, event: { type: 'accounts.AccountOpened', schemaVersion: 1, data: { accountId: id, ownerName: 'Out Of Order', currency: 'EUR' } } },
+      {
+        at: 0,
+        event: { type: 'accounts.AccountOpened', schemaVersion: 1, data: { accountId: id, ownerName: 'Out Of Order', currency: 'EUR' } },
+      },
       { at: 40, event: deposit(100, 100) }, // v2 recorded after v3
       { at: 20, event: deposit(10, 110) },
       { at: 60, event: deposit(1, 111) }, // v4 recorded after v5

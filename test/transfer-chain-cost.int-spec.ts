@@ -53,7 +53,7 @@ describe('a page of GET /transfers/{id}/events is bounded', () => {
     const caught: Array<{ sql: string; parameters: unknown[] }> = [];
     const original = dataSource.logger.logQuery.bind(dataSource.logger);
     dataSource.logger.logQuery = (sql, parameters) => {
-      if (sql.includes('metadata->>\'correlationId\'')) caught.push({ sql, parameters: (parameters as unknown[] | undefined) ?? [] });
+      if (sql.includes("metadata->>'correlationId'")) caught.push({ sql, parameters: (parameters as unknown[] | undefined) ?? [] });
     };
     let cursor: string | null | undefined;
     let pages = 0;
@@ -75,7 +75,10 @@ describe('a page of GET /transfers/{id}/events is bounded', () => {
       const reads = walk(row['QUERY PLAN'][0].Plan).filter((node) => node['Relation Name'] === 'events');
       rowsReadPerPage.push(
         reads.reduce(
-          (sum, node) => sum + (node['Actual Rows'] + (node['Rows Removed by Filter'] ?? 0) + (node['Rows Removed by Index Recheck'] ?? 0)) * node['Actual Loops'],
+          (sum, node) =>
+            sum +
+            (node['Actual Rows'] + (node['Rows Removed by Filter'] ?? 0) + (node['Rows Removed by Index Recheck'] ?? 0)) *
+              node['Actual Loops'],
           0,
         ),
       );

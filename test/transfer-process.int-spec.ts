@@ -124,7 +124,9 @@ describe('the process manager killed (SIGKILL) right after the source was debite
 
     try {
       // The debit is committed on the account, and the manager waits to record it.
-      await until('the TransferDebited of the transfer', async () => ((await legCounts(db, transferId))['accounts.TransferDebited'] ? true : undefined));
+      await until('the TransferDebited of the transfer', async () =>
+        (await legCounts(db, transferId))['accounts.TransferDebited'] ? true : undefined,
+      );
       await until('the process manager to wait on the held version', async () => {
         const { rows } = await db.query(
           `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO events%'`,
@@ -146,7 +148,11 @@ describe('the process manager killed (SIGKILL) right after the source was debite
     // What the crash left: the account debited, the transfer only requested.
     expect(await streamTypes(db, transferStreamId(transferId))).toEqual(['transfers.TransferRequested']);
     expect(await legCounts(db, transferId)).toEqual({ 'accounts.TransferDebited': 1 });
-    const [debit] = await rowsOf<{ event_id: string }>(db, `SELECT event_id FROM events WHERE type = 'accounts.TransferDebited' AND data->>'transferId' = $1`, [transferId]);
+    const [debit] = await rowsOf<{ event_id: string }>(
+      db,
+      `SELECT event_id FROM events WHERE type = 'accounts.TransferDebited' AND data->>'transferId' = $1`,
+      [transferId],
+    );
 
     const second = await startAppProcess(database.url, env);
     services.push(second);
@@ -161,8 +167,16 @@ describe('the process manager killed (SIGKILL) right after the source was debite
       'transfers.TargetCredited',
       'transfers.TransferCompleted',
     ]);
-    expect(await legCounts(db, transferId)).toEqual({ 'accounts.TransferDebited': 1, 'accounts.TransferCredited': 1, 'accounts.TransferSettled': 1 });
-    const [debitAfter] = await rowsOf<{ event_id: string }>(db, `SELECT event_id FROM events WHERE type = 'accounts.TransferDebited' AND data->>'transferId' = $1`, [transferId]);
+    expect(await legCounts(db, transferId)).toEqual({
+      'accounts.TransferDebited': 1,
+      'accounts.TransferCredited': 1,
+      'accounts.TransferSettled': 1,
+    });
+    const [debitAfter] = await rowsOf<{ event_id: string }>(
+      db,
+      `SELECT event_id FROM events WHERE type = 'accounts.TransferDebited' AND data->>'transferId' = $1`,
+      [transferId],
+    );
     expect(debitAfter.event_id).toBe(debit.event_id); // the debit before the crash is the only one
 
     await waitUntilSettled(db);
@@ -213,7 +227,10 @@ describe('crash points built in the log, then an application started on it', () 
   }
 
   async function balanceInLog(accountId: string): Promise<number> {
-    const [row] = await rowsOf<{ balance: string | null }>( // bigint: pg answers a string
+    const [row] = await rowsOf<{
+      balance: string | null;
+    }> // bigint: pg answers a string
+    (
       writer.dataSource,
       `SELECT (data->>'balanceAfter')::bigint AS balance FROM events WHERE stream_id = $1 AND data ? 'balanceAfter' ORDER BY version DESC LIMIT 1`,
       [accountStreamId(accountId)],
@@ -234,7 +251,16 @@ describe('crash points built in the log, then an application started on it', () 
     const correlationId = `built-${built.transferId}`;
     await append(
       transferStreamId(built.transferId),
-      [new TransferRequested({ transferId: built.transferId, fromAccountId: source, toAccountId: built.target, amount, currency: 'EUR', reference: null })],
+      [
+        new TransferRequested({
+          transferId: built.transferId,
+          fromAccountId: source,
+          toAccountId: built.target,
+          amount,
+          currency: 'EUR',
+          reference: null,
+        }),
+      ],
       correlationId,
       'anonymous',
     );
@@ -260,7 +286,10 @@ describe('crash points built in the log, then an application started on it', () 
       400,
       ({ transferId, source }) => [
         [accountStreamId(source), [new TransferDebited({ accountId: source, transferId, amount: 400, balanceAfter: 600 })]],
-        [transferStreamId(transferId), [new SourceDebited({ transferId }), new CreditRefused({ transferId, code: 'ACCOUNT_CLOSED', reason: 'closed' })]],
+        [
+          transferStreamId(transferId),
+          [new SourceDebited({ transferId }), new CreditRefused({ transferId, code: 'ACCOUNT_CLOSED', reason: 'closed' })],
+        ],
         [accountStreamId(source), [new TransferRefunded({ accountId: source, transferId, amount: 400, balanceAfter: 1000 })]],
       ],
       closedTarget,
@@ -277,7 +306,9 @@ describe('crash points built in the log, then an application started on it', () 
     const closedSince = await openAccount(0);
     const debitedThenClosed = await build(
       250,
-      ({ transferId, source }) => [[accountStreamId(source), [new TransferDebited({ accountId: source, transferId, amount: 250, balanceAfter: 750 })]]],
+      ({ transferId, source }) => [
+        [accountStreamId(source), [new TransferDebited({ accountId: source, transferId, amount: 250, balanceAfter: 750 })]],
+      ],
       closedSince,
     );
     expect((await writer.http.post(`/accounts/${closedSince}/close`)).status).toBe(200);
@@ -298,21 +329,44 @@ describe('crash points built in the log, then an application started on it', () 
       };
       const completedLegs = { 'accounts.TransferDebited': 1, 'accounts.TransferCredited': 1, 'accounts.TransferSettled': 1 };
       expect(await outcome(debited)).toEqual({
-        status: 'completed', failureCode: null, refunded: false, legs: completedLegs, source: 700, target: 300,
+        status: 'completed',
+        failureCode: null,
+        refunded: false,
+        legs: completedLegs,
+        source: 700,
+        target: 300,
       });
       expect(await outcome(credited)).toEqual({
-        status: 'completed', failureCode: null, refunded: false, legs: completedLegs, source: 800, target: 200,
+        status: 'completed',
+        failureCode: null,
+        refunded: false,
+        legs: completedLegs,
+        source: 800,
+        target: 200,
       });
       expect(await outcome(creditedAndSettled)).toEqual({
-        status: 'completed', failureCode: null, refunded: false, legs: completedLegs, source: 850, target: 150,
+        status: 'completed',
+        failureCode: null,
+        refunded: false,
+        legs: completedLegs,
+        source: 850,
+        target: 150,
       });
       expect(await outcome(refunded)).toEqual({
-        status: 'failed', failureCode: 'ACCOUNT_CLOSED', refunded: true,
-        legs: { 'accounts.TransferDebited': 1, 'accounts.TransferRefunded': 1 }, source: 1000, target: 0,
+        status: 'failed',
+        failureCode: 'ACCOUNT_CLOSED',
+        refunded: true,
+        legs: { 'accounts.TransferDebited': 1, 'accounts.TransferRefunded': 1 },
+        source: 1000,
+        target: 0,
       });
       expect(await outcome(debitedThenClosed)).toEqual({
-        status: 'failed', failureCode: 'ACCOUNT_CLOSED', refunded: true,
-        legs: { 'accounts.TransferDebited': 1, 'accounts.TransferRefunded': 1 }, source: 1000, target: 0,
+        status: 'failed',
+        failureCode: 'ACCOUNT_CLOSED',
+        refunded: true,
+        legs: { 'accounts.TransferDebited': 1, 'accounts.TransferRefunded': 1 },
+        source: 1000,
+        target: 0,
       });
       // the steps taken after the "crash" carry the transfer's correlation id
       const chain = await ledger.chain(debited.transferId);
@@ -359,12 +413,23 @@ describe('a log written before settlements existed', () => {
     // exactly what the process manager wrote for a completed transfer before settlements existed
     await write(
       transferStreamId(transferId),
-      [new TransferRequested({ transferId, fromAccountId: source, toAccountId: target.body.id, amount: 300, currency: 'EUR', reference: null })],
+      [
+        new TransferRequested({
+          transferId,
+          fromAccountId: source,
+          toAccountId: target.body.id,
+          amount: 300,
+          currency: 'EUR',
+          reference: null,
+        }),
+      ],
       'anonymous',
     );
     await write(accountStreamId(source), [new TransferDebited({ accountId: source, transferId, amount: 300, balanceAfter: 0 })]);
     await write(transferStreamId(transferId), [new SourceDebited({ transferId })]);
-    await write(accountStreamId(target.body.id), [new TransferCredited({ accountId: target.body.id, transferId, amount: 300, balanceAfter: 300 })]);
+    await write(accountStreamId(target.body.id), [
+      new TransferCredited({ accountId: target.body.id, transferId, amount: 300, balanceAfter: 300 }),
+    ]);
     await write(transferStreamId(transferId), [new TargetCredited({ transferId }), new TransferCompleted({ transferId })]);
 
     // the upgraded application runs its process manager (and whatever else it does at start) over that log
@@ -421,7 +486,10 @@ describe('the process manager replayed from the start of the log', () => {
     const wake = await ledger.deposit(rich.id, 1); // an append wakes the runners up
     const [head] = await rowsOf<{ position: string }>(t.dataSource, 'SELECT max(position) AS position FROM events');
     await until('the process manager to replay the whole log', async () => {
-      const [row] = await rowsOf<{ position: string }>(t.dataSource, `SELECT position FROM projection_checkpoints WHERE name = 'transfer-process'`);
+      const [row] = await rowsOf<{ position: string }>(
+        t.dataSource,
+        `SELECT position FROM projection_checkpoints WHERE name = 'transfer-process'`,
+      );
       return Number(row.position) >= Number(head.position) ? true : undefined;
     });
     await waitUntilSettled(t.dataSource);
@@ -477,7 +545,9 @@ describe('money in flight: a transfer held right after the debit of its source',
         [transferStreamId(accepted.id), randomUUID()],
       );
       await pause.query('COMMIT');
-      await until('the debit of the source', async () => ((await legCounts(t.dataSource, accepted.id))['accounts.TransferDebited'] ? true : undefined));
+      await until('the debit of the source', async () =>
+        (await legCounts(t.dataSource, accepted.id))['accounts.TransferDebited'] ? true : undefined,
+      );
       const result = await during(accepted.id);
       // still held: nothing happened to the transfer meanwhile
       expect(await legCounts(t.dataSource, accepted.id)).toEqual({ 'accounts.TransferDebited': 1 });
@@ -500,7 +570,12 @@ describe('money in flight: a transfer held right after the debit of its source',
     const { transfer, during: close } = await heldAfterDebit(source.id, target.id, 300, async () => {
       // the source now holds 0, its 300 are in flight: its owner tries to close it
       const response = await t.http.post(`/accounts/${source.id}/close`);
-      return { status: response.status, code: response.body.code, details: response.body.details ?? null, events: await ledger.history(source.id) };
+      return {
+        status: response.status,
+        code: response.body.code,
+        details: response.body.details ?? null,
+        events: await ledger.history(source.id),
+      };
     });
     expect({ status: close.status, code: close.code }).toEqual({ status: 422, code: 'ACCOUNT_TRANSFER_IN_FLIGHT' });
     expect(close.events.map((event) => event.type)).not.toContain('accounts.AccountClosed'); // the refusal wrote nothing

@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, it } from '@jest/globals';
 import { TransferSummaryProjection } from '../src/transfers/transfer-summary/transfer-summary.projection.js';
 import { transferStreamId } from '../src/transfers/transfer.js';
-import { CreditRefused, SourceDebited, SourceRefunded, TargetCredited, TransferCompleted, TransferFailed, TransferRequested } from '../src/transfers/transfer.events.js';
+import {
+  CreditRefused,
+  SourceDebited,
+  SourceRefunded,
+  TargetCredited,
+  TransferCompleted,
+  TransferFailed,
+  TransferRequested,
+} from '../src/transfers/transfer.events.js';
 import { projectionSpec } from '../src/event-sourcing/testing/projection-spec.js';
 import { TestEventLog } from '../src/event-sourcing/testing/test-event-log.js';
 import { type ProjectionDatabase, startProjectionDatabase } from './support/projection-database.js';
@@ -28,7 +36,10 @@ const spec = projectionSpec(new TransferSummaryProjection(), {
 function transfer() {
   const log = new TestEventLog();
   const stream = transferStreamId(transferId);
-  const requested = log.record(stream, new TransferRequested({ transferId, fromAccountId: from, toAccountId: to, amount: 25, currency: 'EUR', reference: 'rent' }));
+  const requested = log.record(
+    stream,
+    new TransferRequested({ transferId, fromAccountId: from, toAccountId: to, amount: 25, currency: 'EUR', reference: 'rent' }),
+  );
   const pending = {
     id: transferId,
     from_account_id: from,
@@ -61,7 +72,10 @@ describe('transfers projection', () => {
     const steps = log.recordAll(stream, [new SourceDebited({ transferId }), new TargetCredited({ transferId })]);
     const completed = log.record(stream, new TransferCompleted({ transferId }));
     const at = new Date(completed.metadata.occurredAt);
-    await spec.given([requested, ...steps]).when([completed]).then([{ ...pending, status: 'completed', updated_at: at, completed_at: at, last_position: '4' }]);
+    await spec
+      .given([requested, ...steps])
+      .when([completed])
+      .then([{ ...pending, status: 'completed', updated_at: at, completed_at: at, last_position: '4' }]);
   });
 
   it('a failed transfer, refunded after a refused credit: the code, the reason and refunded', async () => {
@@ -73,14 +87,30 @@ describe('transfers projection', () => {
     ]);
     const failed = log.record(stream, new TransferFailed({ transferId, code: 'ACCOUNT_CLOSED', reason: 'closed', refunded: true }));
     const at = new Date(failed.metadata.occurredAt);
-    await spec.given([requested]).when([...steps, failed]).then([
-      { ...pending, status: 'failed', failure_code: 'ACCOUNT_CLOSED', failure_reason: 'closed', refunded: true, updated_at: at, completed_at: at, last_position: '5' },
-    ]);
+    await spec
+      .given([requested])
+      .when([...steps, failed])
+      .then([
+        {
+          ...pending,
+          status: 'failed',
+          failure_code: 'ACCOUNT_CLOSED',
+          failure_reason: 'closed',
+          refunded: true,
+          updated_at: at,
+          completed_at: at,
+          last_position: '5',
+        },
+      ]);
   });
 
   it('is idempotent: the request and the outcome applied again change nothing', async () => {
     const { log, stream, requested } = transfer();
-    const outcome = log.recordAll(stream, [new SourceDebited({ transferId }), new TargetCredited({ transferId }), new TransferCompleted({ transferId })]);
+    const outcome = log.recordAll(stream, [
+      new SourceDebited({ transferId }),
+      new TargetCredited({ transferId }),
+      new TransferCompleted({ transferId }),
+    ]);
     await spec.given([requested]).when(outcome).thenIdempotent();
   });
 });

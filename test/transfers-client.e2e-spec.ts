@@ -30,16 +30,24 @@ async function open(ownerName = 'Ada Lovelace', currency = 'EUR'): Promise<Ledge
 
 async function openWith(balance: number, currency = 'EUR'): Promise<LedgerSchemas['CommandResult']> {
   const account = await open('Grace Hopper', currency);
-  const { data, response } = await ledger.POST('/accounts/{id}/deposits', { params: { path: { id: account.id } }, body: { amount: balance } });
+  const { data, response } = await ledger.POST('/accounts/{id}/deposits', {
+    params: { path: { id: account.id } },
+    body: { amount: balance },
+  });
   expect(response.status).toBe(200);
   return data!;
 }
 
 /** GET /transfers/{id} (reading its own write: minPosition) until it is completed or failed. */
-async function settled(accepted: LedgerSchemas['TransferAcceptedResponse'], timeoutMs = 20_000): Promise<LedgerSchemas['TransferResponse']> {
+async function settled(
+  accepted: LedgerSchemas['TransferAcceptedResponse'],
+  timeoutMs = 20_000,
+): Promise<LedgerSchemas['TransferResponse']> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { data, error } = await ledger.GET('/transfers/{id}', { params: { path: { id: accepted.id }, query: { minPosition: accepted.position } } });
+    const { data, error } = await ledger.GET('/transfers/{id}', {
+      params: { path: { id: accepted.id }, query: { minPosition: accepted.position } },
+    });
     if (error) throw new Error(`GET /transfers/${accepted.id}: ${error.status} ${error.code}`);
     if (data.status !== 'pending') return data;
     if (Date.now() > deadline) throw new Error(`transfer ${accepted.id} still pending after ${timeoutMs} ms`);
@@ -57,7 +65,11 @@ describe('transfers through the typed client', () => {
   it('a transfer is accepted (202, Location), completes, and moves the amount exactly once', async () => {
     const source = await openWith(1000);
     const target = await open();
-    const { data: accepted, error, response } = await ledger.POST('/transfers', {
+    const {
+      data: accepted,
+      error,
+      response,
+    } = await ledger.POST('/transfers', {
       body: { fromAccountId: source.id, toAccountId: target.id, amount: 300, reference: 'Rent' },
     });
     expect({ status: response.status, error }).toEqual({ status: 202, error: undefined });
@@ -85,7 +97,9 @@ describe('transfers through the typed client', () => {
 
     // and both accounts list it
     for (const account of [source, target]) {
-      const { data: transfers } = await ledger.GET('/accounts/{id}/transfers', { params: { path: { id: account.id }, query: { minPosition: last.position } } });
+      const { data: transfers } = await ledger.GET('/accounts/{id}/transfers', {
+        params: { path: { id: account.id }, query: { minPosition: last.position } },
+      });
       expect(transfers!.items.map((item) => item.id)).toEqual([accepted!.id]);
     }
   });
@@ -104,7 +118,9 @@ describe('transfers through the typed client', () => {
 
   it('a refused transfer answers its problem document as the typed `error`', async () => {
     const account = await openWith(100);
-    const { data, error, response } = await ledger.POST('/transfers', { body: { fromAccountId: account.id, toAccountId: account.id, amount: 1 } });
+    const { data, error, response } = await ledger.POST('/transfers', {
+      body: { fromAccountId: account.id, toAccountId: account.id, amount: 1 },
+    });
     expect(data).toBeUndefined();
     expect(response.status).toBe(400);
     expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);

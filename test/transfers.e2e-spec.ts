@@ -30,7 +30,9 @@ describe('POST /transfers', () => {
   it('accepts a transfer: 202, Location of its status resource, { id, status: pending, position }', async () => {
     const source = await ledger.openWith(1000);
     const target = await ledger.open();
-    const response = await t.http.post('/transfers').send({ fromAccountId: source.id, toAccountId: target.id, amount: 250, reference: 'Invoice 2026-117' });
+    const response = await t.http
+      .post('/transfers')
+      .send({ fromAccountId: source.id, toAccountId: target.id, amount: 250, reference: 'Invoice 2026-117' });
     expect(response.status).toBe(202);
     expect(response.body).toEqual({ id: expect.stringMatching(UUID), status: 'pending', position: expect.any(Number) });
     expect(response.headers.location).toBe(`/transfers/${response.body.id}`);
@@ -39,7 +41,10 @@ describe('POST /transfers', () => {
     const [requested] = await t.dataSource.query('SELECT type, position FROM events WHERE stream_id = $1 AND version = 1', [
       `transfer-${response.body.id}`,
     ]);
-    expect({ type: requested.type, position: Number(requested.position) }).toEqual({ type: 'transfers.TransferRequested', position: response.body.position });
+    expect({ type: requested.type, position: Number(requested.position) }).toEqual({
+      type: 'transfers.TransferRequested',
+      position: response.body.position,
+    });
     await ledger.settled(response.body.id);
   });
 
@@ -108,16 +113,37 @@ describe('POST /transfers', () => {
     expect((await ledger.account(source.id)).status).toBe('closed');
   });
 
-  it('shows both legs in the accounts\' transactions, typed and with the transfer id', async () => {
+  it("shows both legs in the accounts' transactions, typed and with the transfer id", async () => {
     const source = await ledger.openWith(1000);
     const target = await ledger.open();
     const accepted = await ledger.transfer(source.id, target.id, 120);
     await ledger.settled(accepted.id);
     const [out] = await ledger.transactions(source.id);
     const [incoming] = await ledger.transactions(target.id);
-    const leg = ({ type, amount, balanceAfter, occurredAt, position, transferId }: Record<string, any>) => ({ type, amount, balanceAfter, occurredAt, position, transferId });
-    expect(leg(out)).toEqual({ type: 'transfer-out', amount: 120, balanceAfter: 880, occurredAt: expect.stringMatching(ISO_DATE), position: expect.any(Number), transferId: accepted.id });
-    expect(leg(incoming)).toEqual({ type: 'transfer-in', amount: 120, balanceAfter: 120, occurredAt: expect.stringMatching(ISO_DATE), position: expect.any(Number), transferId: accepted.id });
+    const leg = ({ type, amount, balanceAfter, occurredAt, position, transferId }: Record<string, any>) => ({
+      type,
+      amount,
+      balanceAfter,
+      occurredAt,
+      position,
+      transferId,
+    });
+    expect(leg(out)).toEqual({
+      type: 'transfer-out',
+      amount: 120,
+      balanceAfter: 880,
+      occurredAt: expect.stringMatching(ISO_DATE),
+      position: expect.any(Number),
+      transferId: accepted.id,
+    });
+    expect(leg(incoming)).toEqual({
+      type: 'transfer-in',
+      amount: 120,
+      balanceAfter: 120,
+      occurredAt: expect.stringMatching(ISO_DATE),
+      position: expect.any(Number),
+      transferId: accepted.id,
+    });
     expect(incoming.position).toBeGreaterThan(out.position);
     // the settlement of the source moves no money: it is no transaction
     expect((await ledger.transactions(source.id)).map((item) => item.type)).toEqual(['transfer-out', 'deposit']);
@@ -182,11 +208,19 @@ describe('POST /transfers', () => {
     const source = await ledger.openWith(1000);
     const target = await ledger.open();
     expect((await t.http.get(`/accounts/${source.id.toUpperCase()}/events`)).status).toBe(200); // paths accept it
-    const response = await t.http.post('/transfers').send({ fromAccountId: source.id.toUpperCase(), toAccountId: target.id.toUpperCase(), amount: 100 });
+    const response = await t.http
+      .post('/transfers')
+      .send({ fromAccountId: source.id.toUpperCase(), toAccountId: target.id.toUpperCase(), amount: 100 });
     expect(response.status).toBe(202);
     const transfer = await ledger.settled(response.body.id);
-    expect({ from: transfer.fromAccountId, to: transfer.toAccountId, status: transfer.status }).toEqual({ from: source.id, to: target.id, status: 'completed' });
-    const [requested] = await t.dataSource.query('SELECT data FROM events WHERE stream_id = $1 AND version = 1', [`transfer-${response.body.id}`]);
+    expect({ from: transfer.fromAccountId, to: transfer.toAccountId, status: transfer.status }).toEqual({
+      from: source.id,
+      to: target.id,
+      status: 'completed',
+    });
+    const [requested] = await t.dataSource.query('SELECT data FROM events WHERE stream_id = $1 AND version = 1', [
+      `transfer-${response.body.id}`,
+    ]);
     expect({ from: requested.data.fromAccountId, to: requested.data.toAccountId }).toEqual({ from: source.id, to: target.id });
     expect(await ledger.legs(source.id, response.body.id)).toEqual(['accounts.TransferDebited', 'accounts.TransferSettled']);
     expect(await ledger.legs(target.id, response.body.id)).toEqual(['accounts.TransferCredited']);
@@ -199,7 +233,9 @@ describe('POST /transfers', () => {
   it('still refuses the same account on both sides when only the case differs', async () => {
     const account = await ledger.openWith(1000);
     const before = await ledger.totalEvents();
-    const response = await t.http.post('/transfers').send({ fromAccountId: account.id, toAccountId: account.id.toUpperCase(), amount: 100 });
+    const response = await t.http
+      .post('/transfers')
+      .send({ fromAccountId: account.id, toAccountId: account.id.toUpperCase(), amount: 100 });
     const problem = expectProblem(response, 400, 'VALIDATION_FAILED');
     expect(problem.errors.map((error: { field: string }) => error.field)).toContain('toAccountId');
     expect(await ledger.totalEvents()).toBe(before);
@@ -213,7 +249,13 @@ describe('a transfer that cannot be made fails with a stable code', () => {
     const accepted = await ledger.transfer(source.id, target.id, 101);
     const transfer = await ledger.settled(accepted.id);
     expect(transfer).toEqual(
-      expect.objectContaining({ status: 'failed', failureCode: 'ACCOUNT_INSUFFICIENT_FUNDS', failureReason: expect.stringMatching(/\S/), refunded: false, completedAt: expect.stringMatching(ISO_DATE) }),
+      expect.objectContaining({
+        status: 'failed',
+        failureCode: 'ACCOUNT_INSUFFICIENT_FUNDS',
+        failureReason: expect.stringMatching(/\S/),
+        refunded: false,
+        completedAt: expect.stringMatching(ISO_DATE),
+      }),
     );
     expect((await ledger.account(source.id)).balance).toBe(100);
     expect((await ledger.account(target.id)).balance).toBe(10);
@@ -257,7 +299,9 @@ describe('a transfer that cannot be made fails with a stable code', () => {
     const target = await ledger.openWith(100, 'USD');
     const accepted = await ledger.transfer(source.id, target.id, 300);
     const transfer = await ledger.settled(accepted.id);
-    expect(transfer).toEqual(expect.objectContaining({ status: 'failed', failureCode: 'ACCOUNT_CURRENCY_MISMATCH', refunded: true, currency: 'EUR' }));
+    expect(transfer).toEqual(
+      expect.objectContaining({ status: 'failed', failureCode: 'ACCOUNT_CURRENCY_MISMATCH', refunded: true, currency: 'EUR' }),
+    );
     expect((await ledger.account(source.id)).balance).toBe(800);
     expect((await ledger.account(target.id)).balance).toBe(100);
     expect((await ledger.transactions(source.id)).map((item) => item.type)).toEqual(['transfer-refund', 'transfer-out', 'deposit']);
@@ -323,7 +367,12 @@ describe('GET /transfers/{id}/events: the whole chain', () => {
     ]);
     for (const event of chain) {
       expect(event.metadata).toEqual(
-        expect.objectContaining({ correlationId, eventId: expect.stringMatching(UUID), causationId: expect.any(String), occurredAt: expect.stringMatching(ISO_DATE) }),
+        expect.objectContaining({
+          correlationId,
+          eventId: expect.stringMatching(UUID),
+          causationId: expect.any(String),
+          occurredAt: expect.stringMatching(ISO_DATE),
+        }),
       );
     }
     const positions = chain.map((event) => event.position);
@@ -341,8 +390,12 @@ describe('GET /transfers/{id}/events: the whole chain', () => {
       expect(chain[cause].position).toBeLessThan(step.position);
     }
     // the legs are the accounts' own events, as their streams hold them
-    expect(chain[1]).toEqual(expect.objectContaining({ data: { accountId: source.id, transferId: accepted.id, amount: 250, balanceAfter: 750 } }));
-    expect(chain[3]).toEqual(expect.objectContaining({ data: { accountId: target.id, transferId: accepted.id, amount: 250, balanceAfter: 250 } }));
+    expect(chain[1]).toEqual(
+      expect.objectContaining({ data: { accountId: source.id, transferId: accepted.id, amount: 250, balanceAfter: 750 } }),
+    );
+    expect(chain[3]).toEqual(
+      expect.objectContaining({ data: { accountId: target.id, transferId: accepted.id, amount: 250, balanceAfter: 250 } }),
+    );
     // the settlement is the source's, moves no money, and follows the credit
     expect(chain[4]).toEqual(expect.objectContaining({ data: { accountId: source.id, transferId: accepted.id, amount: 250 } }));
     const sourceEventIds = (await ledger.history(source.id)).map((event) => event.metadata.eventId);
@@ -376,10 +429,13 @@ describe('GET /transfers/{id}/events: the whole chain', () => {
     const target = await ledger.open();
     const accepted = await ledger.transfer(source.id, target.id, 250);
     await ledger.settled(accepted.id);
-    expect((await ledger.chain(accepted.id)).map((event) => event.type)).toEqual(['transfers.TransferRequested', 'transfers.TransferFailed']);
+    expect((await ledger.chain(accepted.id)).map((event) => event.type)).toEqual([
+      'transfers.TransferRequested',
+      'transfers.TransferFailed',
+    ]);
   });
 
-  it('holds only the transfer\'s own events when its correlation id is shared with other requests', async () => {
+  it("holds only the transfer's own events when its correlation id is shared with other requests", async () => {
     const correlationId = `session-${randomUUID()}`;
     const headers = { 'X-Correlation-Id': correlationId };
     const source = await ledger.openWith(1000);
@@ -404,11 +460,16 @@ describe('GET /transfers/{id}/events: the whole chain', () => {
       const chain = await ledger.chain(accepted.id);
       expect(chain.map((event) => event.type)).toEqual(completedPath);
       for (const event of chain) {
-        expect({ correlationId: event.metadata.correlationId, transferId: event.data.transferId }).toEqual({ correlationId, transferId: accepted.id });
+        expect({ correlationId: event.metadata.correlationId, transferId: event.data.transferId }).toEqual({
+          correlationId,
+          transferId: accepted.id,
+        });
       }
     }
     // every event of the correlation is in one of the two chains, except the deposit
-    const [{ count }] = await t.dataSource.query(`SELECT count(*)::int AS count FROM events WHERE metadata->>'correlationId' = $1`, [correlationId]);
+    const [{ count }] = await t.dataSource.query(`SELECT count(*)::int AS count FROM events WHERE metadata->>'correlationId' = $1`, [
+      correlationId,
+    ]);
     expect(count).toBe(2 * completedPath.length + 1);
   });
 
@@ -418,7 +479,7 @@ describe('GET /transfers/{id}/events: the whole chain', () => {
   // (one per batch job or session) got, for a transfer asked for after 1000 events of that
   // correlation, a "chain" without a single event of the transfer — no error, no next page. The chain
   // is now the transfer's own events and its legs, from its TransferRequested on.
-  it('holds the transfer\'s own events even when its correlation id was used for 1000 events before', async () => {
+  it("holds the transfer's own events even when its correlation id was used for 1000 events before", async () => {
     const correlationId = `batch-${randomUUID()}`;
     const store = t.app.get(EventStore);
     const busy = randomUUID();

@@ -96,12 +96,18 @@ describe('version-1 MoneyDeposited / MoneyWithdrawn events', () => {
     expect(legacy).toHaveLength(3);
     for (const event of legacy) {
       expect(event.data instanceof MoneyDeposited || event.data instanceof MoneyWithdrawn).toBe(true);
-      expect({ schemaVersion: event.schemaVersion, reference: (event.data as MoneyDeposited).reference }).toEqual({ schemaVersion: 2, reference: null });
+      expect({ schemaVersion: event.schemaVersion, reference: (event.data as MoneyDeposited).reference }).toEqual({
+        schemaVersion: 2,
+        reference: null,
+      });
     }
   });
 
   it('the aggregate decides on them: a withdrawal of one more is refused with their balance, of exactly it succeeds; an all-legacy account at zero closes', async () => {
-    expect(expectProblemAnswer(await t.http.post(`/accounts/${lin}/withdrawals`).send({ amount: 851 }), 422, 'ACCOUNT_INSUFFICIENT_FUNDS').balance).toBe(850);
+    expect(
+      expectProblemAnswer(await t.http.post(`/accounts/${lin}/withdrawals`).send({ amount: 851 }), 422, 'ACCOUNT_INSUFFICIENT_FUNDS')
+        .balance,
+    ).toBe(850);
     const withdrawn = await post(`/accounts/${lin}/withdrawals`, { amount: 850, reference: 'Rent' });
     expect(withdrawn.version).toBe(5);
     const deposited = await post(`/accounts/${lin}/deposits`, { amount: 75, reference: 'Salary' });
@@ -124,23 +130,29 @@ describe('version-1 MoneyDeposited / MoneyWithdrawn events', () => {
     for (const id of [lin, old]) {
       const stored = await storedRows(accountStreamId(id));
       const history = await accountEvents(t, id);
-      expect(history.map((event) => ({ position: event.position, type: event.type, ...{ schemaVersion: event.schemaVersion, data: event.data } }))).toEqual(
-        stored.map((row) => ({ position: row.position, type: row.type, ...asCurrent(row) })),
-      );
+      expect(
+        history.map((event) => ({
+          position: event.position,
+          type: event.type,
+          ...{ schemaVersion: event.schemaVersion, data: event.data },
+        })),
+      ).toEqual(stored.map((row) => ({ position: row.position, type: row.type, ...asCurrent(row) })));
       // GET /events is commit-safe: a transaction in flight anywhere on the server may hold the newest back a moment.
       const feed = await eventually('GET /events to show the whole stream', async () => {
         const walk = await walkFeed(t, { stream: accountStreamId(id), limit: 2 });
         return walk.items.length >= stored.length ? walk : undefined;
       });
-      expect(feed.items.map((event) => ({ position: event.position, type: event.type, schemaVersion: event.schemaVersion, data: event.data }))).toEqual(
-        stored.map((row) => ({ position: row.position, type: row.type, ...asCurrent(row) })),
-      );
+      expect(
+        feed.items.map((event) => ({ position: event.position, type: event.type, schemaVersion: event.schemaVersion, data: event.data })),
+      ).toEqual(stored.map((row) => ({ position: row.position, type: row.type, ...asCurrent(row) })));
     }
     const deposits = await walkFeed(t, { type: 'accounts.MoneyDeposited,accounts.MoneyWithdrawn', limit: 1000 }); // all visible: seen above
     const legacy = deposits.items.filter((event) => legacyPositions.includes(event.position));
     expect(legacy).toHaveLength(5);
     expect(legacy.every((event) => event.schemaVersion === 2 && event.data.reference === null)).toBe(true);
-    expect(deposits.items.find((event) => event.data.reference === 'Salary')).toEqual(expect.objectContaining({ schemaVersion: 2, type: 'accounts.MoneyDeposited' }));
+    expect(deposits.items.find((event) => event.data.reference === 'Salary')).toEqual(
+      expect.objectContaining({ schemaVersion: 2, type: 'accounts.MoneyDeposited' }),
+    );
   });
 
   it('the live feed (SSE) shows them as version 2 with reference null, exactly as GET /events', async () => {
@@ -164,11 +176,18 @@ describe('version-1 MoneyDeposited / MoneyWithdrawn events', () => {
       const history = await accountEvents(t, id);
       for (let version = 1; version <= history.length; version++) {
         const response = await t.http.get(`/accounts/${id}/state`).query({ atVersion: version });
-        expect({ id, version, status: response.status, body: response.body }).toEqual({ id, version, status: 200, body: foldAccount(history.slice(0, version)) });
+        expect({ id, version, status: response.status, body: response.body }).toEqual({
+          id,
+          version,
+          status: 200,
+          body: foldAccount(history.slice(0, version)),
+        });
       }
     }
     expect((await t.http.get(`/accounts/${lin}/state`).query({ atVersion: 4 })).body.balance).toBe(850);
-    expect((await t.http.get(`/accounts/${old}/state`).query({ atVersion: 4 })).body).toEqual(expect.objectContaining({ balance: 0, status: 'closed', currency: 'USD' }));
+    expect((await t.http.get(`/accounts/${old}/state`).query({ atVersion: 4 })).body).toEqual(
+      expect.objectContaining({ balance: 0, status: 'closed', currency: 'USD' }),
+    );
   });
 
   it('both account projections show them (reference null; new movements with theirs), and a rebuild gives the same tables', async () => {
@@ -176,11 +195,27 @@ describe('version-1 MoneyDeposited / MoneyWithdrawn events', () => {
 
     // Over HTTP: the read models reflect the legacy history.
     const summary = await t.http.get(`/accounts/${lin}`).query({ minPosition: lastPosition });
-    expect({ status: summary.status, balance: summary.body.balance, version: summary.body.version }).toEqual({ status: 200, balance: 75, version: 6 });
+    expect({ status: summary.status, balance: summary.body.balance, version: summary.body.version }).toEqual({
+      status: 200,
+      balance: 75,
+      version: 6,
+    });
     const olga = await t.http.get(`/accounts/${old}`).query({ minPosition: lastPosition });
-    expect({ status: olga.status, balance: olga.body.balance, state: olga.body.status, owner: olga.body.ownerName }).toEqual({ status: 200, balance: 0, state: 'closed', owner: 'Old Olga' });
+    expect({ status: olga.status, balance: olga.body.balance, state: olga.body.status, owner: olga.body.ownerName }).toEqual({
+      status: 200,
+      balance: 0,
+      state: 'closed',
+      owner: 'Old Olga',
+    });
     const movements = await t.http.get(`/accounts/${lin}/transactions`).query({ minPosition: lastPosition, limit: 100 });
-    expect(movements.body.items.map((item: Record<string, any>) => ({ type: item.type, amount: item.amount, balanceAfter: item.balanceAfter, reference: item.reference }))).toEqual([
+    expect(
+      movements.body.items.map((item: Record<string, any>) => ({
+        type: item.type,
+        amount: item.amount,
+        balanceAfter: item.balanceAfter,
+        reference: item.reference,
+      })),
+    ).toEqual([
       { type: 'deposit', amount: 75, balanceAfter: 75, reference: 'Salary' },
       { type: 'withdrawal', amount: 850, balanceAfter: 0, reference: 'Rent' },
       { type: 'deposit', amount: 50, balanceAfter: 850, reference: null },
@@ -217,7 +252,10 @@ describe('version-1 MoneyDeposited / MoneyWithdrawn events', () => {
         reference: row.reference,
       }));
     const readSummaries = () =>
-      rows<Record<string, any>>(t.dataSource, 'SELECT id::text, owner_name, currency, balance::text, status, version, opened_position::text, last_position::text FROM account_summaries ORDER BY id');
+      rows<Record<string, any>>(
+        t.dataSource,
+        'SELECT id::text, owner_name, currency, balance::text, status, version, opened_position::text, last_position::text FROM account_summaries ORDER BY id',
+      );
     expect(await readMovements()).toEqual(expectedMovements);
     const liveSummaries = await readSummaries();
     const liveTransactions = await rows(t.dataSource, 'SELECT * FROM account_transactions ORDER BY position');
@@ -232,17 +270,25 @@ describe('version-1 MoneyDeposited / MoneyWithdrawn events', () => {
       const requested = await t.http.post(`/admin/projections/${name}/rebuild`);
       expect({ name, status: requested.status }).toEqual({ name, status: 202 });
       const requestedAt = Date.parse(requested.body.rebuild.requestedAt);
-      await eventually(`the rebuild of ${name}`, async () => {
-        const status = await t.http.get(`/admin/projections/${name}`);
-        return status.body.rebuild === null && Date.parse(status.body.lastRebuildCompletedAt) >= requestedAt ? status.body : undefined;
-      }, 30_000);
+      await eventually(
+        `the rebuild of ${name}`,
+        async () => {
+          const status = await t.http.get(`/admin/projections/${name}`);
+          return status.body.rebuild === null && Date.parse(status.body.lastRebuildCompletedAt) >= requestedAt ? status.body : undefined;
+        },
+        30_000,
+      );
     }
     expect(await readSummaries()).toEqual(liveSummaries);
     expect(await rows(t.dataSource, 'SELECT * FROM account_transactions ORDER BY position')).toEqual(liveTransactions);
     expect(await readMovements()).toEqual(expectedMovements);
 
     // And the log itself was never rewritten.
-    const stillLegacy = await rows<{ n: number }>(t.dataSource, 'SELECT count(*)::int AS n FROM events WHERE position = ANY($1) AND schema_version = 1 AND NOT data ? \'reference\'', [legacyPositions]);
+    const stillLegacy = await rows<{ n: number }>(
+      t.dataSource,
+      "SELECT count(*)::int AS n FROM events WHERE position = ANY($1) AND schema_version = 1 AND NOT data ? 'reference'",
+      [legacyPositions],
+    );
     expect(stillLegacy[0].n).toBe(5);
   });
 });

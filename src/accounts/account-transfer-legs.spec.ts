@@ -60,21 +60,39 @@ const refunded = (amount: number, balanceAfter: number, id = transferId) =>
   new TransferRefunded({ accountId, transferId: id, amount, balanceAfter });
 const settled = (amount: number, id = transferId) => new TransferSettled({ accountId, transferId: id, amount });
 const withdrawn = (amount: number, balanceAfter: number) => new MoneyWithdrawn({ accountId, amount, balanceAfter });
-const leg = (amount: number, overrides: Partial<TransferLeg> = {}): TransferLeg => ({ accountId, transferId, amount, currency: 'EUR', ...overrides });
+const leg = (amount: number, overrides: Partial<TransferLeg> = {}): TransferLeg => ({
+  accountId,
+  transferId,
+  amount,
+  currency: 'EUR',
+  ...overrides,
+});
 
 describe('account transfer legs', () => {
   describe('debit of the source', () => {
     it('takes the amount and records the balance after it, with the transfer id', () =>
-      spec.given([opened, deposited(1000, 1000)]).when((state) => debitForTransfer(state, leg(300))).then([debited(300, 700)]));
+      spec
+        .given([opened, deposited(1000, 1000)])
+        .when((state) => debitForTransfer(state, leg(300)))
+        .then([debited(300, 700)]));
 
     it('may take the whole balance', () =>
-      spec.given([opened, deposited(1000, 1000)]).when((state) => debitForTransfer(state, leg(1000))).then([debited(1000, 0)]));
+      spec
+        .given([opened, deposited(1000, 1000)])
+        .when((state) => debitForTransfer(state, leg(1000)))
+        .then([debited(1000, 0)]));
 
     it('debits once per transfer: asked again, decides nothing', () =>
-      spec.given([opened, deposited(1000, 1000), debited(300, 700)]).when((state) => debitForTransfer(state, leg(300))).then([]));
+      spec
+        .given([opened, deposited(1000, 1000), debited(300, 700)])
+        .when((state) => debitForTransfer(state, leg(300)))
+        .then([]));
 
     it('is idempotent per transfer id, whatever the repeated leg says', () =>
-      spec.given([opened, deposited(1000, 1000), debited(300, 700)]).when((state) => debitForTransfer(state, leg(999, { currency: 'USD' }))).then([]));
+      spec
+        .given([opened, deposited(1000, 1000), debited(300, 700)])
+        .when((state) => debitForTransfer(state, leg(999, { currency: 'USD' })))
+        .then([]));
 
     it('repeats as a no-op even once the account is closed or empty (a replay after the fact)', () =>
       spec
@@ -98,10 +116,16 @@ describe('account transfer legs', () => {
         }));
 
     it('refuses a closed account', () =>
-      spec.given([opened, closed]).when((state) => debitForTransfer(state, leg(1))).thenThrows(AccountClosedError));
+      spec
+        .given([opened, closed])
+        .when((state) => debitForTransfer(state, leg(1)))
+        .thenThrows(AccountClosedError));
 
     it('refuses an unknown account', () =>
-      spec.given([]).when((state) => debitForTransfer(state, leg(1))).thenThrows(AccountNotFoundError));
+      spec
+        .given([])
+        .when((state) => debitForTransfer(state, leg(1)))
+        .thenThrows(AccountNotFoundError));
 
     it('refuses another currency than the account holds', () =>
       spec
@@ -110,27 +134,49 @@ describe('account transfer legs', () => {
         .thenThrows(CurrencyMismatchError, (error) => expect(error.code).toBe('ACCOUNT_CURRENCY_MISMATCH')));
 
     it.each([0, -1, 1.5, Number.NaN, MAX_MINOR_UNITS + 1])('refuses the amount %p', (amount) =>
-      spec.given([opened, deposited(1000, 1000)]).when((state) => debitForTransfer(state, leg(amount))).thenThrows(InvalidAmountError));
+      spec
+        .given([opened, deposited(1000, 1000)])
+        .when((state) => debitForTransfer(state, leg(amount)))
+        .thenThrows(InvalidAmountError),
+    );
   });
 
   describe('credit of the target', () => {
     it('adds the amount and records the balance after it, with the transfer id', () =>
-      spec.given([opened, deposited(50, 50)]).when((state) => creditForTransfer(state, leg(300))).then([credited(300, 350)]));
+      spec
+        .given([opened, deposited(50, 50)])
+        .when((state) => creditForTransfer(state, leg(300)))
+        .then([credited(300, 350)]));
 
     it('credits once per transfer: asked again, decides nothing', () =>
-      spec.given([opened, credited(300, 300)]).when((state) => creditForTransfer(state, leg(300))).then([]));
+      spec
+        .given([opened, credited(300, 300)])
+        .when((state) => creditForTransfer(state, leg(300)))
+        .then([]));
 
     it('a credit of a transfer is not a debit of it: both legs may hit one account', () =>
-      spec.given([opened, credited(300, 300)]).when((state) => debitForTransfer(state, leg(300))).then([debited(300, 0)]));
+      spec
+        .given([opened, credited(300, 300)])
+        .when((state) => debitForTransfer(state, leg(300)))
+        .then([debited(300, 0)]));
 
     it('refuses a closed account (the transfer is then refunded)', () =>
-      spec.given([opened, closed]).when((state) => creditForTransfer(state, leg(300))).thenThrows(AccountClosedError));
+      spec
+        .given([opened, closed])
+        .when((state) => creditForTransfer(state, leg(300)))
+        .thenThrows(AccountClosedError));
 
     it('refuses an unknown account', () =>
-      spec.given([]).when((state) => creditForTransfer(state, leg(300))).thenThrows(AccountNotFoundError));
+      spec
+        .given([])
+        .when((state) => creditForTransfer(state, leg(300)))
+        .thenThrows(AccountNotFoundError));
 
     it('refuses another currency than the account holds', () =>
-      spec.given([opened]).when((state) => creditForTransfer(state, leg(300, { currency: 'USD' }))).thenThrows(CurrencyMismatchError));
+      spec
+        .given([opened])
+        .when((state) => creditForTransfer(state, leg(300, { currency: 'USD' })))
+        .thenThrows(CurrencyMismatchError));
 
     it('refuses a credit that would take the balance past 2^53 - 1', () =>
       spec
@@ -145,7 +191,11 @@ describe('account transfer legs', () => {
         .then([credited(10, MAX_MINOR_UNITS)]));
 
     it.each([0, -1, 1.5])('refuses the amount %p', (amount) =>
-      spec.given([opened]).when((state) => creditForTransfer(state, leg(amount))).thenThrows(InvalidAmountError));
+      spec
+        .given([opened])
+        .when((state) => creditForTransfer(state, leg(amount)))
+        .thenThrows(InvalidAmountError),
+    );
 
     it('keeps room for the money in flight: refuses a credit that would leave no room for its refund', () =>
       // balance 2^53 - 1 - 110, and 100 in flight (they may come back): room for 10 more, not 11
@@ -171,10 +221,16 @@ describe('account transfer legs', () => {
     const afterDebit = [opened, deposited(1000, 1000), debited(300, 700)];
 
     it('gives back what the transfer debited', () =>
-      spec.given(afterDebit).when((state) => refundTransfer(state, leg(300))).then([refunded(300, 1000)]));
+      spec
+        .given(afterDebit)
+        .when((state) => refundTransfer(state, leg(300)))
+        .then([refunded(300, 1000)]));
 
     it('refunds once per transfer: asked again, decides nothing', () =>
-      spec.given([...afterDebit, refunded(300, 1000)]).when((state) => refundTransfer(state, leg(300))).then([]));
+      spec
+        .given([...afterDebit, refunded(300, 1000)])
+        .when((state) => refundTransfer(state, leg(300)))
+        .then([]));
 
     // The source cannot have been closed meanwhile any more (closing waits for the money in flight, see
     // below); a stream written before that rule still gets its money back.
@@ -194,10 +250,16 @@ describe('account transfer legs', () => {
         }));
 
     it('refuses to refund a transfer that only credited the account', () =>
-      spec.given([opened, credited(300, 300)]).when((state) => refundTransfer(state, leg(300))).thenThrows(NothingToRefundError));
+      spec
+        .given([opened, credited(300, 300)])
+        .when((state) => refundTransfer(state, leg(300)))
+        .thenThrows(NothingToRefundError));
 
     it('refuses an unknown account', () =>
-      spec.given([]).when((state) => refundTransfer(state, leg(300))).thenThrows(AccountNotFoundError));
+      spec
+        .given([])
+        .when((state) => refundTransfer(state, leg(300)))
+        .thenThrows(AccountNotFoundError));
 
     // Regression (src/accounts/account.ts): a refund may not be refused (the money already left), and
     // it used to be computable past 2^53 - 1: debit 1000, receive deposits up to 2^53 - 1, then the
@@ -231,11 +293,17 @@ describe('account transfer legs', () => {
           .when((state) => depositMoney(state, { accountId, amount: MAX_MINOR_UNITS - 1000 }))
           .then([deposited(MAX_MINOR_UNITS - 1000, MAX_MINOR_UNITS - 1000)]);
         const full = [...inFlight, deposited(MAX_MINOR_UNITS - 1000, MAX_MINOR_UNITS - 1000)];
-        spec.given(full).when((state) => refundTransfer(state, leg(1000))).then([refunded(1000, MAX_MINOR_UNITS)]);
+        spec
+          .given(full)
+          .when((state) => refundTransfer(state, leg(1000)))
+          .then([refunded(1000, MAX_MINOR_UNITS)]);
         const [refund] = refundTransfer(fold(accountDecider, full), leg(1000)) as TransferRefunded[];
         expect(Number.isSafeInteger(refund.balanceAfter) && refund.balanceAfter <= MAX_MINOR_UNITS).toBe(true);
         // and nothing more fits while the refund is pending
-        spec.given(full).when((state) => depositMoney(state, { accountId, amount: 1 })).thenThrows(BalanceLimitExceededError);
+        spec
+          .given(full)
+          .when((state) => depositMoney(state, { accountId, amount: 1 }))
+          .thenThrows(BalanceLimitExceededError);
       });
 
       it('once the refund came back, the account is full: nothing more fits', () =>
@@ -257,10 +325,16 @@ describe('account transfer legs', () => {
     const afterDebit = [opened, deposited(1000, 1000), debited(300, 700)];
 
     it('records that the transfer reached its target, with the amount, changing no balance', () =>
-      spec.given(afterDebit).when((state) => settleTransfer(state, leg(300))).then([settled(300)]));
+      spec
+        .given(afterDebit)
+        .when((state) => settleTransfer(state, leg(300)))
+        .then([settled(300)]));
 
     it('settles once per transfer: asked again, decides nothing', () =>
-      spec.given([...afterDebit, settled(300)]).when((state) => settleTransfer(state, leg(300))).then([]));
+      spec
+        .given([...afterDebit, settled(300)])
+        .when((state) => settleTransfer(state, leg(300)))
+        .then([]));
 
     it('settles each transfer of the account on its own', () =>
       spec
@@ -278,10 +352,16 @@ describe('account transfer legs', () => {
         }));
 
     it('refuses to settle a transfer that only credited the account', () =>
-      spec.given([opened, credited(300, 300)]).when((state) => settleTransfer(state, leg(300))).thenThrows(NothingToSettleError));
+      spec
+        .given([opened, credited(300, 300)])
+        .when((state) => settleTransfer(state, leg(300)))
+        .thenThrows(NothingToSettleError));
 
     it('refuses an unknown account', () =>
-      spec.given([]).when((state) => settleTransfer(state, leg(300))).thenThrows(AccountNotFoundError));
+      spec
+        .given([])
+        .when((state) => settleTransfer(state, leg(300)))
+        .thenThrows(AccountNotFoundError));
 
     // Regression: the converse — a refunded transfer used to be settled again, taking its amount off
     // inFlight a second time.
@@ -315,7 +395,10 @@ describe('account transfer legs', () => {
         .thenThrows(BalanceNotZeroError));
 
     it('once settled, the account closes', () =>
-      spec.given([opened, deposited(300, 300), debited(300, 0), settled(300)]).when((state) => closeAccount(state, { accountId })).then([closed]));
+      spec
+        .given([opened, deposited(300, 300), debited(300, 0), settled(300)])
+        .when((state) => closeAccount(state, { accountId }))
+        .then([closed]));
 
     it('once refunded and paid out, the account closes', () =>
       spec
@@ -330,7 +413,10 @@ describe('account transfer legs', () => {
         .thenThrows(TransferInFlightError, (error) => expect(error.details).toEqual({ accountId, inFlight: 300 })));
 
     it('a credit is never in flight (only what left the account may come back)', () =>
-      spec.given([opened, credited(300, 300), withdrawn(300, 0)]).when((state) => closeAccount(state, { accountId })).then([closed]));
+      spec
+        .given([opened, credited(300, 300), withdrawn(300, 0)])
+        .when((state) => closeAccount(state, { accountId }))
+        .then([closed]));
 
     it('is the sum of the debits neither settled nor refunded', () => {
       expect(inFlightOf([opened])).toBe(0);
@@ -338,7 +424,14 @@ describe('account transfer legs', () => {
       expect(inFlightOf([opened, deposited(1000, 1000), debited(300, 700), debited(200, 500, otherTransferId)])).toBe(500);
       expect(inFlightOf([opened, deposited(1000, 1000), debited(300, 700), debited(200, 500, otherTransferId), settled(300)])).toBe(200);
       expect(
-        inFlightOf([opened, deposited(1000, 1000), debited(300, 700), debited(200, 500, otherTransferId), settled(300), refunded(200, 700, otherTransferId)]),
+        inFlightOf([
+          opened,
+          deposited(1000, 1000),
+          debited(300, 700),
+          debited(200, 500, otherTransferId),
+          settled(300),
+          refunded(200, 700, otherTransferId),
+        ]),
       ).toBe(0);
       expect(inFlightOf([opened, credited(300, 300), deposited(10, 310), withdrawn(10, 300)])).toBe(0);
     });
@@ -379,9 +472,19 @@ describe('account transfer legs', () => {
     });
 
     it('remembers a settlement as a leg and takes it off the money in flight, the balance unchanged', () => {
-      const state = fold(accountDecider, [opened, deposited(1000, 1000), debited(300, 700), debited(100, 600, otherTransferId), settled(300)]);
+      const state = fold(accountDecider, [
+        opened,
+        deposited(1000, 1000),
+        debited(300, 700),
+        debited(100, 600, otherTransferId),
+        settled(300),
+      ]);
       if (state.status === 'none') throw new Error('the account is open');
-      expect({ balance: state.balance, inFlight: state.inFlight, status: state.status }).toEqual({ balance: 600, inFlight: 100, status: 'open' });
+      expect({ balance: state.balance, inFlight: state.inFlight, status: state.status }).toEqual({
+        balance: 600,
+        inFlight: 100,
+        status: 'open',
+      });
       expect([...state.transferSteps].sort()).toEqual([`debit:${otherTransferId}`, `debit:${transferId}`, `settle:${transferId}`].sort());
     });
 
@@ -389,7 +492,13 @@ describe('account transfer legs', () => {
       const { snapshots } = accountDecider;
       if (!snapshots) throw new Error('accounts are snapshotted');
       expect(snapshots.schemaVersion).toBe(3);
-      const state = fold(accountDecider, [opened, deposited(1000, 1000), debited(300, 700), debited(100, 600, otherTransferId), settled(300)]);
+      const state = fold(accountDecider, [
+        opened,
+        deposited(1000, 1000),
+        debited(300, 700),
+        debited(100, 600, otherTransferId),
+        settled(300),
+      ]);
       const decoded = snapshots.decode(JSON.parse(JSON.stringify(snapshots.encode(state))));
       if (decoded.status === 'none' || state.status === 'none') throw new Error('the account is open');
       const { transferSteps, ...rest } = state;

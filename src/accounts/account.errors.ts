@@ -81,10 +81,13 @@ export class TransferInFlightError extends DomainError {
   readonly code = 'ACCOUNT_TRANSFER_IN_FLIGHT';
   readonly kind = 'rule-violated';
   constructor(accountId: string, inFlight: number) {
-    super(`Account ${accountId} has ${inFlight} sent by transfers that have not reached their target yet (and could come back); close it once they have`, {
-      accountId,
-      inFlight,
-    });
+    super(
+      `Account ${accountId} has ${inFlight} sent by transfers that have not reached their target yet (and could come back); close it once they have`,
+      {
+        accountId,
+        inFlight,
+      },
+    );
   }
 }
 
@@ -101,9 +104,12 @@ export class TransferAlreadyResolvedError extends DomainError {
   readonly code = 'ACCOUNT_TRANSFER_ALREADY_RESOLVED';
   readonly kind = 'conflict';
   constructor(accountId: string, transferId: string, step: 'refund' | 'settle') {
-    super(`Transfer ${transferId} was already ${step === 'refund' ? 'settled' : 'refunded'} on account ${accountId}; it cannot also be ${step === 'refund' ? 'refunded' : 'settled'}`, {
-      accountId,
-      transferId,
-    });
+    super(
+      `Transfer ${transferId} was already ${step === 'refund' ? 'settled' : 'refunded'} on account ${accountId}; it cannot also be ${step === 'refund' ? 'refunded' : 'settled'}`,
+      {
+        accountId,
+        transferId,
+      },
+    );
   }
 }

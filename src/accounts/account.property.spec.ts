@@ -111,7 +111,10 @@ const valid = (value: number) => Number.isSafeInteger(value) && value > 0;
 
 function expectedOutcome(model: Model, cmd: ConcreteCommand): Expected {
   const refuse = (code: string): Expected => ({ ok: false, code });
-  const change = (type: Function, value: number, balanceAfter?: number): Expected => ({ ok: true, event: { type, amount: value, balanceAfter } });
+  const change = (type: Function, value: number, balanceAfter?: number): Expected => ({
+    ok: true,
+    event: { type, amount: value, balanceAfter },
+  });
   /** Deposits and credits keep room for the money in flight, so that its refund always fits. */
   const noRoomFor = (value: number) => value > MAX_MINOR_UNITS - model.balance - model.inFlight;
   switch (cmd.kind) {
@@ -199,7 +202,15 @@ function applyToModel(model: Model, events: readonly AccountEvent[]): void {
   }
 }
 
-const newModel = (): Model => ({ balance: 0, closed: false, debited: new Map(), credited: new Set(), refunded: new Set(), settled: new Set(), inFlight: 0 });
+const newModel = (): Model => ({
+  balance: 0,
+  closed: false,
+  debited: new Map(),
+  credited: new Set(),
+  refunded: new Set(),
+  settled: new Set(),
+  inFlight: 0,
+});
 
 /** What the process manager would send: a refund or a settlement repeats the amount its transfer debited. */
 function decide(state: AccountState, model: Model, cmd: ConcreteCommand): AccountEvent[] {
@@ -253,12 +264,15 @@ function run(cmds: readonly Command[]): Run {
     if (expected.ok && expected.event) {
       same(events.length, 1);
       const [event] = events as Array<AccountEvent & { amount: number; balanceAfter: number; accountId: string }>;
-      same({ cmd, type: event.constructor.name, amount: event.amount, balanceAfter: event.balanceAfter }, {
-        cmd,
-        type: expected.event.type.name,
-        amount: expected.event.amount,
-        balanceAfter: expected.event.balanceAfter,
-      });
+      same(
+        { cmd, type: event.constructor.name, amount: event.amount, balanceAfter: event.balanceAfter },
+        {
+          cmd,
+          type: expected.event.type.name,
+          amount: expected.event.amount,
+          balanceAfter: expected.event.balanceAfter,
+        },
+      );
       same(event.accountId, accountId);
       if (event instanceof TransferSettled) same(Object.keys(event).sort(), ['accountId', 'amount', 'transferId']); // no balance
     } else if (cmd.kind === 'close') {
@@ -280,11 +294,17 @@ const sumOf = (events: readonly AccountEvent[], type: Function) =>
 
 describe('account rules (property-based)', () => {
   it('every command is decided as the rules say: accepted with the right event, or refused with the right code', () => {
-    fc.assert(fc.property(commands, (cmds) => void run(cmds)), { numRuns: RUNS });
+    fc.assert(
+      fc.property(commands, (cmds) => void run(cmds)),
+      { numRuns: RUNS },
+    );
   });
 
   it('near the limit too: deposits and credits are refused exactly when they would leave no room for the money in flight', () => {
-    fc.assert(fc.property(nearTheLimit, (cmds) => void run(cmds)), { numRuns: RUNS });
+    fc.assert(
+      fc.property(nearTheLimit, (cmds) => void run(cmds)),
+      { numRuns: RUNS },
+    );
   });
 
   it('no balance ever passes 2^53 - 1, and balance + money in flight never does either: every refund fits', () => {
@@ -320,7 +340,9 @@ describe('account rules (property-based)', () => {
         const { history, state } = run(cmds);
         if (state.status === 'none') throw new Error('the account was opened');
         const resolved = new Set(
-          history.filter((event) => event instanceof TransferSettled || event instanceof TransferRefunded).map((event) => (event as TransferSettled).transferId),
+          history
+            .filter((event) => event instanceof TransferSettled || event instanceof TransferRefunded)
+            .map((event) => (event as TransferSettled).transferId),
         );
         const open = history
           .filter((event): event is TransferDebited => event instanceof TransferDebited && !resolved.has(event.transferId))
@@ -401,10 +423,15 @@ describe('account rules (property-based)', () => {
         // a settlement too, and a debit is resolved once: settled or refunded, never both
         for (const settlement of history.filter((event): event is TransferSettled => event instanceof TransferSettled)) {
           const index = history.indexOf(settlement);
-          const debit = history.slice(0, index).find((event) => event instanceof TransferDebited && event.transferId === settlement.transferId);
+          const debit = history
+            .slice(0, index)
+            .find((event) => event instanceof TransferDebited && event.transferId === settlement.transferId);
           ok(debit !== undefined, `settlement of ${settlement.transferId} without a debit`);
           same(settlement.amount, (debit as TransferDebited).amount);
-          ok(!history.some((event) => event instanceof TransferRefunded && event.transferId === settlement.transferId), 'settled and refunded');
+          ok(
+            !history.some((event) => event instanceof TransferRefunded && event.transferId === settlement.transferId),
+            'settled and refunded',
+          );
         }
       }),
       { numRuns: RUNS },
@@ -434,7 +461,10 @@ describe('account rules (property-based)', () => {
         if (state.status !== 'open' || model.inFlight === 0) return;
         let emptied: AccountState = state;
         if (model.balance > 0) emptied = withdrawMoney(emptied, { accountId, amount: model.balance }).reduce(evolve, emptied);
-        throws(() => closeAccount(emptied, { accountId }), (error: unknown) => (error as DomainError).code === 'ACCOUNT_TRANSFER_IN_FLIGHT');
+        throws(
+          () => closeAccount(emptied, { accountId }),
+          (error: unknown) => (error as DomainError).code === 'ACCOUNT_TRANSFER_IN_FLIGHT',
+        );
         for (const [id, debit] of model.debited) {
           if (model.settled.has(id) || model.refunded.has(id)) continue;
           emptied = settleTransfer(emptied, { accountId, transferId: id, amount: debit, currency: 'EUR' }).reduce(evolve, emptied);

@@ -22,7 +22,10 @@ const closed = new AccountClosed({ accountId });
 describe('account', () => {
   describe('open', () => {
     it('opens a new account', () =>
-      spec.given([]).when((state) => openAccount(state, { accountId, ownerName: 'Ada', currency: 'EUR' })).then([opened]));
+      spec
+        .given([])
+        .when((state) => openAccount(state, { accountId, ownerName: 'Ada', currency: 'EUR' }))
+        .then([opened]));
 
     it('refuses to open an account twice', () =>
       spec
@@ -33,16 +36,29 @@ describe('account', () => {
 
   describe('deposit', () => {
     it('adds the amount and records the balance after it', () =>
-      spec.given([opened, deposited(100, 100)]).when((state) => depositMoney(state, { accountId, amount: 50 })).then([deposited(50, 150)]));
+      spec
+        .given([opened, deposited(100, 100)])
+        .when((state) => depositMoney(state, { accountId, amount: 50 }))
+        .then([deposited(50, 150)]));
 
     it('refuses an unknown account', () =>
-      spec.given([]).when((state) => depositMoney(state, { accountId, amount: 50 })).thenThrows(AccountNotFoundError));
+      spec
+        .given([])
+        .when((state) => depositMoney(state, { accountId, amount: 50 }))
+        .thenThrows(AccountNotFoundError));
 
     it('refuses a closed account', () =>
-      spec.given([opened, closed]).when((state) => depositMoney(state, { accountId, amount: 50 })).thenThrows(AccountClosedError));
+      spec
+        .given([opened, closed])
+        .when((state) => depositMoney(state, { accountId, amount: 50 }))
+        .thenThrows(AccountClosedError));
 
     it.each([0, -1, 1.5, Number.NaN, Number.MAX_SAFE_INTEGER + 1])('refuses the amount %p', (amount) =>
-      spec.given([opened]).when((state) => depositMoney(state, { accountId, amount })).thenThrows(InvalidAmountError));
+      spec
+        .given([opened])
+        .when((state) => depositMoney(state, { accountId, amount }))
+        .thenThrows(InvalidAmountError),
+    );
 
     it('refuses a deposit that would take the balance past 2^53 - 1', () =>
       spec
@@ -59,10 +75,16 @@ describe('account', () => {
 
   describe('withdraw', () => {
     it('takes the amount and records the balance after it', () =>
-      spec.given([opened, deposited(100, 100)]).when((state) => withdrawMoney(state, { accountId, amount: 30 })).then([withdrawn(30, 70)]));
+      spec
+        .given([opened, deposited(100, 100)])
+        .when((state) => withdrawMoney(state, { accountId, amount: 30 }))
+        .then([withdrawn(30, 70)]));
 
     it('may empty the account exactly', () =>
-      spec.given([opened, deposited(100, 100)]).when((state) => withdrawMoney(state, { accountId, amount: 100 })).then([withdrawn(100, 0)]));
+      spec
+        .given([opened, deposited(100, 100)])
+        .when((state) => withdrawMoney(state, { accountId, amount: 100 }))
+        .then([withdrawn(100, 0)]));
 
     it('refuses to go beyond the balance, saying what the balance is', () =>
       spec
@@ -71,18 +93,30 @@ describe('account', () => {
         .thenThrows(InsufficientFundsError, (error) => expect(error.details).toEqual({ accountId, balance: 40, requested: 41 })));
 
     it('refuses an unknown account', () =>
-      spec.given([]).when((state) => withdrawMoney(state, { accountId, amount: 1 })).thenThrows(AccountNotFoundError));
+      spec
+        .given([])
+        .when((state) => withdrawMoney(state, { accountId, amount: 1 }))
+        .thenThrows(AccountNotFoundError));
 
     it('refuses a closed account', () =>
-      spec.given([opened, closed]).when((state) => withdrawMoney(state, { accountId, amount: 1 })).thenThrows(AccountClosedError));
+      spec
+        .given([opened, closed])
+        .when((state) => withdrawMoney(state, { accountId, amount: 1 }))
+        .thenThrows(AccountClosedError));
 
     it('refuses a non-integer amount', () =>
-      spec.given([opened, deposited(100, 100)]).when((state) => withdrawMoney(state, { accountId, amount: 0.5 })).thenThrows(InvalidAmountError));
+      spec
+        .given([opened, deposited(100, 100)])
+        .when((state) => withdrawMoney(state, { accountId, amount: 0.5 }))
+        .thenThrows(InvalidAmountError));
   });
 
   describe('close', () => {
     it('closes an account at zero balance', () =>
-      spec.given([opened, deposited(10, 10), withdrawn(10, 0)]).when((state) => closeAccount(state, { accountId })).then([closed]));
+      spec
+        .given([opened, deposited(10, 10), withdrawn(10, 0)])
+        .when((state) => closeAccount(state, { accountId }))
+        .then([closed]));
 
     it('refuses while money remains', () =>
       spec
@@ -91,9 +125,15 @@ describe('account', () => {
         .thenThrows(BalanceNotZeroError, (error) => expect(error.details.balance).toBe(10)));
 
     it('refuses to close twice', () =>
-      spec.given([opened, closed]).when((state) => closeAccount(state, { accountId })).thenThrows(AccountClosedError));
+      spec
+        .given([opened, closed])
+        .when((state) => closeAccount(state, { accountId }))
+        .thenThrows(AccountClosedError));
 
     it('refuses an unknown account', () =>
-      spec.given([]).when((state) => closeAccount(state, { accountId })).thenThrows(AccountNotFoundError));
+      spec
+        .given([])
+        .when((state) => closeAccount(state, { accountId }))
+        .thenThrows(AccountNotFoundError));
   });
 });

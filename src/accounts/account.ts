@@ -120,10 +120,7 @@ export const accountDecider: Decider<AccountState, AccountEvent> = {
   },
 };
 
-export function openAccount(
-  state: AccountState,
-  command: { accountId: string; ownerName: string; currency: string },
-): AccountEvent[] {
+export function openAccount(state: AccountState, command: { accountId: string; ownerName: string; currency: string }): AccountEvent[] {
   if (state.status !== 'none') throw new AccountAlreadyExistsError(command.accountId);
   return [new AccountOpened({ accountId: command.accountId, ownerName: command.ownerName, currency: command.currency })];
 }
@@ -186,7 +183,14 @@ export function debitForTransfer(state: AccountState, leg: TransferLeg): Account
   assertAmount(leg.amount);
   assertCurrency(account, leg.currency);
   if (leg.amount > account.balance) throw new InsufficientFundsError(account.accountId, account.balance, leg.amount);
-  return [new TransferDebited({ accountId: account.accountId, transferId: leg.transferId, amount: leg.amount, balanceAfter: account.balance - leg.amount })];
+  return [
+    new TransferDebited({
+      accountId: account.accountId,
+      transferId: leg.transferId,
+      amount: leg.amount,
+      balanceAfter: account.balance - leg.amount,
+    }),
+  ];
 }
 
 /** The incoming leg of a transfer; nothing new if this transfer already credited the account. */
@@ -196,7 +200,14 @@ export function creditForTransfer(state: AccountState, leg: TransferLeg): Accoun
   assertAmount(leg.amount);
   assertCurrency(account, leg.currency);
   assertRoomFor(account, leg.amount);
-  return [new TransferCredited({ accountId: account.accountId, transferId: leg.transferId, amount: leg.amount, balanceAfter: account.balance + leg.amount })];
+  return [
+    new TransferCredited({
+      accountId: account.accountId,
+      transferId: leg.transferId,
+      amount: leg.amount,
+      balanceAfter: account.balance + leg.amount,
+    }),
+  ];
 }
 
 /**
@@ -209,7 +220,9 @@ export function refundTransfer(state: AccountState, leg: TransferLeg): AccountEv
   const amount = openDebitOf(state, leg, 'refund');
   if (amount === undefined) return [];
   const account = state as ExistingAccount;
-  return [new TransferRefunded({ accountId: account.accountId, transferId: leg.transferId, amount, balanceAfter: account.balance + amount })];
+  return [
+    new TransferRefunded({ accountId: account.accountId, transferId: leg.transferId, amount, balanceAfter: account.balance + amount }),
+  ];
 }
 
 /** The transfer that debited this account was credited to its target: its money is no longer in flight. */
@@ -229,7 +242,9 @@ function openDebitOf(state: AccountState, leg: TransferLeg, step: 'refund' | 'se
   const amount = state.openDebits.get(leg.transferId);
   if (amount !== undefined) return amount;
   if (state.transferSteps.has(`debit:${leg.transferId}`)) throw new TransferAlreadyResolvedError(state.accountId, leg.transferId, step);
-  throw step === 'refund' ? new NothingToRefundError(leg.accountId, leg.transferId) : new NothingToSettleError(leg.accountId, leg.transferId);
+  throw step === 'refund'
+    ? new NothingToRefundError(leg.accountId, leg.transferId)
+    : new NothingToSettleError(leg.accountId, leg.transferId);
 }
 
 /** Balance + money in flight + amount must stay a safe integer (so a later refund always fits). */

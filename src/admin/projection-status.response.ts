@@ -26,7 +26,8 @@ export class ProjectionStatusResponse {
   @ApiPropertyOptional({ type: String, nullable: true }) lastError!: string | null;
   @ApiPropertyOptional({ type: Number, nullable: true, description: 'Position of the event that failed.' }) failedPosition!: number | null;
   @ApiPropertyOptional({ type: String, format: 'date-time', nullable: true }) failedAt!: string | null;
-  @ApiPropertyOptional({ type: String, nullable: true, description: 'The process currently running this projection.' }) runner!: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true, description: 'The process currently running this projection.' }) runner!:
+    string | null;
   @ApiPropertyOptional({ type: RebuildProgressResponse, nullable: true }) rebuild!: RebuildProgressResponse | null;
   @ApiPropertyOptional({ type: String, format: 'date-time', nullable: true }) lastRebuildCompletedAt!: string | null;
 

@@ -48,7 +48,11 @@ export class ProjectionsAdminController {
     type: ProjectionStatusResponse,
     headers: { Location: { description: '/admin/projections/{name}', schema: { type: 'string' } } },
   })
-  @ApiProblemResponses({ ...UNKNOWN, 400: 'VALIDATION_FAILED (this call takes no body)', 409: 'PROJECTION_NOT_REBUILDABLE: a process manager keeps no table' })
+  @ApiProblemResponses({
+    ...UNKNOWN,
+    400: 'VALIDATION_FAILED (this call takes no body)',
+    409: 'PROJECTION_NOT_REBUILDABLE: a process manager keeps no table',
+  })
   async rebuild(
     @Param('name') name: string,
     @Body(NoBodyFieldsPipe) _body: undefined,

@@ -26,21 +26,42 @@ export class AuthGuard implements CanActivate {
     const header = request.header('authorization');
     const token = header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
     if (!token) {
-      throw new ProblemException(401, 'UNAUTHENTICATED', 'Authentication required', 'Send a bearer token: Authorization: Bearer <token>', {}, { 'WWW-Authenticate': REALM });
+      throw new ProblemException(
+        401,
+        'UNAUTHENTICATED',
+        'Authentication required',
+        'Send a bearer token: Authorization: Bearer <token>',
+        {},
+        { 'WWW-Authenticate': REALM },
+      );
     }
     let principal: Principal;
     try {
       principal = await this.verifier.verify(token);
     } catch (error) {
       if (!(error instanceof InvalidTokenError)) throw error;
-      throw new ProblemException(401, 'INVALID_TOKEN', 'Invalid token', `The bearer token was refused: ${error.message}`, {}, {
-        'WWW-Authenticate': `${REALM}, error="invalid_token"`,
-      });
+      throw new ProblemException(
+        401,
+        'INVALID_TOKEN',
+        'Invalid token',
+        `The bearer token was refused: ${error.message}`,
+        {},
+        {
+          'WWW-Authenticate': `${REALM}, error="invalid_token"`,
+        },
+      );
     }
     if (!scope || !principal.scopes.has(scope)) {
-      throw new ProblemException(403, 'INSUFFICIENT_SCOPE', 'Insufficient scope', scope ? `This endpoint needs the scope ${scope}` : 'This endpoint is not open to any scope', { requiredScope: scope ?? null }, {
-        'WWW-Authenticate': `${REALM}, error="insufficient_scope"${scope ? `, scope="${scope}"` : ''}`,
-      });
+      throw new ProblemException(
+        403,
+        'INSUFFICIENT_SCOPE',
+        'Insufficient scope',
+        scope ? `This endpoint needs the scope ${scope}` : 'This endpoint is not open to any scope',
+        { requiredScope: scope ?? null },
+        {
+          'WWW-Authenticate': `${REALM}, error="insufficient_scope"${scope ? `, scope="${scope}"` : ''}`,
+        },
+      );
     }
     request.principal = principal;
     return true;

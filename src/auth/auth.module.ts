@@ -27,11 +27,7 @@ export class AuthModule {
           setHeaders: false, // only Retry-After, on a 429 (see ClientThrottlerGuard)
         }),
       ],
-      providers: [
-        TokenVerifier,
-        { provide: APP_GUARD, useClass: AuthGuard },
-        { provide: APP_GUARD, useClass: ClientThrottlerGuard },
-      ],
+      providers: [TokenVerifier, { provide: APP_GUARD, useClass: AuthGuard }, { provide: APP_GUARD, useClass: ClientThrottlerGuard }],
       exports: [TokenVerifier],
     };
   }

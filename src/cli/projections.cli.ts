@@ -65,7 +65,11 @@ async function main(): Promise<number> {
           report = await admin.statusOf(name);
         }
         const done = report.lastRebuildCompletedAt !== null && report.lastRebuildCompletedAt >= requestedAt;
-        console.log(done ? `rebuilt and swapped in at ${report.lastRebuildCompletedAt!.toISOString()}` : `rebuild did not complete: ${report.lastError}`);
+        console.log(
+          done
+            ? `rebuilt and swapped in at ${report.lastRebuildCompletedAt!.toISOString()}`
+            : `rebuild did not complete: ${report.lastError}`,
+        );
         return done ? 0 : 1;
       }
       default:

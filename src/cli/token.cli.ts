@@ -14,7 +14,10 @@ try {
       ttl: { type: 'string', default: '1h' },
     },
   });
-  const scopes = values.scopes.split(',').map((scope) => scope.trim()).filter(Boolean);
+  const scopes = values.scopes
+    .split(',')
+    .map((scope) => scope.trim())
+    .filter(Boolean);
   const unknown = scopes.filter((scope) => !(ALL_SCOPES as readonly string[]).includes(scope));
   if (unknown.length) throw new Error(`unknown scope(s) ${unknown.join(', ')}; the scopes are ${ALL_SCOPES.join(', ')}`);
   loadDotEnv();

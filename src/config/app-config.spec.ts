@@ -16,7 +16,15 @@ describe('loadConfig', () => {
       commandMaxAttempts: 10,
       readYourWritesTimeoutMs: 2000,
       liveFeed: { heartbeatMs: 15_000, stallTimeoutMs: 10_000, maxConnectionsPerClient: 10, maxConnections: 1000 },
-      projections: { enabled: true, pollIntervalMs: 1000, batchSize: 500, batchWindowMs: 0, maxAttempts: 5, retryBaseMs: 200, leaseTtlMs: 10_000 },
+      projections: {
+        enabled: true,
+        pollIntervalMs: 1000,
+        batchSize: 500,
+        batchWindowMs: 0,
+        maxAttempts: 5,
+        retryBaseMs: 200,
+        leaseTtlMs: 10_000,
+      },
     });
     expect(config.embeddedDatabase.dir).toMatch(/\.data\/postgres$/);
   });
@@ -84,13 +92,24 @@ describe('loadConfig', () => {
       bodyLimitBytes: 2048,
       commandMaxAttempts: 3,
       readYourWritesTimeoutMs: 500,
-      projections: { enabled: false, pollIntervalMs: 250, batchSize: 100, batchWindowMs: 20, maxAttempts: 3, retryBaseMs: 50, leaseTtlMs: 2000 },
+      projections: {
+        enabled: false,
+        pollIntervalMs: 250,
+        batchSize: 100,
+        batchWindowMs: 20,
+        maxAttempts: 3,
+        retryBaseMs: 50,
+        leaseTtlMs: 2000,
+      },
     });
   });
 
   it('uses a development secret outside production only, and says so', () => {
     expect(loadConfig({}).auth.key).toEqual({ kind: 'secret', secret: DEVELOPMENT_JWT_SECRET, isDevelopmentDefault: true });
-    expect(loadConfig({ JWT_JWKS_URL: 'https://id.example/jwks' }).auth).toMatchObject({ key: { kind: 'jwks' }, algorithms: ['RS256', 'ES256'] });
+    expect(loadConfig({ JWT_JWKS_URL: 'https://id.example/jwks' }).auth).toMatchObject({
+      key: { kind: 'jwks' },
+      algorithms: ['RS256', 'ES256'],
+    });
     expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(40) }).production).toBe(true);
   });
 

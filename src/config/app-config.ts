@@ -118,7 +118,10 @@ function snapshotIntervals(env: NodeJS.ProcessEnv): Record<string, number> {
   const raw = env.SNAPSHOT_INTERVALS;
   if (raw === undefined) return { account: 100 };
   const intervals: Record<string, number> = {};
-  for (const entry of raw.split(',').map((part) => part.trim()).filter(Boolean)) {
+  for (const entry of raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)) {
     const match = /^([a-z][a-z0-9-]*):(\d{1,9})$/.exec(entry);
     if (!match) throw new ConfigError(`SNAPSHOT_INTERVALS must look like "account:100,transfer:0", got "${raw}"`);
     intervals[match[1]] = Number(match[2]);
@@ -129,7 +132,8 @@ function snapshotIntervals(env: NodeJS.ProcessEnv): Record<string, number> {
 function logLevel(env: NodeJS.ProcessEnv): LogLevelName {
   const raw = env.LOG_LEVEL;
   if (raw === undefined || raw === '') return 'log';
-  if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${raw}"`);
+  if (!(LOG_LEVELS as readonly string[]).includes(raw))
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${raw}"`);
   return raw as LogLevelName;
 }
 
@@ -160,7 +164,9 @@ function databaseSchema(env: NodeJS.ProcessEnv): string {
   const raw = env.DATABASE_SCHEMA;
   if (raw === undefined || raw === '') return DEFAULT_SCHEMA;
   if (!SCHEMA_NAME.test(raw)) {
-    throw new ConfigError(`DATABASE_SCHEMA must be a lowercase identifier (a-z, 0-9, _; at most 55 characters; not starting with a digit or pg_), got "${raw}"`);
+    throw new ConfigError(
+      `DATABASE_SCHEMA must be a lowercase identifier (a-z, 0-9, _; at most 55 characters; not starting with a digit or pg_), got "${raw}"`,
+    );
   }
   return raw;
 }
@@ -170,7 +176,8 @@ function jwtKey(env: NodeJS.ProcessEnv, production: boolean): JwtKey {
   if (given.length > 1) throw new ConfigError(`set only one of JWT_SECRET, JWT_PUBLIC_KEY and JWT_JWKS_URL (got ${given.join(', ')})`);
   if (env.JWT_PUBLIC_KEY) {
     const publicKey = env.JWT_PUBLIC_KEY.replaceAll('\\n', '\n');
-    if (!publicKey.includes('BEGIN PUBLIC KEY')) throw new ConfigError('JWT_PUBLIC_KEY must be a PEM public key (-----BEGIN PUBLIC KEY-----)');
+    if (!publicKey.includes('BEGIN PUBLIC KEY'))
+      throw new ConfigError('JWT_PUBLIC_KEY must be a PEM public key (-----BEGIN PUBLIC KEY-----)');
     return { kind: 'public-key', publicKey };
   }
   if (env.JWT_JWKS_URL) {
@@ -185,7 +192,9 @@ function jwtKey(env: NodeJS.ProcessEnv, production: boolean): JwtKey {
   }
   const secret = env.JWT_SECRET ?? '';
   if (production && (secret === '' || secret === DEVELOPMENT_JWT_SECRET)) {
-    throw new ConfigError('in production (NODE_ENV=production) JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL must be set, and not to the development default');
+    throw new ConfigError(
+      'in production (NODE_ENV=production) JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL must be set, and not to the development default',
+    );
   }
   if (secret !== '' && secret.length < 32) throw new ConfigError('JWT_SECRET must be at least 32 characters');
   return secret === ''
@@ -215,7 +224,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       commandsPerMinute: integer(env, 'RATE_LIMIT_COMMANDS_PER_MINUTE', 1200, 1, 10_000_000),
       queriesPerMinute: integer(env, 'RATE_LIMIT_QUERIES_PER_MINUTE', 6000, 1, 10_000_000),
     },
-    corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map((origin) => origin.trim()).filter(Boolean),
+    corsOrigins: (env.CORS_ORIGINS ?? '')
+      .split(',')
+      .map((origin) => origin.trim())
+      .filter(Boolean),
     logLevel: logLevel(env),
     databaseUrl: databaseUrl(env),
     sideDatabaseUrls: {

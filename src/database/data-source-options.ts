@@ -8,7 +8,8 @@ import { DEFAULT_SCHEMA, searchPathOption, urlSetsOptions } from './schema-name.
  * `options`), so the SQL's unqualified table names resolve there and nowhere else.
  */
 export function dataSourceOptions(url: string, poolSize: number, schema = DEFAULT_SCHEMA): DataSourceOptions {
-  if (urlSetsOptions(url)) throw new Error('A database URL may not set `options`: the service pins each connection’s search_path itself (DATABASE_SCHEMA)');
+  if (urlSetsOptions(url))
+    throw new Error('A database URL may not set `options`: the service pins each connection’s search_path itself (DATABASE_SCHEMA)');
   return {
     type: 'postgres',
     url,

@@ -65,9 +65,21 @@ export class DatabaseModule {
         }),
       ],
       providers: [
-        { provide: QUERY_DATA_SOURCE, inject: [DataSource], useFactory: (command: DataSource) => sideDataSource(sides.query ?? main, command) },
-        { provide: PROJECTOR_DATA_SOURCE, inject: [DataSource], useFactory: (command: DataSource) => sideDataSource(sides.projector ?? main, command) },
-        { provide: SideDataSources, inject: [DataSource, QUERY_DATA_SOURCE, PROJECTOR_DATA_SOURCE], useFactory: (command: DataSource, query: DataSource, projector: DataSource) => new SideDataSources(command, query, projector) },
+        {
+          provide: QUERY_DATA_SOURCE,
+          inject: [DataSource],
+          useFactory: (command: DataSource) => sideDataSource(sides.query ?? main, command),
+        },
+        {
+          provide: PROJECTOR_DATA_SOURCE,
+          inject: [DataSource],
+          useFactory: (command: DataSource) => sideDataSource(sides.projector ?? main, command),
+        },
+        {
+          provide: SideDataSources,
+          inject: [DataSource, QUERY_DATA_SOURCE, PROJECTOR_DATA_SOURCE],
+          useFactory: (command: DataSource, query: DataSource, projector: DataSource) => new SideDataSources(command, query, projector),
+        },
       ],
       exports: [QUERY_DATA_SOURCE, PROJECTOR_DATA_SOURCE],
     };

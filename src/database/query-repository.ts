@@ -11,7 +11,11 @@ const tokenOf = (entity: Entity) => `QueryRepository<${entity.name}>`;
  * feature module's providers, inject it into query handlers with InjectQueryRepository.
  */
 export function queryRepository(entity: Entity): Provider {
-  return { provide: tokenOf(entity), inject: [QUERY_DATA_SOURCE], useFactory: (dataSource: DataSource) => dataSource.getRepository(entity) };
+  return {
+    provide: tokenOf(entity),
+    inject: [QUERY_DATA_SOURCE],
+    useFactory: (dataSource: DataSource) => dataSource.getRepository(entity),
+  };
 }
 
 export const InjectQueryRepository = (entity: Entity) => Inject(tokenOf(entity));

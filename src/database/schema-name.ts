@@ -13,7 +13,9 @@ export const DEFAULT_SCHEMA = 'public';
 
 export function assertSchemaName(schema: string, source = 'the schema'): string {
   if (!SCHEMA_NAME.test(schema)) {
-    throw new Error(`${source} must be a lowercase identifier (a-z, 0-9, _; at most 55 characters, not starting with pg_ or a digit), got "${schema}"`);
+    throw new Error(
+      `${source} must be a lowercase identifier (a-z, 0-9, _; at most 55 characters, not starting with pg_ or a digit), got "${schema}"`,
+    );
   }
   return schema;
 }

@@ -20,9 +20,19 @@ export class EventFeedRequest {
   @Max(1000)
   limit?: number;
 
-  @ApiPropertyOptional({ description: 'Only events of these types (comma-separated), e.g. accounts.MoneyDeposited', example: 'accounts.MoneyDeposited' })
+  @ApiPropertyOptional({
+    description: 'Only events of these types (comma-separated), e.g. accounts.MoneyDeposited',
+    example: 'accounts.MoneyDeposited',
+  })
   @IsOptional()
-  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.split(',').map((type) => type.trim()).filter(Boolean) : value))
+  @Transform(({ value }: { value: unknown }) =>
+    typeof value === 'string'
+      ? value
+          .split(',')
+          .map((type) => type.trim())
+          .filter(Boolean)
+      : value,
+  )
   @IsArray()
   @ArrayMaxSize(50)
   @IsString({ each: true })

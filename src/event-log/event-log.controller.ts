@@ -13,9 +13,15 @@ import { LiveFeed } from './live-feed.js';
 import { LIVE_FEED_RETRY_AFTER_SECONDS } from './live-feed-slots.js';
 
 function noEventAt(position: number, field: string): ProblemException {
-  return new ProblemException(400, 'UNKNOWN_POSITION', 'Unknown position', `There is no event at position ${position}: pass a position this feed returned`, {
-    errors: [{ field, messages: [`${field} must be the position of an existing event`] }],
-  });
+  return new ProblemException(
+    400,
+    'UNKNOWN_POSITION',
+    'Unknown position',
+    `There is no event at position ${position}: pass a position this feed returned`,
+    {
+      errors: [{ field, messages: [`${field} must be the position of an existing event`] }],
+    },
+  );
 }
 
 const POSITION = /^(0|[1-9][0-9]{0,15})$/;
@@ -73,7 +79,12 @@ export class EventLogController {
   ): Promise<void> {
     const raw = header ?? query;
     if (raw !== undefined && (typeof raw !== 'string' || !POSITION.test(raw.trim()))) {
-      throw new ProblemException(400, 'INVALID_LAST_EVENT_ID', 'Invalid Last-Event-ID', 'Last-Event-ID must be the position (an integer) of the last event received');
+      throw new ProblemException(
+        400,
+        'INVALID_LAST_EVENT_ID',
+        'Invalid Last-Event-ID',
+        'Last-Event-ID must be the position (an integer) of the last event received',
+      );
     }
     const lastEventId = typeof raw === 'string' ? Number(raw.trim()) : undefined;
     // The client, as for the rate limits: the verified token's subject (the AuthGuard ran first).

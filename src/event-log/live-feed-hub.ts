@@ -1,5 +1,12 @@
 import { Logger } from '@nestjs/common';
-import { type Checkpoint, type EventLogReader, type EventNotifier, type RecordedEvent, checkpointOf, compareCheckpoints } from '../event-sourcing/index.js';
+import {
+  type Checkpoint,
+  type EventLogReader,
+  type EventNotifier,
+  type RecordedEvent,
+  checkpointOf,
+  compareCheckpoints,
+} from '../event-sourcing/index.js';
 import { EventResponse } from './event.response.js';
 
 /** Events read from the log per statement, by the shared reader and by a stream catching up. */

@@ -25,10 +25,22 @@ export class LiveFeedSlots {
     const held = this.byClient.get(client) ?? 0;
     // The client's own cap first: a client at its cap is told about its own usage, even on a full instance.
     if (held >= this.limits.maxConnectionsPerClient) {
-      throw refused(429, 'LIVE_FEED_CLIENT_LIMIT', 'Too many live streams', `This client already has ${held} open live streams, the most allowed; close one or retry after ${LIVE_FEED_RETRY_AFTER_SECONDS} s`, this.limits.maxConnectionsPerClient);
+      throw refused(
+        429,
+        'LIVE_FEED_CLIENT_LIMIT',
+        'Too many live streams',
+        `This client already has ${held} open live streams, the most allowed; close one or retry after ${LIVE_FEED_RETRY_AFTER_SECONDS} s`,
+        this.limits.maxConnectionsPerClient,
+      );
     }
     if (this.total >= this.limits.maxConnections) {
-      throw refused(503, 'LIVE_FEED_AT_CAPACITY', 'Live feed at capacity', `This instance serves the most live streams it allows (${this.limits.maxConnections}); retry after ${LIVE_FEED_RETRY_AFTER_SECONDS} s`, this.limits.maxConnections);
+      throw refused(
+        503,
+        'LIVE_FEED_AT_CAPACITY',
+        'Live feed at capacity',
+        `This instance serves the most live streams it allows (${this.limits.maxConnections}); retry after ${LIVE_FEED_RETRY_AFTER_SECONDS} s`,
+        this.limits.maxConnections,
+      );
     }
     this.byClient.set(client, held + 1);
     this.total++;

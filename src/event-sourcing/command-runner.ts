@@ -56,7 +56,9 @@ export class CommandRunner {
       try {
         events = command.decide(state);
       } catch (error) {
-        this.logger.debug(`${correlationTag(command.metadata)} ${command.streamId}@${version}: refused (${(error as { code?: string }).code ?? (error as Error).name})`);
+        this.logger.debug(
+          `${correlationTag(command.metadata)} ${command.streamId}@${version}: refused (${(error as { code?: string }).code ?? (error as Error).name})`,
+        );
         throw error;
       }
       if (events.length === 0) {
@@ -68,13 +70,17 @@ export class CommandRunner {
           expectedVersion: version === 0 ? NO_STREAM : version,
           metadata: command.metadata,
         });
-        this.logger.debug(`${correlationTag(command.metadata)} ${command.streamId}@${appended.version}: appended ${events.map((event) => event.constructor.name).join(', ')} at ${appended.position}`);
+        this.logger.debug(
+          `${correlationTag(command.metadata)} ${command.streamId}@${appended.version}: appended ${events.map((event) => event.constructor.name).join(', ')} at ${appended.position}`,
+        );
         await this.loader.appended(command.streamId, command.decider, loaded, appended);
         return appended;
       } catch (error) {
         if (!(error instanceof WrongExpectedVersionError) || command.expectedVersion !== undefined) throw error;
         if (ambientManager()) throw new UnitOfWorkConflict(command.streamId, 'a concurrent writer took its next version');
-        this.logger.debug(`${correlationTag(command.metadata)} ${command.streamId}@${version}: lost a race (attempt ${attempt}), deciding again`);
+        this.logger.debug(
+          `${correlationTag(command.metadata)} ${command.streamId}@${version}: lost a race (attempt ${attempt}), deciding again`,
+        );
         if (attempt >= this.options.maxAttempts) throw new ConcurrencyConflictError(command.streamId, attempt);
         await sleep(Math.random() * 5 * attempt);
       }

@@ -24,5 +24,10 @@ export interface KindedError extends Error {
 
 export function isKindedError(error: unknown): error is KindedError {
   const candidate = error as Partial<KindedError> | null;
-  return error instanceof Error && typeof candidate?.kind === 'string' && typeof candidate.code === 'string' && typeof candidate.details === 'object';
+  return (
+    error instanceof Error &&
+    typeof candidate?.kind === 'string' &&
+    typeof candidate.code === 'string' &&
+    typeof candidate.details === 'object'
+  );
 }

@@ -239,7 +239,10 @@ export class EventStoreTransaction {
       }>(this.manager, APPEND_SQL, [streamId, payload, sqlExpectedVersion]);
     } catch (error) {
       // A pg error from the prepared statement, or TypeORM's wrapper of one.
-      const { constraint, code } = (error instanceof QueryFailedError ? error.driverError : error) as { constraint?: string; code?: string };
+      const { constraint, code } = (error instanceof QueryFailedError ? error.driverError : error) as {
+        constraint?: string;
+        code?: string;
+      };
       const failure =
         constraint === STREAM_VERSION_UNIQUE
           ? new StreamVersionTaken(streamId, expected)
@@ -283,7 +286,9 @@ export class EventStore {
    */
   private canAppendAlone(options: AppendOptions): boolean {
     // A lease holder's append must run in a transaction: its fence is checked just before COMMIT.
-    return ambient.getStore() === undefined && options.expectedVersion !== ANY && !this.projections.hasInline() && currentFence() === undefined;
+    return (
+      ambient.getStore() === undefined && options.expectedVersion !== ANY && !this.projections.hasInline() && currentFence() === undefined
+    );
   }
 
   private async appendAlone(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
@@ -376,10 +381,9 @@ export class EventStore {
 
   /** The stream's current version; 0 when it does not exist. */
   async streamVersion(streamId: string): Promise<number> {
-    const [row] = (await this.reader.query(
-      'SELECT coalesce(max(version), 0) AS version FROM events WHERE stream_id = $1',
-      [streamId],
-    )) as Array<{ version: number }>;
+    const [row] = (await this.reader.query('SELECT coalesce(max(version), 0) AS version FROM events WHERE stream_id = $1', [
+      streamId,
+    ])) as Array<{ version: number }>;
     return row.version;
   }
 

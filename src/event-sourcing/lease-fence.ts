@@ -9,7 +9,10 @@ const LEASE_LOST_SQLSTATE = 'LF001';
  * over (a newer token), or it expired. Nothing of that transaction was committed.
  */
 export class LeaseLostError extends Error {
-  constructor(readonly projection: string, detail: string) {
+  constructor(
+    readonly projection: string,
+    detail: string,
+  ) {
     super(`Lease of projection ${projection} lost: ${detail}`);
     this.name = 'LeaseLostError';
   }

@@ -246,11 +246,12 @@ export class ProjectionCheckpoints {
       );
       if (!rows.length) return null;
       const [failed] = rows;
-      await sql(
-        manager,
-        `INSERT INTO projection_skips (projection, position, event_type, error) VALUES ($1, $2, $3, $4)`,
-        [name, failed.failed_position, failed.type, failed.last_error],
-      );
+      await sql(manager, `INSERT INTO projection_skips (projection, position, event_type, error) VALUES ($1, $2, $3, $4)`, [
+        name,
+        failed.failed_position,
+        failed.type,
+        failed.last_error,
+      ]);
       await sql(
         manager,
         `UPDATE projection_checkpoints
@@ -310,6 +311,11 @@ export class ProjectionCheckpoints {
       `SELECT position, event_type, error, skipped_at FROM projection_skips WHERE projection = $1 ORDER BY id`,
       [name],
     );
-    return rows.map((row) => ({ position: toSafeNumber(row.position), eventType: row.event_type, error: row.error, skippedAt: row.skipped_at }));
+    return rows.map((row) => ({
+      position: toSafeNumber(row.position),
+      eventType: row.event_type,
+      error: row.error,
+      skippedAt: row.skipped_at,
+    }));
   }
 }

@@ -137,7 +137,10 @@ export class ProjectionRunner {
         if (next === 'more') {
           this.heldBackDelayMs = 0;
         } else if (next === 'held-back') {
-          this.heldBackDelayMs = this.heldBackDelayMs === 0 ? HELD_BACK_FIRST_DELAY_MS : Math.min(this.heldBackDelayMs * 2, HELD_BACK_MAX_DELAY_MS, options.pollIntervalMs);
+          this.heldBackDelayMs =
+            this.heldBackDelayMs === 0
+              ? HELD_BACK_FIRST_DELAY_MS
+              : Math.min(this.heldBackDelayMs * 2, HELD_BACK_MAX_DELAY_MS, options.pollIntervalMs);
           await sleep(this.heldBackDelayMs);
         } else {
           this.heldBackDelayMs = 0;
@@ -390,9 +393,10 @@ export class ProjectionRunner {
       if (target === 'live') await checkpoints.advance(manager, this.projection.name, checkpoint, options.leaseTtlMs);
       else await checkpoints.rebuildAdvanced(manager, this.projection.name, checkpoint, events.length);
       // What this transaction leaves in the row, so the next batch needs no reload.
-      this.state = target === 'live'
-        ? { ...state!, checkpoint, attempts: 0 }
-        : { ...state!, rebuild: { ...state!.rebuild!, checkpoint, eventsApplied: state!.rebuild!.eventsApplied + events.length } };
+      this.state =
+        target === 'live'
+          ? { ...state!, checkpoint, attempts: 0 }
+          : { ...state!, rebuild: { ...state!.rebuild!, checkpoint, eventsApplied: state!.rebuild!.eventsApplied + events.length } };
     });
     if (target === 'live') this.deps.onAdvance(this.projection.name, checkpoint);
   }
@@ -418,7 +422,12 @@ export class ProjectionRunner {
     const holding = this.holding();
     // A cheap look first (no lock): the fenced steps and the fenced advance below are what decide.
     const before = await checkpoints.load(this.projection.name);
-    if (before?.leaseOwner !== owner || before.leaseToken !== holding.token || before.status !== 'running' || !isSameCheckpoint(before.checkpoint, from)) {
+    if (
+      before?.leaseOwner !== owner ||
+      before.leaseToken !== holding.token ||
+      before.status !== 'running' ||
+      !isSameCheckpoint(before.checkpoint, from)
+    ) {
       throw new LostLease();
     }
     const deadline = performance.now() + options.leaseTtlMs / 3;

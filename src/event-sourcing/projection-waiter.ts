@@ -142,7 +142,11 @@ export class ProjectionWaiter implements OnModuleDestroy {
 
   /** Where the event at `position` sits in commit order; undefined while it is not visible (yet). */
   private async targetOf(position: number): Promise<Checkpoint | undefined> {
-    const { rows } = await sql<{ transaction_id: string }>(this.dataSource.manager, 'SELECT transaction_id FROM events WHERE position = $1', [position]);
+    const { rows } = await sql<{ transaction_id: string }>(
+      this.dataSource.manager,
+      'SELECT transaction_id FROM events WHERE position = $1',
+      [position],
+    );
     return rows.length ? { transactionId: rows[0].transaction_id, position } : undefined;
   }
 

@@ -17,7 +17,10 @@ export class ProjectionRegistry {
       // A table has one writer; and a rebuild's copies share one schema, named as the live tables.
       for (const table of projection.tables) {
         const other = [...this.projections.values()].find((candidate) => candidate.tables.includes(table));
-        if (other) throw new Error(`Projections "${other.name}" and "${projection.name}" both declare table "${table}": a table belongs to one projection`);
+        if (other)
+          throw new Error(
+            `Projections "${other.name}" and "${projection.name}" both declare table "${table}": a table belongs to one projection`,
+          );
       }
       this.projections.set(projection.name, projection);
       if (projection.mode === 'inline') this.inline.push(projection);

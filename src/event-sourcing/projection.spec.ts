@@ -53,7 +53,9 @@ describe('ProjectionRegistry', () => {
     const registry = new ProjectionRegistry();
     const handlers = new ProjectionHandlers();
     registry.register([{ ...base, name: 'a', tables: ['t', 'u'], handlers }]);
-    expect(() => registry.register([{ ...base, name: 'b', tables: ['v', 'u'], handlers }])).toThrow('Projections "a" and "b" both declare table "u"');
+    expect(() => registry.register([{ ...base, name: 'b', tables: ['v', 'u'], handlers }])).toThrow(
+      'Projections "a" and "b" both declare table "u"',
+    );
     expect(() => registry.register([{ ...base, name: 'c', tables: ['v'], handlers }])).not.toThrow();
   });
 });

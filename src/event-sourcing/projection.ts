@@ -79,11 +79,7 @@ export function assertValidProjection(projection: Projection): void {
 }
 
 /** Applies events to a projection in the manager's transaction (see Projection). */
-export async function applyToProjection(
-  projection: Projection,
-  events: readonly RecordedEvent[],
-  manager: EntityManager,
-): Promise<void> {
+export async function applyToProjection(projection: Projection, events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
   if (projection.applyBatch) {
     try {
       await projection.applyBatch(events, manager);

@@ -2,8 +2,7 @@ import type { EventTypeRegistry } from './event-type.registry.js';
 import type { EventMetadata, RecordedEvent } from './recorded-event.js';
 
 /** The columns every read of the events table selects, in the shape `pg` returns them. */
-export const EVENT_COLUMNS =
-  'position, stream_id, version, type, schema_version, data, metadata, recorded_at, transaction_id';
+export const EVENT_COLUMNS = 'position, stream_id, version, type, schema_version, data, metadata, recorded_at, transaction_id';
 
 export interface StoredEventRow {
   position: string;

@@ -74,13 +74,7 @@ export class TransferFailed {
 }
 
 export type TransferEvent =
-  | TransferRequested
-  | SourceDebited
-  | TargetCredited
-  | TransferCompleted
-  | CreditRefused
-  | SourceRefunded
-  | TransferFailed;
+  TransferRequested | SourceDebited | TargetCredited | TransferCompleted | CreditRefused | SourceRefunded | TransferFailed;
 
 export const TRANSFER_EVENTS = [
   TransferRequested,

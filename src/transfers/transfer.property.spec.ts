@@ -49,9 +49,9 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   fc.constant({ kind: 'refund' } as const),
 );
 /** Usually starting with the request, as the process does; sometimes not (steps before any request). */
-const steps = fc.tuple(fc.boolean(), fc.array(step, { maxLength: 25 })).map(([requestFirst, rest]) =>
-  requestFirst ? [{ kind: 'request' } as Step, ...rest] : rest,
-);
+const steps = fc
+  .tuple(fc.boolean(), fc.array(step, { maxLength: 25 }))
+  .map(([requestFirst, rest]) => (requestFirst ? [{ kind: 'request' } as Step, ...rest] : rest));
 
 function decide(state: TransferState, s: Step): TransferEvent[] {
   switch (s.kind) {
@@ -78,7 +78,14 @@ const PATHS = [
 ];
 
 /** Status changes a single decision may make. */
-const ALLOWED_MOVES = new Set(['none→pending', 'pending→debited', 'pending→failed', 'debited→completed', 'debited→refunding', 'refunding→failed']);
+const ALLOWED_MOVES = new Set([
+  'none→pending',
+  'pending→debited',
+  'pending→failed',
+  'debited→completed',
+  'debited→refunding',
+  'refunding→failed',
+]);
 
 interface Trace {
   readonly history: TransferEvent[];
@@ -117,7 +124,10 @@ const typesOf = (history: readonly TransferEvent[]) => history.map((event) => ev
 
 describe('transfer rules (property-based)', () => {
   it('every step is idempotent: asked again right after, it decides nothing', () => {
-    fc.assert(fc.property(steps, (sequence) => void run(sequence)), { numRuns: RUNS });
+    fc.assert(
+      fc.property(steps, (sequence) => void run(sequence)),
+      { numRuns: RUNS },
+    );
   });
 
   it('the stream is always a prefix of one of the three allowed paths', () => {
@@ -150,7 +160,8 @@ describe('transfer rules (property-based)', () => {
         const refund = history.find((event) => event instanceof SourceRefunded);
         const creditRefused = history.find((event): event is CreditRefused => event instanceof CreditRefused);
         same(failed[0].refunded, refund !== undefined);
-        if (creditRefused) same({ code: failed[0].code, reason: failed[0].reason }, { code: creditRefused.code, reason: creditRefused.reason });
+        if (creditRefused)
+          same({ code: failed[0].code, reason: failed[0].reason }, { code: creditRefused.code, reason: creditRefused.reason });
       }),
       { numRuns: RUNS },
     );
@@ -183,17 +194,22 @@ describe('transfer rules (property-based)', () => {
 
   it('with every step offered, a requested transfer always reaches completed or failed', () => {
     fc.assert(
-      fc.property(fc.array(step, { maxLength: 10 }), fc.constantFrom('debit', 'debitRefused'), fc.constantFrom('credit', 'creditRefused'), (noise, first, second) => {
-        // whatever happened before, offering the remaining steps in process order finishes the transfer
-        const finish: Step[] = [
-          first === 'debit' ? { kind: 'debit' } : { kind: 'debitRefused', code: 'ACCOUNT_INSUFFICIENT_FUNDS' },
-          second === 'credit' ? { kind: 'credit' } : { kind: 'creditRefused', code: 'ACCOUNT_CLOSED' },
-          { kind: 'refund' },
-        ];
-        const { history } = run([{ kind: 'request' }, ...noise, ...finish]);
-        const state = fold(transferDecider, history);
-        ok(state.status === 'completed' || state.status === 'failed', state.status);
-      }),
+      fc.property(
+        fc.array(step, { maxLength: 10 }),
+        fc.constantFrom('debit', 'debitRefused'),
+        fc.constantFrom('credit', 'creditRefused'),
+        (noise, first, second) => {
+          // whatever happened before, offering the remaining steps in process order finishes the transfer
+          const finish: Step[] = [
+            first === 'debit' ? { kind: 'debit' } : { kind: 'debitRefused', code: 'ACCOUNT_INSUFFICIENT_FUNDS' },
+            second === 'credit' ? { kind: 'credit' } : { kind: 'creditRefused', code: 'ACCOUNT_CLOSED' },
+            { kind: 'refund' },
+          ];
+          const { history } = run([{ kind: 'request' }, ...noise, ...finish]);
+          const state = fold(transferDecider, history);
+          ok(state.status === 'completed' || state.status === 'failed', state.status);
+        },
+      ),
       { numRuns: RUNS },
     );
   });

@@ -78,7 +78,10 @@ describe('transfer', () => {
 
   describe('request', () => {
     it('records the request with the source currency and the reference', () =>
-      spec.given([]).when((state) => requestTransfer(state, request)).then([requested]));
+      spec
+        .given([])
+        .when((state) => requestTransfer(state, request))
+        .then([requested]));
 
     it('records a transfer without a reference', () =>
       spec
@@ -94,20 +97,27 @@ describe('transfer', () => {
           expect(error.code).toBe('TRANSFER_ALREADY_EXISTS');
           expect(error.kind).toBe('conflict');
           expect(error.details).toEqual({ transferId });
-        }));
+        }),
+    );
   });
 
   describe('debit of the source', () => {
     it('records the debit of a pending transfer', () => spec.given([requested]).when(recordDebit).then([sourceDebited]));
 
     it('fails a pending transfer whose debit was refused, with the code and reason, nothing refunded', () =>
-      spec.given([requested]).when((state) => recordDebitRefused(state, noFunds)).then([failedNoFunds]));
+      spec
+        .given([requested])
+        .when((state) => recordDebitRefused(state, noFunds))
+        .then([failedNoFunds]));
 
     it('records a debit once: asked again after it, decides nothing', () =>
       spec.given([requested, sourceDebited]).when(recordDebit).then([]));
 
     it('does not fail a transfer whose source was already debited (a late refusal of a replayed step)', () =>
-      spec.given([requested, sourceDebited]).when((state) => recordDebitRefused(state, noFunds)).then([]));
+      spec
+        .given([requested, sourceDebited])
+        .when((state) => recordDebitRefused(state, noFunds))
+        .then([]));
   });
 
   describe('credit of the target', () => {
@@ -117,13 +127,18 @@ describe('transfer', () => {
     it('never credits a transfer whose source was not debited', () => spec.given([requested]).when(recordCredit).then([]));
 
     it('records a refused credit (the source must now be refunded)', () =>
-      spec.given([requested, sourceDebited]).when((state) => recordCreditRefused(state, closedTarget)).then([creditRefused]));
+      spec
+        .given([requested, sourceDebited])
+        .when((state) => recordCreditRefused(state, closedTarget))
+        .then([creditRefused]));
 
     it('does not take a refused credit for a pending transfer (nothing was debited)', () =>
-      spec.given([requested]).when((state) => recordCreditRefused(state, closedTarget)).then([]));
+      spec
+        .given([requested])
+        .when((state) => recordCreditRefused(state, closedTarget))
+        .then([]));
 
-    it('completes once: asked again after completion, decides nothing', () =>
-      spec.given(histories.completed).when(recordCredit).then([]));
+    it('completes once: asked again after completion, decides nothing', () => spec.given(histories.completed).when(recordCredit).then([]));
   });
 
   describe('refund of the source', () => {
@@ -148,7 +163,10 @@ describe('transfer', () => {
     const cases = Object.keys(histories).flatMap((state) => Object.keys(steps).map((step) => [state, step] as const));
     it.each(cases)('in state %s, %s decides only what the allowed path says', (state, step) => {
       const expected = progress[state]?.[step as keyof typeof steps] ?? [];
-      spec.given(histories[state]).when(steps[step as keyof typeof steps]).then(expected);
+      spec
+        .given(histories[state])
+        .when(steps[step as keyof typeof steps])
+        .then(expected);
     });
 
     it.each(Object.keys(histories))('in state %s, the state folded from the history has that status', (name) => {

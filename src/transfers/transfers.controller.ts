@@ -107,7 +107,8 @@ export class TransfersController {
   @QueryEndpoint()
   @Get('transfers/:id/events')
   @ApiOperation({
-    summary: "The transfer's whole chain: the events of its correlation id that are its own or its accounts' legs (debit, credit, settlement, refund), in log order, a page at a time (keyset pagination)",
+    summary:
+      "The transfer's whole chain: the events of its correlation id that are its own or its accounts' legs (debit, credit, settlement, refund), in log order, a page at a time (keyset pagination)",
     description:
       'The chain mixes streams: each event carries its `streamId`. Pages hold `limit` events (100 by default, at most 1000); pass `nextCursor` as `cursor` for the next one.',
   })

@@ -76,7 +76,9 @@ export function accountsApi(app: () => TestApp) {
     const items: Array<Record<string, any>> = [];
     let cursor: string | undefined;
     do {
-      const response = await app().http.get(`/accounts/${id}/events`).query({ limit: 1000, ...(cursor ? { cursor } : {}) });
+      const response = await app()
+        .http.get(`/accounts/${id}/events`)
+        .query({ limit: 1000, ...(cursor ? { cursor } : {}) });
       expect(response.status).toBe(200);
       items.push(...response.body.items);
       cursor = response.body.nextCursor ?? undefined;

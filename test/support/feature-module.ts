@@ -19,11 +19,19 @@ export interface FeatureModule {
  * a fresh database of the test server, without HTTP. What commandSpec (src/event-sourcing/testing)
  * sends its commands through: `commandSpec(() => feature.moduleRef)`.
  */
-export async function startFeatureModule(imports: ReadonlyArray<Type | DynamicModule>, env: Record<string, string> = {}): Promise<FeatureModule> {
+export async function startFeatureModule(
+  imports: ReadonlyArray<Type | DynamicModule>,
+  env: Record<string, string> = {},
+): Promise<FeatureModule> {
   const database = await createTestDatabase();
   const config = loadConfig(env);
   // The configuration, global as AppModule provides it (controllers' interceptors read it).
-  const configModule: DynamicModule = { module: class FeatureTestConfig {}, global: true, providers: [{ provide: APP_CONFIG, useValue: config }], exports: [APP_CONFIG] };
+  const configModule: DynamicModule = {
+    module: class FeatureTestConfig {},
+    global: true,
+    providers: [{ provide: APP_CONFIG, useValue: config }],
+    exports: [APP_CONFIG],
+  };
   const moduleRef = await Test.createTestingModule({
     imports: [
       configModule,

@@ -157,7 +157,8 @@ export async function walkFeed(
   let after = query.after ?? 0;
   for (let page = 0; page < 100_000; page++) {
     const response = await t.http.get('/events').query({ ...query, after });
-    if (response.status !== 200) throw new Error(`GET /events?after=${after} answered ${response.status}: ${JSON.stringify(response.body)}`);
+    if (response.status !== 200)
+      throw new Error(`GET /events?after=${after} answered ${response.status}: ${JSON.stringify(response.body)}`);
     pages.push({ after, items: response.body.items, next: response.body.next });
     items.push(...response.body.items);
     if (response.body.items.length === 0) return { items, pages };

@@ -147,7 +147,13 @@ export function expectProblem(response: Response, status: number, code: string):
   expect({ status: response.status, code: response.body?.code }).toEqual({ status, code });
   expect(response.headers['content-type']).toMatch(/^application\/problem\+json(;|$)/);
   expect(response.body).toEqual(
-    expect.objectContaining({ type: expect.stringMatching(/\S/), title: expect.stringMatching(/\S/), status, detail: expect.stringMatching(/\S/), code }),
+    expect.objectContaining({
+      type: expect.stringMatching(/\S/),
+      title: expect.stringMatching(/\S/),
+      status,
+      detail: expect.stringMatching(/\S/),
+      code,
+    }),
   );
   return response.body;
 }

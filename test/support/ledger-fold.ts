@@ -112,7 +112,13 @@ const MOVEMENTS: Record<string, { type: MovementType; sign: 1 | -1 }> = {
 export const TRANSFER_PATHS = [
   ['transfers.TransferRequested', 'transfers.SourceDebited', 'transfers.TargetCredited', 'transfers.TransferCompleted'],
   ['transfers.TransferRequested', 'transfers.TransferFailed'],
-  ['transfers.TransferRequested', 'transfers.SourceDebited', 'transfers.CreditRefused', 'transfers.SourceRefunded', 'transfers.TransferFailed'],
+  [
+    'transfers.TransferRequested',
+    'transfers.SourceDebited',
+    'transfers.CreditRefused',
+    'transfers.SourceRefunded',
+    'transfers.TransferFailed',
+  ],
 ];
 
 const iso = (value: string | Date) => new Date(value).toISOString();
@@ -158,7 +164,8 @@ export async function foldLedger(db: Queryable): Promise<LedgerFold> {
 
     if (event.type.startsWith('accounts.')) {
       const accountId = event.data.accountId as string;
-      if (event.streamId !== `account-${accountId}`) violations.push(`event ${event.position} of ${event.streamId} names account ${accountId}`);
+      if (event.streamId !== `account-${accountId}`)
+        violations.push(`event ${event.position} of ${event.streamId} names account ${accountId}`);
       if (event.type === 'accounts.AccountOpened') {
         accounts.set(accountId, {
           id: accountId,
@@ -201,7 +208,8 @@ export async function foldLedger(db: Queryable): Promise<LedgerFold> {
         if (legs.get(accountId)!.has(leg)) violations.push(`account ${accountId}: ${leg} applied twice`);
         legs.get(accountId)!.add(leg);
         const debit = unresolved.get(accountId)!.get(transferId);
-        if (!legs.get(accountId)!.has(`transfer-out:${transferId}`)) violations.push(`account ${accountId}: transfer ${transferId} settled without a debit`);
+        if (!legs.get(accountId)!.has(`transfer-out:${transferId}`))
+          violations.push(`account ${accountId}: transfer ${transferId} settled without a debit`);
         else if (debit === undefined) violations.push(`account ${accountId}: transfer ${transferId} settled once resolved already`);
         else if (debit !== amount) violations.push(`account ${accountId}: transfer ${transferId} settled for ${amount}, debited ${debit}`);
         unresolved.get(accountId)!.delete(transferId);
@@ -217,7 +225,8 @@ export async function foldLedger(db: Queryable): Promise<LedgerFold> {
       const balanceAfter = event.data.balanceAfter as number;
       if (!Number.isSafeInteger(amount) || amount <= 0) violations.push(`event ${event.position}: amount ${amount}`);
       const expected = account.balance + movement.sign * amount;
-      if (balanceAfter !== expected) violations.push(`event ${event.position} (${event.type}): balanceAfter ${balanceAfter}, expected ${expected}`);
+      if (balanceAfter !== expected)
+        violations.push(`event ${event.position} (${event.type}): balanceAfter ${balanceAfter}, expected ${expected}`);
       if (balanceAfter < 0) violations.push(`event ${event.position} (${event.type}): negative balance ${balanceAfter}`);
       // Not even a refund: an account is never closed while money it sent may come back.
       if (account.status === 'closed') violations.push(`event ${event.position} (${event.type}) on closed account ${accountId}`);
@@ -229,7 +238,8 @@ export async function foldLedger(db: Queryable): Promise<LedgerFold> {
         const pending = unresolved.get(accountId)!;
         if (movement.type === 'transfer-out') pending.set(transferId, amount);
         if (movement.type === 'transfer-refund') {
-          if (legs.get(accountId)!.has(`settle:${transferId}`)) violations.push(`account ${accountId}: transfer ${transferId} refunded once settled`);
+          if (legs.get(accountId)!.has(`settle:${transferId}`))
+            violations.push(`account ${accountId}: transfer ${transferId} refunded once settled`);
           else if (pending.has(transferId) && pending.get(transferId) !== amount) {
             violations.push(`account ${accountId}: transfer ${transferId} refunded ${amount}, debited ${pending.get(transferId)}`);
           }
@@ -238,16 +248,28 @@ export async function foldLedger(db: Queryable): Promise<LedgerFold> {
       }
       account.balance = balanceAfter;
       if (balanceAfter + inFlightOf(accountId) > MAX_MINOR_UNITS) {
-        violations.push(`event ${event.position} (${event.type}): balance ${balanceAfter} + ${inFlightOf(accountId)} in flight past 2^53 - 1`);
+        violations.push(
+          `event ${event.position} (${event.type}): balance ${balanceAfter} + ${inFlightOf(accountId)} in flight past 2^53 - 1`,
+        );
       }
       const reference = (event.data.reference as string | null | undefined) ?? null;
-      movements.push({ position: event.position, accountId, type: movement.type, amount, balanceAfter, occurredAt: at, transferId, reference });
+      movements.push({
+        position: event.position,
+        accountId,
+        type: movement.type,
+        amount,
+        balanceAfter,
+        occurredAt: at,
+        transferId,
+        reference,
+      });
       continue;
     }
 
     if (event.type.startsWith('transfers.')) {
       const transferId = event.data.transferId as string;
-      if (event.streamId !== `transfer-${transferId}`) violations.push(`event ${event.position} of ${event.streamId} names transfer ${transferId}`);
+      if (event.streamId !== `transfer-${transferId}`)
+        violations.push(`event ${event.position} of ${event.streamId} names transfer ${transferId}`);
       const path = transferPaths.get(transferId) ?? [];
       path.push(event.type);
       transferPaths.set(transferId, path);
@@ -310,7 +332,8 @@ export async function foldLedger(db: Queryable): Promise<LedgerFold> {
       if (due && found.length === 0) violations.push(`transfer ${transfer.id}: its stream says ${what}, no account leg does`);
       if (!dueAtMost && found.length > 0) violations.push(`transfer ${transfer.id}: a ${what} leg its stream does not record`);
       for (const movement of found) {
-        if (movement.amount !== transfer.amount) violations.push(`transfer ${transfer.id}: ${what} of ${movement.amount}, not ${transfer.amount}`);
+        if (movement.amount !== transfer.amount)
+          violations.push(`transfer ${transfer.id}: ${what} of ${movement.amount}, not ${transfer.amount}`);
       }
     };
     // A leg may be ahead of its stream while the transfer is pending (the process records it next).
@@ -323,21 +346,28 @@ export async function foldLedger(db: Queryable): Promise<LedgerFold> {
     const settlementsOf = settlements.filter((settlement) => settlement.transferId === transfer.id);
     const completed = transfer.status === 'completed';
     const due = completed ? 1 : transfer.status === 'failed' ? 0 : undefined; // pending: ahead of its stream, at most 1
-    if (due !== undefined && settlementsOf.length !== due) violations.push(`transfer ${transfer.id} (${transfer.status}): ${settlementsOf.length} settlements`);
+    if (due !== undefined && settlementsOf.length !== due)
+      violations.push(`transfer ${transfer.id} (${transfer.status}): ${settlementsOf.length} settlements`);
     if (settlementsOf.length > 1) violations.push(`transfer ${transfer.id}: settled ${settlementsOf.length} times`);
     for (const settlement of settlementsOf) {
-      if (settlement.accountId !== transfer.fromAccountId) violations.push(`transfer ${transfer.id}: settled on ${settlement.accountId}, not on its source`);
-      if (settlement.amount !== transfer.amount) violations.push(`transfer ${transfer.id}: settled for ${settlement.amount}, not ${transfer.amount}`);
-      if (!incoming.some((leg) => leg.position < settlement.position)) violations.push(`transfer ${transfer.id}: settled before its target was credited`);
+      if (settlement.accountId !== transfer.fromAccountId)
+        violations.push(`transfer ${transfer.id}: settled on ${settlement.accountId}, not on its source`);
+      if (settlement.amount !== transfer.amount)
+        violations.push(`transfer ${transfer.id}: settled for ${settlement.amount}, not ${transfer.amount}`);
+      if (!incoming.some((leg) => leg.position < settlement.position))
+        violations.push(`transfer ${transfer.id}: settled before its target was credited`);
       const completedAt = transferEventAt.get(transfer.id)?.get('transfers.TransferCompleted');
-      if (completedAt !== undefined && completedAt < settlement.position) violations.push(`transfer ${transfer.id}: recorded completed before its source was settled`);
+      if (completedAt !== undefined && completedAt < settlement.position)
+        violations.push(`transfer ${transfer.id}: recorded completed before its source was settled`);
     }
   }
   for (const movement of movements) {
-    if (movement.transferId && !transfers.has(movement.transferId)) violations.push(`leg at ${movement.position} of an unknown transfer ${movement.transferId}`);
+    if (movement.transferId && !transfers.has(movement.transferId))
+      violations.push(`leg at ${movement.position} of an unknown transfer ${movement.transferId}`);
   }
   for (const settlement of settlements) {
-    if (!transfers.has(settlement.transferId)) violations.push(`settlement at ${settlement.position} of an unknown transfer ${settlement.transferId}`);
+    if (!transfers.has(settlement.transferId))
+      violations.push(`settlement at ${settlement.position} of an unknown transfer ${settlement.transferId}`);
   }
   const inFlight = new Map([...accounts.keys()].map((accountId) => [accountId, inFlightOf(accountId)]));
   return { events, accounts, movements, settlements, inFlight, transfers, transferPaths, violations };

@@ -15,14 +15,31 @@ export interface LegacyEvent {
 }
 
 /** Inserts the events at the next versions of `streamId`, in one statement; their positions. */
-export async function insertLegacyEvents(db: Queryable, streamId: string, events: readonly LegacyEvent[], actor = 'legacy-import'): Promise<number[]> {
-  const [{ version }] = await rows<{ version: number }>(db, 'SELECT coalesce(max(version), 0)::int AS version FROM events WHERE stream_id = $1', [streamId]);
+export async function insertLegacyEvents(
+  db: Queryable,
+  streamId: string,
+  events: readonly LegacyEvent[],
+  actor = 'legacy-import',
+): Promise<number[]> {
+  const [{ version }] = await rows<{ version: number }>(
+    db,
+    'SELECT coalesce(max(version), 0)::int AS version FROM events WHERE stream_id = $1',
+    [streamId],
+  );
   const occurredAt = new Date().toISOString();
   const values: unknown[] = [];
   const tuples = events.map((event, index) => {
     const eventId = randomUUID();
     const metadata = { correlationId: eventId, causationId: eventId, actor, occurredAt, eventId };
-    values.push(streamId, version + index + 1, event.type, event.schemaVersion, eventId, JSON.stringify(event.data), JSON.stringify(metadata));
+    values.push(
+      streamId,
+      version + index + 1,
+      event.type,
+      event.schemaVersion,
+      eventId,
+      JSON.stringify(event.data),
+      JSON.stringify(metadata),
+    );
     const base = index * 7;
     return `($${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5}, $${base + 6}::jsonb, $${base + 7}::jsonb)`;
   });

@@ -25,7 +25,16 @@ export async function insertLegacyRows(dataSource: DataSource, rows: readonly Le
       await manager.query(
         `INSERT INTO events (position, stream_id, version, type, schema_version, event_id, data, metadata, recorded_at)
          VALUES (nextval('events_position_seq'), $1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8)`,
-        [row.streamId, row.version, row.type, row.schemaVersion, row.eventId, JSON.stringify(row.data), JSON.stringify(row.metadata), row.recordedAt],
+        [
+          row.streamId,
+          row.version,
+          row.type,
+          row.schemaVersion,
+          row.eventId,
+          JSON.stringify(row.data),
+          JSON.stringify(row.metadata),
+          row.recordedAt,
+        ],
       );
     }
     await manager.query('ALTER TABLE events ENABLE ALWAYS TRIGGER events_guard_insert');

@@ -12,7 +12,11 @@ export interface AnswerLike {
  * The status and code are compared together, so a failure shows both (and the detail).
  */
 export function expectProblemAnswer(answer: AnswerLike, status: number, code: string): Record<string, any> {
-  expect({ status: answer.status, code: answer.body?.code, detail: answer.body?.detail }).toEqual({ status, code, detail: expect.any(String) });
+  expect({ status: answer.status, code: answer.body?.code, detail: answer.body?.detail }).toEqual({
+    status,
+    code,
+    detail: expect.any(String),
+  });
   expect(String(answer.headers['content-type'])).toMatch(/^application\/problem\+json(;|$)/);
   expect(answer.body).toEqual(
     expect.objectContaining({

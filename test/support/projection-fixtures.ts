@@ -71,7 +71,11 @@ export function countingTables(prefix: string): { count: string; log: string } {
  * Defines an @Injectable projection class named `name`, in `mode`, counting every event of the
  * given classes. The behaviour object is static (shared by every instance in this process).
  */
-export function defineCountingProjection(name: string, mode: ProjectionMode, events: ReadonlyArray<EventClass<any>>): CountingProjectionClass {
+export function defineCountingProjection(
+  name: string,
+  mode: ProjectionMode,
+  events: ReadonlyArray<EventClass<any>>,
+): CountingProjectionClass {
   const prefix = name.replace(/[^a-z0-9]/gi, '_').toLowerCase();
   const tables = countingTables(prefix);
   const behaviour = newBehaviour();
@@ -84,9 +88,7 @@ export function defineCountingProjection(name: string, mode: ProjectionMode, eve
       throw new Error(`${name} refuses the event at position ${event.position}`);
     }
     // Unqualified names: during a rebuild they resolve to the shadow copies.
-    await manager.query(
-      `INSERT INTO ${tables.count} (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = ${tables.count}.n + 1`,
-    );
+    await manager.query(`INSERT INTO ${tables.count} (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = ${tables.count}.n + 1`);
     await manager.query(`INSERT INTO ${tables.log} (position, stream_id) VALUES ($1, $2)`, [event.position, event.streamId]);
     behaviour.succeeded++;
     await behaviour.onApplied?.(event, behaviour.succeeded);
@@ -267,7 +269,9 @@ export async function eventually<T>(
     }
     if (Date.now() > deadline) {
       const details = diagnose ? await diagnose().catch((error: unknown) => `(diagnosis failed: ${String(error)})`) : '';
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)})` : ''}${details ? `\n${details}` : ''}`);
+      throw new Error(
+        `Timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)})` : ''}${details ? `\n${details}` : ''}`,
+      );
     }
     await sleep(everyMs);
   }

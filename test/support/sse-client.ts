@@ -92,14 +92,16 @@ export class SseConnection {
   /** The messages of the live feed, parsed and checked to be well formed. */
   feedMessages(): FeedMessage[] {
     return this.messages.map((message) => {
-      if (message.id === undefined || !/^[1-9][0-9]*$/.test(message.id)) throw new Error(`message without a position id: ${JSON.stringify(message)}`);
+      if (message.id === undefined || !/^[1-9][0-9]*$/.test(message.id))
+        throw new Error(`message without a position id: ${JSON.stringify(message)}`);
       if (message.event === undefined) throw new Error(`message without an event type: ${JSON.stringify(message)}`);
       return { id: Number(message.id), event: message.event, data: JSON.parse(message.data) as Record<string, any> };
     });
   }
 
   lastId(): string | undefined {
-    for (let index = this.messages.length - 1; index >= 0; index--) if (this.messages[index].id !== undefined) return this.messages[index].id;
+    for (let index = this.messages.length - 1; index >= 0; index--)
+      if (this.messages[index].id !== undefined) return this.messages[index].id;
     return undefined;
   }
 
@@ -131,9 +133,11 @@ export class SseConnection {
   async waitUntil(what: string, condition: () => boolean, timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!condition()) {
-      if (this.isEnded) throw new Error(`stream ended while waiting for ${what}; received ${this.messages.length} messages, last id ${this.lastId()}`);
+      if (this.isEnded)
+        throw new Error(`stream ended while waiting for ${what}; received ${this.messages.length} messages, last id ${this.lastId()}`);
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new Error(`timed out waiting for ${what}; received ${this.messages.length} messages, last id ${this.lastId()}`);
+      if (remaining <= 0)
+        throw new Error(`timed out waiting for ${what}; received ${this.messages.length} messages, last id ${this.lastId()}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, Math.min(remaining, 250));
         const waiters = this.waiters;

@@ -46,7 +46,14 @@ export class AccountSummaryProjection implements Projection {
       }
       if (!isAccountEvent(data)) continue;
       // Every later account event moves the version (and the ETag), even one that changes no balance.
-      const change = changes.get(data.accountId) ?? { balance: null, balanceVersion: 0, closed: false, version: 0, updatedAt: '', lastPosition: 0 };
+      const change = changes.get(data.accountId) ?? {
+        balance: null,
+        balanceVersion: 0,
+        closed: false,
+        version: 0,
+        updatedAt: '',
+        lastPosition: 0,
+      };
       if (data instanceof AccountClosed) change.closed = true;
       else if (isBalanceChange(data) && event.version > change.balanceVersion) {
         change.balance = data.balanceAfter;

@@ -9,7 +9,10 @@ export class ListAccountsHandler implements IQueryHandler<ListAccounts> {
   constructor(@InjectQueryRepository(AccountSummaryRecord) private readonly accounts: Repository<AccountSummaryRecord>) {}
 
   async execute({ filter, limit, after }: ListAccounts): Promise<AccountPage> {
-    const query = this.accounts.createQueryBuilder('account').orderBy('account.openedPosition', 'DESC').limit(limit + 1);
+    const query = this.accounts
+      .createQueryBuilder('account')
+      .orderBy('account.openedPosition', 'DESC')
+      .limit(limit + 1);
     if (filter.owner !== undefined) query.andWhere('account.ownerName = :owner', { owner: filter.owner });
     if (filter.status !== undefined) query.andWhere('account.status = :status', { status: filter.status });
     if (after !== undefined) query.andWhere('account.openedPosition < :after', { after });

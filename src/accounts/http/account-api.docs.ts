@@ -7,7 +7,8 @@ export const ETAG_HEADER = { ETag: { description: 'The account version, a strong
 export const IF_MATCH = ApiHeader({
   name: 'If-Match',
   required: false,
-  description: 'The ETag of the version you based this command on, e.g. "3". On a mismatch nothing is written and the answer is 412 with the current ETag. Without it, a concurrent change is retried internally (then 409).',
+  description:
+    'The ETag of the version you based this command on, e.g. "3". On a mismatch nothing is written and the answer is 412 with the current ETag. Without it, a concurrent change is retried internally (then 409).',
 });
 
 export const ACCOUNT_ID = ApiParam({ name: 'id', format: 'uuid' });

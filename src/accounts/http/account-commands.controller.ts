@@ -34,7 +34,10 @@ export class AccountCommandsController {
     type: CommandResult,
     headers: { Location: { description: '/accounts/{id}', schema: { type: 'string' } }, ...ETAG_HEADER },
   })
-  @ApiProblemResponses({ ...BODY_PROBLEMS, 400: 'VALIDATION_FAILED (each invalid field listed), MALFORMED_JSON, BODY_TOO_DEEP, INVALID_TEXT' })
+  @ApiProblemResponses({
+    ...BODY_PROBLEMS,
+    400: 'VALIDATION_FAILED (each invalid field listed), MALFORMED_JSON, BODY_TOO_DEEP, INVALID_TEXT',
+  })
   async open(
     @Body() body: OpenAccountRequest,
     @RequestMetadata() metadata: CommandMetadata,
@@ -94,7 +97,10 @@ export class AccountCommandsController {
   @IF_MATCH
   @ApiBody({ required: false, schema: { type: 'object', additionalProperties: false } })
   @ApiOkResponse({ type: CommandResult, headers: ETAG_HEADER })
-  @ApiProblemResponses({ ...COMMAND_PROBLEMS, 422: 'ACCOUNT_BALANCE_NOT_ZERO, ACCOUNT_TRANSFER_IN_FLIGHT (money sent by a transfer may still come back), ACCOUNT_CLOSED' })
+  @ApiProblemResponses({
+    ...COMMAND_PROBLEMS,
+    422: 'ACCOUNT_BALANCE_NOT_ZERO, ACCOUNT_TRANSFER_IN_FLIGHT (money sent by a transfer may still come back), ACCOUNT_CLOSED',
+  })
   async close(
     @Param('id', uuidParam()) id: string,
     @Body(NoBodyFieldsPipe) _body: undefined,

@@ -26,7 +26,8 @@ export class AccountHistoryController {
   @Get(':id/state')
   @ApiOperation({
     summary: 'Time travel: the account after a given version, or as it stood at an instant',
-    description: 'Folded from the account\'s own events up to that point (the event store, not a read model), starting from the newest snapshot at or before it; the answer is exactly that of a fold from the first event. Give exactly one of atVersion and asOf.',
+    description:
+      "Folded from the account's own events up to that point (the event store, not a read model), starting from the newest snapshot at or before it; the answer is exactly that of a fold from the first event. Give exactly one of atVersion and asOf.",
   })
   @ACCOUNT_ID
   @ApiOkResponse({ type: AccountStateResponse })
@@ -45,7 +46,8 @@ export class AccountHistoryController {
   @Get(':id/events')
   @ApiOperation({
     summary: "The account's history: every event of its stream, oldest first, a page at a time (keyset pagination)",
-    description: 'Reads the event store itself: always current. Pages hold `limit` events (100 by default, at most 1000); pass `nextCursor` as `cursor` for the next one.',
+    description:
+      'Reads the event store itself: always current. Pages hold `limit` events (100 by default, at most 1000); pass `nextCursor` as `cursor` for the next one.',
   })
   @ACCOUNT_ID
   @ApiOkResponse({ type: EventListResponse })

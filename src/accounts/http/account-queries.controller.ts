@@ -54,14 +54,9 @@ export class AccountQueriesController {
   @ReadsProjection('account-summary', 'async')
   @ApiOkResponse({ type: AccountListResponse, headers: PROJECTION_POSITION_DOC })
   @ApiProblemResponses({ 400: 'VALIDATION_FAILED, INVALID_CURSOR, INVALID_MIN_POSITION', 500: INTERNAL_ERROR })
-  async list(
-    @Query() request: ListAccountsRequest,
-    @ProjectionRead('account-summary') _position: number,
-  ): Promise<AccountListResponse> {
+  async list(@Query() request: ListAccountsRequest, @ProjectionRead('account-summary') _position: number): Promise<AccountListResponse> {
     const after = request.cursor === undefined ? undefined : decodeCursor(request.cursor, isAccountCursor).after;
-    const page = await this.queries.execute(
-      new ListAccounts({ owner: request.owner, status: request.status }, request.limit ?? 20, after),
-    );
+    const page = await this.queries.execute(new ListAccounts({ owner: request.owner, status: request.status }, request.limit ?? 20, after));
     return {
       items: page.items.map((record) => AccountResponse.of(record)),
       nextCursor: page.nextAfter === null ? null : encodeCursor({ after: page.nextAfter }),
@@ -70,7 +65,9 @@ export class AccountQueriesController {
 
   @QueryEndpoint()
   @Get(':id/transactions')
-  @ApiOperation({ summary: "The account's money movements (deposits, withdrawals and transfer legs: out, in, refund), newest first (keyset pagination)" })
+  @ApiOperation({
+    summary: "The account's money movements (deposits, withdrawals and transfer legs: out, in, refund), newest first (keyset pagination)",
+  })
   @ACCOUNT_ID
   @ReadsProjection('account-transactions', 'async')
   @ApiOkResponse({ type: AccountTransactionListResponse, headers: PROJECTION_POSITION_DOC })

@@ -53,13 +53,17 @@ export function commandSpec(app: () => CommandSpecApp) {
     }
 
     async function lastPosition(): Promise<number> {
-      const [row] = (await app().get(DataSource).query('SELECT coalesce(max(position), 0)::text AS position FROM events')) as [{ position: string }];
+      const [row] = (await app().get(DataSource).query('SELECT coalesce(max(position), 0)::text AS position FROM events')) as [
+        { position: string },
+      ];
       return Number(row.position);
     }
 
     /** The events appended after `before`, in log order, as the store reads them back. */
     async function appendedAfter(before: number): Promise<ExpectedEvent[]> {
-      const rows = (await app().get(DataSource).query('SELECT stream_id, version FROM events WHERE position > $1 ORDER BY position', [before])) as Array<{
+      const rows = (await app()
+        .get(DataSource)
+        .query('SELECT stream_id, version FROM events WHERE position > $1 ORDER BY position', [before])) as Array<{
         stream_id: string;
         version: number;
       }>;
@@ -82,7 +86,12 @@ export function commandSpec(app: () => CommandSpecApp) {
           deepStrictEqual(appended, expected);
         } catch (error) {
           if (!(error instanceof AssertionError)) throw error;
-          throw new AssertionError({ message: `${command.constructor.name}: other events appended than expected\n${error.message}`, actual: appended, expected, operator: 'deepStrictEqual' });
+          throw new AssertionError({
+            message: `${command.constructor.name}: other events appended than expected\n${error.message}`,
+            actual: appended,
+            expected,
+            operator: 'deepStrictEqual',
+          });
         }
         return outcome.result;
       },

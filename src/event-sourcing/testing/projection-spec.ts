@@ -35,7 +35,8 @@ const ROLE_NAME = /^[a-z_][a-z0-9_]*$/;
  */
 export function projectionSpec(projection: Projection, options: ProjectionSpecOptions) {
   const roles = options.roles === undefined ? DEFAULT_ROLES : options.roles;
-  if (roles && !(ROLE_NAME.test(roles.apply) && ROLE_NAME.test(roles.read))) throw new Error(`projectionSpec: invalid role names ${JSON.stringify(roles)}`);
+  if (roles && !(ROLE_NAME.test(roles.apply) && ROLE_NAME.test(roles.read)))
+    throw new Error(`projectionSpec: invalid role names ${JSON.stringify(roles)}`);
   const dataSource = () => (typeof options.dataSource === 'function' ? options.dataSource() : options.dataSource);
 
   /** Applies the batches in order, reads the rows, rolls everything back. */
@@ -89,7 +90,11 @@ export function projectionSpec(projection: Projection, options: ProjectionSpecOp
         same(await rowsAfter([given, when, when]), once, 'the new batch applied twice');
         same(await rowsAfter([given, when, all]), once, 'every event applied twice');
         for (const [index, event] of all.entries()) {
-          same(await rowsAfter([given, when, [event]]), once, `event ${index} (position ${event.position}) applied again after all of them`);
+          same(
+            await rowsAfter([given, when, [event]]),
+            once,
+            `event ${index} (position ${event.position}) applied again after all of them`,
+          );
         }
       },
     };

@@ -19,7 +19,12 @@ export function parseIfMatch(header: string | undefined): number | undefined {
   if (value === '*') return undefined;
   const match = STRONG_VERSION_TAG.exec(value);
   if (!match) {
-    throw new ProblemException(400, 'INVALID_IF_MATCH', 'Invalid If-Match header', 'If-Match must be a single strong ETag such as "3", as returned in ETag');
+    throw new ProblemException(
+      400,
+      'INVALID_IF_MATCH',
+      'Invalid If-Match header',
+      'If-Match must be a single strong ETag such as "3", as returned in ETag',
+    );
   }
   return Number(match[1]);
 }

@@ -16,7 +16,8 @@ export class HistoryPointRequest {
 
   @ApiPropertyOptional({
     example: '2026-11-27T09:30:00Z',
-    description: 'The state as it stood at this instant: the stream up to its first event recorded after it (always a prefix of the stream; an instant between two events gives the earlier one). ISO 8601 with a time zone, compared at millisecond precision.',
+    description:
+      'The state as it stood at this instant: the stream up to its first event recorded after it (always a prefix of the stream; an instant between two events gives the earlier one). ISO 8601 with a time zone, compared at millisecond precision.',
   })
   @IsOptional()
   @IsISO8601({ strict: true, strictSeparator: true })
@@ -30,7 +31,9 @@ export class HistoryPointRequest {
     if (request.atVersion !== undefined) return { atVersion: request.atVersion };
     const asOf = new Date(request.asOf!);
     if (Number.isNaN(asOf.getTime()) || !/(Z|[+-]\d{2}:?\d{2})$/i.test(request.asOf!)) {
-      throw new ValidationProblem([{ field: 'asOf', messages: ['asOf must be an ISO 8601 instant with a time zone, e.g. 2026-11-27T09:30:00Z'] }]);
+      throw new ValidationProblem([
+        { field: 'asOf', messages: ['asOf must be an ISO 8601 instant with a time zone, e.g. 2026-11-27T09:30:00Z'] },
+      ]);
     }
     return { asOf };
   }

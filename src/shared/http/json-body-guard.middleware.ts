@@ -31,7 +31,12 @@ function problemOf(body: unknown): ProblemException | undefined {
     }
     if (current === null || typeof current !== 'object') continue;
     if (depth >= MAX_JSON_DEPTH) {
-      return new ProblemException(400, 'BODY_TOO_DEEP', 'Body nested too deeply', `JSON bodies may be nested at most ${MAX_JSON_DEPTH} levels deep`);
+      return new ProblemException(
+        400,
+        'BODY_TOO_DEEP',
+        'Body nested too deeply',
+        `JSON bodies may be nested at most ${MAX_JSON_DEPTH} levels deep`,
+      );
     }
     for (const [key, child] of Object.entries(current)) {
       if (UNSTORABLE_TEXT.test(key)) return invalidText();

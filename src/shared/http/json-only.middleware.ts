@@ -9,7 +9,12 @@ export function jsonOnly(request: Request, _response: Response, next: NextFuncti
   const mediaType = (request.headers['content-type'] ?? '').split(';')[0].trim();
   if (hasBody && !JSON_MEDIA_TYPE.test(mediaType)) {
     next(
-      new ProblemException(415, 'UNSUPPORTED_MEDIA_TYPE', 'Unsupported media type', `Request bodies must be application/json, got "${mediaType || 'none'}"`),
+      new ProblemException(
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+        'Unsupported media type',
+        `Request bodies must be application/json, got "${mediaType || 'none'}"`,
+      ),
     );
     return;
   }

@@ -16,9 +16,10 @@ export const MIN_POSITION_HEADER = 'X-Min-Position';
  * X-Projection-Position header. The waiting itself is the @ProjectionRead parameter.
  */
 export function ReadsProjection(name: string, mode: 'inline' | 'async'): MethodDecorator {
-  const served = mode === 'async'
-    ? `Served by the \`${name}\` projection, updated asynchronously after each commit (usually within milliseconds).`
-    : `Served by the \`${name}\` projection, updated in the same transaction as each command.`;
+  const served =
+    mode === 'async'
+      ? `Served by the \`${name}\` projection, updated asynchronously after each commit (usually within milliseconds).`
+      : `Served by the \`${name}\` projection, updated in the same transaction as each command.`;
   return applyDecorators(
     ApiQuery({
       name: 'minPosition',
@@ -36,7 +37,8 @@ export function ReadsProjection(name: string, mode: 'inline' | 'async'): MethodD
 /** The header every answer of a projection-backed endpoint carries (for Swagger). */
 export const PROJECTION_POSITION_DOC = {
   [PROJECTION_POSITION_HEADER]: {
-    description: 'The log position this answer reflects: every event up to it (in commit order) is applied, and so is minPosition when one was given.',
+    description:
+      'The log position this answer reflects: every event up to it (in commit order) is applied, and so is minPosition when one was given.',
     schema: { type: 'integer' },
   },
 };
@@ -47,9 +49,15 @@ function parseMinPosition(request: Request): number | undefined {
   const raw = request.query.minPosition ?? request.header(MIN_POSITION_HEADER);
   if (raw === undefined) return undefined;
   if (typeof raw !== 'string' || !NON_NEGATIVE_INTEGER.test(raw) || !Number.isSafeInteger(Number(raw))) {
-    throw new ProblemException(400, 'INVALID_MIN_POSITION', 'Invalid minPosition', 'minPosition (or X-Min-Position) must be a non-negative integer log position', {
-      errors: [{ field: 'minPosition', messages: ['minPosition must be a non-negative integer'] }],
-    });
+    throw new ProblemException(
+      400,
+      'INVALID_MIN_POSITION',
+      'Invalid minPosition',
+      'minPosition (or X-Min-Position) must be a non-negative integer log position',
+      {
+        errors: [{ field: 'minPosition', messages: ['minPosition must be a non-negative integer'] }],
+      },
+    );
   }
   return Number(raw);
 }
@@ -82,13 +90,11 @@ export class WaitForProjection implements PipeTransform<ProjectionReadRequest, P
   }
 }
 
-const projectionRead = createParamDecorator(
-  (projection: string, context: ExecutionContext): ProjectionReadRequest => ({
-    projection,
-    request: context.switchToHttp().getRequest<Request>(),
-    response: context.switchToHttp().getResponse<Response>(),
-  }),
-);
+const projectionRead = createParamDecorator((projection: string, context: ExecutionContext): ProjectionReadRequest => ({
+  projection,
+  request: context.switchToHttp().getRequest<Request>(),
+  response: context.switchToHttp().getResponse<Response>(),
+}));
 
 /**
  * Read-your-writes for a query parameter list: declare it LAST, e.g.

@@ -68,7 +68,12 @@ export class IdempotencyInterceptor implements NestInterceptor, OnApplicationBoo
     const key = request.header(IDEMPOTENCY_KEY_HEADER);
     if (request.method !== 'POST' || key === undefined) return next.handle();
     if (!KEY_FORMAT.test(key)) {
-      throw new ProblemException(400, 'INVALID_IDEMPOTENCY_KEY', 'Invalid Idempotency-Key', 'Idempotency-Key must be 1–255 visible ASCII characters');
+      throw new ProblemException(
+        400,
+        'INVALID_IDEMPOTENCY_KEY',
+        'Invalid Idempotency-Key',
+        'Idempotency-Key must be 1–255 visible ASCII characters',
+      );
     }
     const response = http.getResponse<Response>();
     const fingerprint = fingerprintOf(request);
@@ -88,7 +93,12 @@ export class IdempotencyInterceptor implements NestInterceptor, OnApplicationBoo
         key,
       ])) as Array<{ locked: boolean }>;
       if (!locked) {
-        throw new ProblemException(409, 'IDEMPOTENCY_KEY_IN_USE', 'Request in progress', 'A request with this Idempotency-Key is still being processed; retry shortly');
+        throw new ProblemException(
+          409,
+          'IDEMPOTENCY_KEY_IN_USE',
+          'Request in progress',
+          'A request with this Idempotency-Key is still being processed; retry shortly',
+        );
       }
       const stored = await this.stored(tx.manager, key); // it may have finished meanwhile
       if (stored) return this.replay(stored, fingerprint, response);
@@ -98,7 +108,14 @@ export class IdempotencyInterceptor implements NestInterceptor, OnApplicationBoo
          VALUES ($1, $2, $3, $4, $5, now() + make_interval(hours => $6))
          ON CONFLICT (key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, status_code = EXCLUDED.status_code,
            headers = EXCLUDED.headers, body = EXCLUDED.body, created_at = now(), expires_at = EXCLUDED.expires_at`,
-        [key, fingerprint, response.statusCode, JSON.stringify(replayableHeaders(response)), JSON.stringify(body ?? null), this.config.idempotencyKeyTtlHours],
+        [
+          key,
+          fingerprint,
+          response.statusCode,
+          JSON.stringify(replayableHeaders(response)),
+          JSON.stringify(body ?? null),
+          this.config.idempotencyKeyTtlHours,
+        ],
       );
       return body;
     });

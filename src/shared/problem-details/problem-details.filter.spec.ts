@@ -43,7 +43,7 @@ function answer(error: unknown): Answered {
 const type = problemType;
 
 describe('ProblemDetailsFilter: kinded errors', () => {
-  it('a stale If-Match (the store\'s WRONG_EXPECTED_VERSION) is 412 VERSION_MISMATCH with the current ETag', () => {
+  it("a stale If-Match (the store's WRONG_EXPECTED_VERSION) is 412 VERSION_MISMATCH with the current ETag", () => {
     expect(answer(new WrongExpectedVersionError('account-1', 3, 5))).toEqual({
       status: 412,
       headers: { ETag: '"5"' },
@@ -64,7 +64,13 @@ describe('ProblemDetailsFilter: kinded errors', () => {
     expect(answer(error)).toEqual({
       status: 409,
       headers: {},
-      body: { type: type('CONCURRENCY_CONFLICT'), title: 'Concurrent modification', status: 409, detail: `${error.message}; retry the request`, code: 'CONCURRENCY_CONFLICT' },
+      body: {
+        type: type('CONCURRENCY_CONFLICT'),
+        title: 'Concurrent modification',
+        status: 409,
+        detail: `${error.message}; retry the request`,
+        code: 'CONCURRENCY_CONFLICT',
+      },
     });
   });
 
@@ -99,8 +105,20 @@ describe('ProblemDetailsFilter: kinded errors', () => {
       { firstRecordedAt: '2026-02-01T00:00:00.000Z' },
     ],
     ['ACCOUNT_NOT_FOUND', 404, 'Account not found', new AccountNotFoundError('a'), { accountId: 'a' }],
-    ['ACCOUNT_INSUFFICIENT_FUNDS', 422, 'Account insufficient funds', new InsufficientFundsError('a', 5, 7), { accountId: 'a', balance: 5, requested: 7 }],
-    ['ACCOUNT_TRANSFER_ALREADY_RESOLVED', 409, 'Account transfer already resolved', new TransferAlreadyResolvedError('a', 't', 'refund'), { accountId: 'a', transferId: 't' }],
+    [
+      'ACCOUNT_INSUFFICIENT_FUNDS',
+      422,
+      'Account insufficient funds',
+      new InsufficientFundsError('a', 5, 7),
+      { accountId: 'a', balance: 5, requested: 7 },
+    ],
+    [
+      'ACCOUNT_TRANSFER_ALREADY_RESOLVED',
+      409,
+      'Account transfer already resolved',
+      new TransferAlreadyResolvedError('a', 't', 'refund'),
+      { accountId: 'a', transferId: 't' },
+    ],
   ] as const)('%s is %i', (code, status, title, error, members) => {
     expect(answer(error)).toEqual({
       status,

@@ -24,7 +24,8 @@ const WORDING: Record<string, { code?: string; title?: string; detail?: (error: 
   WRONG_EXPECTED_VERSION: {
     code: 'VERSION_MISMATCH',
     title: 'Precondition failed',
-    detail: ({ details }) => `If-Match expected version ${String(details.expectedVersion)}, but the current version is ${String(details.currentVersion)}`,
+    detail: ({ details }) =>
+      `If-Match expected version ${String(details.expectedVersion)}, but the current version is ${String(details.currentVersion)}`,
   },
   CONCURRENCY_CONFLICT: { title: 'Concurrent modification', detail: (error) => `${error.message}; retry the request` },
   PROJECTION_NOT_CAUGHT_UP: { detail: (error) => `${error.message}; retry shortly` },

@@ -29,7 +29,10 @@ export class InvalidFieldDto implements InvalidField {
 /** The Swagger schema of every error body. */
 export class ProblemDetailsDto implements ProblemDetails {
   [extension: string]: unknown;
-  @ApiProperty({ example: 'urn:ledger:problem:account-insufficient-funds', description: 'Identifies the kind of problem; derived from `code`.' })
+  @ApiProperty({
+    example: 'urn:ledger:problem:account-insufficient-funds',
+    description: 'Identifies the kind of problem; derived from `code`.',
+  })
   type!: string;
   @ApiProperty({ example: 'Insufficient funds' }) title!: string;
   @ApiProperty({ example: 422 }) status!: number;

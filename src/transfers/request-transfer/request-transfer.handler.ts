@@ -24,7 +24,8 @@ export class RequestTransferHandler implements ICommandHandler<RequestTransfer> 
     return this.runner.run({
       streamId: transferStreamId(command.transferId),
       decider: transferDecider,
-      decide: (state) => requestTransfer(state, {
+      decide: (state) =>
+        requestTransfer(state, {
           transferId: command.transferId,
           fromAccountId: command.fromAccountId,
           toAccountId: command.toAccountId,

@@ -30,7 +30,12 @@ export class RequestTransferRequest {
   @DiffersFrom('fromAccountId')
   toAccountId!: string;
 
-  @ApiProperty({ description: 'Positive integer of minor units, in the source account\'s currency.', example: 2500, minimum: 1, maximum: MAX_MINOR_UNITS })
+  @ApiProperty({
+    description: "Positive integer of minor units, in the source account's currency.",
+    example: 2500,
+    minimum: 1,
+    maximum: MAX_MINOR_UNITS,
+  })
   @IsInt()
   @IsPositive()
   @Max(MAX_MINOR_UNITS)

@@ -11,7 +11,8 @@ export class TransferStateResponse {
   @ApiPropertyOptional({ type: String, nullable: true }) reference!: string | null;
   @ApiProperty({
     enum: ['pending', 'debited', 'refunding', 'completed', 'failed'],
-    description: 'The process step: debited = the source was debited, the credit is next; refunding = the credit was refused, the refund is next.',
+    description:
+      'The process step: debited = the source was debited, the credit is next; refunding = the credit was refused, the refund is next.',
   })
   status!: string;
   @ApiPropertyOptional({ type: String, nullable: true }) failureCode!: string | null;

@@ -89,12 +89,17 @@ export class TransferProcessManager implements Projection {
 
   private async load(transferId: string): Promise<TransferState> {
     const events = await this.store.readStream(transferStreamId(transferId));
-    return fold(transferDecider, events.map((event) => event.data as TransferEvent));
+    return fold(
+      transferDecider,
+      events.map((event) => event.data as TransferEvent),
+    );
   }
 
   private async debit(step: Step): Promise<void> {
     const { transfer, metadata } = step;
-    const refusal = await this.attempt(new DebitForTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency, metadata));
+    const refusal = await this.attempt(
+      new DebitForTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency, metadata),
+    );
     if (refusal) {
       this.log(step, `debit of ${transfer.fromAccountId} refused (${refusal.code}): failing`);
       await this.record(step, (state) => recordDebitRefused(state, refusal));
@@ -106,7 +111,9 @@ export class TransferProcessManager implements Projection {
 
   private async credit(step: Step): Promise<void> {
     const { transfer, metadata } = step;
-    const refusal = await this.attempt(new CreditForTransfer(transfer.toAccountId, transfer.transferId, transfer.amount, transfer.currency, metadata));
+    const refusal = await this.attempt(
+      new CreditForTransfer(transfer.toAccountId, transfer.transferId, transfer.amount, transfer.currency, metadata),
+    );
     if (refusal) {
       this.log(step, `credit of ${transfer.toAccountId} refused (${refusal.code}): refunding the source`);
       await this.record(step, (state) => recordCreditRefused(state, refusal));
@@ -122,13 +129,17 @@ export class TransferProcessManager implements Projection {
     const { transfer, metadata } = step;
     // A refund is never refused by the rules (the source cannot be closed while the money is in
     // flight, and kept room for it); anything thrown here is an error the engine retries.
-    await this.commands.execute(new RefundTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency, metadata));
+    await this.commands.execute(
+      new RefundTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency, metadata),
+    );
     this.log(step, `refunded ${transfer.amount} to ${transfer.fromAccountId}: failed`);
     await this.record(step, recordRefund);
   }
 
   private async settle({ transfer, metadata }: Step): Promise<void> {
-    await this.commands.execute(new SettleTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency, metadata));
+    await this.commands.execute(
+      new SettleTransfer(transfer.fromAccountId, transfer.transferId, transfer.amount, transfer.currency, metadata),
+    );
   }
 
   /** Runs an account step; a business refusal is an answer (returned), anything else an error (thrown). */

@@ -22,14 +22,28 @@ export class TransferSummaryProjection implements Projection {
                                requested_at, updated_at, requested_position, last_position)
          VALUES ($1, $2, $3, $4, $5, $6, 'pending', false, $7, $7, $8, $8)
          ON CONFLICT (id) DO NOTHING`,
-        [data.transferId, data.fromAccountId, data.toAccountId, data.amount, data.currency, data.reference, event.metadata.occurredAt, event.position],
+        [
+          data.transferId,
+          data.fromAccountId,
+          data.toAccountId,
+          data.amount,
+          data.currency,
+          data.reference,
+          event.metadata.occurredAt,
+          event.position,
+        ],
       );
     })
     .on(TransferCompleted, (event, manager) =>
       this.finish(manager, event, { status: 'completed', failureCode: null, failureReason: null, refunded: false }),
     )
     .on(TransferFailed, (event, manager) =>
-      this.finish(manager, event, { status: 'failed', failureCode: event.data.code, failureReason: event.data.reason, refunded: event.data.refunded }),
+      this.finish(manager, event, {
+        status: 'failed',
+        failureCode: event.data.code,
+        failureReason: event.data.reason,
+        refunded: event.data.refunded,
+      }),
     );
 
   private async finish(
@@ -41,7 +55,15 @@ export class TransferSummaryProjection implements Projection {
       `UPDATE transfers SET status = $2, failure_code = $3, failure_reason = $4, refunded = $5,
               updated_at = $6, completed_at = $6, last_position = $7
        WHERE id = $1 AND status = 'pending'`,
-      [event.data.transferId, outcome.status, outcome.failureCode, outcome.failureReason, outcome.refunded, event.metadata.occurredAt, event.position],
+      [
+        event.data.transferId,
+        outcome.status,
+        outcome.failureCode,
+        outcome.failureReason,
+        outcome.refunded,
+        event.metadata.occurredAt,
+        event.position,
+      ],
     );
   }
 }

@@ -19,7 +19,8 @@ export class TransferResponse {
   @ApiPropertyOptional({
     type: String,
     nullable: true,
-    description: 'Why it failed: ACCOUNT_INSUFFICIENT_FUNDS, ACCOUNT_CLOSED, ACCOUNT_CURRENCY_MISMATCH, ACCOUNT_BALANCE_LIMIT_EXCEEDED, ACCOUNT_NOT_FOUND',
+    description:
+      'Why it failed: ACCOUNT_INSUFFICIENT_FUNDS, ACCOUNT_CLOSED, ACCOUNT_CURRENCY_MISMATCH, ACCOUNT_BALANCE_LIMIT_EXCEEDED, ACCOUNT_NOT_FOUND',
   })
   failureCode!: string | null;
   @ApiPropertyOptional({ type: String, nullable: true }) failureReason!: string | null;

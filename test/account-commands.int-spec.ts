@@ -100,8 +100,8 @@ describe('account commands against the store', () => {
       .when(new DebitForTransfer(a.id, transferId, 40, 'EUR'))
       .then([{ streamId: a.stream, version: 3, data: debited }]);
     const b = account();
-    // eslint-disable-next-line @typescript-eslint/no-misused-spread -- the event's own fields, copied into a new event of the same class
     const result = await spec
+      // eslint-disable-next-line @typescript-eslint/no-misused-spread -- the event's own fields, copied into a new event of the same class
       .given(b.stream, [b.opened, b.deposited(100, 100), new TransferDebited({ ...debited, accountId: b.id })])
       .when(new DebitForTransfer(b.id, transferId, 40, 'EUR'))
       .then([]);

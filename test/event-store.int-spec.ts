@@ -90,7 +90,7 @@ async function readAllUntil(
   let checkpoint = from;
   const deadline = Date.now() + 15_000;
   for (;;) {
-    const page = await t.store.readAll(checkpoint, limit);
+    const page = await t.log.readAll(checkpoint, limit);
     events.push(...page.events);
     checkpoint = page.checkpoint;
     if (done(events) || Date.now() > deadline) return { events, checkpoint };
@@ -465,7 +465,7 @@ describe('EventStore against PostgreSQL', () => {
   // -------------------------------------------------------------------------------------------
   describe('gap-safe global read', () => {
     it('does not return an event committed after a still-open transaction that took an earlier position; skips nothing once it commits (raw pg transaction)', async () => {
-      const start = await t.store.readAll(START_OF_LOG, 100_000);
+      const start = await t.log.readAll(START_OF_LOG, 100_000);
       const slowStream = streamId('slow');
       const fastStream = streamId('fast');
       const slow = new pg.Client({ connectionString: t.database.url });
@@ -490,7 +490,7 @@ describe('EventStore against PostgreSQL', () => {
         expect(fast.position).toBeGreaterThan(slowPosition);
 
         // The gap-safe reader holds back everything at or after the open transaction.
-        const held = await t.store.readAll(start.checkpoint, 10_000);
+        const held = await t.log.readAll(start.checkpoint, 10_000);
         const heldStreams = held.events.map((event) => event.streamId);
         expect(heldStreams).not.toContain(fastStream);
         expect(heldStreams).not.toContain(slowStream);
@@ -535,7 +535,7 @@ describe('EventStore against PostgreSQL', () => {
     });
 
     it('holds back a later commit while an EventStore.transaction that appended earlier is still open, then returns both', async () => {
-      const start = await t.store.readAll(START_OF_LOG, 100_000);
+      const start = await t.log.readAll(START_OF_LOG, 100_000);
       const slowStream = streamId('slow');
       const fastStream = streamId('fast');
       let release!: () => void;
@@ -554,7 +554,7 @@ describe('EventStore against PostgreSQL', () => {
         const fast = await t.store.append(fastStream, [new ThingCreated({ name: 'fast' })], { expectedVersion: NO_STREAM });
         expect(fast.position).toBeGreaterThan(slowPosition);
 
-        const held = await t.store.readAll(start.checkpoint, 10_000);
+        const held = await t.log.readAll(start.checkpoint, 10_000);
         expect(held.events.map((event) => event.streamId)).not.toContain(fastStream);
         expect(held.events.map((event) => event.streamId)).not.toContain(slowStream);
         // A reader given a checkpoint past the open transaction would be wrong; the returned one is not.
@@ -602,7 +602,7 @@ describe('EventStore against PostgreSQL', () => {
         ),
       ).toBe(true);
       // Nothing after the end: the checkpoint of the last page returns nothing new from this test.
-      const after = await t.store.readAll(whole.checkpoint);
+      const after = await t.log.readAll(whole.checkpoint);
       expect(after.events.filter((event) => streams.includes(event.streamId))).toEqual([]);
     });
   });

@@ -632,13 +632,15 @@ describe('GET /events/live reads the log once for all connections', () => {
     reads.stop();
 
     for (const stream of streams) expect(ids(stream.feedMessages())).toEqual([warmUp, ...written]);
-    // One read per burst (each is one batch), plus the odd poll or re-read of a held-back batch;
-    // a read per connection would be at least CONNECTIONS × BURSTS.
-    expect({ reads: reads.count, texts: reads.count > 2 * BURSTS + 5 ? reads.texts : [] }).toEqual({
+    // One read per burst (each is one batch), plus polls and re-reads of held-back batches — more of
+    // those when other test files' transactions on the same server hold the horizon back (it is
+    // cluster-wide); a read per connection would be at least CONNECTIONS × BURSTS (80; the old code: 82+).
+    const bound = (CONNECTIONS * BURSTS) / 2;
+    expect({ reads: reads.count, texts: reads.count > bound ? reads.texts : [] }).toEqual({
       reads: expect.any(Number),
       texts: [],
     });
-    expect(reads.count).toBeLessThanOrEqual(2 * BURSTS + 5);
+    expect(reads.count).toBeLessThanOrEqual(bound);
     expect(reads.count).toBeGreaterThanOrEqual(BURSTS); // the counter does see the reads
   });
 

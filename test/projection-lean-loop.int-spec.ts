@@ -89,13 +89,13 @@ describe('the projection runner hot loop', () => {
     const start = await headOfLog(t.dataSource);
     const first = await append([new Tocked({ n: 1 }), new Tocked({ n: 2 })]);
     await eventually('the two events to be readable', async () => {
-      const batch = await t.store.readBatch(start, 100);
+      const batch = await t.log.readBatch(start, 100);
       return batch.events.length === 2 ? batch : undefined;
     });
-    const limited = await t.store.readBatch(start, 1);
+    const limited = await t.log.readBatch(start, 1);
     expect(limited.events.map((event) => event.position)).toEqual([first.events[0].position]);
-    const all = await t.store.readAll(start, 100);
-    expect((await t.store.readBatch(start, 100)).events.map((event) => event.position)).toEqual(all.events.map((event) => event.position));
+    const all = await t.log.readAll(start, 100);
+    expect((await t.log.readBatch(start, 100)).events.map((event) => event.position)).toEqual(all.events.map((event) => event.position));
 
     // An older transaction in flight that appends nothing (as a projection's batch or a lease renewal).
     const holder = new pg.Client({ connectionString: t.database.url });
@@ -104,13 +104,13 @@ describe('the projection runner hot loop', () => {
       await holder.query('BEGIN');
       await holder.query('SELECT pg_current_xact_id()');
       const later = await append([new Tocked({ n: 3 })]);
-      const held = await t.store.readBatch(all.checkpoint, 100);
+      const held = await t.log.readBatch(all.checkpoint, 100);
       expect(held.events).toEqual([]);
       expect(held.heldBack).toBe(true);
       await holder.query('COMMIT');
       // Other suites' transactions on the same server can hold the horizon back for a moment too.
       const released = await eventually('the later event to be released', async () => {
-        const batch = await t.store.readBatch(all.checkpoint, 100);
+        const batch = await t.log.readBatch(all.checkpoint, 100);
         return batch.events.length > 0 && !batch.heldBack ? batch : undefined;
       });
       expect(released.events.map((event) => event.position)).toEqual([later.position]);

@@ -46,9 +46,9 @@ export class EventLogController {
   @ApiOkResponse({ type: EventPageResponse })
   @ApiProblemResponses({ 400: 'VALIDATION_FAILED, UNKNOWN_POSITION (after is not the position of an event)', 500: 'INTERNAL_ERROR' })
   async feed(@Query() request: EventFeedRequest): Promise<EventPageResponse> {
-    const after = request.after ? await this.store.checkpointAt(request.after) : START_OF_LOG;
+    const after = request.after ? await this.store.log.checkpointAt(request.after) : START_OF_LOG;
     if (!after) throw noEventAt(request.after!, 'after');
-    const { events, checkpoint } = await this.store.readAll(after, request.limit ?? 100, undefined, {
+    const { events, checkpoint } = await this.store.log.readAll(after, request.limit ?? 100, undefined, {
       types: request.type,
       streamId: request.stream,
     });

@@ -134,7 +134,7 @@ export class LiveConnection implements LiveSubscriber {
       if (missing.length > 0) this.after = missing[missing.length - 1].checkpoint;
       return true;
     }
-    const { events } = await this.deps.store.readAll(this.after, LIVE_FEED_PAGE);
+    const { events } = await this.deps.store.log.readAll(this.after, LIVE_FEED_PAGE);
     // Nothing to read, yet not level with the hub: events up to its tail are held back a moment
     // (the tail came from a Last-Event-ID in a transaction that committed late). Look again soon.
     if (events.length === 0) await sleep(CATCH_UP_RETRY_MS);

@@ -146,7 +146,7 @@ export class LiveFeedHub {
       const since = this.notifier.sequence;
       let batch: { events: readonly RecordedEvent[]; heldBack: boolean };
       try {
-        batch = await this.store.readBatch(this.tail!, LIVE_FEED_PAGE);
+        batch = await this.store.log.readBatch(this.tail!, LIVE_FEED_PAGE);
       } catch (error) {
         this.logger.warn(`Reading the log for the live feed failed (${(error as Error).message}); retrying`);
         await this.wait(READ_ERROR_DELAY_MS);

@@ -39,8 +39,9 @@ export class LiveFeed implements BeforeApplicationShutdown {
 
   /** Where a new client starts: right after its Last-Event-ID, or at the current end of the log. */
   async startingPoint(lastEventId: number | undefined): Promise<Checkpoint | null> {
-    if (lastEventId !== undefined) return lastEventId === 0 ? { transactionId: '0', position: 0 } : this.store.checkpointAt(lastEventId);
-    return this.store.headCheckpoint();
+    if (lastEventId !== undefined)
+      return lastEventId === 0 ? { transactionId: '0', position: 0 } : this.store.log.checkpointAt(lastEventId);
+    return this.store.log.headCheckpoint();
   }
 
   /** Streams until the client goes, is too slow or the server stops; the lease is released as soon as the stream ends. */

@@ -10,6 +10,8 @@ export * from './event-sourcing.module.js';
 export * from './data-sources.js';
 export * from './event-log-reader.js';
 export * from './event-store.js';
+export * from './commit-order-log.js';
+export * from './stream-reads.js';
 export * from './event-type.js';
 export * from './event-type.registry.js';
 export * from './expected-version.js';

@@ -4,7 +4,8 @@ import { hostname } from 'node:os';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { EventNotifier, PROJECTIONS_CHANGED } from './event-notifier.js';
-import { EventStore } from './event-store.js';
+import { CommitOrderLog } from './commit-order-log.js';
+import { EventTypeRegistry } from './event-type.registry.js';
 import { ProjectionCheckpoints } from './projection-checkpoints.js';
 import { ProjectionRunner, type ProjectionRunnerOptions } from './projection-runner.js';
 import { ProjectionRegistry } from './projection.registry.js';
@@ -37,7 +38,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
     private readonly checkpoints: ProjectionCheckpoints,
     private readonly notifier: EventNotifier,
     @Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource,
-    private readonly store: EventStore,
+    private readonly types: EventTypeRegistry,
     private readonly schemaCheck: StoredSchemaCheck,
     @Inject(PROJECTION_ENGINE_OPTIONS) private readonly options: ProjectionEngineOptions,
   ) {}
@@ -51,7 +52,8 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
     for (const projection of projections) {
       const runner = new ProjectionRunner(projection, {
         dataSource: this.dataSource,
-        store: this.store,
+        // The log is read through the projector's own connection (and role), like its writes.
+        log: new CommitOrderLog(this.dataSource, this.types),
         checkpoints: this.checkpoints,
         notifier: this.notifier,
         options: this.options,

@@ -3,7 +3,7 @@ import type { Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { isSameCheckpoint, laterOf } from './checkpoint-order.js';
 import type { EventNotifier } from './event-notifier.js';
-import type { EventStore } from './event-store.js';
+import type { CommitOrderLog } from './commit-order-log.js';
 import { type LeaseHolding, isLeaseLost, runFenced } from './lease-fence.js';
 import type { ProjectionCheckpoints, ProjectionState } from './projection-checkpoints.js';
 import { ProjectionLease } from './projection-lease.js';
@@ -36,7 +36,7 @@ export interface ProjectionRunnerOptions {
 
 export interface ProjectionRunnerDeps {
   readonly dataSource: DataSource;
-  readonly store: EventStore;
+  readonly log: CommitOrderLog;
   readonly checkpoints: ProjectionCheckpoints;
   readonly notifier: EventNotifier;
   readonly options: ProjectionRunnerOptions;
@@ -223,12 +223,12 @@ export class ProjectionRunner {
    * instead of a transaction (for a deposit, the transfer projections have nothing to do).
    */
   private async liveStep(state: ProjectionState): Promise<LiveStep> {
-    const { store, options, notifier } = this.deps;
+    const { log, options, notifier } = this.deps;
     const windowLeft = this.partialBatchReadAt + options.batchWindowMs - performance.now();
     if (windowLeft > 0) await sleep(windowLeft);
     this.readAtSequence = notifier.sequence;
     const readAt = performance.now();
-    const { events, heldBack } = await store.readBatch(state.checkpoint, options.batchSize);
+    const { events, heldBack } = await log.readBatch(state.checkpoint, options.batchSize);
     this.partialBatchReadAt = events.length > 0 && events.length < options.batchSize ? readAt : -Infinity;
     if (events.length > 0) {
       if (handlesAny(this.projection, events)) await this.applyWithRetries(events, 'live', state.checkpoint);
@@ -292,7 +292,7 @@ export class ProjectionRunner {
       logger.log(`Projection ${this.projection.name}: rebuild started`);
       return true;
     }
-    const { events } = await this.deps.store.readAll(rebuild.checkpoint, options.batchSize);
+    const { events } = await this.deps.log.readAll(rebuild.checkpoint, options.batchSize);
     if (events.length > 0) {
       const applied = await this.applyWithRetries(events, 'rebuild', rebuild.checkpoint);
       if (!applied || events.length === options.batchSize) return true;
@@ -481,7 +481,7 @@ export class ProjectionRunner {
         } else {
           until = laterOf(state.checkpoint, state.rebuild.checkpoint);
         }
-        const remaining = await this.deps.store.readCommitted(state.rebuild.checkpoint, until, manager);
+        const remaining = await this.deps.log.readCommitted(state.rebuild.checkpoint, until, manager);
         await this.shadow!.use(manager);
         await applyToProjection(this.projection, remaining, manager);
         await this.shadow!.replaceLive(manager); // qualified names: the search_path does not matter

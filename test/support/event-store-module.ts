@@ -8,6 +8,8 @@ import {
   Clock,
   type EventClass,
   EventSourcingModule,
+  type CommitOrderLog,
+  EventLogReader,
   EventStore,
   type Projection,
   type ProjectionEngineOptions,
@@ -17,6 +19,8 @@ import { type TestDatabase, createTestDatabase } from './test-database.js';
 export interface EventStoreModule {
   readonly moduleRef: TestingModule;
   readonly store: EventStore;
+  /** The global log in commit-safe order (the query side's reader; the same database here). */
+  readonly log: CommitOrderLog;
   readonly dataSource: DataSource;
   readonly eventBus: EventBus;
   readonly database: TestDatabase;
@@ -63,6 +67,7 @@ export async function startEventStoreModule(options: EventStoreModuleOptions): P
   return {
     moduleRef,
     store: moduleRef.get(EventStore),
+    log: moduleRef.get(EventLogReader).log,
     dataSource: moduleRef.get(DataSource),
     eventBus: moduleRef.get(EventBus),
     database,

@@ -1,0 +1,187 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
+import { type EntityManager, QueryFailedError } from 'typeorm';
+import type { Clock } from './clock.js';
+import type { CommandMetadata } from './command-metadata.js';
+import { UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
+import type { EventTypeRegistry } from './event-type.registry.js';
+import { ANY, type ExpectedVersion, toSqlExpectedVersion } from './expected-version.js';
+import type { ProjectionRegistry } from './projection.registry.js';
+import type { EventMetadata, RecordedEvent } from './recorded-event.js';
+import { type PreparedStatement, prepared } from './sql.js';
+import { toSafeNumber } from './stored-event.row.js';
+
+export interface AppendOptions {
+  readonly expectedVersion: ExpectedVersion;
+  /**
+   * Correlation, causation and actor of every event of the call (the command's, see
+   * CommandMetadata); without it each event is its own correlation and cause.
+   */
+  readonly metadata?: CommandMetadata;
+  /** Caller-chosen event ids (one per event), e.g. deterministic ids that make a retried step a no-op. */
+  readonly eventIds?: readonly string[];
+}
+
+export interface AppendResult {
+  readonly streamId: string;
+  /** The stream's version after the append. */
+  readonly version: number;
+  /** Global position of the last appended event. */
+  readonly position: number;
+  readonly events: readonly RecordedEvent[];
+}
+
+/**
+ * Checks the expected version and inserts every event in one statement (one round trip):
+ * the current version is read in the same statement, and UNIQUE(stream_id, version) turns a race
+ * between two writers that read the same version into a unique violation for the later one.
+ */
+const APPEND_SQL: PreparedStatement = {
+  name: 'ledger_event_store_append_v1',
+  text: `
+WITH current_version AS (
+  SELECT coalesce(max(version), 0) AS version FROM events WHERE stream_id = $1
+), appended AS (
+  INSERT INTO events (stream_id, version, type, schema_version, event_id, data, metadata)
+  SELECT $1, current_version.version + e.ordinality, e.value->>'type', (e.value->>'schemaVersion')::int,
+         (e.value->>'eventId')::uuid, e.value->'data', e.value->'metadata'
+  FROM current_version, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, ordinality)
+  WHERE $3::int < 0 OR current_version.version = $3::int
+  ORDER BY e.ordinality
+  RETURNING position, version, recorded_at, transaction_id
+)
+SELECT current_version.version AS current_version, appended.*
+FROM current_version LEFT JOIN appended ON true
+ORDER BY appended.version`,
+};
+
+const STREAM_VERSION_UNIQUE = 'events_stream_version_unique';
+/** Raised by the events_guard_insert trigger: the stream's head was written by a younger transaction. */
+const YOUNGER_STREAM_HEAD = 'LE001';
+
+/** Two-int advisory lock namespace: ANY appends to one stream queue on (this, hashtext(stream_id)). */
+const ANY_APPEND_LOCK = 7_345_002;
+
+/** Thrown inside a transaction when a concurrent writer took the version; resolved after rollback. */
+export class StreamVersionTaken extends Error {
+  constructor(
+    readonly streamId: string,
+    readonly expectedVersion: ExpectedVersion,
+  ) {
+    super(`Stream ${streamId}: version taken by a concurrent writer`);
+  }
+}
+
+/**
+ * The transaction an outer unit of work opened (EventStore.transaction), so that code it calls —
+ * a command handler, the command runner — joins it instead of opening its own: e.g. an idempotency
+ * key is stored in the same transaction as the events its request appended.
+ */
+export const ambient = new AsyncLocalStorage<EventStoreTransaction>();
+/** Names of the savepoints nested units of work run in: unique in this process. */
+export const savepointName = (() => {
+  let savepoints = 0;
+  return (): string => `event_store_${++savepoints}`;
+})();
+
+/** The manager of the ambient unit of work, if one is running (see EventStore.transaction). */
+export function ambientManager(): EntityManager | undefined {
+  return ambient.getStore()?.manager;
+}
+
+/** A unit of work on the store: appends made through it commit or roll back together. */
+export class EventStoreTransaction {
+  readonly appended: RecordedEvent[] = [];
+  /**
+   * The error of a statement of this unit of work that PostgreSQL refused: the transaction is aborted
+   * and COMMIT would silently roll back, so it must not be reported as committed even if `work`
+   * swallowed the error.
+   */
+  failure: unknown;
+
+  constructor(
+    readonly manager: EntityManager,
+    private readonly registry: EventTypeRegistry,
+    private readonly projections: ProjectionRegistry,
+    private readonly clock: Clock,
+  ) {}
+
+  async append(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
+    if (events.length === 0) throw new RangeError('Nothing to append');
+    if (options.eventIds && options.eventIds.length !== events.length) {
+      throw new RangeError('eventIds must give one id per event');
+    }
+    const occurredAt = this.clock.now().toISOString();
+    const toStore = events.map((event, index) => {
+      const eventId = options.eventIds?.[index] ?? randomUUID();
+      const definition = this.registry.definitionOf(event);
+      const metadata: EventMetadata = {
+        correlationId: options.metadata?.correlationId ?? eventId,
+        causationId: options.metadata?.causationId ?? eventId,
+        ...(options.metadata?.actor === undefined ? {} : { actor: options.metadata.actor }),
+        occurredAt,
+        eventId,
+      };
+      return { ...definition, eventId, data: this.registry.serialize(event), metadata, event };
+    });
+
+    const payload = JSON.stringify(toStore.map(({ event: _event, ...stored }) => stored));
+    const rows = await this.insert(streamId, payload, options.expectedVersion);
+    if (rows[0].position === null) {
+      throw new WrongExpectedVersionError(streamId, options.expectedVersion, rows[0].current_version);
+    }
+    const recorded = rows.map((row, index): RecordedEvent => ({
+      streamId,
+      version: row.version,
+      position: toSafeNumber(row.position!),
+      type: toStore[index].type,
+      schemaVersion: toStore[index].schemaVersion,
+      data: toStore[index].event,
+      metadata: toStore[index].metadata,
+      recordedAt: row.recorded_at,
+      transactionId: row.transaction_id,
+    }));
+    try {
+      await this.projections.applyInline(recorded, this.manager);
+    } catch (error) {
+      this.failure ??= error;
+      throw error;
+    }
+    this.appended.push(...recorded);
+    const last = recorded[recorded.length - 1];
+    return { streamId, version: last.version, position: last.position, events: recorded };
+  }
+
+  private async insert(streamId: string, payload: string, expected: ExpectedVersion) {
+    const sqlExpectedVersion = toSqlExpectedVersion(expected);
+    try {
+      if (expected === ANY) {
+        // Without a check, concurrent writers would all take the same next version and all but one
+        // would lose on UNIQUE(stream_id, version); queue them on the stream instead. A separate
+        // statement, so that the append below reads the version with a snapshot taken after the wait.
+        await this.manager.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [ANY_APPEND_LOCK, streamId]);
+      }
+      return await prepared<{
+        current_version: number;
+        position: string | null;
+        version: number;
+        recorded_at: Date;
+        transaction_id: string;
+      }>(this.manager, APPEND_SQL, [streamId, payload, sqlExpectedVersion]);
+    } catch (error) {
+      // A pg error from the prepared statement, or TypeORM's wrapper of one.
+      const { constraint, code } = (error instanceof QueryFailedError ? error.driverError : error) as {
+        constraint?: string;
+        code?: string;
+      };
+      const failure =
+        constraint === STREAM_VERSION_UNIQUE
+          ? new StreamVersionTaken(streamId, expected)
+          : code === YOUNGER_STREAM_HEAD
+            ? new UnitOfWorkConflict(streamId, 'its last event was written by a younger transaction')
+            : error;
+      this.failure ??= failure;
+      throw failure;
+    }
+  }
+}

@@ -377,7 +377,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         AccountListResponse: {
-            items: Array<components["schemas"]["AccountResponse"]>;
+            items: components["schemas"]["AccountResponse"][];
             /** @description Pass as `cursor` to get the next page; null on the last page. */
             nextCursor: string | null;
         };
@@ -431,7 +431,7 @@ export interface components {
             version: number;
         };
         AccountTransactionListResponse: {
-            items: Array<components["schemas"]["AccountTransactionResponse"]>;
+            items: components["schemas"]["AccountTransactionResponse"][];
             /** @description Pass as `cursor` for the next (older) page; null on the last page. */
             nextCursor: string | null;
         };
@@ -499,12 +499,12 @@ export interface components {
             version: number;
         };
         EventListResponse: {
-            items: Array<components["schemas"]["EventResponse"]>;
+            items: components["schemas"]["EventResponse"][];
             /** @description Pass as `cursor` to get the next page; null on the last page. */
             nextCursor: string | null;
         };
         EventPageResponse: {
-            items: Array<components["schemas"]["EventResponse"]>;
+            items: components["schemas"]["EventResponse"][];
             /**
              * @description Pass as `after` to continue: the position of the last event returned (or the `after` given when none was).
              * @example 1042
@@ -512,9 +512,13 @@ export interface components {
             next: number;
         };
         EventResponse: {
-            data: Record<string, unknown>;
+            data: {
+                [key: string]: unknown;
+            };
             /** @description eventId, correlationId, causationId, occurredAt, actor */
-            metadata: Record<string, unknown>;
+            metadata: {
+                [key: string]: unknown;
+            };
             /**
              * @description The position in the global log.
              * @example 1042
@@ -565,7 +569,7 @@ export interface components {
             /** @example Account balance 100 is less than the requested 150 */
             detail: string;
             /** @description Validation errors only: each invalid field. */
-            errors?: Array<components["schemas"]["InvalidFieldDto"]>;
+            errors?: components["schemas"]["InvalidFieldDto"][];
             /** @example 422 */
             status: number;
             /** @example Insufficient funds */
@@ -577,7 +581,7 @@ export interface components {
             type: string;
         };
         ProjectionListResponse: {
-            items: Array<components["schemas"]["ProjectionStatusResponse"]>;
+            items: components["schemas"]["ProjectionStatusResponse"][];
         };
         ProjectionStatusResponse: {
             /** @description Failed attempts at the current event. */
@@ -651,7 +655,7 @@ export interface components {
             status: "pending";
         };
         TransferListResponse: {
-            items: Array<components["schemas"]["TransferResponse"]>;
+            items: components["schemas"]["TransferResponse"][];
             /** @description Pass as `cursor` for the next (older) page; null on the last page. */
             nextCursor: string | null;
         };

@@ -58,7 +58,8 @@ function operationOf(method: string, path: string): string | undefined {
 let t: TestApp;
 let host: string;
 beforeAll(async () => {
-  t = await startTestApp();
+  // Read-your-writes waits get room: under a full parallel suite 2 s was sometimes not enough (a 503).
+  t = await startTestApp({ READ_YOUR_WRITES_TIMEOUT_MS: '15000' });
   await t.app.listen(0, '127.0.0.1');
   host = `http://127.0.0.1:${t.app.getHttpServer().address().port}`;
 });

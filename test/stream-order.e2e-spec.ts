@@ -48,7 +48,13 @@ describe('each stream in version order, for every reader of the log', () => {
     const answers = await Promise.all(Array.from({ length: 30 }, () => deposit(account.id, 1)));
     expect(answers.map((answer) => answer.status)).toEqual(Array(30).fill(200));
 
-    const feed = await walkFeed(t, { stream: `account-${account.id}`, limit: 1000 });
+    // The feed is commit-safe: an unrelated transaction still open on the server (another test file)
+    // may hold the newest events back for a moment; wait until all 31 are listed, then check order.
+    let feed = await walkFeed(t, { stream: `account-${account.id}`, limit: 1000 });
+    for (const deadline = Date.now() + 20_000; feed.items.length < 31 && Date.now() < deadline;) {
+      await sleep(50);
+      feed = await walkFeed(t, { stream: `account-${account.id}`, limit: 1000 });
+    }
     expect(feed.items.map((item) => item.version)).toEqual(Array.from({ length: 31 }, (_, index) => index + 1));
 
     const newest = Math.max(...answers.map((answer) => answer.body.position as number));

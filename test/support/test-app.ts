@@ -24,7 +24,11 @@ export interface TestApp {
  */
 export async function startTestApp(env: Record<string, string> = {}, database?: TestDatabase): Promise<TestApp> {
   const db = database ?? (await createTestDatabase());
-  const config: AppConfig = loadConfig({ RATE_LIMIT_ENABLED: 'false', ...env });
+  // READ_YOUR_WRITES_TIMEOUT_MS: every test file shares one PostgreSQL server, and the commit-safe
+  // horizon is server-wide, so a file that holds a transaction open on purpose holds every other
+  // file's projections back meanwhile; 2 s was sometimes not enough for an honest read-your-writes
+  // wait under the full parallel suite. Tests of the timeout set their own.
+  const config: AppConfig = loadConfig({ RATE_LIMIT_ENABLED: 'false', READ_YOUR_WRITES_TIMEOUT_MS: '15000', ...env });
   const app = await createApp(config, db.url, { logger: false });
   return {
     app,

@@ -27,6 +27,12 @@ export type { LogBatch, ReadAllResult } from './commit-order-log.js';
  * The command side's event store: appends (alone, or in a unit of work that restarts on a
  * UnitOfWorkConflict), publishing on the EventBus after COMMIT, and the reads of one stream, which
  * join the unit of work in progress. The global log is read elsewhere (CommitOrderLog).
+ *
+ * From an append to the projections that apply it: a statement trigger on events
+ * (migrations/1764230400002-create-projection-checkpoints.ts) sends NOTIFY events_appended, delivered
+ * at COMMIT; EventNotifier LISTENs and wakes every ProjectionRunner, which reads the log after its
+ * checkpoint (CommitOrderLog.readBatch) and applies the batch (applyToProjection). Runners also poll,
+ * so a lost notification only delays them.
  */
 @Injectable()
 export class EventStore extends StreamReads {

@@ -1,0 +1,101 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isSameCheckpoint } from './checkpoint-order.js';
+import { commitReaction } from './projection-reactions.js';
+import { rebuildAttemptFailed } from './projection-rebuild-failures.js';
+import { LostLease, type RunnerContext, type Target } from './projection-runner-context.js';
+import { ProjectionApplyError, applyToProjection } from './projection.js';
+import type { Checkpoint, RecordedEvent } from './recorded-event.js';
+
+/**
+ * Applies a batch in one transaction. When it fails at event k, the events before k are committed
+ * (a projection applying whole batches at once is retried event by event to find k), then a failed
+ * attempt is counted at k with backoff; for a rebuild, too many failures give the rebuild up.
+ * True when every event was applied.
+ */
+export async function applyWithRetries(
+  context: RunnerContext,
+  events: readonly RecordedEvent[],
+  target: Target,
+  from: Checkpoint,
+): Promise<boolean> {
+  let failure: ProjectionApplyError;
+  try {
+    await commit(context, events, target, from);
+    if (target === 'rebuild') context.rebuildAttempts = 0;
+    return true;
+  } catch (error) {
+    if (error instanceof LostLease) {
+      context.lease.lost();
+      context.state = undefined;
+      return false;
+    }
+    if (!(error instanceof ProjectionApplyError)) throw error;
+    failure = error;
+  }
+  if (failure.index === undefined) {
+    // Which event failed is unknown: go one event at a time; the failing one lands below.
+    let checkpoint = from;
+    for (const event of events) {
+      try {
+        await commit(context, [event], target, checkpoint);
+      } catch (error) {
+        if (!(error instanceof ProjectionApplyError)) throw error;
+        await countFailure(context, event, error, target);
+        return false;
+      }
+      checkpoint = { transactionId: event.transactionId, position: event.position };
+    }
+    return true; // every event passed on its own (the batch failure did not repeat)
+  }
+  if (failure.index > 0 && !context.reacts) {
+    // Commit what precedes the failing event (a reaction has done so itself); it is tried again
+    // from there on the next loop.
+    if (!(await applyWithRetries(context, events.slice(0, failure.index), target, from))) return false;
+  }
+  await countFailure(context, events[failure.index], failure, target);
+  return false;
+}
+
+async function countFailure(context: RunnerContext, failed: RecordedEvent, failure: ProjectionApplyError, target: Target): Promise<void> {
+  const { checkpoints, options, logger } = context.deps;
+  const name = context.projection.name;
+  const message = `${failed.type} at position ${failed.position}: ${failure.message}`;
+  context.state = undefined;
+  if (target === 'rebuild') {
+    await rebuildAttemptFailed(context, message, true);
+    return;
+  }
+  const state = await checkpoints.recordFailure(name, failed.position, failure.message, options.maxAttempts);
+  if (state.status === 'failed') {
+    logger.error(`Projection ${name} stopped after ${state.attempts} attempts: ${message}`);
+  } else {
+    logger.warn(`Projection ${name}, attempt ${state.attempts}: ${message}`);
+    await sleep(context.backoff(state.attempts));
+  }
+}
+
+async function commit(context: RunnerContext, events: readonly RecordedEvent[], target: Target, from: Checkpoint): Promise<void> {
+  if (context.reacts) return commitReaction(context, events, from);
+  const { projection, deps } = context;
+  const { dataSource, checkpoints, options, owner } = deps;
+  const last = events[events.length - 1];
+  const checkpoint = { transactionId: last.transactionId, position: last.position };
+  const { token } = context.holding();
+  await dataSource.transaction(async (manager) => {
+    const state = await checkpoints.lockIfLeader(manager, projection.name, owner, token);
+    const current = target === 'live' ? state?.checkpoint : state?.rebuild?.checkpoint;
+    // Fencing: only the lease holder, continuing exactly where the stored checkpoint is (and, live,
+    // while the projection runs: an operator may have changed the row since it was read), may write.
+    if (!current || !isSameCheckpoint(current, from) || (target === 'live' && state!.status !== 'running')) throw new LostLease();
+    if (target === 'rebuild') await context.shadow!.use(manager);
+    await applyToProjection(projection, events, manager);
+    if (target === 'live') await checkpoints.advance(manager, projection.name, checkpoint, options.leaseTtlMs);
+    else await checkpoints.rebuildAdvanced(manager, projection.name, checkpoint, events.length);
+    // What this transaction leaves in the row, so the next batch needs no reload.
+    context.state =
+      target === 'live'
+        ? { ...state!, checkpoint, attempts: 0 }
+        : { ...state!, rebuild: { ...state!.rebuild!, checkpoint, eventsApplied: state!.rebuild!.eventsApplied + events.length } };
+  });
+  if (target === 'live') deps.onAdvance(projection.name, checkpoint);
+}

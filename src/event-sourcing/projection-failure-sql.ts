@@ -1,0 +1,93 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
+import { sql } from './sql.js';
+import { toSafeNumber } from './stored-event.row.js';
+
+/** Counts a failed attempt at `position`; at `maxAttempts` the projection stops in `failed`. */
+export async function recordFailure(
+  manager: EntityManager,
+  name: string,
+  position: number,
+  error: string,
+  maxAttempts: number,
+): Promise<ProjectionState> {
+  const { rows } = await sql<Row>(
+    manager,
+    `UPDATE projection_checkpoints
+       SET attempts = CASE WHEN failed_position = $2 THEN attempts + 1 ELSE 1 END,
+           failed_position = $2, last_error = $3, failed_at = now(), updated_at = now()
+       WHERE name = $1
+       RETURNING *`,
+    [name, position, error],
+  );
+  const state = toState(rows[0]);
+  if (state.attempts < maxAttempts) return state;
+  const failed = await sql<Row>(
+    manager,
+    `UPDATE projection_checkpoints SET status = 'failed', updated_at = now() WHERE name = $1 RETURNING *`,
+    [name],
+  );
+  return toState(failed.rows[0]);
+}
+
+/** Admin: try the failed event again (attempts start over). False when the projection is not failed. */
+export async function retry(manager: EntityManager, name: string): Promise<boolean> {
+  const { rowCount } = await sql(
+    manager,
+    `UPDATE projection_checkpoints SET status = 'running', attempts = 0, updated_at = now()
+       WHERE name = $1 AND status = 'failed'`,
+    [name],
+  );
+  return rowCount === 1;
+}
+
+/**
+ * Admin: move the checkpoint past the failed event (it was the next one in commit order) and record
+ * the skip with its error. Returns the skipped position, or null when the projection is not failed.
+ */
+export async function skip(dataSource: DataSource, name: string): Promise<number | null> {
+  return dataSource.transaction(async (manager) => {
+    const { rows } = await sql<{ failed_position: string; last_error: string | null; transaction_id: string; type: string }>(
+      manager,
+      `SELECT p.failed_position, p.last_error, e.transaction_id, e.type
+         FROM projection_checkpoints p JOIN events e ON e.position = p.failed_position
+         WHERE p.name = $1 AND p.status = 'failed'
+         FOR UPDATE OF p`,
+      [name],
+    );
+    if (!rows.length) return null;
+    const [failed] = rows;
+    await sql(manager, `INSERT INTO projection_skips (projection, position, event_type, error) VALUES ($1, $2, $3, $4)`, [
+      name,
+      failed.failed_position,
+      failed.type,
+      failed.last_error,
+    ]);
+    await sql(
+      manager,
+      `UPDATE projection_checkpoints
+         SET transaction_id = $2::xid8, position = $3, status = 'running', attempts = 0, updated_at = now(),
+             last_error = NULL, failed_position = NULL, failed_at = NULL
+         WHERE name = $1`,
+      [name, failed.transaction_id, failed.failed_position],
+    );
+    return toSafeNumber(failed.failed_position);
+  });
+}
+
+export async function skips(
+  manager: EntityManager,
+  name: string,
+): Promise<Array<{ position: number; eventType: string; error: string | null; skippedAt: Date }>> {
+  const { rows } = await sql<{ position: string; event_type: string; error: string | null; skipped_at: Date }>(
+    manager,
+    `SELECT position, event_type, error, skipped_at FROM projection_skips WHERE projection = $1 ORDER BY id`,
+    [name],
+  );
+  return rows.map((row) => ({
+    position: toSafeNumber(row.position),
+    eventType: row.event_type,
+    error: row.error,
+    skippedAt: row.skipped_at,
+  }));
+}

@@ -1,0 +1,64 @@
+import { isSameCheckpoint } from './checkpoint-order.js';
+import { isLeaseLost, runFenced } from './lease-fence.js';
+import { LostLease, type RunnerContext } from './projection-runner-context.js';
+import { ProjectionApplyError, applyToProjection } from './projection.js';
+import type { Checkpoint, RecordedEvent } from './recorded-event.js';
+
+/**
+ * A projection that keeps no table (a process manager) reacts with commands of its own, each in its
+ * own transaction. Those run outside the checkpoint transaction: that one locks the checkpoint row,
+ * which gives it a transaction id, and commit-safe readers wait for every older transaction id — a
+ * long step inside it would hold every projection back. The checkpoint then advances in a short
+ * fenced transaction.
+ *
+ * Every step is fenced: the reaction runs with this holding ambient (runFenced), and each of its
+ * transactions commits only if the database still sees this holding (ledger_fence, just before
+ * COMMIT). A holder that lost the lease, even one paused past it that does not know yet, commits
+ * nothing; the next holder resumes from the checkpoint. Events are reacted to one at a time and the
+ * batch stops after a third of the lease, so the checkpoint moves often and a takeover has little
+ * to redo. At-least-once between a step and the checkpoint (a crash there repeats the steps), which
+ * is why a process manager's steps must be idempotent.
+ * A failure at event k advances the checkpoint past the events before it, then throws for k.
+ */
+export async function commitReaction(context: RunnerContext, events: readonly RecordedEvent[], from: Checkpoint): Promise<void> {
+  const { projection, deps } = context;
+  const { dataSource, checkpoints, options, owner } = deps;
+  const holding = context.holding();
+  // A cheap look first (no lock): the fenced steps and the fenced advance below are what decide.
+  const before = await checkpoints.load(projection.name);
+  if (
+    before?.leaseOwner !== owner ||
+    before.leaseToken !== holding.token ||
+    before.status !== 'running' ||
+    !isSameCheckpoint(before.checkpoint, from)
+  ) {
+    throw new LostLease();
+  }
+  const deadline = performance.now() + options.leaseTtlMs / 3;
+  let done = 0;
+  let failure: ProjectionApplyError | undefined;
+  for (const event of events) {
+    if (done > 0 && (performance.now() >= deadline || context.lease.current !== holding || context.stopped)) break;
+    try {
+      await runFenced(holding, () => applyToProjection(projection, [event], dataSource.manager));
+    } catch (error) {
+      if (isLeaseLost(error)) throw new LostLease();
+      if (!(error instanceof ProjectionApplyError)) throw error;
+      failure = new ProjectionApplyError(done, error.error);
+      break;
+    }
+    done++;
+  }
+  if (done > 0) {
+    const last = events[done - 1];
+    const checkpoint = { transactionId: last.transactionId, position: last.position };
+    await dataSource.transaction(async (manager) => {
+      const state = await checkpoints.lockIfLeader(manager, projection.name, owner, holding.token);
+      if (!state || !isSameCheckpoint(state.checkpoint, from) || state.status !== 'running') throw new LostLease();
+      await checkpoints.advance(manager, projection.name, checkpoint, options.leaseTtlMs);
+      context.state = { ...state, checkpoint, attempts: 0 };
+    });
+    deps.onAdvance(projection.name, checkpoint);
+  }
+  if (failure) throw failure;
+}

@@ -353,7 +353,7 @@ describe('a projection handler that fails in the middle of a batch', () => {
     expect(await logged(Counting, [...positions, ...later])).toEqual([...positions, ...later]);
   });
 
-  // Regression (projection-runner.ts, applyWithRetries): when the failing event was not the first of
+  // Regression (projection-apply-batch.ts, applyWithRetries): when the failing event was not the first of
   // its batch, its first failure was neither counted nor backed off, so a handler failing exactly
   // PROJECTION_MAX_ATTEMPTS times did not stop the projection.
   it('an event that fails exactly PROJECTION_MAX_ATTEMPTS times stops the projection, even in the middle of a batch', async () => {

@@ -250,7 +250,7 @@ describe('rebuilding an inline projection while appends continue', () => {
 // =============================================================================================
 // 4c. Rebuild of a projection whose table has an identity column (a common primary key).
 //
-// Regression (projection-shadow.ts replaceLive, projection-runner.ts): `INSERT INTO live SELECT *`
+// Regression (projection-shadow.ts replaceLive, projection-rebuild.ts swap): `INSERT INTO live SELECT *`
 // was refused for a GENERATED ALWAYS identity column, and the failing swap was retried forever while
 // keeping the live step from running.
 

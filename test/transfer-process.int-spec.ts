@@ -641,7 +641,7 @@ describe('read models while the process manager is inside a step', () => {
   });
   afterAll(() => t.close());
 
-  // Regression (src/event-sourcing/projection-runner.ts commit(), running the process manager): the
+  // Regression (src/event-sourcing/projection-apply-batch.ts commit(), running the process manager): the
   // process manager used to take its account steps inside the projection batch transaction, which
   // holds a transaction id (its checkpoint row is locked FOR UPDATE) for as long as the steps take.
   // Every async projection reads only below pg_snapshot_xmin, so while the manager worked — a slow

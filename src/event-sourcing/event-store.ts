@@ -146,6 +146,9 @@ export class EventStore extends StreamReads {
     try {
       const result = await work(outer);
       if (outer.failure !== failureBefore) throw outer.failure;
+      // Fenced work nested in an unfenced unit of work is checked here: the outer COMMIT checks only
+      // the fence it started under (found in review). The fence's row lock lasts until that COMMIT.
+      await currentFence()?.verify(outer.manager);
       await outer.manager.query(`RELEASE SAVEPOINT ${savepoint}`);
       return result;
     } catch (error) {

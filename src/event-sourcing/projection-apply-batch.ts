@@ -65,7 +65,8 @@ async function countFailure(context: RunnerContext, failed: RecordedEvent, failu
     await rebuildAttemptFailed(context, message, true);
     return;
   }
-  const state = await checkpoints.recordFailure(name, failed.position, failure.message, options.maxAttempts);
+  const state = await checkpoints.recordFailure(name, context.holding(), failed.position, failure.message, options.maxAttempts);
+  if (!state) throw new LostLease(); // not ours to count against any more
   if (state.status === 'failed') {
     logger.error(`Projection ${name} stopped after ${state.attempts} attempts: ${message}`);
   } else {

@@ -64,8 +64,14 @@ export class ProjectionCheckpoints {
     return advancePast(this.manager, name, owner, token, from, to, ttlMs);
   }
 
-  recordFailure(name: string, position: number, error: string, maxAttempts: number): Promise<ProjectionState> {
-    return recordFailure(this.manager, name, position, error, maxAttempts);
+  recordFailure(
+    name: string,
+    holder: { readonly owner: string; readonly token: string },
+    position: number,
+    error: string,
+    maxAttempts: number,
+  ): Promise<ProjectionState | null> {
+    return recordFailure(this.manager, name, holder, position, error, maxAttempts);
   }
 
   retry(name: string): Promise<boolean> {

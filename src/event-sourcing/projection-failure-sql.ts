@@ -3,31 +3,32 @@ import { type ProjectionState, type Row, toState } from './projection-checkpoint
 import { sql } from './sql.js';
 import { toSafeNumber } from './stored-event.row.js';
 
-/** Counts a failed attempt at `position`; at `maxAttempts` the projection stops in `failed`. */
+/**
+ * Counts a failed attempt at `position`; at `maxAttempts` the projection stops in `failed`. Fenced
+ * like every other write of a holder: only while `holder` still holds the live lease and the
+ * projection runs (a stale holder whose reaction failed must not count attempts against, or stop,
+ * the new holder's projection — found in review). null when that no longer holds.
+ */
 export async function recordFailure(
   manager: EntityManager,
   name: string,
+  holder: { readonly owner: string; readonly token: string },
   position: number,
   error: string,
   maxAttempts: number,
-): Promise<ProjectionState> {
+): Promise<ProjectionState | null> {
   const { rows } = await sql<Row>(
     manager,
     `UPDATE projection_checkpoints
        SET attempts = CASE WHEN failed_position = $2 THEN attempts + 1 ELSE 1 END,
+           status = CASE WHEN (CASE WHEN failed_position = $2 THEN attempts + 1 ELSE 1 END) >= $6 THEN 'failed' ELSE status END,
            failed_position = $2, last_error = $3, failed_at = now(), updated_at = now()
-       WHERE name = $1
+       WHERE name = $1 AND lease_owner = $4 AND lease_token = $5::bigint AND lease_expires_at > clock_timestamp()
+         AND status = 'running'
        RETURNING *`,
-    [name, position, error],
+    [name, position, error, holder.owner, holder.token, maxAttempts],
   );
-  const state = toState(rows[0]);
-  if (state.attempts < maxAttempts) return state;
-  const failed = await sql<Row>(
-    manager,
-    `UPDATE projection_checkpoints SET status = 'failed', updated_at = now() WHERE name = $1 RETURNING *`,
-    [name],
-  );
-  return toState(failed.rows[0]);
+  return rows.length ? toState(rows[0]) : null;
 }
 
 /** Admin: try the failed event again (attempts start over). False when the projection is not failed. */

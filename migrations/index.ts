@@ -17,6 +17,7 @@ import { FenceProjectionLeases1764230400013 } from './1764230400013-fence-projec
 import { PinSchemasAndColumns1764230400014 } from './1764230400014-pin-schemas-and-columns.js';
 import { KeepSnapshotHistory1764230400015 } from './1764230400015-keep-snapshot-history.js';
 import { IndexTransferChains1764230400016 } from './1764230400016-index-transfer-chains.js';
+import { WakeReadersAfterCommit1764230400017 } from './1764230400017-wake-readers-after-commit.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
@@ -36,4 +37,5 @@ export const migrations = [
   PinSchemasAndColumns1764230400014,
   KeepSnapshotHistory1764230400015,
   IndexTransferChains1764230400016,
+  WakeReadersAfterCommit1764230400017,
 ];

@@ -85,6 +85,8 @@ export interface AppConfig {
     readonly maxAttempts: number;
     readonly retryBaseMs: number;
     readonly leaseTtlMs: number;
+    /** At most one wake-up NOTIFY to the other instances per this many ms, after appends commit. */
+    readonly wakeSignalMs: number;
   };
 }
 
@@ -271,6 +273,7 @@ function projections(env: NodeJS.ProcessEnv): AppConfig['projections'] {
     maxAttempts: integer(env, 'PROJECTION_MAX_ATTEMPTS', 5, 1, 100),
     retryBaseMs: integer(env, 'PROJECTION_RETRY_BASE_MS', 200, 1, 60_000),
     leaseTtlMs,
+    wakeSignalMs: integer(env, 'PROJECTION_WAKE_SIGNAL_MS', 10, 1, 1000),
   };
 }
 

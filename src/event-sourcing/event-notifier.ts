@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import pg from 'pg';
@@ -15,11 +16,30 @@ export type ProgressSignal = 'waiting' | 'advanced';
 const RECONNECT_DELAY_MS = 1000;
 /** The payload of a NOTIFY that says "a projection's row was changed by an operator" (not an append). */
 export const PROJECTIONS_CHANGED = 'projections';
+/** The payload of the wake-up an instance sends after its appends committed: `appended:<instance>`. */
+const APPENDED = 'appended:';
+/** Default of `wakeSignalMs`: at most this often an instance tells the others that it appended. */
+export const DEFAULT_WAKE_SIGNAL_MS = 10;
+
+export interface EventNotifierOptions {
+  /** At most one cross-instance wake-up NOTIFY per this many ms (PROJECTION_WAKE_SIGNAL_MS). */
+  readonly wakeSignalMs?: number;
+}
 
 /**
- * LISTENs for the NOTIFY that a trigger on `events` sends when a transaction that appended commits,
- * and emits 'appended'. A dedicated connection (LISTEN is session state, so it cannot come from the
- * pool); if it drops it is re-opened, and runners poll anyway, so a missed notification only delays.
+ * Wakes the readers of the log (projection runners, live feeds) when events were appended, and emits
+ * 'appended':
+ * - in this process, at once: the EventStore calls `appendCommitted()` after each commit that
+ *   appended (wake-ups of one tick are coalesced into one);
+ * - in other instances, by a NOTIFY on `events_appended` sent after the commit, outside the append's
+ *   transaction, at most once per `wakeSignalMs` per instance (a throttle with a trailing send, so
+ *   the last append of a burst is always signalled). A NOTIFY inside every append transaction (the
+ *   trigger of migration 002, dropped by 017) made appends commit one at a time: PostgreSQL holds a
+ *   database-wide lock on the notification queue from a notifying transaction's pre-commit through
+ *   its commit, which defeated the server's group commit (docs/BENCHMARKS.md).
+ * LISTEN needs a dedicated connection (it is session state, so it cannot come from the pool); if it
+ * drops it is re-opened, and runners poll anyway, so a missed notification only delays. Rows inserted
+ * by something else than an EventStore (a script, psql) wake nobody: runners find them by polling.
  *
  * `sequence` counts the wake-ups, so that a reader can tell whether one came while it was busy
  * (between its read and its wait) without listening all the time; `projectionsChanged` counts the
@@ -35,13 +55,22 @@ export class EventNotifier extends EventEmitter {
   private reconnectTimer?: NodeJS.Timeout;
   sequence = 0;
   projectionsChanged = 0;
+  /** Tells this instance's own wake-up NOTIFY from the others'. */
+  private readonly instance = randomUUID();
+  private wakeSignalMs = DEFAULT_WAKE_SIGNAL_MS;
+  private localWakeQueued = false;
+  private signalWanted = false;
+  private signalSending = false;
+  private signalTimer?: NodeJS.Timeout;
+  private lastSignalAt = -Infinity;
 
   constructor(@Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource) {
     super();
     this.setMaxListeners(0);
   }
 
-  async start(): Promise<void> {
+  async start(options: EventNotifierOptions = {}): Promise<void> {
+    this.wakeSignalMs = options.wakeSignalMs ?? DEFAULT_WAKE_SIGNAL_MS;
     this.stopped = false;
     await this.connect();
   }
@@ -49,6 +78,8 @@ export class EventNotifier extends EventEmitter {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.signalTimer);
+    this.signalTimer = undefined;
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => undefined);
@@ -59,6 +90,57 @@ export class EventNotifier extends EventEmitter {
     this.sequence++;
     if (projectionsChanged) this.projectionsChanged++;
     this.emit('appended');
+  }
+
+  /**
+   * Called by the EventStore after a transaction that appended committed (never before: a reader
+   * woken earlier could miss the events). Wakes this process's readers on the next turn of the event
+   * loop, once for every commit of that turn, and the other instances' soon after (see the class).
+   */
+  appendCommitted(): void {
+    if (!this.localWakeQueued) {
+      this.localWakeQueued = true;
+      setImmediate(() => {
+        this.localWakeQueued = false;
+        this.notify();
+      });
+    }
+    if (this.stopped) return;
+    this.signalWanted = true;
+    this.scheduleSignal();
+  }
+
+  /** Sends the wake-up NOTIFY now, or when the throttle allows; one at a time. */
+  private scheduleSignal(): void {
+    if (!this.signalWanted || this.signalSending || this.signalTimer) return;
+    const wait = this.lastSignalAt + this.wakeSignalMs - performance.now();
+    if (wait <= 0) {
+      void this.sendSignal();
+      return;
+    }
+    this.signalTimer = setTimeout(() => {
+      this.signalTimer = undefined;
+      if (!this.stopped) void this.sendSignal();
+    }, wait);
+    this.signalTimer.unref();
+  }
+
+  private async sendSignal(): Promise<void> {
+    this.signalWanted = false;
+    this.signalSending = true;
+    this.lastSignalAt = performance.now();
+    try {
+      // On the LISTEN connection when it is up (no pooled connection taken from commands or runners).
+      const payload = APPENDED + this.instance;
+      if (this.client) await this.client.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]);
+      else await this.dataSource.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]);
+    } catch (error) {
+      // Best effort: the other instances' runners poll anyway.
+      this.logger.debug(`Could not signal appended events (${(error as Error).message})`);
+    } finally {
+      this.signalSending = false;
+      if (!this.stopped) this.scheduleSignal();
+    }
   }
 
   /**
@@ -93,6 +175,8 @@ export class EventNotifier extends EventEmitter {
 
   private onNotification(message: pg.Notification): void {
     if (message.channel !== PROGRESS_CHANNEL) {
+      // Our own wake-up: this process's readers were woken when the append committed.
+      if (message.payload === APPENDED + this.instance) return;
       this.notify(message.payload === PROJECTIONS_CHANGED);
       return;
     }

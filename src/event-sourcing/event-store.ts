@@ -15,6 +15,7 @@ import {
 } from './event-store-transaction.js';
 import { EventTypeRegistry } from './event-type.registry.js';
 import { ANY } from './expected-version.js';
+import { EventNotifier } from './event-notifier.js';
 import { currentFence } from './lease-fence.js';
 import { ProjectionRegistry } from './projection.registry.js';
 import { StreamReads } from './stream-reads.js';
@@ -28,11 +29,11 @@ export type { LogBatch, ReadAllResult } from './commit-order-log.js';
  * UnitOfWorkConflict), publishing on the EventBus after COMMIT, and the reads of one stream, which
  * join the unit of work in progress. The global log is read elsewhere (CommitOrderLog).
  *
- * From an append to the projections that apply it: a statement trigger on events
- * (migrations/1764230400002-create-projection-checkpoints.ts) sends NOTIFY events_appended, delivered
- * at COMMIT; EventNotifier LISTENs and wakes every ProjectionRunner, which reads the log after its
- * checkpoint (CommitOrderLog.readBatch) and applies the batch (applyToProjection). Runners also poll,
- * so a lost notification only delays them.
+ * From an append to the projections that apply it: after the COMMIT, `committed` tells the
+ * EventNotifier, which wakes this process's ProjectionRunners and live feeds at once and the other
+ * instances' by a throttled NOTIFY sent outside the append's transaction (a NOTIFY inside it would
+ * serialise every commit: see event-notifier.ts). A runner reads the log after its checkpoint
+ * (CommitOrderLog.readBatch) and applies the batch. Runners also poll, so a lost wake-up only delays.
  */
 @Injectable()
 export class EventStore extends StreamReads {
@@ -42,6 +43,7 @@ export class EventStore extends StreamReads {
     private readonly projections: ProjectionRegistry,
     private readonly eventBus: EventBus,
     private readonly clock: Clock,
+    private readonly notifier: EventNotifier,
     @Optional() @Inject(COMMAND_RUNNER_OPTIONS) private readonly commandOptions: CommandRunnerOptions = { maxAttempts: 10 },
   ) {
     // Reads join the ambient unit of work when there is one (they see its own writes, and a unit of
@@ -82,8 +84,15 @@ export class EventStore extends StreamReads {
     } catch (error) {
       throw await this.asVersionConflict(error);
     }
-    this.eventBus.publishAll(alone.appended.map((event) => event.data)); // committed: the statement returned
+    this.committed(alone); // the statement returned: it committed
     return result;
+  }
+
+  /** After COMMIT, never before: the in-process EventBus, then the log's readers (if it appended). */
+  private committed(tx: EventStoreTransaction): void {
+    if (tx.appended.length === 0) return;
+    this.eventBus.publishAll(tx.appended.map((event) => event.data));
+    this.notifier.appendCommitted();
   }
 
   /** A version taken by a concurrent writer becomes the typed conflict, with the stream's actual version. */
@@ -131,7 +140,7 @@ export class EventStore extends StreamReads {
         await currentFence()?.verify(manager);
         return result;
       });
-      this.eventBus.publishAll(tx!.appended.map((event) => event.data));
+      this.committed(tx!);
       return result;
     } catch (error) {
       throw await this.asVersionConflict(error);

@@ -18,6 +18,8 @@ export const PROJECTION_ENGINE_OPTIONS = Symbol('PROJECTION_ENGINE_OPTIONS');
 export interface ProjectionEngineOptions extends ProjectionRunnerOptions {
   /** Off: this process serves requests but runs no projection (another process does). */
   readonly enabled: boolean;
+  /** At most one cross-instance wake-up per this many ms after appends (see EventNotifier). */
+  readonly wakeSignalMs?: number;
 }
 
 /**
@@ -47,7 +49,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
     await this.schemaCheck.assertReadable(); // nothing reads the log before this passes
     const projections = this.registry.all();
     await this.checkpoints.ensure(projections.map((projection) => projection.name));
-    await this.notifier.start(); // also wakes live feeds, which run whether projections do or not
+    await this.notifier.start({ wakeSignalMs: this.options.wakeSignalMs }); // also wakes live feeds, which run whether projections do or not
     if (!this.options.enabled) return;
     for (const projection of projections) {
       const runner = new ProjectionRunner(projection, {

@@ -64,6 +64,7 @@ describe('loadConfig', () => {
       PROJECTION_MAX_ATTEMPTS: '3',
       PROJECTION_RETRY_BASE_MS: '50',
       PROJECTION_LEASE_TTL_MS: '2000',
+      PROJECTION_WAKE_SIGNAL_MS: '25',
     });
     expect(config).toEqual({
       port: 8080,
@@ -100,6 +101,7 @@ describe('loadConfig', () => {
         maxAttempts: 3,
         retryBaseMs: 50,
         leaseTtlMs: 2000,
+        wakeSignalMs: 25,
       },
     });
   });
@@ -142,6 +144,7 @@ describe('loadConfig', () => {
     [{ JWT_SECRET: 'x'.repeat(32), JWT_JWKS_URL: 'https://id.example/jwks' }, /only one of/],
     [{ JWT_PUBLIC_KEY: 'not a pem' }, /PEM public key/],
     [{ PROJECTION_LEASE_TTL_MS: '10' }, /PROJECTION_LEASE_TTL_MS/],
+    [{ PROJECTION_WAKE_SIGNAL_MS: '0' }, /PROJECTION_WAKE_SIGNAL_MS/],
     [{ LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT: '0' }, /LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT must be an integer from 1/],
     [{ LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT: 'ten' }, /LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT must be an integer/],
     [{ LIVE_FEED_MAX_CONNECTIONS: '0' }, /LIVE_FEED_MAX_CONNECTIONS must be an integer from 1/],

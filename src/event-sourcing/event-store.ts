@@ -15,6 +15,7 @@ import {
 } from './event-store-transaction.js';
 import { EventTypeRegistry } from './event-type.registry.js';
 import { ANY } from './expected-version.js';
+import { GroupAppend } from './group-append.js';
 import { currentFence } from './lease-fence.js';
 import { ProjectionRegistry } from './projection.registry.js';
 import { StreamReads } from './stream-reads.js';
@@ -36,6 +37,9 @@ export type { LogBatch, ReadAllResult } from './commit-order-log.js';
  */
 @Injectable()
 export class EventStore extends StreamReads {
+  /** Where appends that need no transaction of their own are group-committed (its stats are public). */
+  readonly groupAppend: GroupAppend;
+
   constructor(
     private readonly dataSource: DataSource,
     registry: EventTypeRegistry,
@@ -47,6 +51,7 @@ export class EventStore extends StreamReads {
     // Reads join the ambient unit of work when there is one (they see its own writes, and a unit of
     // work never needs a second pooled connection, which could exhaust the pool).
     super(() => ambient.getStore()?.manager ?? dataSource.manager, registry);
+    this.groupAppend = new GroupAppend(dataSource, registry, projections, clock);
   }
 
   /** Appends atomically to one stream; with `ANY`, a race with another writer is retried. */
@@ -63,9 +68,11 @@ export class EventStore extends StreamReads {
 
   /**
    * Outside any unit of work, at an exact expected version and with no inline projection to update,
-   * an append is a single statement (APPEND_SQL), which PostgreSQL runs atomically as a transaction of
-   * its own: BEGIN and COMMIT around it would only add two round trips (measured: docs/BENCHMARKS.md).
-   * ANY needs its lock statement first; inline projections write in the append's transaction.
+   * an append needs no transaction of its own: it is group-committed (group-append.ts), alone as one
+   * statement (APPEND_SQL) when nothing else is in flight, or in one statement and one commit with
+   * the concurrent appends to other streams. BEGIN and COMMIT around it would only add two round
+   * trips (measured: docs/BENCHMARKS.md). ANY needs its lock statement first; inline projections
+   * write in the append's transaction.
    */
   private canAppendAlone(options: AppendOptions): boolean {
     // A lease holder's append must run in a transaction: its fence is checked just before COMMIT.
@@ -75,14 +82,13 @@ export class EventStore extends StreamReads {
   }
 
   private async appendAlone(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
-    const alone = new EventStoreTransaction(this.dataSource.manager, this.registry, this.projections, this.clock);
     let result: AppendResult;
     try {
-      result = await alone.append(streamId, events, options);
+      result = await this.groupAppend.append(streamId, events, options);
     } catch (error) {
       throw await this.asVersionConflict(error);
     }
-    this.eventBus.publishAll(alone.appended.map((event) => event.data)); // committed: the statement returned
+    this.eventBus.publishAll(result.events.map((event) => event.data)); // committed: its statement returned
     return result;
   }
 

@@ -18,7 +18,7 @@ class GroupTicked {
   }
 }
 
-const POOL = 12; // group-append.ts: maxInFlight = pool / 4 = 3
+const POOL = 12;
 const CLIENTS = 32;
 
 const streamId = () => `group-${randomUUID()}`;
@@ -31,11 +31,13 @@ interface Row {
   position: string;
 }
 
-describe('group commit of concurrent appends', () => {
+// With one group statement in flight (the default) and with three: then appends of one stream must
+// also stay out of a group while another statement holds that stream.
+describe.each([1, 3])('group commit of concurrent appends, %i statement(s) in flight', (statements) => {
   let t: EventStoreModule;
 
   beforeAll(async () => {
-    t = await startEventStoreModule({ events: [GroupTicked], poolSize: POOL });
+    t = await startEventStoreModule({ events: [GroupTicked], poolSize: POOL, appendGroupStatements: statements });
     // Opens the pool's connections, so the first statements of a test do not also pay for connecting.
     await Promise.all(Array.from({ length: POOL }, () => t.dataSource.query('SELECT pg_sleep(0.02)')));
   });
@@ -83,7 +85,7 @@ describe('group commit of concurrent appends', () => {
   it('in one concurrent group, exactly the appends with a wrong expected version fail, each with its actual version', async () => {
     const streams = Array.from({ length: CLIENTS }, streamId);
     await Promise.all(streams.map((id) => t.store.append(id, ticks(2), { expectedVersion: NO_STREAM })));
-    const wrong = new Set([3, 4, 17, 30, 31]); // the last ones surely queue behind the first statements
+    const wrong = new Set([3, 4, 17, 30, 31]); // 3 and more queue behind the first statements
     const before = stats();
 
     const results = await Promise.allSettled(
@@ -113,7 +115,7 @@ describe('group commit of concurrent appends', () => {
   it('a race inside a group (another connection takes a stream version): that append alone loses, the rest is written', async () => {
     const streams = Array.from({ length: CLIENTS }, streamId);
     await Promise.all(streams.map((id) => t.store.append(id, ticks(1), { expectedVersion: NO_STREAM })));
-    const raced = streams[CLIENTS - 1]; // last: queued, so in a group
+    const raced = streams[CLIENTS - 1]; // last: queued behind the first statements, so in a group
     const other = new pg.Client({ connectionString: t.database.url });
     await other.connect();
     try {

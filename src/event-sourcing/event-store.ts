@@ -51,7 +51,7 @@ export class EventStore extends StreamReads {
     // Reads join the ambient unit of work when there is one (they see its own writes, and a unit of
     // work never needs a second pooled connection, which could exhaust the pool).
     super(() => ambient.getStore()?.manager ?? dataSource.manager, registry);
-    this.groupAppend = new GroupAppend(dataSource, registry, projections, clock);
+    this.groupAppend = new GroupAppend(dataSource, registry, projections, clock, commandOptions.appendGroupStatements);
   }
 
   /** Appends atomically to one stream; with `ANY`, a race with another writer is retried. */

@@ -29,13 +29,15 @@ interface PendingAppend {
 const MAX_GROUP_EVENTS = 1000;
 
 /**
- * Statements in flight from a pool of `poolSize`: a quarter of it, at least one. Fewer statements
- * than connections is what makes appends queue, hence group, under load (the database's CPU, not
- * its connections, is the limit: measured in docs/BENCHMARKS.md), and leaves connections for the
- * reads, units of work and projections that share the pool.
+ * One group statement in flight by default, whatever the pool: measured on 2 cores (docs/BENCHMARKS.md),
+ * 1 gave the largest groups and the most appends per second at 8 and 32 clients (2, 3, 4 and 8 were
+ * each slower; a quarter of the pool, the first choice, was 2x slower at 32). The database's CPU per
+ * transaction is the limit, not its connections. A machine with more cores may set
+ * APPEND_GROUP_STATEMENTS higher; never above the pool, whose other connections serve reads, units of
+ * work and projections.
  */
-export function groupCommitLimits(poolSize: number): GroupCommitLimits {
-  return { maxInFlight: Math.max(1, Math.floor(poolSize / 4)), maxEvents: MAX_GROUP_EVENTS };
+export function groupCommitLimits(poolSize: number, statements = 1): GroupCommitLimits {
+  return { maxInFlight: Math.max(1, Math.min(statements, poolSize)), maxEvents: MAX_GROUP_EVENTS };
 }
 
 /**
@@ -52,11 +54,12 @@ export class GroupAppend {
     private readonly registry: EventTypeRegistry,
     private readonly projections: ProjectionRegistry,
     private readonly clock: Clock,
+    statements?: number,
   ) {
     this.committer = new GroupCommitter(
       { alone: (append) => this.alone(append), together: (appends) => this.together(appends) },
       // The pool exists once the DataSource is initialised, which may be after this is constructed.
-      () => (this.limits ??= groupCommitLimits((dataSource.driver as unknown as { master: pg.Pool }).master.options.max)),
+      () => (this.limits ??= groupCommitLimits((dataSource.driver as unknown as { master: pg.Pool }).master.options.max, statements)),
     );
   }
 

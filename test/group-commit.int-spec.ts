@@ -160,6 +160,57 @@ describe.each([1, 3])('group commit of concurrent appends, %i statement(s) in fl
     }
   });
 
+  it('a group whose connection is lost is rejected as a whole with that error (outcome unknown), never reported as written', async () => {
+    const streams = Array.from({ length: CLIENTS }, streamId);
+    await Promise.all(streams.map((id) => t.store.append(id, ticks(1), { expectedVersion: NO_STREAM })));
+    const raced = streams[CLIENTS - 1];
+    const other = new pg.Client({ connectionString: t.database.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      const eventId = randomUUID();
+      await other.query(
+        `INSERT INTO events (stream_id, version, type, schema_version, event_id, data, metadata)
+         VALUES ($1, 2, 'test.GroupTicked', 1, $2::uuid, '{"n":2}', jsonb_build_object('eventId', $3::text))`,
+        [raced, eventId, eventId],
+      );
+      const before = stats();
+      const settled = Promise.allSettled(streams.map((id) => t.store.append(id, ticks(1, 1), { expectedVersion: 1 })));
+      // The group holding `raced` waits on the other writer; its connection is then terminated (FATAL).
+      let pid: number | undefined;
+      await waitFor(async () => {
+        const [row] = (await t.dataSource.query(
+          `SELECT pid FROM pg_locks JOIN pg_stat_activity USING (pid)
+           WHERE datname = current_database() AND locktype = 'transactionid' AND NOT granted`,
+        )) as Array<{ pid: number }>;
+        pid = row?.pid;
+        return pid !== undefined;
+      });
+      await t.dataSource.query('SELECT pg_terminate_backend($1)', [pid]);
+      const results = await settled;
+      await other.query('ROLLBACK');
+
+      const rejected = results.flatMap((result, index) =>
+        result.status === 'rejected' ? [{ index, reason: result.reason as unknown }] : [],
+      );
+      expect(rejected.map(({ index }) => streams[index])).toContain(raced);
+      expect(rejected.length).toBeGreaterThan(1); // the whole group, not only `raced`
+      for (const { reason } of rejected) {
+        expect(reason).not.toBeInstanceOf(WrongExpectedVersionError);
+        expect((reason as QueryFailedError).driverError).toMatchObject({ code: '57P01', severity: 'FATAL' });
+      }
+      const rows = await rowsOf(streams);
+      for (const [index, id] of streams.entries()) {
+        const written = results[index].status === 'fulfilled';
+        expect(rows.filter((row) => row.stream_id === id).map((row) => row.version)).toEqual(written ? [1, 2] : [1]);
+      }
+      expect(stats().fallbacks).toBe(before.fallbacks); // not retried one by one: it might have committed
+    } finally {
+      await other.query('ROLLBACK').catch(() => undefined);
+      await other.end();
+    }
+  });
+
   it('a duplicate event id in one append of a group fails only that append, and writes nothing of it', async () => {
     const taken = randomUUID();
     const first = streamId();

@@ -43,6 +43,8 @@ export interface GroupCommitStats {
 
 interface Waiting<A, R> {
   readonly item: A;
+  /** Taken into a statement (set by `take`). */
+  sent: boolean;
   readonly resolve: (value: R) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -65,7 +67,7 @@ interface Waiting<A, R> {
  */
 export class GroupCommitter<A extends GroupItem, R> {
   readonly stats: GroupCommitStats = { statements: 0, appends: 0, groups: 0, largestGroup: 0, queued: 0, fallbacks: 0 };
-  private readonly queue: Array<Waiting<A, R>> = [];
+  private queue: Array<Waiting<A, R>> = [];
   private readonly busyStreams = new Set<string>();
   private inFlight = 0;
 
@@ -76,10 +78,10 @@ export class GroupCommitter<A extends GroupItem, R> {
 
   submit(item: A): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      const waiting = { item, resolve, reject };
+      const waiting = { item, resolve, reject, sent: false };
       this.queue.push(waiting);
       this.pump();
-      if (this.queue.includes(waiting)) this.stats.queued++;
+      if (!waiting.sent) this.stats.queued++;
     });
   }
 
@@ -97,21 +99,24 @@ export class GroupCommitter<A extends GroupItem, R> {
   /** The next group: queued appends in arrival order, one per stream not in flight, up to maxEvents. */
   private take(maxEvents: number): Array<Waiting<A, R>> {
     const group: Array<Waiting<A, R>> = [];
+    const left: Array<Waiting<A, R>> = [];
     const streams = new Set<string>();
     let events = 0;
-    for (let index = 0; index < this.queue.length;) {
-      const waiting = this.queue[index];
+    let full = false;
+    for (const waiting of this.queue) {
       const { streamId, eventCount } = waiting.item;
-      if (group.length > 0 && events + eventCount > maxEvents) break;
-      if (this.busyStreams.has(streamId) || streams.has(streamId)) {
-        index++; // stays queued, ahead of its stream's later appends
+      full ||= group.length > 0 && events + eventCount > maxEvents;
+      // A stream in flight or already in the group: this append stays queued, ahead of its stream's later ones.
+      if (full || this.busyStreams.has(streamId) || streams.has(streamId)) {
+        left.push(waiting);
         continue;
       }
+      waiting.sent = true;
       group.push(waiting);
       streams.add(streamId);
       events += eventCount;
-      this.queue.splice(index, 1);
     }
+    this.queue = left;
     return group.sort((a, b) => (a.item.streamId < b.item.streamId ? -1 : a.item.streamId > b.item.streamId ? 1 : 0));
   }
 
@@ -126,16 +131,16 @@ export class GroupCommitter<A extends GroupItem, R> {
     } catch (error) {
       outcomes = group.map(() => ({ error }));
     }
-    // The slot and the streams are free before anyone is answered: an answered caller's next append
-    // then goes at once if nothing else waits (a sequential writer is never queued).
     this.inFlight--;
     for (const waiting of group) this.busyStreams.delete(waiting.item.streamId);
-    this.pump();
     group.forEach((waiting, index) => {
       const outcome = outcomes[index];
       if ('error' in outcome) waiting.reject(outcome.error);
       else waiting.resolve(outcome.value);
     });
+    // Answered callers continue only after this synchronous block: what was queued goes first, and
+    // an answered caller's next append goes at once if nothing waits (a sequential writer never queues).
+    this.pump();
   }
 
   private async write(items: readonly A[]): Promise<Array<GroupOutcome<R>>> {

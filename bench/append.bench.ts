@@ -69,7 +69,11 @@ class AppendBenchModule {
         DatabaseModule.forRoot(url, poolSize),
         CqrsModule.forRoot(),
         EventSourcingModule.forRoot({
-          commands: { maxAttempts: config.commandMaxAttempts },
+          // APPEND_GROUP_STATEMENTS is taken from the environment, so that other values can be measured.
+          commands: {
+            maxAttempts: config.commandMaxAttempts,
+            appendGroupStatements: loadConfig({ APPEND_GROUP_STATEMENTS: process.env.APPEND_GROUP_STATEMENTS }).appendGroupStatements,
+          },
           projections: { ...config.projections, enabled: false },
           snapshots: { intervals: {} },
         }),

@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       embeddedDatabase: { port: 54329 },
       bodyLimitBytes: 102400,
       commandMaxAttempts: 10,
+      appendGroupStatements: 1,
       readYourWritesTimeoutMs: 2000,
       liveFeed: { heartbeatMs: 15_000, stallTimeoutMs: 10_000, maxConnectionsPerClient: 10, maxConnections: 1000 },
       projections: {
@@ -50,6 +51,7 @@ describe('loadConfig', () => {
       EMBEDDED_DATABASE_PORT: '6000',
       BODY_LIMIT_BYTES: '2048',
       COMMAND_MAX_ATTEMPTS: '3',
+      APPEND_GROUP_STATEMENTS: '2',
       READ_YOUR_WRITES_TIMEOUT_MS: '500',
       IDEMPOTENCY_KEY_TTL_HOURS: '48',
       SNAPSHOT_INTERVALS: 'account:50, transfer:0',
@@ -92,6 +94,7 @@ describe('loadConfig', () => {
       embeddedDatabase: { dir: '/var/tmp/pg', port: 6000 },
       bodyLimitBytes: 2048,
       commandMaxAttempts: 3,
+      appendGroupStatements: 2,
       readYourWritesTimeoutMs: 500,
       projections: {
         enabled: false,
@@ -123,6 +126,8 @@ describe('loadConfig', () => {
     [{ QUERY_DATABASE_URL: 'mysql://reader@replica/ledger' }, /QUERY_DATABASE_URL must start with postgres/],
     [{ DATABASE_URL: 'mysql://localhost/x' }, /must start with postgres:\/\//],
     [{ COMMAND_MAX_ATTEMPTS: '1.5' }, /COMMAND_MAX_ATTEMPTS/],
+    [{ APPEND_GROUP_STATEMENTS: '0' }, /APPEND_GROUP_STATEMENTS must be an integer from 1/],
+    [{ APPEND_GROUP_STATEMENTS: '65' }, /APPEND_GROUP_STATEMENTS/],
     // DATABASE_SCHEMA goes into every connection's startup options: nothing but an identifier.
     [{ DATABASE_SCHEMA: 'public -c role=postgres' }, /DATABASE_SCHEMA must be a lowercase identifier/],
     [{ DATABASE_SCHEMA: 'public,evil' }, /DATABASE_SCHEMA/],

@@ -59,6 +59,11 @@ export interface AppConfig {
   readonly bodyLimitBytes: number;
   /** Attempts per command when concurrent writers keep winning (then 409). */
   readonly commandMaxAttempts: number;
+  /**
+   * Group-commit statements of appends in flight at once per process (capped by the pool size): an
+   * append arriving while they all run waits for one to return and goes with the others queued then.
+   */
+  readonly appendGroupStatements: number;
   /** Longest a query with minPosition waits for its projection (then 503). */
   readonly readYourWritesTimeoutMs: number;
   /** How long an Idempotency-Key is remembered (its response replayed) after its request. */
@@ -245,6 +250,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 100 * 1024, 1, 50 * 1024 * 1024),
     commandMaxAttempts: integer(env, 'COMMAND_MAX_ATTEMPTS', 10, 1, 100),
+    appendGroupStatements: integer(env, 'APPEND_GROUP_STATEMENTS', 1, 1, 64),
     readYourWritesTimeoutMs: integer(env, 'READ_YOUR_WRITES_TIMEOUT_MS', 2000, 0, 60_000),
     idempotencyKeyTtlHours: integer(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 24 * 365),
     snapshotIntervals: snapshotIntervals(env),

@@ -7,4 +7,9 @@ export interface CommandRunnerOptions {
    * many times a unit of work (EventStore.transaction) starts over after a UnitOfWorkConflict.
    */
   readonly maxAttempts: number;
+  /**
+   * Group-commit statements of appends in flight at once (group-append.ts); default 1, capped by the
+   * pool size. Here because the event store already reads these options.
+   */
+  readonly appendGroupStatements?: number;
 }

@@ -89,6 +89,77 @@ export function ambientManager(): EntityManager | undefined {
   return ambient.getStore()?.manager;
 }
 
+/** An event ready to be written: its stored form (type, schema version, id, data, metadata) and the instance. */
+export interface EventToStore {
+  readonly type: string;
+  readonly schemaVersion: number;
+  readonly eventId: string;
+  readonly data: unknown;
+  readonly metadata: EventMetadata;
+  readonly event: object;
+}
+
+/** A row an append statement returns per inserted event (bigint position as a string). */
+export interface InsertedRow {
+  readonly position: string | null;
+  readonly version: number;
+  readonly recorded_at: Date;
+  readonly transaction_id: string;
+}
+
+/**
+ * Checks the call and gives each event its id and metadata; nothing is written. Shared by the unit
+ * of work and the group commit (group-commit-appender.ts), so both store the same rows.
+ */
+export function prepareEvents(
+  registry: EventTypeRegistry,
+  clock: Clock,
+  events: readonly object[],
+  options: AppendOptions,
+): EventToStore[] {
+  if (events.length === 0) throw new RangeError('Nothing to append');
+  if (options.eventIds && options.eventIds.length !== events.length) {
+    throw new RangeError('eventIds must give one id per event');
+  }
+  const occurredAt = clock.now().toISOString();
+  return events.map((event, index) => {
+    const eventId = options.eventIds?.[index] ?? randomUUID();
+    const definition = registry.definitionOf(event);
+    const metadata: EventMetadata = {
+      correlationId: options.metadata?.correlationId ?? eventId,
+      causationId: options.metadata?.causationId ?? eventId,
+      ...(options.metadata?.actor === undefined ? {} : { actor: options.metadata.actor }),
+      occurredAt,
+      eventId,
+    };
+    return { ...definition, eventId, data: registry.serialize(event), metadata, event };
+  });
+}
+
+/** The stored form of the events (what the append statements read from jsonb), without the instances. */
+export function storedEvents(toStore: readonly EventToStore[]): Array<Omit<EventToStore, 'event'>> {
+  return toStore.map(({ event: _event, ...stored }) => stored);
+}
+
+function storedPayload(toStore: readonly EventToStore[]): string {
+  return JSON.stringify(storedEvents(toStore));
+}
+
+/** The recorded events of one append, from the rows its statement returned (in version order). */
+export function recordedEvents(streamId: string, toStore: readonly EventToStore[], rows: readonly InsertedRow[]): RecordedEvent[] {
+  return rows.map((row, index): RecordedEvent => ({
+    streamId,
+    version: row.version,
+    position: toSafeNumber(row.position!),
+    type: toStore[index].type,
+    schemaVersion: toStore[index].schemaVersion,
+    data: toStore[index].event,
+    metadata: toStore[index].metadata,
+    recordedAt: row.recorded_at,
+    transactionId: row.transaction_id,
+  }));
+}
+
 /** A unit of work on the store: appends made through it commit or roll back together. */
 export class EventStoreTransaction {
   readonly appended: RecordedEvent[] = [];
@@ -107,40 +178,16 @@ export class EventStoreTransaction {
   ) {}
 
   async append(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
-    if (events.length === 0) throw new RangeError('Nothing to append');
-    if (options.eventIds && options.eventIds.length !== events.length) {
-      throw new RangeError('eventIds must give one id per event');
-    }
-    const occurredAt = this.clock.now().toISOString();
-    const toStore = events.map((event, index) => {
-      const eventId = options.eventIds?.[index] ?? randomUUID();
-      const definition = this.registry.definitionOf(event);
-      const metadata: EventMetadata = {
-        correlationId: options.metadata?.correlationId ?? eventId,
-        causationId: options.metadata?.causationId ?? eventId,
-        ...(options.metadata?.actor === undefined ? {} : { actor: options.metadata.actor }),
-        occurredAt,
-        eventId,
-      };
-      return { ...definition, eventId, data: this.registry.serialize(event), metadata, event };
-    });
+    return this.appendPrepared(streamId, prepareEvents(this.registry, this.clock, events, options), options.expectedVersion);
+  }
 
-    const payload = JSON.stringify(toStore.map(({ event: _event, ...stored }) => stored));
-    const rows = await this.insert(streamId, payload, options.expectedVersion);
+  /** Appends events already given their ids and metadata (prepareEvents). */
+  async appendPrepared(streamId: string, toStore: readonly EventToStore[], expectedVersion: ExpectedVersion): Promise<AppendResult> {
+    const rows = await this.insert(streamId, storedPayload(toStore), expectedVersion);
     if (rows[0].position === null) {
-      throw new WrongExpectedVersionError(streamId, options.expectedVersion, rows[0].current_version);
+      throw new WrongExpectedVersionError(streamId, expectedVersion, rows[0].current_version);
     }
-    const recorded = rows.map((row, index): RecordedEvent => ({
-      streamId,
-      version: row.version,
-      position: toSafeNumber(row.position!),
-      type: toStore[index].type,
-      schemaVersion: toStore[index].schemaVersion,
-      data: toStore[index].event,
-      metadata: toStore[index].metadata,
-      recordedAt: row.recorded_at,
-      transactionId: row.transaction_id,
-    }));
+    const recorded = recordedEvents(streamId, toStore, rows);
     try {
       await this.projections.applyInline(recorded, this.manager);
     } catch (error) {

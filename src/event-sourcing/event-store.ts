@@ -14,8 +14,10 @@ import {
   savepointName,
 } from './event-store-transaction.js';
 import { EventTypeRegistry } from './event-type.registry.js';
+import type { RecordedEvent } from './recorded-event.js';
 import { ANY } from './expected-version.js';
 import { EventNotifier } from './event-notifier.js';
+import { GroupAppend } from './group-append.js';
 import { currentFence } from './lease-fence.js';
 import { ProjectionRegistry } from './projection.registry.js';
 import { StreamReads } from './stream-reads.js';
@@ -37,6 +39,9 @@ export type { LogBatch, ReadAllResult } from './commit-order-log.js';
  */
 @Injectable()
 export class EventStore extends StreamReads {
+  /** Where appends that need no transaction of their own are group-committed (its stats are public). */
+  readonly groupAppend: GroupAppend;
+
   constructor(
     private readonly dataSource: DataSource,
     registry: EventTypeRegistry,
@@ -49,6 +54,7 @@ export class EventStore extends StreamReads {
     // Reads join the ambient unit of work when there is one (they see its own writes, and a unit of
     // work never needs a second pooled connection, which could exhaust the pool).
     super(() => ambient.getStore()?.manager ?? dataSource.manager, registry);
+    this.groupAppend = new GroupAppend(dataSource, registry, projections, clock, commandOptions.appendGroupStatements);
   }
 
   /** Appends atomically to one stream; with `ANY`, a race with another writer is retried. */
@@ -65,9 +71,11 @@ export class EventStore extends StreamReads {
 
   /**
    * Outside any unit of work, at an exact expected version and with no inline projection to update,
-   * an append is a single statement (APPEND_SQL), which PostgreSQL runs atomically as a transaction of
-   * its own: BEGIN and COMMIT around it would only add two round trips (measured: docs/BENCHMARKS.md).
-   * ANY needs its lock statement first; inline projections write in the append's transaction.
+   * an append needs no transaction of its own: it is group-committed (group-append.ts), alone as one
+   * statement (APPEND_SQL) when nothing else is in flight, or in one statement and one commit with
+   * the concurrent appends to other streams. BEGIN and COMMIT around it would only add two round
+   * trips (measured: docs/BENCHMARKS.md). ANY needs its lock statement first; inline projections
+   * write in the append's transaction.
    */
   private canAppendAlone(options: AppendOptions): boolean {
     // A lease holder's append must run in a transaction: its fence is checked just before COMMIT.
@@ -77,21 +85,20 @@ export class EventStore extends StreamReads {
   }
 
   private async appendAlone(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
-    const alone = new EventStoreTransaction(this.dataSource.manager, this.registry, this.projections, this.clock);
     let result: AppendResult;
     try {
-      result = await alone.append(streamId, events, options);
+      result = await this.groupAppend.append(streamId, events, options);
     } catch (error) {
       throw await this.asVersionConflict(error);
     }
-    this.committed(alone); // the statement returned: it committed
+    this.committed(result.events); // the statement returned: it committed
     return result;
   }
 
   /** After COMMIT, never before: the in-process EventBus, then the log's readers (if it appended). */
-  private committed(tx: EventStoreTransaction): void {
-    if (tx.appended.length === 0) return;
-    this.eventBus.publishAll(tx.appended.map((event) => event.data));
+  private committed(appended: readonly RecordedEvent[]): void {
+    if (appended.length === 0) return;
+    this.eventBus.publishAll(appended.map((event) => event.data));
     this.notifier.appendCommitted();
   }
 
@@ -140,7 +147,7 @@ export class EventStore extends StreamReads {
         await currentFence()?.verify(manager);
         return result;
       });
-      this.committed(tx!);
+      this.committed(tx!.appended);
       return result;
     } catch (error) {
       throw await this.asVersionConflict(error);

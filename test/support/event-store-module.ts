@@ -39,6 +39,8 @@ export interface EventStoreModuleOptions {
   /** Projections of the test (providers registered with forFeature) and engine settings. */
   readonly projections?: ReadonlyArray<Type<Projection>>;
   readonly engine?: Partial<ProjectionEngineOptions>;
+  /** Group-commit statements in flight (EventSourcingModule's commands.appendGroupStatements). */
+  readonly appendGroupStatements?: number;
 }
 
 /**
@@ -52,7 +54,7 @@ export async function startEventStoreModule(options: EventStoreModuleOptions): P
       DatabaseModule.forRoot(database.url, options.poolSize ?? 10),
       CqrsModule.forRoot(),
       EventSourcingModule.forRoot({
-        commands: { maxAttempts: 10 },
+        commands: { maxAttempts: 10, appendGroupStatements: options.appendGroupStatements },
         projections: { ...loadConfig({}).projections, ...options.engine },
         snapshots: { intervals: loadConfig({}).snapshotIntervals },
       }),

@@ -396,6 +396,8 @@ export async function runAppendBench(server: BenchServer, settings = appendSetti
     for (const [concurrency, batch] of settings.configurations) {
       const label = `${batch === 1 ? 'single-event' : `${batch}-event`} appends, concurrency ${concurrency}`;
       const key = `append.c${concurrency}.x${batch}`;
+      // The store first: it is the one writer whose start can fail, before any pool or file exists.
+      const storeWriter = await storeAppender(database.url, concurrency);
       const bench = pgbench && batch === 1 ? pgbenchRunner(pgbench, database.url, settings.streams) : undefined;
       const writers: Writer[] = [
         driven('pg, one prepared INSERT per append', 'pg-insert', preparedInsertAppender(database.url, concurrency), concurrency, batch),
@@ -417,7 +419,7 @@ export async function runAppendBench(server: BenchServer, settings = appendSetti
               },
             ]
           : []),
-        driven('event store', 'store', await storeAppender(database.url, concurrency), concurrency, batch),
+        driven('event store', 'store', storeWriter, concurrency, batch),
       ];
       console.error(`append: ${label}: ${writers.map((writer) => writer.name).join(', ')}, ${settings.rounds} alternating rounds…`);
       const perRound = { streams: settings.streams, seconds: settings.seconds / settings.rounds, warmupSeconds: settings.warmupSeconds };

@@ -1,9 +1,17 @@
-// Append benchmark (issue 7, part 1): EventStore.append with an exact expected version, against the
-// same rows and constraints inserted with plain `pg` (BEGIN; read the stream's version; INSERT;
-// COMMIT) on a pool of the same size, in the same run and into the same events table.
+// Append benchmark (issues 7 and 14, part 1): EventStore.append with an exact expected version,
+// against the strongest baselines measured in the same run, in alternating rounds:
+// - the same rows inserted by ONE prepared INSERT per append from `pg` (pool of the same size) into a
+//   table of the same columns with only UNIQUE (stream_id, version), the writer knowing its next version;
+// - the older hand-written transaction (BEGIN; read the stream's version; INSERT; COMMIT) into `events`;
+// - pgbench, one prepared single-row INSERT per transaction (when /usr/bin/pgbench or BENCH_PGBENCH exists).
 //   npm run bench:append             (BENCH_APPEND_SECONDS, BENCH_APPEND_STREAMS to change)
 import 'reflect-metadata';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type DynamicModule, type INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
@@ -167,47 +175,106 @@ async function storeAppender(url: string, concurrency: number): Promise<{ append
   };
 }
 
+interface AppendWriter {
+  readonly append: Append;
+  readonly close: () => Promise<void>;
+}
+
+/** The metadata and data JSON of a store append, built the same way for every pg baseline. */
+function rowValues(streamId: string, expected: number, count: number): unknown[] {
+  const occurredAt = new Date().toISOString();
+  const values: unknown[] = [];
+  for (const event of eventsOf(streamId, expected, count)) {
+    const eventId = randomUUID();
+    values.push(
+      streamId,
+      event.balanceAfter,
+      'bench.ValueRecorded',
+      1,
+      eventId,
+      JSON.stringify(event),
+      JSON.stringify({ correlationId: eventId, causationId: eventId, occurredAt, eventId }),
+    );
+  }
+  return values;
+}
+
+const insertText = (table: string, count: number, returning = '') =>
+  `INSERT INTO ${table} (stream_id, version, type, schema_version, event_id, data, metadata) VALUES ${Array.from(
+    { length: count },
+    (_, row) => `(${[1, 2, 3, 4, 5, 6, 7].map((column) => `$${row * 7 + column}`).join(', ')})`,
+  ).join(', ')}${returning}`;
+
+/** The table of the strongest baseline: the columns of `events` (with their defaults), UNIQUE (stream_id, version), no trigger. */
+const PLAIN_TABLE = 'bench_plain_events';
+/** pgbench's own table, of the same shape. */
+const PGBENCH_TABLE = 'bench_pgbench_events';
+
+async function createBaselineTables(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const table of [PLAIN_TABLE, PGBENCH_TABLE]) {
+      // LIKE copies columns, defaults and CHECK constraints; never triggers, and no index unless asked:
+      // the only index is the one the version check needs. `events` takes its position from a
+      // trigger (migration 12); this table, without triggers, from an identity.
+      await client.query(`CREATE TABLE ${table} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS, UNIQUE (stream_id, version))`);
+      await client.query(`ALTER TABLE ${table} ALTER COLUMN position ADD GENERATED ALWAYS AS IDENTITY`);
+    }
+    await client.query('CREATE SEQUENCE bench_pgbench_version');
+  } finally {
+    await client.end();
+  }
+}
+
 /**
- * The baseline: plain pg, the same rows (same type, data and metadata JSON, a new event id each) and
- * the same table with all its constraints, triggers and indexes. BEGIN; SELECT the stream's version;
- * refuse on a mismatch; INSERT the rows; COMMIT. `prepared`: named statements (planned once per
- * connection), as a careful hand-written writer would use them; otherwise pg's default unnamed ones.
+ * A baseline's pool lets its connections go once idle between its rounds: at 32 clients the store's
+ * pool, two baselines' and pgbench's would otherwise exceed the server's max_connections (100). The
+ * reconnections fall in each round's warm-up.
  */
-function pgAppender(url: string, poolSize: number, prepared: boolean): { append: Append; close: () => Promise<void> } {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
-  const insertText = (count: number) =>
-    `INSERT INTO events (stream_id, version, type, schema_version, event_id, data, metadata) VALUES ${Array.from(
-      { length: count },
-      (_, row) => `(${[1, 2, 3, 4, 5, 6, 7].map((column) => `$${row * 7 + column}`).join(', ')})`,
-    ).join(', ')} RETURNING position`;
-  const inserts = new Map<number, string>();
+const BASELINE_IDLE_MS = 200;
+const baselinePool = (url: string, poolSize: number) =>
+  new pg.Pool({ connectionString: url, max: poolSize, idleTimeoutMillis: BASELINE_IDLE_MS });
+
+/**
+ * The strongest baseline (issue 14): ONE prepared INSERT per append (one multi-row INSERT for 10
+ * events), autocommit, on a pg.Pool of the same size, into PLAIN_TABLE. The writer knows its next
+ * version; UNIQUE (stream_id, version) is what would refuse a second writer of it.
+ */
+function preparedInsertAppender(url: string, poolSize: number): AppendWriter {
+  const pool = baselinePool(url, poolSize);
+  const texts = new Map<number, string>();
   return {
     append: async (streamId, expected, count) => {
-      const occurredAt = new Date().toISOString();
-      const values: unknown[] = [];
-      for (const event of eventsOf(streamId, expected, count)) {
-        const eventId = randomUUID();
-        values.push(
-          streamId,
-          event.balanceAfter,
-          'bench.ValueRecorded',
-          1,
-          eventId,
-          JSON.stringify(event),
-          JSON.stringify({ correlationId: eventId, causationId: eventId, occurredAt, eventId }),
-        );
-      }
-      if (!inserts.has(count)) inserts.set(count, insertText(count));
+      if (!texts.has(count)) texts.set(count, insertText(PLAIN_TABLE, count));
+      await pool.query({ name: `bench-plain-insert-${count}`, text: texts.get(count)!, values: rowValues(streamId, expected, count) });
+    },
+    close: () => pool.end(),
+  };
+}
+
+/**
+ * The earlier baseline (issue 7), kept as a second column: the same rows into the same `events`
+ * table with all its constraints, triggers and indexes. BEGIN; SELECT the stream's version; refuse on
+ * a mismatch; INSERT the rows; COMMIT, with named (prepared) statements.
+ */
+function transactionAppender(url: string, poolSize: number): AppendWriter {
+  const pool = baselinePool(url, poolSize);
+  const texts = new Map<number, string>();
+  return {
+    append: async (streamId, expected, count) => {
+      const values = rowValues(streamId, expected, count);
+      if (!texts.has(count)) texts.set(count, insertText('events', count, ' RETURNING position'));
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
         const { rows } = await client.query<{ version: number }>({
-          ...(prepared ? { name: 'bench-stream-version' } : {}),
+          name: 'bench-stream-version',
           text: 'SELECT coalesce(max(version), 0) AS version FROM events WHERE stream_id = $1',
           values: [streamId],
         });
         if (rows[0].version !== expected) throw new Error(`${streamId}: expected version ${expected}, found ${rows[0].version}`);
-        await client.query({ ...(prepared ? { name: `bench-insert-${count}` } : {}), text: inserts.get(count)!, values });
+        await client.query({ name: `bench-insert-${count}`, text: texts.get(count)!, values });
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -220,55 +287,173 @@ function pgAppender(url: string, poolSize: number, prepared: boolean): { append:
   };
 }
 
+/** pgbench's path, or undefined when it is not installed (then its column is skipped, never faked). */
+export function findPgbench(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const candidate = env.BENCH_PGBENCH ?? 'pgbench';
+  const probe = spawnSync(candidate, ['--version'], { encoding: 'utf8' });
+  return probe.status === 0 ? candidate : undefined;
+}
+
+/**
+ * pgbench doing what the issue's reference did: one prepared single-row INSERT per transaction into
+ * its own table, a random stream of `streams`, the version from a sequence (so nothing conflicts), a
+ * row of the size of the store's. One call is one round of `seconds` at `clients` clients.
+ */
+function pgbenchRunner(
+  pgbench: string,
+  url: string,
+  streams: number,
+): { run: (clients: number, seconds: number) => Promise<Round>; close: () => Promise<void> } {
+  const dir = mkdtempSync(join(tmpdir(), 'ledger-bench-pgbench-'));
+  const script = join(dir, 'append.sql');
+  const data = JSON.stringify({ accountId: `bench-${randomUUID()}`, amount: 1, balanceAfter: 1, reference: null });
+  const id = randomUUID();
+  const metadata = JSON.stringify({ correlationId: id, causationId: id, occurredAt: new Date().toISOString(), eventId: id });
+  writeFileSync(
+    script,
+    `\\set stream random(1, ${streams})
+INSERT INTO ${PGBENCH_TABLE} (stream_id, version, type, schema_version, event_id, data, metadata) VALUES ('pgbench-' || :stream, nextval('bench_pgbench_version'), 'bench.ValueRecorded', 1, gen_random_uuid(), :data, :metadata);
+`,
+  );
+  const target = new URL(url);
+  const env = {
+    ...process.env,
+    PGHOST: target.hostname,
+    PGPORT: target.port || '5432',
+    PGUSER: decodeURIComponent(target.username),
+    PGPASSWORD: decodeURIComponent(target.password),
+    PGDATABASE: target.pathname.slice(1),
+  };
+  return {
+    run: async (clients, seconds) => {
+      await sleep(BASELINE_IDLE_MS * 2); // until the baselines' pools have closed their idle connections
+      return new Promise<Round>((resolve, reject) => {
+        // The JSON goes in as parameters (-D), as the store sends it: a literal in the script would be
+        // parsed once at PREPARE, and its colons read as pgbench variables.
+        const args = [
+          '-n',
+          '-M',
+          'prepared',
+          '-D',
+          `data=${data}`,
+          '-D',
+          `metadata=${metadata}`,
+          '-c',
+          String(clients),
+          '-j',
+          String(clients),
+          '-T',
+          String(Math.max(1, Math.round(seconds))),
+          '-f',
+          script,
+        ];
+        const child = spawn(pgbench, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        let output = '';
+        child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        child.once('error', reject);
+        child.once('exit', (code) => {
+          const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(output);
+          const processed = /number of transactions actually processed: (\d+)/.exec(output);
+          const latency = /latency average = ([\d.]+) ms/.exec(output);
+          if (code !== 0 || !tps || !processed) {
+            reject(new Error(`pgbench ${args.join(' ')} failed (${code}):\n${output}`));
+            return;
+          }
+          const appends = Number(processed[1]);
+          // pgbench gives no per-transaction latencies without a log file: its average stands for them.
+          resolve({ latencies: latency ? [Number(latency[1])] : [], seconds: appends / Number(tps[1]), appends });
+        });
+      });
+    },
+    close: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+interface Writer {
+  readonly name: string;
+  /** The last part of the figure's key: store, pg-insert, pg-transaction, pgbench. */
+  readonly key: string;
+  readonly round: (perRound: Pick<AppendSettings, 'streams' | 'seconds' | 'warmupSeconds'>) => Promise<Round>;
+  readonly close: () => Promise<void>;
+  readonly rounds: Round[];
+}
+
+function driven(name: string, key: string, writer: AppendWriter, concurrency: number, batch: number): Writer {
+  return { name, key, round: (perRound) => drive(perRound, concurrency, batch, writer.append), close: writer.close, rounds: [] };
+}
+
 /** Runs part 1 on a fresh database of `server`; returns after reporting every figure. */
 export async function runAppendBench(server: BenchServer, settings = appendSettings()): Promise<void> {
   const database = await server.database('ledger_bench_append');
+  const pgbench = findPgbench();
+  if (!pgbench) {
+    console.error('append: pgbench not found (install postgresql-client or set BENCH_PGBENCH): its column is skipped');
+    report('pgbench', 'not installed', '', { group: 'append', key: 'append.pgbench.missing' });
+  }
   try {
     // Migrations run when the first context starts; a short discarded run warms up JIT and server.
     const warm = await storeAppender(database.url, 8);
     await drive({ ...settings, seconds: 1, warmupSeconds: 1 }, 8, 1, warm.append);
     await warm.close();
+    await createBaselineTables(database.url);
     for (const [concurrency, batch] of settings.configurations) {
       const label = `${batch === 1 ? 'single-event' : `${batch}-event`} appends, concurrency ${concurrency}`;
       const key = `append.c${concurrency}.x${batch}`;
-      // The unnamed-statement baseline is shown once, at the concurrency the target is about.
-      const writers: Array<{ name: string; append: Append; close: () => Promise<void>; rounds: Round[] }> = [
-        { name: 'pg baseline (prepared statements)', ...pgAppender(database.url, concurrency, true), rounds: [] },
-        ...(concurrency === 32 && batch === 1
-          ? [{ name: 'pg baseline (unnamed statements)', ...pgAppender(database.url, concurrency, false), rounds: [] }]
+      // The store first: it is the one writer whose start can fail, before any pool or file exists.
+      const storeWriter = await storeAppender(database.url, concurrency);
+      const bench = pgbench && batch === 1 ? pgbenchRunner(pgbench, database.url, settings.streams) : undefined;
+      const writers: Writer[] = [
+        driven('pg, one prepared INSERT per append', 'pg-insert', preparedInsertAppender(database.url, concurrency), concurrency, batch),
+        driven(
+          'pg, BEGIN/SELECT/INSERT/COMMIT (prepared)',
+          'pg-transaction',
+          transactionAppender(database.url, concurrency),
+          concurrency,
+          batch,
+        ),
+        ...(bench
+          ? [
+              {
+                name: 'pgbench, one prepared INSERT per transaction',
+                key: 'pgbench',
+                round: (perRound: { seconds: number }) => bench.run(concurrency, perRound.seconds),
+                close: bench.close,
+                rounds: [],
+              },
+            ]
           : []),
-        { name: 'event store', ...(await storeAppender(database.url, concurrency)), rounds: [] },
+        driven('event store', 'store', storeWriter, concurrency, batch),
       ];
       console.error(`append: ${label}: ${writers.map((writer) => writer.name).join(', ')}, ${settings.rounds} alternating rounds…`);
       const perRound = { streams: settings.streams, seconds: settings.seconds / settings.rounds, warmupSeconds: settings.warmupSeconds };
-      for (let index = 0; index < settings.rounds; index++) {
-        // Alternate which writer goes first, too.
-        const order = index % 2 === 0 ? writers : [...writers].reverse();
-        for (const writer of order) writer.rounds.push(await drive(perRound, concurrency, batch, writer.append));
+      try {
+        for (let index = 0; index < settings.rounds; index++) {
+          // Alternate which writer goes first, too.
+          const order = index % 2 === 0 ? writers : [...writers].reverse();
+          for (const writer of order) writer.rounds.push(await writer.round(perRound));
+        }
+      } finally {
+        for (const writer of writers) await writer.close();
       }
-      for (const writer of writers) await writer.close();
-      const measured = merge(writers.at(-1)!.rounds, batch);
-      const results = writers.slice(0, -1).map((writer) => [writer.name, merge(writer.rounds, batch)] as [string, Measured]);
-      const baseline = results[0][1];
-      report(`${label}: event store`, round(measured.eventsPerSecond), 'events/s', {
-        group: 'append',
-        key: `${key}.store`,
-        concurrency,
-        eventsPerAppend: batch,
-        p50Ms: round(measured.p50, 2),
-        p99Ms: round(measured.p99, 2),
-        appends: measured.appends,
-        ratioToBaseline: round(measured.eventsPerSecond / baseline.eventsPerSecond, 3),
-      });
-      for (const [name, result] of results) {
-        report(`${label}: ${name}`, round(result.eventsPerSecond), 'events/s', {
+      const measured = Object.fromEntries(writers.map((writer) => [writer.key, merge(writer.rounds, batch)])) as Record<string, Measured>;
+      const store = measured.store;
+      const ratio = (other: string) => (measured[other] ? round(store.eventsPerSecond / measured[other].eventsPerSecond, 3) : undefined);
+      for (const writer of writers) {
+        const result = measured[writer.key];
+        report(`${label}: ${writer.name}`, round(result.eventsPerSecond), 'events/s', {
           group: 'append',
-          key: `${key}.${name.includes('unnamed') ? 'pg-unnamed' : 'pg'}`,
+          key: `${key}.${writer.key}`,
           concurrency,
           eventsPerAppend: batch,
-          p50Ms: round(result.p50, 2),
-          p99Ms: round(result.p99, 2),
+          // pgbench's figure is its latency average (no per-transaction latencies): shown as p50, no p99.
+          ...(writer.key === 'pgbench'
+            ? { latencyAverageMs: round(result.p50, 2) }
+            : { p50Ms: round(result.p50, 2), p99Ms: round(result.p99, 2) }),
           appends: result.appends,
+          ...(writer.key === 'store'
+            ? { ratioToBaseline: ratio('pg-insert'), ratioToTransaction: ratio('pg-transaction'), ratioToPgbench: ratio('pgbench') }
+            : {}),
         });
       }
     }

@@ -13,7 +13,10 @@ import pg from 'pg';
 import { issueToken } from '../src/auth/token-issuer.js';
 import { loadConfig } from '../src/config/app-config.js';
 import { type BenchServer, describeMachine, freePort, isMain, openBenchServer, percentile, report, round } from './bench-database.js';
+import { type BaselineBuild, prepareBaseline } from './baseline-build.js';
 import { type ProfileSummary, monotonicMicros, profileTables, summariseProfileFile } from './cpuprofile-summary.js';
+import { cpuSeconds, cpuTickSeconds } from './process-cpu.js';
+import { ProjectionLagSampler } from './projection-lag.js';
 
 export interface HttpSettings {
   readonly accounts: number;
@@ -27,6 +30,17 @@ export interface HttpSettings {
   /** Profile the service (node --cpu-prof) under the deposit load, in a run of its own. */
   readonly profile: boolean;
   readonly profileSeconds: number;
+  /**
+   * CPU per request (issue 14): measured seconds per build and connection count, cut into rounds
+   * alternating between the current build and the baseline commit's (when one is given).
+   */
+  readonly cpuSeconds: number;
+  readonly cpuRounds: number;
+  readonly cpuConnections: readonly number[];
+  /** BENCH_HTTP_BASELINE_REF or BENCH_HTTP_BASELINE_DIR: the other build measured in the same run. */
+  readonly baseline: string | null;
+  /** How often the projection lag sampler reads the checkpoints, ms. */
+  readonly lagPollMs: number;
 }
 
 export function httpSettings(env: NodeJS.ProcessEnv = process.env): HttpSettings {
@@ -39,10 +53,16 @@ export function httpSettings(env: NodeJS.ProcessEnv = process.env): HttpSettings
     poolSize: Number(env.BENCH_HTTP_POOL_SIZE ?? 10),
     profile: env.BENCH_PROFILE !== '0',
     profileSeconds: Number(env.BENCH_PROFILE_SECONDS ?? 10),
+    cpuSeconds: Number(env.BENCH_HTTP_CPU_SECONDS ?? 8),
+    cpuRounds: Number(env.BENCH_HTTP_CPU_ROUNDS ?? 4),
+    cpuConnections: [1, 32],
+    baseline: env.BENCH_HTTP_BASELINE_DIR ?? env.BENCH_HTTP_BASELINE_REF ?? null,
+    lagPollMs: Number(env.BENCH_LAG_POLL_MS ?? 5),
   };
 }
 
 const DIST_BENCH = import.meta.dirname;
+const ROOT = join(DIST_BENCH, '..', '..');
 const MB = 1024 * 1024;
 
 /** The benchmark's client: every scope, signed with the development secret the service verifies with. */
@@ -73,10 +93,14 @@ function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   }
 }
 
-async function startService(databaseUrl: string, settings: HttpSettings, nodeOptions: string[] = []): Promise<Service> {
+/**
+ * Starts a service process: by default bench-service.js (the app plus the bare endpoints); `script`
+ * runs another entry point, e.g. a build's dist/src/main.js, with the same environment.
+ */
+async function startService(databaseUrl: string, settings: HttpSettings, nodeOptions: string[] = [], script?: string): Promise<Service> {
   const port = await freePort();
   const cwd = mkdtempSync(join(tmpdir(), 'ledger-bench-service-'));
-  const child: ChildProcess = spawn(process.execPath, [...nodeOptions, join(DIST_BENCH, 'bench-service.js')], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeOptions, script ?? join(DIST_BENCH, 'bench-service.js')], {
     cwd,
     env: {
       PATH: process.env.PATH ?? '',
@@ -123,7 +147,8 @@ async function startService(databaseUrl: string, settings: HttpSettings, nodeOpt
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the service exited at start:\n${output}`);
-    if (output.includes('listening')) {
+    // main.js says nothing at LOG_LEVEL=warn: a service is ready when its admin endpoint answers.
+    if (script || output.includes('listening')) {
       const response = await fetch(`${url}/admin/projections`, { headers: AUTH }).catch(() => undefined);
       if (response?.ok) return service;
       if (response && response.status !== 404)
@@ -295,8 +320,18 @@ async function measureAtRate(
   };
 }
 
+/** A deposit's answer: its event's position goes to the lag sampler (a refusal has none). */
+function acknowledged(body: string, lag: ProjectionLagSampler): void {
+  try {
+    const { position } = JSON.parse(body) as { position?: unknown };
+    if (typeof position === 'number' || typeof position === 'string') lag.add(position);
+  } catch {
+    // not JSON: counted as a failure by its status
+  }
+}
+
 /** One request through node:http on a keep-alive agent: resolves with the status code. */
-function send(agent: http.Agent, base: URL, request: AutocannonRequest, path: string): Promise<number> {
+function send(agent: http.Agent, base: URL, request: AutocannonRequest, path: string, onBody?: (body: string) => void): Promise<number> {
   return new Promise((resolve, reject) => {
     const body = typeof request.body === 'string' ? request.body : undefined;
     const outgoing = http.request(
@@ -309,8 +344,13 @@ function send(agent: http.Agent, base: URL, request: AutocannonRequest, path: st
         headers: { ...request.headers, ...(body ? { 'content-length': Buffer.byteLength(body) } : {}) },
       },
       (response) => {
-        response.resume(); // the body is not needed, only its end
-        response.once('end', () => resolve(response.statusCode ?? 0));
+        let body = '';
+        if (onBody) response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        else response.resume(); // the body is not needed, only its end
+        response.once('end', () => {
+          if (onBody) onBody(body);
+          resolve(response.statusCode ?? 0);
+        });
         response.once('error', reject);
       },
     );
@@ -327,7 +367,14 @@ function send(agent: http.Agent, base: URL, request: AutocannonRequest, path: st
  * node:http on a keep-alive agent: about half the CPU of fetch per request, on the cores the service
  * shares with this client.
  */
-async function measurePoisson(service: Service, route: Route, ids: readonly string[], seconds: number, rate: number): Promise<Load> {
+async function measurePoisson(
+  service: Service,
+  route: Route,
+  ids: readonly string[],
+  seconds: number,
+  rate: number,
+  lag?: ProjectionLagSampler,
+): Promise<Load> {
   await waitForProjections(service);
   console.error(`http: ${route} at ${rate} req/s, Poisson arrivals, ${seconds} s…`);
   service.resetPeakRss();
@@ -347,7 +394,7 @@ async function measurePoisson(service: Service, route: Route, ids: readonly stri
       const sentAt = due;
       const path = template.setupRequest!({}, {}).path!;
       inFlight.push(
-        send(agent, base, template, path)
+        send(agent, base, template, path, lag ? (body) => acknowledged(body, lag) : undefined)
           .then((status) => {
             if (status < 200 || status >= 300) failures++;
             latencies.push(performance.now() - sentAt);
@@ -385,6 +432,130 @@ function reportLoad(figure: string, key: string, measured: Load, extra: Record<s
   });
 }
 
+/** Until every projection's checkpoint is at the last event (read in the database: no request to the service). */
+async function waitForCheckpoints(databaseUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const { rows } = await client.query<{ behind: number }>(
+        'SELECT count(*)::int AS behind FROM projection_checkpoints WHERE position < (SELECT coalesce(max(position), 0) FROM events)',
+      );
+      if (rows[0].behind === 0) return;
+      if (Date.now() > deadline) {
+        console.error(`http: ${rows[0].behind} projections still behind after 60 s; measuring on`);
+        return;
+      }
+      await sleep(20);
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+interface Build {
+  readonly name: 'current' | 'baseline';
+  readonly ref: string;
+  readonly service: Service;
+  readonly databaseUrl: string;
+  readonly ids: readonly string[];
+  readonly rounds: Map<number, { cpu: number; requests: number; seconds: number; failures: number }>;
+}
+
+/**
+ * CPU seconds of each build's service process per deposit (issue 14), at each connection count: both
+ * processes run dist/src/main.js (as deployed) on a fresh database of their own, with the same
+ * environment; rounds alternate between them. A round's window runs from the first request until the
+ * projections have applied its last deposit, so that their work is counted for the deposits that
+ * caused it.
+ */
+async function measureCpuPerRequest(server: BenchServer, settings: HttpSettings, baseline: BaselineBuild | undefined): Promise<void> {
+  const sources = [
+    { name: 'current' as const, ref: 'this worktree', script: join(DIST_BENCH, '..', 'src', 'main.js') },
+    ...(baseline ? [{ name: 'baseline' as const, ref: baseline.ref, script: baseline.mainScript }] : []),
+  ];
+  const builds: Build[] = [];
+  const databases: Array<{ close(): Promise<void> }> = [];
+  try {
+    for (const source of sources) {
+      const database = await server.database(`ledger_bench_cpu_${source.name}`);
+      databases.push(database);
+      const service = await startService(database.url, settings, [], source.script);
+      builds.push({
+        ...source,
+        service,
+        databaseUrl: database.url,
+        ids: await seedAccounts(database.url, settings.accounts),
+        rounds: new Map(),
+      });
+    }
+    for (const connections of settings.cpuConnections) {
+      const load = { ...settings, connections };
+      for (const build of builds) {
+        await waitForCheckpoints(build.databaseUrl);
+        if (settings.warmupSeconds > 0) await run(build.service, 'deposit', build.ids, load, settings.warmupSeconds);
+      }
+      console.error(
+        `http: CPU per deposit, ${connections} connection(s), ${builds.map((b) => `${b.name} (${b.ref})`).join(' / ')}, ${settings.cpuRounds} alternating rounds of ${settings.cpuSeconds / settings.cpuRounds} s…`,
+      );
+      for (let index = 0; index < settings.cpuRounds; index++) {
+        for (const build of index % 2 === 0 ? builds : [...builds].reverse()) {
+          await waitForCheckpoints(build.databaseUrl);
+          const before = cpuSeconds(build.service.pid);
+          const started = performance.now();
+          const { result } = await run(build.service, 'deposit', build.ids, load, settings.cpuSeconds / settings.cpuRounds);
+          await waitForCheckpoints(build.databaseUrl);
+          const total = build.rounds.get(connections) ?? { cpu: 0, requests: 0, seconds: 0, failures: 0 };
+          build.rounds.set(connections, {
+            cpu: total.cpu + cpuSeconds(build.service.pid) - before,
+            requests: total.requests + result.requests.total,
+            seconds: total.seconds + (performance.now() - started) / 1000,
+            failures: total.failures + result.non2xx + result.errors + result.timeouts,
+          });
+        }
+      }
+    }
+    for (const connections of settings.cpuConnections) {
+      const perRequest = (build: Build) => {
+        const total = build.rounds.get(connections)!;
+        return (total.cpu * 1000) / total.requests;
+      };
+      const other = builds.find((build) => build.name === 'baseline');
+      for (const build of builds) {
+        const total = build.rounds.get(connections)!;
+        report(
+          `service CPU per deposit, ${connections} connection(s): ${build.name} build (${build.ref})`,
+          round(perRequest(build), 3),
+          'ms CPU/request',
+          {
+            group: 'http',
+            key: `http.cpu.c${connections}.${build.name}`,
+            ref: build.ref,
+            connections,
+            requests: total.requests,
+            failures: total.failures,
+            cpuSeconds: round(total.cpu, 2),
+            cpuTickSeconds,
+            requestsPerSecond: round(total.requests / total.seconds),
+            ...(build.name === 'current' && other ? { baselineToCurrent: round(perRequest(other) / perRequest(build), 3) } : {}),
+          },
+        );
+      }
+    }
+    for (const build of builds) {
+      report(`service peak RSS (VmHWM): ${build.name} build (${build.ref})`, round(build.service.highWaterMark() / MB, 1), 'MB', {
+        group: 'http',
+        key: `http.cpu.rss.${build.name}`,
+        ref: build.ref,
+      });
+    }
+  } finally {
+    for (const build of builds) await build.service.stop();
+    for (const database of databases) await database.close();
+  }
+}
+
 /** Runs parts 2 and 3 (and the profile) on a fresh database of `server`. */
 export async function runHttpBench(server: BenchServer, settings = httpSettings()): Promise<{ profile?: ProfileSummary }> {
   const database = await server.database('ledger_bench_http');
@@ -410,7 +581,11 @@ export async function runHttpBench(server: BenchServer, settings = httpSettings(
     });
     // The same open-loop rate on the service and on the bare endpoint (its same-run baseline), in turn.
     const poissonSettings = { seconds: settings.seconds, accounts: settings.accounts, poolSize: settings.poolSize, offeredRate: halfRate };
-    const poisson = await measurePoisson(service, 'deposit', ids, settings.seconds, halfRate);
+    // The projection lag of issue 14 is sampled during this open-loop run at half the peak rate.
+    const lag = new ProjectionLagSampler(database.url, settings.lagPollMs);
+    await lag.start();
+    const poisson = await measurePoisson(service, 'deposit', ids, settings.seconds, halfRate, lag);
+    const lags = await lag.stop();
     const barePoisson = await measurePoisson(service, 'bare-deposit', ids, settings.seconds, halfRate);
     reportLoad(
       `deposits at half the peak rate, Poisson arrivals (${halfRate} req/s offered)`,
@@ -424,6 +599,24 @@ export async function runHttpBench(server: BenchServer, settings = httpSettings(
       barePoisson,
       poissonSettings,
     );
+    for (const [projection, values] of lags) {
+      report(
+        `projection lag p99 of ${projection} at half the peak rate (${halfRate} deposits/s, Poisson)`,
+        round(percentile(values, 99), 1),
+        'ms',
+        {
+          group: 'http',
+          key: `http.lag.${projection}`,
+          projection,
+          offeredRate: halfRate,
+          p50Ms: round(percentile(values, 50), 1),
+          p99Ms: round(percentile(values, 99), 1),
+          maxMs: round(values.at(-1) ?? Number.NaN, 1),
+          samples: values.length,
+          pollMs: settings.lagPollMs,
+        },
+      );
+    }
 
     const [bareReads, reads] = await measurePair(service, 'bare-read', 'read', ids, settings);
     reportLoad('reads (GET /accounts/{id})', 'http.reads.app', reads, {
@@ -434,6 +627,13 @@ export async function runHttpBench(server: BenchServer, settings = httpSettings(
     report('service peak RSS (VmHWM, whole run)', round(service.highWaterMark() / MB, 1), 'MB', { group: 'http', key: 'http.rss.peak' });
     await service.stop();
     service = undefined;
+
+    const baseline = prepareBaseline(ROOT);
+    try {
+      await measureCpuPerRequest(server, settings, baseline);
+    } finally {
+      baseline?.cleanup();
+    }
 
     if (!settings.profile) return {};
     const profileDir = mkdtempSync(join(tmpdir(), 'ledger-bench-profile-'));

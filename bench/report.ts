@@ -1,4 +1,4 @@
-// Turns a run's figures into the targets of issue 7, markdown tables and docs/BENCHMARKS.md.
+// Turns a run's figures into the targets of issues 7 and 14, markdown tables and docs/BENCHMARKS.md.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Figure } from './bench-database.js';
@@ -24,15 +24,16 @@ export interface BenchResults {
 }
 
 const byKey = (figures: readonly Figure[], key: string) => figures.find((figure) => figure.key === key);
+/** A figure's text field, or `fallback`. */
+const text = (value: unknown, fallback = ''): string => (typeof value === 'string' ? value : fallback);
 const num = (value: unknown): number => (typeof value === 'number' ? value : Number.NaN);
 const fmt = (value: unknown, digits = 0): string =>
   typeof value === 'number' && Number.isFinite(value)
     ? value.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits })
     : '–';
 
-/** The targets of issue 7, as ratios measured in the same run (never asserted: reported). */
+/** The targets of issues 7 and 14, as ratios measured in the same run (never asserted: reported). */
 export function evaluateTargets(figures: readonly Figure[]): TargetCheck[] {
-  const append = byKey(figures, 'append.c32.x1.store');
   const deposits = byKey(figures, 'http.deposits.app');
   const half = byKey(figures, 'http.deposits.app.half');
   const poisson = byKey(figures, 'http.deposits.app.half.poisson');
@@ -42,27 +43,72 @@ export function evaluateTargets(figures: readonly Figure[]): TargetCheck[] {
       ? `; open-loop Poisson at the same rate: ${fmt(poisson.p99Ms, 1)} ms, bare endpoint ${fmt(barePoisson.p99Ms, 1)} ms`
       : '';
   const reads = byKey(figures, 'http.reads.app');
-  const rss = byKey(figures, 'http.rss.peak');
+  const rss = byKey(figures, 'http.cpu.rss.current');
+  const lags = figures.filter((f) => f.group === 'http' && String(f.key).startsWith('http.lag.'));
+  const worstLag = lags.length ? lags.reduce((worst, f) => (num(f.p99Ms) > num(worst.p99Ms) ? f : worst)) : undefined;
   const check = (
+    issue: number,
     figure: Figure | undefined,
     target: string,
     value: number,
     measured: string,
     met: (value: number) => boolean,
   ): TargetCheck => ({
-    target,
-    measured: figure ? measured : 'not measured',
-    met: figure ? met(value) : null,
+    target: `${target} (issue ${issue})`,
+    measured: figure && Number.isFinite(value) ? measured : 'not measured',
+    met: figure && Number.isFinite(value) ? met(value) : null,
   });
+  const appendToInsert = (concurrency: number, least: number) => {
+    const store = byKey(figures, `append.c${concurrency}.x1.store`);
+    const insert = byKey(figures, `append.c${concurrency}.x1.pg-insert`);
+    return check(
+      14,
+      store,
+      `single-event appends at ${concurrency} client${concurrency === 1 ? '' : 's'} ≥ ${least} × one prepared INSERT per append`,
+      num(store?.ratioToBaseline),
+      `${fmt(store?.ratioToBaseline, 2)} × (${fmt(store?.value)} against ${fmt(insert?.value)} events/s)`,
+      (v) => v >= least,
+    );
+  };
+  const pgbench32 = byKey(figures, 'append.c32.x1.pgbench');
+  const store32 = byKey(figures, 'append.c32.x1.store');
+  const cpuTarget = (connections: number) => {
+    const current = byKey(figures, `http.cpu.c${connections}.current`);
+    const baseline = byKey(figures, `http.cpu.c${connections}.baseline`);
+    return check(
+      14,
+      current,
+      `service CPU per deposit at ${connections} connection${connections === 1 ? '' : 's'} ≥ 1.5 × lower than the baseline commit's`,
+      num(current?.baselineToCurrent),
+      `${fmt(current?.baselineToCurrent, 2)} × (${fmt(current?.value, 3)} ms against ${fmt(baseline?.value, 3)} ms of ${text(baseline?.ref, '?')})`,
+      (v) => v >= 1.5,
+    );
+  };
   return [
+    appendToInsert(1, 0.8),
+    appendToInsert(8, 0.7),
+    appendToInsert(32, 0.7),
     check(
-      append,
-      'append at concurrency 32 ≥ 0.8 × plain pg',
-      num(append?.ratioToBaseline),
-      `${fmt(append?.ratioToBaseline, 2)} × (${fmt(append?.value)} events/s)`,
-      (v) => v >= 0.8,
+      14,
+      store32 && pgbench32 ? store32 : undefined,
+      'single-event appends at 32 clients ≥ 0.5 × pgbench (one prepared INSERT per transaction)',
+      num(store32?.ratioToPgbench),
+      `${fmt(store32?.ratioToPgbench, 2)} × (${fmt(store32?.value)} against ${fmt(pgbench32?.value)} events/s)`,
+      (v) => v >= 0.5,
     ),
+    cpuTarget(1),
+    cpuTarget(32),
     check(
+      14,
+      worstLag,
+      'projection lag p99 < 100 ms at half the peak deposit rate, every projection',
+      num(worstLag?.p99Ms),
+      `${fmt(worstLag?.p99Ms, 1)} ms (${text(worstLag?.projection)}, the slowest) at ${fmt(worstLag?.offeredRate)} req/s`,
+      (v) => v < 100,
+    ),
+    check(14, rss, 'peak RSS of the service < 150 MB', num(rss?.value), `${fmt(rss?.value, 1)} MB (VmHWM)`, (v) => v < 150),
+    check(
+      7,
       deposits,
       'deposits over HTTP ≥ 0.6 × bare endpoint',
       num(deposits?.ratioToBare),
@@ -70,6 +116,7 @@ export function evaluateTargets(figures: readonly Figure[]): TargetCheck[] {
       (v) => v >= 0.6,
     ),
     check(
+      7,
       half,
       'deposit p99 < 25 ms at half the peak rate',
       num(half?.p99Ms),
@@ -77,24 +124,22 @@ export function evaluateTargets(figures: readonly Figure[]): TargetCheck[] {
       (v) => v < 25,
     ),
     check(
+      7,
       reads,
       'reads over HTTP ≥ 0.8 × bare endpoint',
       num(reads?.ratioToBare),
       `${fmt(reads?.ratioToBare, 2)} × (${fmt(reads?.value)} req/s)`,
       (v) => v >= 0.8,
     ),
-    check(rss, 'peak RSS of the service < 300 MB', num(rss?.value), `${fmt(rss?.value, 1)} MB`, (v) => v < 300),
   ];
 }
 
 const verdict = (met: boolean | null) => (met === null ? '–' : met ? 'met' : '**not met**');
 
 export function targetTable(targets: readonly TargetCheck[]): string {
-  return [
-    '| target (issue 7) | measured | |',
-    '|---|---|---|',
-    ...targets.map((t) => `| ${t.target} | ${t.measured} | ${verdict(t.met)} |`),
-  ].join('\n');
+  return ['| target | measured | |', '|---|---|---|', ...targets.map((t) => `| ${t.target} | ${t.measured} | ${verdict(t.met)} |`)].join(
+    '\n',
+  );
 }
 
 function appendTable(figures: readonly Figure[]): string | undefined {
@@ -102,18 +147,29 @@ function appendTable(figures: readonly Figure[]): string | undefined {
   if (stores.length === 0) return undefined;
   const rows = stores.map((store) => {
     const prefix = String(store.key).slice(0, -'.store'.length);
-    const pgFigure = byKey(figures, `${prefix}.pg`);
-    const unnamed = byKey(figures, `${prefix}.pg-unnamed`);
+    const insert = byKey(figures, `${prefix}.pg-insert`);
+    const transaction = byKey(figures, `${prefix}.pg-transaction`);
+    const pgbench = byKey(figures, `${prefix}.pgbench`);
     const label = `${store.eventsPerAppend === 1 ? 'single-event' : `${store.eventsPerAppend}-event`} appends, concurrency ${store.concurrency}`;
-    return `| ${label} | ${fmt(store.value)} | ${fmt(store.p50Ms, 1)} / ${fmt(store.p99Ms, 1)} | ${fmt(pgFigure?.value)} | ${fmt(pgFigure?.p50Ms, 1)} / ${fmt(pgFigure?.p99Ms, 1)} | **${fmt(store.ratioToBaseline, 2)}** |${
-      unnamed ? ` ${fmt(unnamed.value)} events/s (${fmt(num(store.value) / num(unnamed.value), 2)} ×) |` : ' |'
-    }`;
+    return [
+      label,
+      fmt(store.value),
+      `${fmt(store.p50Ms, 1)} / ${fmt(store.p99Ms, 1)}`,
+      fmt(insert?.value),
+      `${fmt(insert?.p50Ms, 1)} / ${fmt(insert?.p99Ms, 1)}`,
+      `**${fmt(store.ratioToBaseline, 2)}**`,
+      transaction ? `${fmt(transaction.value)} (${fmt(store.ratioToTransaction, 2)} ×)` : '–',
+      pgbench ? `${fmt(pgbench.value)} (${fmt(store.ratioToPgbench, 2)} ×)` : '–',
+    ].join(' | ');
   });
-  return [
-    '| appends (exact expected version) | event store events/s | p50 / p99 ms | plain pg events/s | p50 / p99 ms | ratio | pg with unnamed statements |',
-    '|---|---:|---:|---:|---:|---:|---|',
-    ...rows,
-  ].join('\n');
+  const missing = byKey(figures, 'append.pgbench.missing')
+    ? '\n\npgbench was not installed for this run: its column is empty (install postgresql-client or set BENCH_PGBENCH).'
+    : '';
+  return `${[
+    '| appends (exact expected version) | event store events/s | p50 / p99 ms | pg, one prepared INSERT per append, events/s | p50 / p99 ms | store ÷ INSERT | pg BEGIN/SELECT/INSERT/COMMIT events/s (store ÷ it) | pgbench, one INSERT per transaction, events/s (store ÷ it) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((row) => `| ${row} |`),
+  ].join('\n')}${missing}`;
 }
 
 function httpTable(figures: readonly Figure[]): string | undefined {
@@ -152,6 +208,38 @@ function httpTable(figures: readonly Figure[]): string | undefined {
   ].join('\n');
 }
 
+function cpuTable(figures: readonly Figure[]): string | undefined {
+  const rows: string[] = [];
+  for (const connections of [1, 32]) {
+    const current = byKey(figures, `http.cpu.c${connections}.current`);
+    if (!current) continue;
+    const baseline = byKey(figures, `http.cpu.c${connections}.baseline`);
+    rows.push(
+      `| deposits, ${connections} connection${connections === 1 ? '' : 's'} | ${fmt(current.value, 3)} (${fmt(current.requestsPerSecond)} req/s) | ${baseline ? `${fmt(baseline.value, 3)} (${fmt(baseline.requestsPerSecond)} req/s)` : '–'} | ${baseline ? `**${fmt(current.baselineToCurrent, 2)}**` : '–'} | ${fmt(num(current.failures) + num(baseline?.failures ?? 0))} |`,
+    );
+  }
+  if (rows.length === 0) return undefined;
+  const rssCurrent = byKey(figures, 'http.cpu.rss.current');
+  const rssBaseline = byKey(figures, 'http.cpu.rss.baseline');
+  const ref = text(byKey(figures, 'http.cpu.c1.baseline')?.ref, text(byKey(figures, 'http.cpu.c32.baseline')?.ref, 'none given'));
+  return [
+    `| service CPU per request, dist/src/main.js of each build | current build: ms CPU/request | baseline ${ref}: ms CPU/request | baseline ÷ current | failed requests |`,
+    '|---|---:|---:|---:|---:|',
+    ...rows,
+    `| peak RSS (VmHWM) of each service process | ${fmt(rssCurrent?.value, 1)} MB | ${fmt(rssBaseline?.value, 1)} MB | | |`,
+  ].join('\n');
+}
+
+function lagTable(figures: readonly Figure[]): string | undefined {
+  const lags = figures.filter((f) => f.group === 'http' && String(f.key).startsWith('http.lag.'));
+  if (lags.length === 0) return undefined;
+  return [
+    `| projection lag at half the peak deposit rate (${fmt(lags[0].offeredRate)} deposits/s, open-loop Poisson) | p50 ms | p99 ms | max ms | samples |`,
+    '|---|---:|---:|---:|---:|',
+    ...lags.map((f) => `| ${text(f.projection)} | ${fmt(f.p50Ms, 1)} | ${fmt(f.p99Ms, 1)} | ${fmt(f.maxMs, 1)} | ${fmt(f.samples)} |`),
+  ].join('\n');
+}
+
 function otherTable(figures: readonly Figure[]): string | undefined {
   const rows = figures
     .filter((f) => f.group === 'snapshots' || f.group === 'projections')
@@ -170,7 +258,14 @@ function otherTable(figures: readonly Figure[]): string | undefined {
 
 /** The tables printed at the end of `npm run bench` and shown in docs/BENCHMARKS.md. */
 export function figureTables(results: BenchResults): string {
-  return [targetTable(results.targets), appendTable(results.figures), httpTable(results.figures), otherTable(results.figures)]
+  return [
+    targetTable(results.targets),
+    appendTable(results.figures),
+    httpTable(results.figures),
+    cpuTable(results.figures),
+    lagTable(results.figures),
+    otherTable(results.figures),
+  ]
     .filter(Boolean)
     .join('\n\n');
 }
@@ -181,13 +276,21 @@ function settingsTable(results: BenchResults): string {
   if (s.append) {
     rows.push([
       'appends',
-      `${fmt(s.append.streams)} streams; per configuration and writer ${s.append.seconds} s measured in ${s.append.rounds} rounds alternating between the writers, each after ${s.append.warmupSeconds} s of warm-up; pools: the event store's TypeORM pool and the baseline's pg.Pool both of size = concurrency (2 for the store at concurrency 1, see below)`,
+      `${fmt(s.append.streams)} streams; per configuration and writer ${s.append.seconds} s measured in ${s.append.rounds} rounds alternating between the writers, each after ${s.append.warmupSeconds} s of warm-up (pgbench: none, its connection time excluded); pools: the event store's TypeORM pool and the baselines' pg.Pool all of size = concurrency (2 for the store at concurrency 1, see below); pgbench with -c = -j = concurrency`,
     ]);
   }
   if (s.http) {
     rows.push([
       'HTTP',
       `autocannon, ${s.http.connections} connections; per endpoint ${s.http.seconds} s measured in ${s.http.rounds} rounds alternating between the bare endpoint and the service, after ${s.http.warmupSeconds} s of warm-up each; ${fmt(s.http.accounts)} accounts; DATABASE_POOL_SIZE=${s.http.poolSize}; LOG_LEVEL=warn; rate limits 10,000,000/min (the limiter runs, never throttles)`,
+    ]);
+    rows.push([
+      'CPU per request',
+      `dist/src/main.js of the current build${s.http.baseline ? ` and of ${text(s.http.baseline)}` : ' (no baseline build given: BENCH_HTTP_BASELINE_REF / BENCH_HTTP_BASELINE_DIR)'}, each on a fresh database with ${fmt(s.http.accounts)} accounts; at ${(s.http.cpuConnections as number[] | undefined)?.join(' and ') ?? '1 and 32'} connections, ${s.http.cpuSeconds} s per build measured in ${s.http.cpuRounds} alternating rounds after ${s.http.warmupSeconds} s of warm-up each`,
+    ]);
+    rows.push([
+      'projection lag',
+      `sampled during the open-loop Poisson deposit run at half the peak rate (${s.http.seconds} s), checkpoints polled every ${s.http.lagPollMs} ms`,
     ]);
     rows.push([
       'profile',
@@ -225,7 +328,8 @@ Every figure is also in \`bench/results/${results.date}.json\`. The service and 
 ## Run it
 
 \`\`\`
-npm run bench               # everything (about 5 minutes on 2 cores); writes bench/results/<date>.json and this file
+npm run bench               # everything (about 8 minutes on 2 cores); writes bench/results/<date>.json and this file
+BENCH_HTTP_BASELINE_REF=<commit> npm run bench   # also measures that commit's service CPU per request, same run
 npm run bench:append        # part 1 alone
 npm run bench:http          # parts 2 and 3, and the profile
 npm run bench:snapshots     # loading a 10,000-event account, without and with snapshots
@@ -240,6 +344,9 @@ node dist/bench/run-all.bench.js --render bench/results/<date>.json  # rewrite t
 | BENCH_DATABASE_URL | embedded | a PostgreSQL server where the user may CREATE DATABASE |
 | BENCH_APPEND_SECONDS / BENCH_APPEND_ROUNDS / BENCH_APPEND_WARMUP_SECONDS / BENCH_APPEND_STREAMS | 8 / 4 / 0.5 / 10,000 | |
 | BENCH_HTTP_SECONDS / BENCH_HTTP_ROUNDS / BENCH_HTTP_WARMUP_SECONDS / BENCH_HTTP_CONNECTIONS / BENCH_HTTP_ACCOUNTS / BENCH_HTTP_POOL_SIZE | 10 / 2 / 3 / 32 / 1,000 / 10 | |
+| BENCH_HTTP_BASELINE_REF / BENCH_HTTP_BASELINE_DIR | – / – | another commit (exported with \`git archive\`, built with \`tsc\`), or a checkout used as it is, whose service is measured next to the current one |
+| BENCH_HTTP_CPU_SECONDS / BENCH_HTTP_CPU_ROUNDS / BENCH_LAG_POLL_MS | 8 / 4 / 5 | CPU per request; projection lag sampling |
+| BENCH_PGBENCH | pgbench | path of pgbench (its column is skipped when missing) |
 | BENCH_PROFILE / BENCH_PROFILE_SECONDS / BENCH_KEEP_PROFILE | 1 / 10 / – | \`0\` skips the profile; a path keeps the .cpuprofile |
 | BENCH_STREAM_EVENTS / BENCH_ROUNDS | 10,000 / 30 | snapshots |
 | BENCH_PROJECTION_EVENTS / BENCH_LAG_RATE / BENCH_LAG_SECONDS | 200,000 / 100 / 15 | projections (\`npm run bench:projections\` alone: BENCH_EVENTS, default 1,000,000) |
@@ -267,14 +374,25 @@ ${figureTables(results)}
   exact expected version (\`NO_STREAM\` for a stream's first event). Each worker owns the streams
   i ≡ worker (mod concurrency) of 10,000 and appends to them in turn, so it always knows the version
   to expect and nothing conflicts. The measured time is cut into rounds that alternate between the
-  writers (and which goes first), so that a change in the machine's other load weighs on both alike;
-  percentiles are over every append of all rounds. The **baseline** writes the same rows (same type, data and metadata
-  JSON, a new event id each) into the same \`events\` table with all its constraints, triggers and
-  indexes with plain \`pg\` on a \`pg.Pool\` of the same size: \`BEGIN\`; \`SELECT max(version)\` of the
-  stream; refuse on a mismatch; \`INSERT\` (one multi-row INSERT for 10 events) \`RETURNING position\`;
-  \`COMMIT\`, with named (prepared) statements, as a careful hand-written writer would. At concurrency
-  32 the same baseline with pg's default unnamed statements is shown too. Latency is per append
-  call. The store's pool is 2 at concurrency 1; one sequential worker only ever uses one of them.
+  writers (and which goes first), so that a change in the machine's other load weighs on all alike;
+  percentiles are over every append of all rounds. Three baselines, same run (issue 14):
+  - **one prepared INSERT per append** (the strongest, the ratio the targets use): the same rows (same
+    type, data and metadata JSON, a new event id each) by ONE named (prepared) \`INSERT\` per append
+    (one multi-row INSERT for 10 events), autocommit, with plain \`pg\` on a \`pg.Pool\` of the same
+    size, into a table of the same columns and defaults with only \`UNIQUE (stream_id, version)\` and
+    no trigger; the writer knows its next version, and the unique constraint is what would refuse a
+    second writer of it;
+  - **BEGIN/SELECT/INSERT/COMMIT** (issue 7's baseline): the same rows into the same \`events\` table
+    with all its constraints, triggers and indexes: \`BEGIN\`; \`SELECT max(version)\` of the stream;
+    refuse on a mismatch; \`INSERT … RETURNING position\`; \`COMMIT\`, named statements;
+  - **pgbench** (the PostgreSQL client's own, when installed) at the same number of clients and
+    threads, \`-M prepared -n\`: one single-row INSERT per transaction of a script, into a table of its
+    own of the same shape, a random stream of 10,000 and the version from a sequence (so nothing
+    conflicts), data and metadata JSON of the store's size passed as parameters (\`-D\`); its rate is
+    pgbench's \`tps\` without the connection time, and its latency its average (no percentiles).
+  Latency is per append call. The store's pool is 2 at concurrency 1; one sequential worker only ever
+  uses one of them. The baselines' pools close idle connections after 200 ms so that, at 32 clients,
+  all the writers' connections stay under the server's \`max_connections\`.
 - **HTTP** (bench/http.bench.ts): the service runs in a process of its own
   (bench/bench-service.ts: \`createApp\`, exactly as main.ts builds it, plus a bench-only module), so
   its RSS is its own: VmRSS is sampled every 100 ms during each load, VmHWM is the peak over its
@@ -293,6 +411,23 @@ ${figureTables(results)}
   The same rate is also offered open-loop with Poisson arrivals (node:http on a keep-alive agent;
   each latency counts from the request's scheduled moment), which has none of autocannon's
   synchronized bursts, to the service and then to the bare endpoint, its same-run baseline.
+- **CPU per request** (bench/http.bench.ts, \`measureCpuPerRequest\`; bench/process-cpu.ts): the
+  current build's \`dist/src/main.js\` and, with \`BENCH_HTTP_BASELINE_REF\` (bench/baseline-build.ts:
+  \`git archive\` of that commit into a temporary directory, this worktree's node_modules when the lock
+  file is the same, else \`npm ci\`; \`tsc\`) or \`BENCH_HTTP_BASELINE_DIR\`, the baseline's, each a
+  process of its own with the same environment on a fresh database of its own with the same
+  accounts, projections on. autocannon sends deposits at 1 and at 32 connections, in rounds
+  alternating between the two. A round's CPU is the process's utime + stime from
+  \`/proc/<pid>/stat\` (every thread; clock ticks of 10 ms), from just before the first request until
+  every projection checkpoint has reached the last event, so the projections' work for those deposits
+  is counted; CPU per request is the sum over the rounds divided by the requests. Peak RSS is each
+  process's VmHWM at the end.
+- **Projection lag** (bench/projection-lag.ts): during the open-loop Poisson deposit run at half the
+  peak rate, every acknowledged deposit's position (from its answer) is watched: a client polls
+  \`projection_checkpoints\` every few ms, and an event's lag for a projection is the database's
+  \`clock_timestamp()\` at the first poll where that checkpoint has passed the event in commit order
+  \`(transaction_id, position)\`, minus the event's \`recorded_at\` (its INSERT's clock time, just
+  before its commit). The poll interval bounds how much a lag is overstated.
 - **Loading, rebuild, lag**: bench/snapshots.bench.ts and bench/projections.bench.ts (issues 5 and 3),
   run with the sizes above.
 

@@ -24,7 +24,7 @@ export class AppModule {
         CqrsModule.forRoot(),
         AuthModule.forRoot(config),
         EventSourcingModule.forRoot({
-          commands: { maxAttempts: config.commandMaxAttempts },
+          commands: { maxAttempts: config.commandMaxAttempts, aggregateCacheSize: config.aggregateCacheSize },
           projections: config.projections,
           snapshots: { intervals: config.snapshotIntervals },
         }),

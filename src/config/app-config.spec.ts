@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       embeddedDatabase: { port: 54329 },
       bodyLimitBytes: 102400,
       commandMaxAttempts: 10,
+      aggregateCacheSize: 10_000,
       readYourWritesTimeoutMs: 2000,
       liveFeed: { heartbeatMs: 15_000, stallTimeoutMs: 10_000, maxConnectionsPerClient: 10, maxConnections: 1000 },
       projections: {
@@ -91,6 +92,7 @@ describe('loadConfig', () => {
       embeddedDatabase: { dir: '/var/tmp/pg', port: 6000 },
       bodyLimitBytes: 2048,
       commandMaxAttempts: 3,
+      aggregateCacheSize: 10_000,
       readYourWritesTimeoutMs: 500,
       projections: {
         enabled: false,

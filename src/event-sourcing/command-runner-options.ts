@@ -7,4 +7,11 @@ export interface CommandRunnerOptions {
    * many times a unit of work (EventStore.transaction) starts over after a UnitOfWorkConflict.
    */
   readonly maxAttempts: number;
+  /**
+   * How many streams' last appended state this process keeps, so that a command on one of them
+   * decides without reading it again (AggregateCache; the append still checks the version). 0: off.
+   */
+  readonly aggregateCacheSize?: number;
 }
+
+export const DEFAULT_AGGREGATE_CACHE_SIZE = 10_000;

@@ -12,6 +12,8 @@ import { AccountOpened, MoneyDeposited, MoneyWithdrawn } from '../src/accounts/a
 import { AccountsModule } from '../src/accounts/accounts.module.js';
 import { DepositMoney } from '../src/accounts/deposit-money/deposit-money.command.js';
 import { WithdrawMoney } from '../src/accounts/withdraw-money/withdraw-money.command.js';
+import { DebitForTransfer, SettleTransfer } from '../src/accounts/transfer-legs/transfer-leg.commands.js';
+import { accountDecider } from '../src/accounts/account.js';
 import { CommandBus } from '@nestjs/cqrs';
 import { AggregateLoader, type AppendResult, EventStore, NO_STREAM, WrongExpectedVersionError } from '../src/event-sourcing/index.js';
 import { type FeatureModule, startFeatureModule } from './support/feature-module.js';
@@ -109,6 +111,19 @@ describe('the aggregate cache of the command runner', () => {
     await expect(refused).rejects.toBeInstanceOf(WrongExpectedVersionError);
     await expect(refused).rejects.toMatchObject({ actualVersion: 5 });
     expect(await stored(id)).toHaveLength(5);
+  });
+
+  it('the snapshot written after a cached append is the state folded once (the open debits are shared along a fold)', async () => {
+    const id = await cachedAccount(1000); // version 2; a snapshot every 100 events by default
+    for (let n = 0; n < 49; n++) {
+      const transferId = randomUUID();
+      await commands.execute(new DebitForTransfer(id, transferId, 10, 'EUR'));
+      await commands.execute(new SettleTransfer(id, transferId, 10, 'EUR')); // version 100 is a settle
+    }
+    // A load from the store (the snapshot at version 100 and the events after it), not from the cache.
+    const loaded = await loader.load(accountStreamId(id), accountDecider);
+    expect(loaded.version).toBe(100);
+    expect(loaded.state).toMatchObject({ status: 'open', balance: 510, inFlight: 0 });
   });
 
   it('concurrent commands on one stream: every deposit counted once, each balance right after the one before', async () => {

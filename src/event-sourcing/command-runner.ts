@@ -82,12 +82,11 @@ export class CommandRunner {
         this.logger.debug(
           `${correlationTag(command.metadata)} ${command.streamId}@${appended.version}: appended ${events.map((event) => event.constructor.name).join(', ')} at ${appended.position}`,
         );
+        // Folded once, for the cache and the snapshot both (see AggregateLoader.appended).
+        const after = events.reduce((current, event) => command.decider.evolve(current, event), loaded.state);
         if (inUnitOfWork) this.cache.delete(command.streamId);
-        else {
-          const state = events.reduce((current, event) => command.decider.evolve(current, event), loaded.state);
-          this.cache.set(command.streamId, command.decider, { state, version: appended.version, position: appended.position });
-        }
-        await this.loader.appended(command.streamId, command.decider, loaded, appended);
+        else this.cache.set(command.streamId, command.decider, { state: after, version: appended.version, position: appended.position });
+        await this.loader.appended(command.streamId, command.decider, loaded, appended, after);
         return appended;
       } catch (error) {
         this.cache.delete(command.streamId);

@@ -24,7 +24,11 @@ export class AppModule {
         CqrsModule.forRoot(),
         AuthModule.forRoot(config),
         EventSourcingModule.forRoot({
-          commands: { maxAttempts: config.commandMaxAttempts, appendGroupStatements: config.appendGroupStatements },
+          commands: {
+            maxAttempts: config.commandMaxAttempts,
+            appendGroupStatements: config.appendGroupStatements,
+            aggregateCacheSize: config.aggregateCacheSize,
+          },
           projections: config.projections,
           snapshots: { intervals: config.snapshotIntervals },
         }),

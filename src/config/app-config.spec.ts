@@ -15,6 +15,7 @@ describe('loadConfig', () => {
       bodyLimitBytes: 102400,
       commandMaxAttempts: 10,
       appendGroupStatements: 1,
+      aggregateCacheSize: 10_000,
       readYourWritesTimeoutMs: 2000,
       liveFeed: { heartbeatMs: 15_000, stallTimeoutMs: 10_000, maxConnectionsPerClient: 10, maxConnections: 1000 },
       projections: {
@@ -95,6 +96,7 @@ describe('loadConfig', () => {
       bodyLimitBytes: 2048,
       commandMaxAttempts: 3,
       appendGroupStatements: 2,
+      aggregateCacheSize: 10_000,
       readYourWritesTimeoutMs: 500,
       projections: {
         enabled: false,

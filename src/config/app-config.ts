@@ -64,6 +64,8 @@ export interface AppConfig {
    * append arriving while they all run waits for one to return and goes with the others queued then.
    */
   readonly appendGroupStatements: number;
+  /** Streams whose last appended state a command may decide on without reading them (0: off). */
+  readonly aggregateCacheSize: number;
   /** Longest a query with minPosition waits for its projection (then 503). */
   readonly readYourWritesTimeoutMs: number;
   /** How long an Idempotency-Key is remembered (its response replayed) after its request. */
@@ -251,6 +253,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 100 * 1024, 1, 50 * 1024 * 1024),
     commandMaxAttempts: integer(env, 'COMMAND_MAX_ATTEMPTS', 10, 1, 100),
     appendGroupStatements: integer(env, 'APPEND_GROUP_STATEMENTS', 1, 1, 64),
+    aggregateCacheSize: integer(env, 'AGGREGATE_CACHE_SIZE', 10_000, 0, 10_000_000),
     readYourWritesTimeoutMs: integer(env, 'READ_YOUR_WRITES_TIMEOUT_MS', 2000, 0, 60_000),
     idempotencyKeyTtlHours: integer(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 24 * 365),
     snapshotIntervals: snapshotIntervals(env),

@@ -45,16 +45,22 @@ export class AggregateLoader {
     };
   }
 
-  /** Snapshots the state after `appended` when the append crossed a multiple of the interval. */
+  /**
+   * Snapshots the state after `appended` when the append crossed a multiple of the interval. `after`
+   * is that state when the caller has folded it already: it must not be folded twice from `before`,
+   * because an evolve may share and update collections along a fold (the account's open debits), so a
+   * second fold from the same state would see the first one's changes.
+   */
   async appended<State, Event extends object>(
     streamId: string,
     decider: Decider<State, Event>,
     before: LoadedAggregate<State>,
     appended: AppendResult,
+    after?: State,
   ): Promise<void> {
     const interval = decider.snapshots ? this.snapshots.intervalOf(decider.snapshots) : 0;
     if (interval === 0 || Math.floor(appended.version / interval) === Math.floor(before.version / interval)) return;
-    const state = appended.events.reduce((current, event) => decider.evolve(current, event.data as Event), before.state);
+    const state = after ?? appended.events.reduce((current, event) => decider.evolve(current, event.data as Event), before.state);
     await this.snapshots.save(
       streamId,
       decider.snapshots!,

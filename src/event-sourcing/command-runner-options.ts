@@ -12,4 +12,11 @@ export interface CommandRunnerOptions {
    * pool size. Here because the event store already reads these options.
    */
   readonly appendGroupStatements?: number;
+  /**
+   * How many streams' last appended state this process keeps, so that a command on one of them
+   * decides without reading it again (AggregateCache; the append still checks the version). 0: off.
+   */
+  readonly aggregateCacheSize?: number;
 }
+
+export const DEFAULT_AGGREGATE_CACHE_SIZE = 10_000;

@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { AggregateLoader } from './aggregate-loader.js';
+import { AggregateCache } from './aggregate-cache.js';
+import { AggregateLoader, type LoadedAggregate } from './aggregate-loader.js';
 import { type CommandMetadata, correlationTag } from './command-metadata.js';
 import type { Decider } from './decider.js';
-import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
+import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions, DEFAULT_AGGREGATE_CACHE_SIZE } from './command-runner-options.js';
 import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
 import { type AppendResult, EventStore, ambientManager } from './event-store.js';
 import { NO_STREAM } from './expected-version.js';
@@ -39,28 +40,36 @@ export interface RunCommand<State, Event extends object> {
 export class CommandRunner {
   private readonly logger = new Logger(CommandRunner.name);
 
+  /** The state this process last appended per stream (see AggregateCache: a hint the append checks). */
+  private readonly cache: AggregateCache;
+
   constructor(
     private readonly store: EventStore,
     private readonly loader: AggregateLoader,
     @Inject(COMMAND_RUNNER_OPTIONS) private readonly options: CommandRunnerOptions,
-  ) {}
+  ) {
+    this.cache = new AggregateCache(options.aggregateCacheSize ?? DEFAULT_AGGREGATE_CACHE_SIZE);
+  }
 
   async run<State, Event extends object>(command: RunCommand<State, Event>): Promise<AppendResult> {
     for (let attempt = 1; ; attempt++) {
-      const loaded = await this.loader.load(command.streamId, command.decider);
-      const { state, version } = loaded;
-      if (command.expectedVersion !== undefined && version !== 0 && version !== command.expectedVersion) {
-        throw new WrongExpectedVersionError(command.streamId, command.expectedVersion, version);
+      // Inside a unit of work the stream is read in its transaction, as before: the cache is for
+      // lone commands (a unit of work may still roll back what it appended).
+      const inUnitOfWork = ambientManager() !== undefined;
+      const cached = inUnitOfWork ? undefined : this.cache.get(command.streamId, command.decider);
+      let loaded = cached ?? (await this.loader.load(command.streamId, command.decider));
+      let outcome = this.decide(command, loaded);
+      if (cached && !('events' in outcome && outcome.events.length > 0)) {
+        // A refusal, a version mismatch or nothing to do, decided on the cached state: the stream may
+        // have moved on in another instance, so it is decided again on the stream as stored. Only an
+        // append trusts the cache, because the database checks its expected version.
+        this.cache.delete(command.streamId);
+        loaded = await this.loader.load(command.streamId, command.decider);
+        outcome = this.decide(command, loaded);
       }
-      let events: Event[];
-      try {
-        events = command.decide(state);
-      } catch (error) {
-        this.logger.debug(
-          `${correlationTag(command.metadata)} ${command.streamId}@${version}: refused (${(error as { code?: string }).code ?? (error as Error).name})`,
-        );
-        throw error;
-      }
+      if ('error' in outcome) throw outcome.error;
+      const { events } = outcome;
+      const { version } = loaded;
       if (events.length === 0) {
         // Nothing to do (e.g. an idempotent step already taken): success at the current version.
         return { streamId: command.streamId, version, position: loaded.position, events: [] };
@@ -73,9 +82,14 @@ export class CommandRunner {
         this.logger.debug(
           `${correlationTag(command.metadata)} ${command.streamId}@${appended.version}: appended ${events.map((event) => event.constructor.name).join(', ')} at ${appended.position}`,
         );
-        await this.loader.appended(command.streamId, command.decider, loaded, appended);
+        // Folded once, for the cache and the snapshot both (see AggregateLoader.appended).
+        const after = events.reduce((current, event) => command.decider.evolve(current, event), loaded.state);
+        if (inUnitOfWork) this.cache.delete(command.streamId);
+        else this.cache.set(command.streamId, command.decider, { state: after, version: appended.version, position: appended.position });
+        await this.loader.appended(command.streamId, command.decider, loaded, appended, after);
         return appended;
       } catch (error) {
+        this.cache.delete(command.streamId);
         if (!(error instanceof WrongExpectedVersionError) || command.expectedVersion !== undefined) throw error;
         if (ambientManager()) throw new UnitOfWorkConflict(command.streamId, 'a concurrent writer took its next version');
         this.logger.debug(
@@ -84,6 +98,25 @@ export class CommandRunner {
         if (attempt >= this.options.maxAttempts) throw new ConcurrencyConflictError(command.streamId, attempt);
         await sleep(Math.random() * 5 * attempt);
       }
+    }
+  }
+
+  /** The caller's expected version checked against `loaded`, then the pure decision: events or the error to throw. */
+  private decide<State, Event extends object>(
+    command: RunCommand<State, Event>,
+    loaded: LoadedAggregate<State>,
+  ): { readonly events: Event[] } | { readonly error: unknown } {
+    const { state, version } = loaded;
+    if (command.expectedVersion !== undefined && version !== 0 && version !== command.expectedVersion) {
+      return { error: new WrongExpectedVersionError(command.streamId, command.expectedVersion, version) };
+    }
+    try {
+      return { events: command.decide(state) };
+    } catch (error) {
+      this.logger.debug(
+        `${correlationTag(command.metadata)} ${command.streamId}@${version}: refused (${(error as { code?: string }).code ?? (error as Error).name})`,
+      );
+      return { error };
     }
   }
 }

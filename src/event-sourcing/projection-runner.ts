@@ -4,6 +4,7 @@ import { applyWithRetries } from './projection-apply-batch.js';
 import type { ProjectionState } from './projection-checkpoints.js';
 import { guardedRebuildStep } from './projection-rebuild.js';
 import { LostLease, RunnerContext, type ProjectionRunnerDeps } from './projection-runner-context.js';
+import { sharedReadBatch } from './projection-runner-shared-reads.js';
 import { type Projection, handlesAny } from './projection.js';
 import { type Checkpoint, type RecordedEvent, checkpointOf } from './recorded-event.js';
 
@@ -169,9 +170,9 @@ export class ProjectionRunner {
     const { log, options, notifier } = this.deps;
     const windowLeft = this.partialBatchReadAt + options.batchWindowMs - performance.now();
     if (windowLeft > 0) await sleep(windowLeft);
-    this.readAtSequence = notifier.sequence;
+    const sequence = (this.readAtSequence = notifier.sequence);
     const readAt = performance.now();
-    const { events, heldBack } = await log.readBatch(state.checkpoint, options.batchSize);
+    const { events, heldBack } = await sharedReadBatch(this.deps.dataSource, log, state.checkpoint, options.batchSize, sequence);
     this.partialBatchReadAt = events.length > 0 && events.length < options.batchSize ? readAt : -Infinity;
     if (events.length > 0) {
       if (handlesAny(this.projection, events)) await applyWithRetries(this.context, events, 'live', state.checkpoint);

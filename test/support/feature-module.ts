@@ -38,7 +38,7 @@ export async function startFeatureModule(
       DatabaseModule.forRoot(database.url, config.databasePoolSize),
       CqrsModule.forRoot(),
       EventSourcingModule.forRoot({
-        commands: { maxAttempts: config.commandMaxAttempts },
+        commands: { maxAttempts: config.commandMaxAttempts, aggregateCacheSize: config.aggregateCacheSize },
         projections: config.projections,
         snapshots: { intervals: config.snapshotIntervals },
       }),

@@ -69,6 +69,31 @@ describe('an instance killed between the COMMIT of an append and its wake-up NOT
     await new Promise((resolve) => setTimeout(resolve, SIGNAL_MS + 200));
     expect(signals.filter((signal) => signal.payload.startsWith('appended:') && signal.at > depositSentAt)).toEqual([]);
   }, 90_000);
+
+  it('an instance stopped gracefully (SIGTERM) still announces the appends its throttle was holding back', async () => {
+    const stopping = await startAppProcess(reader.database.url, {
+      PROJECTIONS_ENABLED: 'false',
+      PROJECTION_WAKE_SIGNAL_MS: String(SIGNAL_MS),
+    });
+    try {
+      const from = signals.length;
+      const opened = await call(stopping.url, 'POST', '/accounts', { ownerName: 'Stopped writer', currency: 'EUR' });
+      expect(opened.status).toBe(201);
+      const leading = await eventually('the leading wake-up NOTIFY', async () =>
+        signals.slice(from).find((s) => s.payload.startsWith('appended:')),
+      );
+      const depositSentAt = performance.now();
+      expect(depositSentAt - leading.at).toBeLessThan(SIGNAL_MS);
+      expect((await call(stopping.url, 'POST', `/accounts/${opened.body.id as string}/deposits`, { amount: 5 })).status).toBe(200);
+      await stopping.stop();
+      // Shutting down is no reason to leave the others waiting for their poll: the held-back NOTIFY goes before the process ends.
+      const announced = () => signals.filter((signal) => signal.payload.startsWith('appended:') && signal.at > depositSentAt);
+      await eventually('the held-back NOTIFY', async () => (announced().length > 0 ? true : undefined), 3_000).catch(() => undefined);
+      expect(announced()).toHaveLength(1);
+    } finally {
+      await stopping.kill();
+    }
+  }, 90_000);
 });
 
 describe("a runner's LISTEN connection dropped", () => {

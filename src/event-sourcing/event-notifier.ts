@@ -80,6 +80,9 @@ export class EventNotifier extends EventEmitter {
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.signalTimer);
     this.signalTimer = undefined;
+    // Appends the throttle was still holding back are announced now: dropping the NOTIFY left the
+    // other instances waiting for their poll after every graceful stop (found in review).
+    if (this.signalWanted) await this.sendSignal();
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => undefined);

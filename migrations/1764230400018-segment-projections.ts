@@ -8,8 +8,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  *   the projection's name for a single segment, `<name>#<segment>/<segments>` otherwise, so a runner
  *   of an older layout never finds a row of a newer one. Existing rows become segment 0 of 1, with
  *   nothing to rebuild.
- * - projection_instances: a heartbeat row per running engine, so every instance knows how many share
- *   the segments (a fair share is ceil(segments / live instances)), including one that holds none yet.
+ * - projection_instances: a heartbeat row per running engine, with the projections it runs, so every
+ *   instance knows how many share a projection's segments (a fair share is ceil(segments / live instances)), including one that holds none yet.
  * The projector may now delete checkpoint rows: a change of segment count replaces a layout's rows.
  */
 const PROJECTOR_GRANTS = [
@@ -35,8 +35,9 @@ export class SegmentProjections1764230400018 implements MigrationInterface {
         ADD CONSTRAINT projection_checkpoints_segment_unique UNIQUE (projection, segments, segment)`);
     await queryRunner.query(`
       CREATE TABLE projection_instances (
-        owner      text        PRIMARY KEY,
-        expires_at timestamptz NOT NULL
+        owner       text        PRIMARY KEY,
+        projections text[]      NOT NULL,
+        expires_at  timestamptz NOT NULL
       )`);
     await grant(queryRunner, 'ledger_projector', PROJECTOR_GRANTS);
     await grant(queryRunner, 'ledger_query', QUERY_GRANTS);

@@ -63,11 +63,17 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
     }
     await this.notifier.start({ wakeSignalMs: this.options.wakeSignalMs }); // also wakes live feeds, which run whether projections do or not
     if (!this.options.enabled) return;
-    const heartbeat = (this.heartbeat = new InstanceHeartbeat(this.dataSource, this.owner, this.options.leaseTtlMs, this.logger));
+    const heartbeat = (this.heartbeat = new InstanceHeartbeat(
+      this.dataSource,
+      this.owner,
+      projections.map((projection) => projection.name),
+      this.options.leaseTtlMs,
+      this.logger,
+    ));
     await heartbeat.start();
     for (const projection of projections) {
       const count = this.segmentCount(projection);
-      const share = new SegmentShare(count, () => heartbeat.liveInstances);
+      const share = new SegmentShare(count, () => heartbeat.liveInstances(projection.name));
       const runners = segmentsOf(projection.name, count).map(
         (segment) =>
           new ProjectionRunner(projection, segment, {

@@ -9,13 +9,15 @@ import { sql } from './sql.js';
  * like a lease: a crashed instance stops counting within the TTL, when its leases are free too.
  */
 export class InstanceHeartbeat {
-  /** Live instances, this one included, as of the last beat. */
-  liveInstances = 1;
+  /** Live instances running each projection, this one included, as of the last beat. */
+  private live = new Map<string, number>();
   private timer?: NodeJS.Timeout;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly owner: string,
+    /** The projections this instance runs: only instances that run a projection share its segments. */
+    private readonly projections: readonly string[],
     private readonly ttlMs: number,
     private readonly logger: Logger,
   ) {}
@@ -32,20 +34,26 @@ export class InstanceHeartbeat {
     await sql(this.dataSource.manager, `DELETE FROM projection_instances WHERE owner = $1`, [this.owner]).catch(() => undefined);
   }
 
+  /** Live instances that run the projection, this one included. */
+  liveInstances(projection: string): number {
+    return (this.live.get(projection) ?? 0) + 1;
+  }
+
   async beat(): Promise<void> {
-    const { rows } = await sql<{ others: number }>(
+    const { rows } = await sql<{ projection: string; others: number }>(
       this.dataSource.manager,
       `WITH beat AS (
-           INSERT INTO projection_instances (owner, expires_at)
-           VALUES ($1, clock_timestamp() + make_interval(secs => $2::double precision / 1000))
-           ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at
+           INSERT INTO projection_instances (owner, projections, expires_at)
+           VALUES ($1, $3::text[], clock_timestamp() + make_interval(secs => $2::double precision / 1000))
+           ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at, projections = EXCLUDED.projections
          ), forgotten AS (
            DELETE FROM projection_instances WHERE owner <> $1 AND expires_at < clock_timestamp() - interval '1 hour'
          )
-         SELECT count(*)::int AS others FROM projection_instances WHERE owner <> $1 AND expires_at > clock_timestamp()`,
-      [this.owner, this.ttlMs],
+         SELECT p AS projection, count(*)::int AS others FROM projection_instances, unnest(projections) AS p
+           WHERE owner <> $1 AND expires_at > clock_timestamp() GROUP BY p`,
+      [this.owner, this.ttlMs, this.projections],
     );
-    this.liveInstances = rows[0].others + 1;
+    this.live = new Map(rows.map((row) => [row.projection, row.others]));
   }
 }
 

@@ -168,7 +168,11 @@ class OrderRecording implements Projection {
   readonly mode = 'async';
   readonly tables = ['order_log'];
   readonly handlers = new ProjectionHandlers().on(Ticked, (event: RecordedEvent<Ticked>, manager: EntityManager) =>
-    manager.query(`INSERT INTO order_log (stream_id, version, position) VALUES ($1, $2, $3)`, [event.streamId, event.version, event.position]),
+    manager.query(`INSERT INTO order_log (stream_id, version, position) VALUES ($1, $2, $3)`, [
+      event.streamId,
+      event.version,
+      event.position,
+    ]),
   );
 }
 
@@ -180,7 +184,9 @@ describe('per-key order under concurrent writers, across segments and two instan
   beforeAll(async () => {
     database = await createTestDatabase();
     await withClient(database.url, (client) =>
-      client.query(`CREATE TABLE order_log (id bigserial PRIMARY KEY, stream_id text NOT NULL, version bigint NOT NULL, position bigint NOT NULL)`),
+      client.query(
+        `CREATE TABLE order_log (id bigserial PRIMARY KEY, stream_id text NOT NULL, version bigint NOT NULL, position bigint NOT NULL)`,
+      ),
     );
     const engine = { segments: { default: 4, byName: {} }, leaseTtlMs: 2000, pollIntervalMs: 50, batchSize: 7 };
     first = await startEngineModule({ url: database.url, events: [Ticked], projections: [OrderRecording], engine });
@@ -208,7 +214,11 @@ describe('per-key order under concurrent writers, across segments and two instan
               for (const { key, events } of appends) {
                 // Both engines' stores write, so appends commit out of position order too.
                 const store = writer % 2 ? second.store : first.store;
-                await store.append(`${tag}-k${key}`, Array.from({ length: events }, (_, n) => new Ticked({ n })), { expectedVersion: ANY });
+                await store.append(
+                  `${tag}-k${key}`,
+                  Array.from({ length: events }, (_, n) => new Ticked({ n })),
+                  { expectedVersion: ANY },
+                );
               }
             }),
           );

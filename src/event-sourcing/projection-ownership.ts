@@ -24,7 +24,12 @@ export class InstanceHeartbeat {
 
   async start(): Promise<void> {
     await this.beat();
-    this.timer = setInterval(() => void this.beat().catch((error: Error) => this.logger.warn(`Instance heartbeat failed: ${error.message}`)), this.ttlMs / 3);
+    this.timer = setInterval(
+      () =>
+        // Retried at the next tick; meanwhile the count of instances is the last one seen.
+        void this.beat().catch((error: unknown) => this.logger.warn(`Instance heartbeat failed: ${(error as Error).message}`)),
+      this.ttlMs / 3,
+    );
     this.timer.unref();
   }
 
@@ -94,6 +99,9 @@ export class SegmentShare {
   mustRelease(segment: number): boolean {
     const excess = this.held.size - this.share;
     if (excess <= 0) return false;
-    return [...this.held].sort((a, b) => b - a).slice(0, excess).includes(segment);
+    return [...this.held]
+      .sort((a, b) => b - a)
+      .slice(0, excess)
+      .includes(segment);
   }
 }

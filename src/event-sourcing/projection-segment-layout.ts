@@ -63,7 +63,8 @@ export async function ensureSegmentLayout(
     if (rows.some((row) => row.lease_live)) throw refuse('an instance still holds a live lease on one of its segments');
     if (stored.some((row) => row.rebuild)) throw refuse('a rebuild is in progress');
     if (stored.some((row) => row.status === 'failed')) throw refuse('a segment is failed: retry or skip it first');
-    if (stored.length !== storedCount || stored.some((row) => row.segments !== storedCount)) throw refuse('its stored rows are inconsistent');
+    if (stored.length !== storedCount || stored.some((row) => row.segments !== storedCount))
+      throw refuse('its stored rows are inconsistent');
 
     const ordered = stored.map((row) => row.checkpoint).sort(compareCheckpoints);
     const earliest = ordered[0];
@@ -90,7 +91,13 @@ export async function ensureSegmentLayout(
 }
 
 /** Applies the events of an old segment's own keys from its checkpoint up to `until`; their count. */
-async function catchUp(manager: EntityManager, log: CommitOrderLog, projection: Projection, row: ProjectionState, until: Checkpoint): Promise<number> {
+async function catchUp(
+  manager: EntityManager,
+  log: CommitOrderLog,
+  projection: Projection,
+  row: ProjectionState,
+  until: Checkpoint,
+): Promise<number> {
   if (isSameCheckpoint(row.checkpoint, until)) return 0;
   const events = (await log.readCommitted(row.checkpoint, until, manager)).filter(
     (event) => segmentOfKey(keyOf(projection, event), row.segments) === row.segment,

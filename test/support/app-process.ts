@@ -37,7 +37,14 @@ export async function startAppProcess(databaseUrl: string, env: Record<string, s
   const child = spawn(process.execPath, [distPath('src', 'main.js')], {
     cwd,
     // One segment unless the test asks for more (see test-app.ts).
-    env: { PATH: process.env.PATH ?? '', RATE_LIMIT_ENABLED: 'false', PROJECTION_SEGMENTS: '1', ...env, DATABASE_URL: databaseUrl, PORT: String(port) },
+    env: {
+      PATH: process.env.PATH ?? '',
+      RATE_LIMIT_ENABLED: 'false',
+      PROJECTION_SEGMENTS: '1',
+      ...env,
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -30,7 +30,12 @@ export async function startTestApp(env: Record<string, string> = {}, database?: 
   // wait under the full parallel suite. Tests of the timeout set their own.
   // One segment per projection unless a test asks for more: the suites written before segments look
   // at a projection's single row (segments: test/projection-segments.int-spec.ts).
-  const config: AppConfig = loadConfig({ RATE_LIMIT_ENABLED: 'false', READ_YOUR_WRITES_TIMEOUT_MS: '15000', PROJECTION_SEGMENTS: '1', ...env });
+  const config: AppConfig = loadConfig({
+    RATE_LIMIT_ENABLED: 'false',
+    READ_YOUR_WRITES_TIMEOUT_MS: '15000',
+    PROJECTION_SEGMENTS: '1',
+    ...env,
+  });
   const app = await createApp(config, db.url, { logger: false });
   return {
     app,

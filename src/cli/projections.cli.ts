@@ -56,7 +56,11 @@ async function main(): Promise<number> {
   const loaded = loadConfig();
   // Only a rebuild may need this process to run projections (when no service does); the other
   // commands must not join as an instance, which would make the running ones give segments up.
-  const config = command === 'rebuild' ? loaded : { ...loaded, projections: { ...loaded.projections, enabled: false } };
+  // Nor may it change (or refuse) the stored segment layout: it runs the stored one.
+  const config = {
+    ...loaded,
+    projections: { ...loaded.projections, enabled: command === 'rebuild' && loaded.projections.enabled, changeLayout: false },
+  };
   const database = await openDatabase(config, () => undefined, { attachToRunning: true });
   const app = await NestFactory.createApplicationContext(AppModule.forRoot(config, database.url), { logger: ['error', 'warn'] });
   try {

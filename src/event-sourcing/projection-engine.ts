@@ -26,6 +26,11 @@ export interface ProjectionEngineOptions extends ProjectionRunnerOptions {
   readonly wakeSignalMs?: number;
   /** Segments per async projection (absent: one each; inline projections always have one). */
   readonly segments?: SegmentCounts;
+  /**
+   * False: never re-split a projection stored with another count, run the stored count instead (the
+   * CLI: a tool must not change, or refuse, the running service's layout).
+   */
+  readonly changeLayout?: boolean;
 }
 
 /**
@@ -58,8 +63,13 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
     const projections = this.registry.all();
     // The log is read through the projector's own connection (and role), like its writes.
     const log = new CommitOrderLog(this.dataSource, this.types);
+    const counts = new Map<string, number>();
+    const mayChange = this.options.enabled && this.options.changeLayout !== false;
     for (const projection of projections) {
-      await ensureSegmentLayout(this.dataSource, log, this.logger, projection, this.segmentCount(projection), this.options.enabled);
+      counts.set(
+        projection.name,
+        await ensureSegmentLayout(this.dataSource, log, this.logger, projection, this.segmentCount(projection), mayChange),
+      );
     }
     await this.notifier.start({ wakeSignalMs: this.options.wakeSignalMs }); // also wakes live feeds, which run whether projections do or not
     if (!this.options.enabled) return;
@@ -72,7 +82,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
     ));
     await heartbeat.start();
     for (const projection of projections) {
-      const count = this.segmentCount(projection);
+      const count = counts.get(projection.name)!;
       const share = new SegmentShare(count, () => heartbeat.liveInstances(projection.name));
       const runners = segmentsOf(projection.name, count).map(
         (segment) =>

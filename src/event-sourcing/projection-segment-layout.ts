@@ -20,7 +20,8 @@ export class ProjectionLayoutError extends Error {
 }
 
 /**
- * Makes the projection's checkpoint rows match the configured segment count, at start, before any
+ * Makes the projection's checkpoint rows match the configured segment count (returns the count the
+ * rows now have), at start, before any
  * runner starts. Missing: created at the start of the log. Same count: left alone. Another count (a
  * change of N): the keys move between segments, so the old segments are replaced by new ones that all
  * start at ONE checkpoint, never each where it was (that would apply a key's events out of order or
@@ -41,10 +42,13 @@ export async function ensureSegmentLayout(
   logger: Logger,
   projection: Projection,
   count: number,
-  /** False for an instance that runs no projection: it creates missing rows but changes no layout. */
+  /**
+   * False for an instance that runs no projection, or a CLI: it creates missing rows but changes no
+   * layout, and runs the stored one.
+   */
   mayChange = true,
-): Promise<void> {
-  await dataSource.transaction(async (manager) => {
+): Promise<number> {
+  return dataSource.transaction(async (manager) => {
     await manager.query(`SELECT pg_advisory_xact_lock(hashtext('ledger-projection-layout'), hashtext($1))`, [projection.name]);
     const { rows } = await sql<Row & { lease_live: boolean }>(
       manager,
@@ -54,11 +58,11 @@ export async function ensureSegmentLayout(
     );
     if (rows.length === 0) {
       await insertSegments(manager, projection.name, count, { transactionId: '0', position: 0 }, '0');
-      return;
+      return count;
     }
     const stored = rows.map(toState);
     const storedCount = stored[0].segments;
-    if (!mayChange || (stored.length === count && stored.every((row) => row.segments === count))) return;
+    if (!mayChange || (stored.length === count && stored.every((row) => row.segments === count))) return storedCount;
     const refuse = (reason: string) => new ProjectionLayoutError(projection.name, storedCount, count, reason);
     if (rows.some((row) => row.lease_live)) throw refuse('an instance still holds a live lease on one of its segments');
     if (stored.some((row) => row.rebuild)) throw refuse('a rebuild is in progress');
@@ -87,6 +91,7 @@ export async function ensureSegmentLayout(
             ? ''
             : ` (the earliest old checkpoint: events up to position ${latest.position} are reacted to again; steps are idempotent)`),
     );
+    return count;
   });
 }
 

@@ -608,6 +608,8 @@ export interface components {
             rebuild?: components["schemas"]["RebuildProgressResponse"] | null;
             /** @description The process currently running this projection. */
             runner?: string | null;
+            /** @description Every segment (PROJECTION_SEGMENTS): the fields above aggregate them — status failed when any is, the earliest checkpoint, the largest lag and attempts, the first failing segment's error, segment 0's runner and rebuild. */
+            segments: components["schemas"]["SegmentStatusResponse"][];
             /** @enum {string} */
             status: "running" | "failed";
         };
@@ -637,6 +639,26 @@ export interface components {
              * @description Must differ from fromAccountId.
              */
             toAccountId: string;
+        };
+        SegmentStatusResponse: {
+            /** @description Failed attempts at its current event. */
+            attempts: number;
+            checkpoint: components["schemas"]["CheckpointResponse"];
+            failedPosition?: number | null;
+            /** @description Committed events after its checkpoint (of every key: what it has still to read past). */
+            lagEvents: number;
+            /** @description Age in ms of the oldest of those (0 when caught up). */
+            lagMs: number;
+            lastError?: string | null;
+            /** @description The process currently running this segment (its live lease). */
+            runner?: string | null;
+            /**
+             * @description Index of the segment (0 to segments - 1).
+             * @example 0
+             */
+            segment: number;
+            /** @enum {string} */
+            status: "running" | "failed";
         };
         SkipResponse: {
             projection: components["schemas"]["ProjectionStatusResponse"];

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from '@jest/globals';
 import { ConfigError, DEVELOPMENT_JWT_SECRET, loadConfig } from './app-config.js';
 
@@ -26,6 +27,8 @@ describe('loadConfig', () => {
         maxAttempts: 5,
         retryBaseMs: 200,
         leaseTtlMs: 10_000,
+        // Two per core (a segment mostly waits on round trips), at most 16.
+        segments: { default: Math.min(16, availableParallelism() * 2), byName: {} },
       },
     });
     expect(config.embeddedDatabase.dir).toMatch(/\.data\/postgres$/);
@@ -68,6 +71,8 @@ describe('loadConfig', () => {
       PROJECTION_RETRY_BASE_MS: '50',
       PROJECTION_LEASE_TTL_MS: '2000',
       PROJECTION_WAKE_SIGNAL_MS: '25',
+      PROJECTION_SEGMENTS: '8',
+      PROJECTION_SEGMENTS_TRANSFER_PROCESS: '1',
     });
     expect(config).toEqual({
       port: 8080,
@@ -107,6 +112,7 @@ describe('loadConfig', () => {
         retryBaseMs: 50,
         leaseTtlMs: 2000,
         wakeSignalMs: 25,
+        segments: { default: 8, byName: { TRANSFER_PROCESS: 1 } },
       },
     });
   });
@@ -152,6 +158,9 @@ describe('loadConfig', () => {
     [{ JWT_PUBLIC_KEY: 'not a pem' }, /PEM public key/],
     [{ PROJECTION_LEASE_TTL_MS: '10' }, /PROJECTION_LEASE_TTL_MS/],
     [{ PROJECTION_WAKE_SIGNAL_MS: '0' }, /PROJECTION_WAKE_SIGNAL_MS/],
+    [{ PROJECTION_SEGMENTS: '0' }, /PROJECTION_SEGMENTS must be an integer from 1 to 256/],
+    [{ PROJECTION_SEGMENTS: '257' }, /PROJECTION_SEGMENTS must be an integer from 1 to 256/],
+    [{ PROJECTION_SEGMENTS_ACCOUNT_SUMMARY: 'four' }, /PROJECTION_SEGMENTS_ACCOUNT_SUMMARY must be an integer from 1 to 256/],
     [{ LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT: '0' }, /LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT must be an integer from 1/],
     [{ LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT: 'ten' }, /LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT must be an integer/],
     [{ LIVE_FEED_MAX_CONNECTIONS: '0' }, /LIVE_FEED_MAX_CONNECTIONS must be an integer from 1/],

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { DEFAULT_SCHEMA, SCHEMA_NAME, urlSetsOptions } from '../database/schema-name.js';
 
@@ -94,6 +95,11 @@ export interface AppConfig {
     readonly leaseTtlMs: number;
     /** At most one wake-up NOTIFY to the other instances per this many ms, after appends commit. */
     readonly wakeSignalMs: number;
+    /**
+     * Segments of every async projection and process manager (PROJECTION_SEGMENTS), and overrides by
+     * projection (PROJECTION_SEGMENTS_<NAME>: the name upper-cased, non-alphanumerics as `_`).
+     */
+    readonly segments: { readonly default: number; readonly byName: Readonly<Record<string, number>> };
   };
 }
 
@@ -283,7 +289,22 @@ function projections(env: NodeJS.ProcessEnv): AppConfig['projections'] {
     retryBaseMs: integer(env, 'PROJECTION_RETRY_BASE_MS', 200, 1, 60_000),
     leaseTtlMs,
     wakeSignalMs: integer(env, 'PROJECTION_WAKE_SIGNAL_MS', 10, 1, 1000),
+    segments: segments(env),
   };
+}
+
+/**
+ * PROJECTION_SEGMENTS (1–256; default two per core, at most 16: a segment mostly waits on PostgreSQL
+ * round trips, so a few per core keep the cores busy) and PROJECTION_SEGMENTS_<NAME> overrides.
+ */
+function segments(env: NodeJS.ProcessEnv): AppConfig['projections']['segments'] {
+  const byName: Record<string, number> = {};
+  for (const name of Object.keys(env)) {
+    const match = /^PROJECTION_SEGMENTS_([A-Z0-9_]+)$/.exec(name);
+    if (match) byName[match[1]] = integer(env, name, 1, 1, 256);
+  }
+  const fallback = Math.min(16, Math.max(1, availableParallelism() * 2));
+  return { default: integer(env, 'PROJECTION_SEGMENTS', fallback, 1, 256), byName };
 }
 
 /** Loads `.env` from the working directory when there is one; real environment variables win. */

@@ -60,6 +60,17 @@ export interface Projection {
   readonly handles?: ReadonlyArray<EventClass<any>>;
   /** Must give the same rows as applying the events one by one, in order. */
   applyBatch?(events: readonly RecordedEvent[], manager: EntityManager): Promise<void>;
+  /**
+   * What orders its events (async only): events of one key are applied in commit order by one
+   * segment; events of different keys may be applied by different segments concurrently. Default:
+   * the stream id. Must be a function of the event alone, the same in every process and release.
+   */
+  keyOf?(event: RecordedEvent): string;
+}
+
+/** The key of an event for a projection's segments (keyOf, or the stream by default). */
+export function keyOf(projection: Projection, event: RecordedEvent): string {
+  return projection.keyOf ? projection.keyOf(event) : event.streamId;
 }
 
 /** Applying failed; `index` is the failing event's index in the batch when it is known. */

@@ -29,6 +29,7 @@ describe('loadConfig', () => {
       },
     });
     expect(config.embeddedDatabase.dir).toMatch(/\.data\/postgres$/);
+    expect(config.transfers).toEqual({ maxBacklog: 10_000, backlogRefreshMs: 1000 });
   });
 
   it('reads every variable', () => {
@@ -68,6 +69,8 @@ describe('loadConfig', () => {
       PROJECTION_RETRY_BASE_MS: '50',
       PROJECTION_LEASE_TTL_MS: '2000',
       PROJECTION_WAKE_SIGNAL_MS: '25',
+      TRANSFER_MAX_BACKLOG: '500',
+      TRANSFER_BACKLOG_REFRESH_MS: '250',
     });
     expect(config).toEqual({
       port: 8080,
@@ -108,6 +111,7 @@ describe('loadConfig', () => {
         leaseTtlMs: 2000,
         wakeSignalMs: 25,
       },
+      transfers: { maxBacklog: 500, backlogRefreshMs: 250 },
     });
   });
 
@@ -158,6 +162,9 @@ describe('loadConfig', () => {
     [{ LIVE_FEED_MAX_CONNECTIONS: '2.5' }, /LIVE_FEED_MAX_CONNECTIONS must be an integer/],
     [{ PROJECTION_BATCH_WINDOW_MS: '5000' }, /PROJECTION_BATCH_WINDOW_MS/],
     [{ PROJECTION_BATCH_WINDOW_MS: '400', PROJECTION_LEASE_TTL_MS: '1000' }, /below a third of PROJECTION_LEASE_TTL_MS/],
+    [{ TRANSFER_MAX_BACKLOG: '-1' }, /TRANSFER_MAX_BACKLOG must be an integer from 0/],
+    [{ TRANSFER_MAX_BACKLOG: 'many' }, /TRANSFER_MAX_BACKLOG must be an integer/],
+    [{ TRANSFER_BACKLOG_REFRESH_MS: '5' }, /TRANSFER_BACKLOG_REFRESH_MS must be an integer from 10/],
   ])('refuses %p with a clear message', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

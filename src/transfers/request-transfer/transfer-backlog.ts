@@ -11,11 +11,33 @@ export const BACKLOG_RETRY_AFTER_MAX_SECONDS = 60;
 /** The settle rate is measured over the samples of this last stretch of time. */
 const RATE_WINDOW_MS = 10_000;
 
-interface Sample {
+export interface Sample {
   readonly at: number;
   readonly pending: number;
   /** Transfers completed or failed so far (the table's rows that are not pending). */
   readonly settled: number;
+}
+
+/**
+ * Seconds the settle rate needs to bring the backlog `excess` transfers down, within
+ * [BACKLOG_RETRY_AFTER_MIN_SECONDS, BACKLOG_RETRY_AFTER_MAX_SECONDS]; the longest when nothing
+ * settled recently (a stopped process gives no sign of when it will resume).
+ */
+export function backlogRetryAfterSeconds(excess: number, ratePerSecond: number): number {
+  const seconds = ratePerSecond > 0 ? Math.ceil(excess / ratePerSecond) : BACKLOG_RETRY_AFTER_MAX_SECONDS;
+  return Math.min(BACKLOG_RETRY_AFTER_MAX_SECONDS, Math.max(BACKLOG_RETRY_AFTER_MIN_SECONDS, seconds));
+}
+
+/**
+ * Transfers settled per second between the oldest and the newest sample (0: unknown, when they are
+ * less than half a second apart). A rebuild of the table may make the count go down for a while:
+ * never a negative rate.
+ */
+export function settleRatePerSecond(samples: readonly Sample[]): number {
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  if (!first || last.at - first.at < 500) return 0;
+  return Math.max(0, ((last.settled - first.settled) * 1000) / (last.at - first.at));
 }
 
 /**
@@ -60,24 +82,9 @@ export class TransferBacklog {
     );
   }
 
-  /**
-   * Seconds the recent settle rate needs to bring the backlog `excess` transfers down, within
-   * [BACKLOG_RETRY_AFTER_MIN_SECONDS, BACKLOG_RETRY_AFTER_MAX_SECONDS]; the longest when nothing
-   * settled recently (a stopped process gives no sign of when it will resume).
-   */
-  retryAfterSeconds(excess: number): number {
-    const rate = this.settleRatePerSecond();
-    const seconds = rate > 0 ? Math.ceil(excess / rate) : BACKLOG_RETRY_AFTER_MAX_SECONDS;
-    return Math.min(BACKLOG_RETRY_AFTER_MAX_SECONDS, Math.max(BACKLOG_RETRY_AFTER_MIN_SECONDS, seconds));
-  }
-
-  /** Transfers settled per second between the oldest and newest samples of the window (0: unknown). */
-  settleRatePerSecond(): number {
-    const first = this.samples[0];
-    const last = this.samples[this.samples.length - 1];
-    if (!first || last.at - first.at < 500) return 0;
-    // A rebuild of the table may make the count go down for a while: no negative rate.
-    return Math.max(0, ((last.settled - first.settled) * 1000) / (last.at - first.at));
+  /** Seconds until the backlog is `excess` transfers lighter at the recent settle rate (see backlogRetryAfterSeconds). */
+  private retryAfterSeconds(excess: number): number {
+    return backlogRetryAfterSeconds(excess, settleRatePerSecond(this.samples));
   }
 
   private current(): Promise<Sample> {

@@ -306,7 +306,7 @@ export interface paths {
         put?: never;
         /**
          * Transfer money between two accounts (asynchronous)
-         * @description Accepted at once; the transfer process then withdraws from the source and deposits to the target, exactly once, and completes — or fails with a code (insufficient funds, a closed account, a currency mismatch), refunding the source if the deposit was refused. Both accounts must exist when the transfer is asked for: an unknown account is a 404 here, not a failed transfer. Follow the status at the Location (pass `position` as minPosition to see the transfer at once).
+         * @description Accepted at once; the transfer process then withdraws from the source and deposits to the target, exactly once, and completes — or fails with a code (insufficient funds, a closed account, a currency mismatch), refunding the source if the deposit was refused. Both accounts must exist when the transfer is asked for: an unknown account is a 404 here, not a failed transfer. Follow the status at the Location (pass `position` as minPosition to see the transfer at once). Backpressure: while more than TRANSFER_MAX_BACKLOG transfers are pending (the transfer process is that far behind; an approximate figure, refreshed every TRANSFER_BACKLOG_REFRESH_MS), the request is refused with 503 TRANSFER_BACKLOG_FULL and Retry-After, and nothing is written.
          */
         post: operations["TransfersController_request"];
         delete?: never;
@@ -3163,6 +3163,19 @@ export interface operations {
             /** @description INTERNAL_ERROR: unexpected; nothing is leaked, the error is logged */
             500: {
                 headers: {
+                    /** @description The correlation id of this request */
+                    "X-Correlation-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description TRANSFER_BACKLOG_FULL: more than TRANSFER_MAX_BACKLOG transfers are pending; nothing was written. Retry-After: the seconds the recent settle rate needs to bring the backlog under the bound (1 to 60; the longest when nothing settled recently) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     /** @description The correlation id of this request */
                     "X-Correlation-Id"?: string;
                     [name: string]: unknown;

@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       },
     });
     expect(config.embeddedDatabase.dir).toMatch(/\.data\/postgres$/);
+    expect(config.transfers).toEqual({ maxBacklog: 10_000, backlogRefreshMs: 1000 });
   });
 
   it('reads every variable', () => {
@@ -56,6 +57,7 @@ describe('loadConfig', () => {
       BODY_LIMIT_BYTES: '2048',
       COMMAND_MAX_ATTEMPTS: '3',
       APPEND_GROUP_STATEMENTS: '2',
+      AGGREGATE_CACHE_SIZE: '250',
       READ_YOUR_WRITES_TIMEOUT_MS: '500',
       IDEMPOTENCY_KEY_TTL_HOURS: '48',
       SNAPSHOT_INTERVALS: 'account:50, transfer:0',
@@ -73,6 +75,8 @@ describe('loadConfig', () => {
       PROJECTION_WAKE_SIGNAL_MS: '25',
       PROJECTION_SEGMENTS: '8',
       PROJECTION_SEGMENTS_TRANSFER_PROCESS: '1',
+      TRANSFER_MAX_BACKLOG: '500',
+      TRANSFER_BACKLOG_REFRESH_MS: '250',
     });
     expect(config).toEqual({
       port: 8080,
@@ -101,7 +105,7 @@ describe('loadConfig', () => {
       bodyLimitBytes: 2048,
       commandMaxAttempts: 3,
       appendGroupStatements: 2,
-      aggregateCacheSize: 10_000,
+      aggregateCacheSize: 250,
       readYourWritesTimeoutMs: 500,
       projections: {
         enabled: false,
@@ -114,6 +118,7 @@ describe('loadConfig', () => {
         wakeSignalMs: 25,
         segments: { default: 8, byName: { TRANSFER_PROCESS: 1 } },
       },
+      transfers: { maxBacklog: 500, backlogRefreshMs: 250 },
     });
   });
 
@@ -167,6 +172,9 @@ describe('loadConfig', () => {
     [{ LIVE_FEED_MAX_CONNECTIONS: '2.5' }, /LIVE_FEED_MAX_CONNECTIONS must be an integer/],
     [{ PROJECTION_BATCH_WINDOW_MS: '5000' }, /PROJECTION_BATCH_WINDOW_MS/],
     [{ PROJECTION_BATCH_WINDOW_MS: '400', PROJECTION_LEASE_TTL_MS: '1000' }, /below a third of PROJECTION_LEASE_TTL_MS/],
+    [{ TRANSFER_MAX_BACKLOG: '-1' }, /TRANSFER_MAX_BACKLOG must be an integer from 0/],
+    [{ TRANSFER_MAX_BACKLOG: 'many' }, /TRANSFER_MAX_BACKLOG must be an integer/],
+    [{ TRANSFER_BACKLOG_REFRESH_MS: '5' }, /TRANSFER_BACKLOG_REFRESH_MS must be an integer from 10/],
   ])('refuses %p with a clear message', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

@@ -83,6 +83,12 @@ export interface AppConfig {
     /** Open streams of all clients in this process; one more is a 503. */
     readonly maxConnections: number;
   };
+  readonly transfers: {
+    /** Pending transfers past which POST /transfers answers 503 TRANSFER_BACKLOG_FULL (0: no bound). */
+    readonly maxBacklog: number;
+    /** The pending count behind that bound is read at most this often per instance. */
+    readonly backlogRefreshMs: number;
+  };
   readonly projections: {
     /** Off: this process serves HTTP but runs no projection (another instance must). */
     readonly enabled: boolean;
@@ -268,6 +274,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       stallTimeoutMs: integer(env, 'LIVE_FEED_STALL_TIMEOUT_MS', 10_000, 100, 600_000),
       maxConnectionsPerClient: integer(env, 'LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT', 10, 1, 100_000),
       maxConnections: integer(env, 'LIVE_FEED_MAX_CONNECTIONS', 1000, 1, 1_000_000),
+    },
+    transfers: {
+      maxBacklog: integer(env, 'TRANSFER_MAX_BACKLOG', 10_000, 0, 100_000_000),
+      backlogRefreshMs: integer(env, 'TRANSFER_BACKLOG_REFRESH_MS', 1000, 10, 60_000),
     },
     projections: projections(env),
   };

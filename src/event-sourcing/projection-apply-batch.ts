@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { eventLogContext, withLogContext } from '../observability/log-context.js';
 import { isSameCheckpoint } from './checkpoint-order.js';
 import { commitReaction } from './projection-reactions.js';
 import { rebuildAttemptFailed } from './projection-rebuild-failures.js';
@@ -67,12 +68,11 @@ async function countFailure(context: RunnerContext, failed: RecordedEvent, failu
   }
   const state = await checkpoints.recordFailure(name, context.holding(), failed.position, failure.message, options.maxAttempts);
   if (!state) throw new LostLease(); // not ours to count against any more
-  if (state.status === 'failed') {
-    logger.error(`Projection ${name} stopped after ${state.attempts} attempts: ${message}`);
-  } else {
-    logger.warn(`Projection ${name}, attempt ${state.attempts}: ${message}`);
-    await sleep(context.backoff(state.attempts));
-  }
+  withLogContext(eventLogContext(name, failed), () => {
+    if (state.status === 'failed') logger.error(`Projection ${name} stopped after ${state.attempts} attempts: ${message}`);
+    else logger.warn(`Projection ${name}, attempt ${state.attempts}: ${message}`);
+  });
+  if (state.status !== 'failed') await sleep(context.backoff(state.attempts));
 }
 
 async function commit(context: RunnerContext, events: readonly RecordedEvent[], target: Target, from: Checkpoint): Promise<void> {

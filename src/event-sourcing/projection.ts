@@ -1,4 +1,5 @@
 import type { EntityManager } from 'typeorm';
+import { eventLogContext, withLogContext } from '../observability/log-context.js';
 import type { EventClass } from './event-type.js';
 import type { RecordedEvent } from './recorded-event.js';
 
@@ -82,15 +83,22 @@ export function assertValidProjection(projection: Projection): void {
 export async function applyToProjection(projection: Projection, events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
   if (projection.applyBatch) {
     try {
-      await projection.applyBatch(events, manager);
+      // A batch of one flow logs with its correlation id; a mixed batch belongs to none of them.
+      const [first] = events;
+      const oneFlow = first !== undefined && events.every((event) => event.metadata.correlationId === first.metadata.correlationId);
+      const apply = () => projection.applyBatch!(events, manager);
+      await (oneFlow ? withLogContext(eventLogContext(projection.name, first), apply) : apply());
     } catch (error) {
       throw new ProjectionApplyError(events.length === 1 ? 0 : undefined, error);
     }
     return;
   }
   for (const [index, event] of events.entries()) {
+    const handler = projection.handlers!.handlerFor(event);
+    if (!handler) continue;
     try {
-      await projection.handlers!.handlerFor(event)?.(event, manager);
+      // Its lines, and those of the commands a process manager sends, carry the event's correlation id.
+      await withLogContext(eventLogContext(projection.name, event), () => handler(event, manager));
     } catch (error) {
       throw new ProjectionApplyError(index, error);
     }

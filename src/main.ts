@@ -7,6 +7,7 @@ import { developmentToken } from './auth/token-issuer.js';
 import { nestLoggerOver } from './observability/logging.module.js';
 import { redactUrl } from './observability/redaction.js';
 import { createRootLogger } from './observability/root-logger.js';
+import { startTracing, tracingRequested } from './observability/tracing.js';
 
 async function bootstrap(): Promise<void> {
   loadDotEnv();
@@ -16,6 +17,10 @@ async function bootstrap(): Promise<void> {
   const rootLogger = createRootLogger(config);
   Logger.overrideLogger(nestLoggerOver(rootLogger));
   const logger = new Logger('Bootstrap');
+  // OpenTelemetry only when an OTEL_* exporter or endpoint is set; the spans are manual, so the SDK
+  // may start here, after the imports (docs/operations.md#traces).
+  const tracing = tracingRequested() ? await startTracing() : undefined;
+  if (tracing) logger.log('Tracing on: spans are exported as the OTEL_* variables say');
   const database = await openDatabase(config, (message) => logger.log(message));
   logger.log(`Database: ${redactUrl(database.url)}${database.embedded ? ' (embedded)' : ''}`); // never its password
   let app;
@@ -46,6 +51,7 @@ async function bootstrap(): Promise<void> {
     logger.log(`${signal} received: stopping`);
     await app.close();
     await database.stop();
+    await tracing?.stop(); // flushes the spans not exported yet
     process.exit(0);
   };
   process.once('SIGINT', () => void stop('SIGINT'));

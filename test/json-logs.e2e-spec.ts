@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { type AppProcess, startAppProcess } from './support/app-process.js';
 import { TEST_SUBJECT, testToken } from './support/auth.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
@@ -168,4 +169,19 @@ it('never writes a bearer token, an Authorization value or the database password
   expect(databasePassword).not.toBe(''); // the test server's URL has one (embedded or TEST_DATABASE_URL)
   expect(output).not.toContain(`:${databasePassword}@`);
   expect(output).toContain(':***@'); // the database URL's password, masked in the start-up line
+});
+
+it('starts no tracing without an OTEL_* exporter: no trace context is stored in events', async () => {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ events: string; traced: string }>(
+      `SELECT count(*) AS events, count(*) FILTER (WHERE metadata ? 'traceparent') AS traced FROM events`,
+    );
+    expect(Number(rows[0].events)).toBeGreaterThan(0);
+    expect(Number(rows[0].traced)).toBe(0);
+  } finally {
+    await client.end();
+  }
+  expect(service.output()).not.toContain('Tracing on');
 });

@@ -89,7 +89,7 @@ async function commit(context: RunnerContext, events: readonly RecordedEvent[], 
     // while the projection runs: an operator may have changed the row since it was read), may write.
     if (!current || !isSameCheckpoint(current, from) || (target === 'live' && state!.status !== 'running')) throw new LostLease();
     if (target === 'rebuild') await context.shadow!.use(manager);
-    await applyToProjection(projection, events, manager);
+    await applyToProjection(projection, events, manager, target === 'live'); // a rebuild replays: no spans
     if (target === 'live') await checkpoints.advance(manager, projection.name, checkpoint, options.leaseTtlMs);
     else await checkpoints.rebuildAdvanced(manager, projection.name, checkpoint, events.length);
     // What this transaction leaves in the row, so the next batch needs no reload.

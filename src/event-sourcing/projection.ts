@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import { eventLogContext, withLogContext } from '../observability/log-context.js';
+import { handleBatch, handleEvent } from '../observability/event-handling.js';
 import type { EventClass } from './event-type.js';
 import type { RecordedEvent } from './recorded-event.js';
 
@@ -79,15 +79,20 @@ export function assertValidProjection(projection: Projection): void {
   }
 }
 
-/** Applies events to a projection in the manager's transaction (see Projection). */
-export async function applyToProjection(projection: Projection, events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
+/**
+ * Applies events to a projection in the manager's transaction (see Projection). Each handler runs
+ * with its event's correlation id on its log lines and, tracing, in a span continuing the event's
+ * stored trace context (event-handling.ts); `traced` false for a rebuild, which replays the log.
+ */
+export async function applyToProjection(
+  projection: Projection,
+  events: readonly RecordedEvent[],
+  manager: EntityManager,
+  traced = true,
+): Promise<void> {
   if (projection.applyBatch) {
     try {
-      // A batch of one flow logs with its correlation id; a mixed batch belongs to none of them.
-      const [first] = events;
-      const oneFlow = first !== undefined && events.every((event) => event.metadata.correlationId === first.metadata.correlationId);
-      const apply = () => projection.applyBatch!(events, manager);
-      await (oneFlow ? withLogContext(eventLogContext(projection.name, first), apply) : apply());
+      await handleBatch(projection.name, events, () => projection.applyBatch!(events, manager), traced);
     } catch (error) {
       throw new ProjectionApplyError(events.length === 1 ? 0 : undefined, error);
     }
@@ -97,8 +102,7 @@ export async function applyToProjection(projection: Projection, events: readonly
     const handler = projection.handlers!.handlerFor(event);
     if (!handler) continue;
     try {
-      // Its lines, and those of the commands a process manager sends, carry the event's correlation id.
-      await withLogContext(eventLogContext(projection.name, event), () => handler(event, manager));
+      await handleEvent(projection.name, event, () => handler(event, manager), traced);
     } catch (error) {
       throw new ProjectionApplyError(index, error);
     }

@@ -58,7 +58,7 @@ function access(request: LoggedRequest, response: LoggedResponse, durationMs: nu
  * route of the API: it is the path nestjs-pino's request-scope middleware is mounted on, which is
  * all Express has matched for an unknown path.
  */
-function routeOf(request: LoggedRequest): string | undefined {
+export function routeOf(request: LoggedRequest): string | undefined {
   const path = (request.route as { path?: unknown } | undefined)?.path;
   return typeof path === 'string' && !path.includes('*') ? path : undefined;
 }

@@ -8,6 +8,7 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({
       port: 3000,
       logLevel: 'log',
+      logFormat: 'pretty',
       databaseUrl: undefined,
       databaseSchema: 'public',
       sideDatabaseUrls: { command: undefined, query: undefined, projector: undefined },
@@ -39,6 +40,7 @@ describe('loadConfig', () => {
     const config = loadConfig({
       PORT: '8080',
       LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'json',
       JWT_SECRET: 'a-secret-of-at-least-thirty-two-characters',
       JWT_ISSUER: 'https://id.example',
       JWT_AUDIENCE: 'ledger',
@@ -81,6 +83,7 @@ describe('loadConfig', () => {
     expect(config).toEqual({
       port: 8080,
       logLevel: 'debug',
+      logFormat: 'json',
       production: false,
       auth: {
         key: { kind: 'secret', secret: 'a-secret-of-at-least-thirty-two-characters', isDevelopmentDefault: false },
@@ -131,6 +134,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(40) }).production).toBe(true);
   });
 
+  it('logs JSON lines by default in production only, and either format on request', () => {
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(40) }).logFormat).toBe('json');
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(40), LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
+    expect(loadConfig({ LOG_FORMAT: 'json' }).logFormat).toBe('json');
+  });
+
   it.each([
     [{ PORT: 'eighty' }, /PORT must be an integer/],
     [{ PORT: '70000' }, /PORT must be an integer from 0 to 65535/],
@@ -155,6 +164,7 @@ describe('loadConfig', () => {
     [{ COMMAND_DATABASE_URL: 'postgres://u:p@db/ledger?sslmode=require&options=x' }, /COMMAND_DATABASE_URL may not set options/],
     [{ PROJECTIONS_ENABLED: 'yes' }, /PROJECTIONS_ENABLED must be true or false/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+    [{ LOG_FORMAT: 'yaml' }, /LOG_FORMAT must be json or pretty/],
     [{ SNAPSHOT_INTERVALS: 'account=100' }, /SNAPSHOT_INTERVALS must look like/],
     [{ NODE_ENV: 'production' }, /in production \(NODE_ENV=production\) JWT_SECRET/],
     [{ NODE_ENV: 'production', JWT_SECRET: 'ledger-development-only-secret-never-use-in-production' }, /not to the development default/],

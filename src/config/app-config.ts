@@ -11,6 +11,8 @@ import { DEFAULT_SCHEMA, SCHEMA_NAME, urlSetsOptions } from '../database/schema-
 export type LogLevelName = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
 const LOG_LEVELS: readonly LogLevelName[] = ['error', 'warn', 'log', 'debug', 'verbose'];
 
+export type LogFormat = 'json' | 'pretty';
+
 /** How bearer tokens are verified: exactly one key source. */
 export type JwtKey =
   | { readonly kind: 'secret'; readonly secret: string; readonly isDevelopmentDefault: boolean }
@@ -41,6 +43,11 @@ export interface AppConfig {
   readonly corsOrigins: readonly string[];
   /** Most detailed level logged: `debug` adds a line per command (with its correlation id). */
   readonly logLevel: LogLevelName;
+  /**
+   * LOG_FORMAT: `json` (one JSON object per line, for a log shipper; the production default) or
+   * `pretty` (one readable text line per entry; the development default).
+   */
+  readonly logFormat: LogFormat;
   /** An external PostgreSQL; when absent, an embedded server is started under `embeddedDatabase.dir`. */
   readonly databaseUrl?: string;
   /**
@@ -158,6 +165,13 @@ function logLevel(env: NodeJS.ProcessEnv): LogLevelName {
   return raw as LogLevelName;
 }
 
+function logFormat(env: NodeJS.ProcessEnv, production: boolean): LogFormat {
+  const raw = env.LOG_FORMAT;
+  if (raw === undefined || raw === '') return production ? 'json' : 'pretty';
+  if (raw !== 'json' && raw !== 'pretty') throw new ConfigError(`LOG_FORMAT must be json or pretty, got "${raw}"`);
+  return raw;
+}
+
 /** The levels Nest should print for a most-detailed level (fatal always). */
 export function logLevelsUpTo(level: LogLevelName): Array<LogLevelName | 'fatal'> {
   return ['fatal', ...LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(level) + 1)];
@@ -250,6 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       .map((origin) => origin.trim())
       .filter(Boolean),
     logLevel: logLevel(env),
+    logFormat: logFormat(env, production),
     databaseUrl: databaseUrl(env),
     sideDatabaseUrls: {
       command: databaseUrl(env, 'COMMAND_DATABASE_URL'),

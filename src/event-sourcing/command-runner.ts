@@ -8,6 +8,7 @@ import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions, DEFAULT_AGGREGATE_CA
 import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
 import { type AppendResult, EventStore, ambientManager } from './event-store.js';
 import { NO_STREAM } from './expected-version.js';
+import { inSpan } from '../observability/spans.js';
 
 export { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
 
@@ -51,7 +52,17 @@ export class CommandRunner {
     this.cache = new AggregateCache(options.aggregateCacheSize ?? DEFAULT_AGGREGATE_CACHE_SIZE);
   }
 
-  async run<State, Event extends object>(command: RunCommand<State, Event>): Promise<AppendResult> {
+  /** Tracing, in a span named after the stream's kind (`command account`), with the events it appended. */
+  run<State, Event extends object>(command: RunCommand<State, Event>): Promise<AppendResult> {
+    const kind = command.streamId.slice(0, Math.max(0, command.streamId.indexOf('-'))) || command.streamId;
+    return inSpan(`command ${kind}`, { attributes: { 'ledger.stream.id': command.streamId } }, async (span) => {
+      const result = await this.runUntraced(command);
+      span?.setAttributes({ 'ledger.stream.version': result.version, 'ledger.events': result.events.map((event) => event.type) });
+      return result;
+    });
+  }
+
+  private async runUntraced<State, Event extends object>(command: RunCommand<State, Event>): Promise<AppendResult> {
     for (let attempt = 1; ; attempt++) {
       // Inside a unit of work the stream is read in its transaction, as before: the cache is for
       // lone commands (a unit of work may still roll back what it appended).

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { eventLogContext, withLogContext } from '../observability/log-context.js';
 import { isSameCheckpoint } from './checkpoint-order.js';
 import { commitReaction } from './projection-reactions.js';
 import { rebuildAttemptFailed } from './projection-rebuild-failures.js';
@@ -67,12 +68,11 @@ async function countFailure(context: RunnerContext, failed: RecordedEvent, failu
   }
   const state = await checkpoints.recordFailure(name, context.holding(), failed.position, failure.message, options.maxAttempts);
   if (!state) throw new LostLease(); // not ours to count against any more
-  if (state.status === 'failed') {
-    logger.error(`Projection ${name} stopped after ${state.attempts} attempts: ${message}`);
-  } else {
-    logger.warn(`Projection ${name}, attempt ${state.attempts}: ${message}`);
-    await sleep(context.backoff(state.attempts));
-  }
+  withLogContext(eventLogContext(name, failed), () => {
+    if (state.status === 'failed') logger.error(`Projection ${name} stopped after ${state.attempts} attempts: ${message}`);
+    else logger.warn(`Projection ${name}, attempt ${state.attempts}: ${message}`);
+  });
+  if (state.status !== 'failed') await sleep(context.backoff(state.attempts));
 }
 
 async function commit(context: RunnerContext, events: readonly RecordedEvent[], target: Target, from: Checkpoint): Promise<void> {
@@ -89,7 +89,7 @@ async function commit(context: RunnerContext, events: readonly RecordedEvent[], 
     // while the projection runs: an operator may have changed the row since it was read), may write.
     if (!current || !isSameCheckpoint(current, from) || (target === 'live' && state!.status !== 'running')) throw new LostLease();
     if (target === 'rebuild') await context.shadow!.use(manager);
-    await applyToProjection(projection, events, manager);
+    await applyToProjection(projection, events, manager, target === 'live'); // a rebuild replays: no spans
     if (target === 'live') await checkpoints.advance(manager, context.row, checkpoint, options.leaseTtlMs);
     else await checkpoints.rebuildAdvanced(manager, context.row, checkpoint, events.length);
     // What this transaction leaves in the row, so the next batch needs no reload.

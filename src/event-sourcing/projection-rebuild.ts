@@ -80,7 +80,7 @@ async function swap(context: RunnerContext): Promise<void> {
       }
       const remaining = await deps.log.readCommitted(state.rebuild.checkpoint, until, manager);
       await context.shadow!.use(manager);
-      await applyToProjection(projection, remaining, manager);
+      await applyToProjection(projection, remaining, manager, false); // a replay of the log: no spans
       await context.shadow!.replaceLive(manager); // qualified names: the search_path does not matter
       applied = state.rebuild.eventsApplied + remaining.length;
       await checkpoints.rebuildFinished(manager, context.row, until ?? null);

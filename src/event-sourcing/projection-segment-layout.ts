@@ -107,7 +107,7 @@ async function catchUp(
   const events = (await log.readCommitted(row.checkpoint, until, manager)).filter(
     (event) => segmentOfKey(keyOf(projection, event), row.segments) === row.segment,
   );
-  if (events.length > 0) await applyToProjection(projection, events, manager);
+  if (events.length > 0) await applyToProjection(projection, events, manager, false); // a replay: no spans
   return events.length;
 }
 

@@ -460,9 +460,18 @@ async function waitForCheckpoints(databaseUrl: string): Promise<void> {
   }
 }
 
+/**
+ * BENCH_HTTP_NODE_OPTIONS: node flags for the current build's service only (e.g. V8 heap flags, to
+ * measure their CPU and RSS against the same code without them: BENCH_HTTP_BASELINE_DIR=.).
+ */
+function currentNodeOptions(): string[] {
+  return (process.env.BENCH_HTTP_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+}
+
 interface Build {
   readonly name: 'current' | 'baseline';
   readonly ref: string;
+  readonly nodeOptions: readonly string[];
   readonly service: Service;
   readonly databaseUrl: string;
   readonly ids: readonly string[];
@@ -478,8 +487,8 @@ interface Build {
  */
 async function measureCpuPerRequest(server: BenchServer, settings: HttpSettings, baseline: BaselineBuild | undefined): Promise<void> {
   const sources = [
-    { name: 'current' as const, ref: 'this worktree', script: join(DIST_BENCH, '..', 'src', 'main.js') },
-    ...(baseline ? [{ name: 'baseline' as const, ref: baseline.ref, script: baseline.mainScript }] : []),
+    { name: 'current' as const, ref: 'this worktree', script: join(DIST_BENCH, '..', 'src', 'main.js'), nodeOptions: currentNodeOptions() },
+    ...(baseline ? [{ name: 'baseline' as const, ref: baseline.ref, script: baseline.mainScript, nodeOptions: [] }] : []),
   ];
   const builds: Build[] = [];
   const databases: Array<{ close(): Promise<void> }> = [];
@@ -487,7 +496,7 @@ async function measureCpuPerRequest(server: BenchServer, settings: HttpSettings,
     for (const source of sources) {
       const database = await server.database(`ledger_bench_cpu_${source.name}`);
       databases.push(database);
-      const service = await startService(database.url, settings, [], source.script);
+      const service = await startService(database.url, settings, [...source.nodeOptions], source.script);
       builds.push({
         ...source,
         service,
@@ -538,6 +547,7 @@ async function measureCpuPerRequest(server: BenchServer, settings: HttpSettings,
             group: 'http',
             key: `http.cpu.c${connections}.${build.name}`,
             ref: build.ref,
+            ...(build.nodeOptions.length > 0 ? { nodeOptions: build.nodeOptions.join(' ') } : {}),
             connections,
             requests: total.requests,
             failures: total.failures,

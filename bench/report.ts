@@ -84,7 +84,39 @@ export function evaluateTargets(figures: readonly Figure[]): TargetCheck[] {
       (v) => v >= 1.5,
     );
   };
+  const oneSegment = byKey(figures, 'transfers.settle.ratio-to-one');
+  const toCeiling = byKey(figures, 'transfers.settle.ratio-to-ceiling');
+  const segmented = byKey(figures, 'transfers.settle.segmented');
+  const one = byKey(figures, 'transfers.settle.one-segment');
+  const ceiling = byKey(figures, 'transfers.settle.ceiling');
+  const latency = byKey(figures, 'transfers.latency');
+  const backlog = byKey(figures, 'transfers.latency.backlog');
+  const p99 = latency ? (typeof latency.p99Ms === 'number' ? latency.p99Ms : Number.POSITIVE_INFINITY) : Number.NaN;
   return [
+    check(
+      15,
+      oneSegment,
+      'a 5,000-transfer backlog settles ≥ 4 × faster segmented than with one segment',
+      num(oneSegment?.value),
+      `${fmt(oneSegment?.value, 2)} × (${fmt(segmented?.value, 1)} against ${fmt(one?.value, 1)} transfers/s)`,
+      (v) => v >= 4,
+    ),
+    check(
+      15,
+      toCeiling,
+      'segmented settle rate ≥ 0.5 × the same appends straight through the event store',
+      num(toCeiling?.value),
+      `${fmt(toCeiling?.value, 2)} × (${fmt(segmented?.value, 1)} against ${fmt(ceiling?.value, 1)} transfers/s)`,
+      (v) => v >= 0.5,
+    ),
+    {
+      target: `transfer p99 from 202 to completed < 1 s at ${fmt(latency?.offeredRate)} transfers/s open-loop (issue 15)`,
+      measured: latency
+        ? `p50 ${Number.isFinite(num(latency.p50Ms)) ? `${fmt(latency.p50Ms, 0)} ms` : 'not completed'}, p99 ${Number.isFinite(p99) ? `${fmt(p99, 0)} ms` : `not completed within the load + ${fmt(latency.drainSeconds)} s`} (${fmt(latency.notCompletedAfterDrain)} of ${fmt(latency.accepted)} not completed)`
+        : 'not measured',
+      met: latency ? p99 < 1000 : null,
+    },
+    check(15, backlog, 'no backlog when that load stops', num(backlog?.value), `${fmt(backlog?.value)} transfers pending`, (v) => v === 0),
     appendToInsert(1, 0.8),
     appendToInsert(8, 0.7),
     appendToInsert(32, 0.7),
@@ -240,6 +272,31 @@ function lagTable(figures: readonly Figure[]): string | undefined {
   ].join('\n');
 }
 
+function transfersTable(figures: readonly Figure[]): string | undefined {
+  const settle = ['transfers.settle.one-segment', 'transfers.settle.segmented', 'transfers.settle.ceiling']
+    .map((key) => byKey(figures, key))
+    .filter((f): f is Figure => f !== undefined);
+  const latency = byKey(figures, 'transfers.latency');
+  if (settle.length === 0 && !latency) return undefined;
+  const rows = settle.map(
+    (f) =>
+      `| ${f.figure} | ${fmt(f.value, 1)} transfers/s | ${fmt(f.settled)} settled in ${fmt(f.seconds, 1)} s${f.complete ? '' : ' (capped: not all)'} |`,
+  );
+  for (const key of ['transfers.settle.ratio-to-one', 'transfers.settle.ratio-to-ceiling']) {
+    const f = byKey(figures, key);
+    if (f) rows.push(`| ${f.figure} | **${fmt(f.value, 2)} ×** | target ≥ ${fmt(f.target, 1)} × |`);
+  }
+  if (latency) {
+    const ms = (value: unknown) => (typeof value === 'number' ? `${fmt(value, 0)} ms` : 'not completed');
+    rows.push(
+      `| ${latency.figure} | p50 ${ms(latency.p50Ms)} / p99 ${ms(latency.p99Ms)} | ${fmt(latency.accepted)} accepted, ${fmt(latency.notCompletedAfterDrain)} not completed ${fmt(latency.drainSeconds)} s after the load, ${fmt(latency.failures)} failed requests |`,
+    );
+  }
+  const backlog = byKey(figures, 'transfers.latency.backlog');
+  if (backlog) rows.push(`| ${backlog.figure} | ${fmt(backlog.value)} | target 0 |`);
+  return ['| transfers | value | notes |', '|---|---:|---|', ...rows].join('\n');
+}
+
 function otherTable(figures: readonly Figure[]): string | undefined {
   const rows = figures
     .filter((f) => f.group === 'snapshots' || f.group === 'projections')
@@ -265,6 +322,7 @@ export function figureTables(results: BenchResults): string {
     cpuTable(results.figures),
     lagTable(results.figures),
     otherTable(results.figures),
+    transfersTable(results.figures),
   ]
     .filter(Boolean)
     .join('\n\n');
@@ -307,6 +365,12 @@ function settingsTable(results: BenchResults): string {
       `${fmt(s.projections.events)} events (${s.projections.eventsPerAccount} per account); lag at ${s.projections.lagRatePerSecond} deposits/s for ${s.projections.lagSeconds} s`,
     ]);
   }
+  if (s.transfers) {
+    rows.push([
+      'transfers',
+      `settle rate: ${fmt(s.transfers.backlog)} transfers between ${fmt(s.transfers.accounts)} accounts accepted over HTTP (${s.transfers.clients} clients) by a service with projections off, then settled by a service on a copy of that database (one segment, then PROJECTION_SEGMENTS=${text(s.transfers.segments)}), at most ${s.transfers.settleMaxSeconds} s each; ceiling: the same appends through EventStore.append by ${s.transfers.workers} workers; latency: ${s.transfers.rate} transfers/s open-loop (fixed rate) for ${s.transfers.latencySeconds} s, then ${s.transfers.drainSeconds} s to drain`,
+    ]);
+  }
   return ['| part | settings |', '|---|---|', ...rows.map(([part, text]) => `| ${part} | ${text} |`)].join('\n');
 }
 
@@ -334,6 +398,7 @@ npm run bench:append        # part 1 alone
 npm run bench:http          # parts 2 and 3, and the profile
 npm run bench:snapshots     # loading a 10,000-event account, without and with snapshots
 npm run bench:projections   # rebuild and lag, 1,000,000 events
+npm run bench:transfers     # settle rate of a 5,000-transfer backlog (one segment, default, ceiling) and 202 → completed latency
 node dist/bench/cpuprofile-summary.js <file.cpuprofile>           # self time per function and per package
 node dist/bench/run-all.bench.js --render bench/results/<date>.json  # rewrite this file from a stored run
 \`\`\`
@@ -351,6 +416,8 @@ node dist/bench/run-all.bench.js --render bench/results/<date>.json  # rewrite t
 | BENCH_PROFILE / BENCH_PROFILE_SECONDS / BENCH_KEEP_PROFILE | 1 / 10 / – | \`0\` skips the profile; a path keeps the .cpuprofile |
 | BENCH_STREAM_EVENTS / BENCH_ROUNDS | 10,000 / 30 | snapshots |
 | BENCH_PROJECTION_EVENTS / BENCH_LAG_RATE / BENCH_LAG_SECONDS | 200,000 / 100 / 15 | projections (\`npm run bench:projections\` alone: BENCH_EVENTS, default 1,000,000) |
+| BENCH_TRANSFERS_BACKLOG / _ACCOUNTS / _CLIENTS / _SETTLE_MAX_SECONDS / _WORKERS | 5,000 / 100 / 16 / 40 / PROJECTION_SEGMENTS or 4 | transfers, settle rate (PROJECTION_SEGMENTS* are passed on to the service) |
+| BENCH_TRANSFERS_RATE / _LATENCY_SECONDS / _DRAIN_SECONDS | 100 / 60 / 10 | transfers, latency |
 
 ## Machine
 
@@ -429,6 +496,17 @@ ${figureTables(results)}
   \`clock_timestamp()\` at the first poll where that checkpoint has passed the event in commit order
   \`(transaction_id, position)\`, minus the event's \`recorded_at\` (its INSERT's clock time, just
   before its commit). The poll interval bounds how much a lag is overstated.
+- **Transfers** (bench/transfers.bench.ts, issue 15): the compiled service (\`dist/src/main.js\`) in
+  a process of its own. Settle rate: a backlog of accepted transfers is made once, over HTTP, by a
+  service with \`PROJECTIONS_ENABLED=false\`; each configuration then runs on a copy of that database
+  (\`CREATE DATABASE … TEMPLATE\`), and its rate is the transfers settled (TransferCompleted or
+  TransferFailed in the log, polled every 100 ms) from the moment the service answers HTTP until
+  the whole backlog is settled, or over the cap. The ceiling makes, per transfer, the five appends
+  the process makes (debit, SourceDebited, credit, settlement, TargetCredited + TransferCompleted)
+  straight through \`EventStore.append\` with \`ANY\` (no reads, no version checks), by as many
+  concurrent workers as the default segmentation. Latency: a fixed-rate open-loop sender; a
+  transfer's latency is its TransferCompleted's \`recorded_at\` (the database's clock at the INSERT,
+  on the same machine) minus the moment its 202 arrived, so the read table's own lag is not in it.
 - **Loading, rebuild, lag**: bench/snapshots.bench.ts and bench/projections.bench.ts (issues 5 and 3),
   run with the sizes above.
 

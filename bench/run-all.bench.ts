@@ -2,7 +2,7 @@
 // BENCH_DATABASE_URL), runs every part on a fresh database of it, prints one JSON line per figure
 // and a markdown table, writes bench/results/<YYYY-MM-DD>.json and rewrites docs/BENCHMARKS.md.
 // Never fails on a figure: the targets are reported, not asserted.
-//   BENCH_ONLY=append,http,snapshots,projections   run some parts only (the document is still written)
+//   BENCH_ONLY=append,http,snapshots,projections,transfers   run some parts only (the document is still written)
 //   node dist/bench/run-all.bench.js --render <bench/results/file.json>   rewrite docs/BENCHMARKS.md from a
 //     stored run (e.g. after editing bench/analysis.md), measuring nothing
 import 'reflect-metadata';
@@ -15,9 +15,10 @@ import { type HttpSettings, httpSettings, runHttpBench } from './http.bench.js';
 import { type BenchResults, evaluateTargets, figureTables, renderBenchmarksDoc } from './report.js';
 import { type ProjectionSettings, projectionSettings, runProjectionsBench } from './projections.bench.js';
 import { type SnapshotSettings, runSnapshotsBench, snapshotSettings } from './snapshots.bench.js';
+import { type TransfersSettings, runTransfersBench, transfersSettings } from './transfers.bench.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const PARTS = ['append', 'http', 'snapshots', 'projections'] as const;
+const PARTS = ['append', 'http', 'snapshots', 'projections', 'transfers'] as const;
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--render') {
@@ -28,7 +29,13 @@ async function main(): Promise<void> {
   }
   const only = process.env.BENCH_ONLY?.split(',').map((part) => part.trim());
   const runs = (part: (typeof PARTS)[number]) => !only || only.includes(part);
-  const settings: { append: AppendSettings; http: HttpSettings; snapshots: SnapshotSettings; projections: ProjectionSettings } = {
+  const settings: {
+    append: AppendSettings;
+    http: HttpSettings;
+    snapshots: SnapshotSettings;
+    projections: ProjectionSettings;
+    transfers: TransfersSettings;
+  } = {
     append: appendSettings(),
     http: httpSettings(),
     snapshots: snapshotSettings(),
@@ -38,6 +45,7 @@ async function main(): Promise<void> {
       BENCH_EVENTS: process.env.BENCH_PROJECTION_EVENTS ?? '200000',
       BENCH_LAG_SECONDS: process.env.BENCH_LAG_SECONDS ?? '15',
     }),
+    transfers: transfersSettings(),
   };
   const startedAt = new Date();
   const started = performance.now();
@@ -50,6 +58,7 @@ async function main(): Promise<void> {
     const profile = runs('http') ? (await runHttpBench(server, settings.http)).profile : undefined;
     if (runs('snapshots')) await runSnapshotsBench(server, settings.snapshots);
     if (runs('projections')) await runProjectionsBench(server, settings.projections);
+    if (runs('transfers')) await runTransfersBench(server, settings.transfers);
     results = {
       date: startedAt.toISOString().slice(0, 10),
       startedAt: startedAt.toISOString(),

@@ -306,7 +306,7 @@ export interface paths {
         put?: never;
         /**
          * Transfer money between two accounts (asynchronous)
-         * @description Accepted at once; the transfer process then withdraws from the source and deposits to the target, exactly once, and completes — or fails with a code (insufficient funds, a closed account, a currency mismatch), refunding the source if the deposit was refused. Both accounts must exist when the transfer is asked for: an unknown account is a 404 here, not a failed transfer. Follow the status at the Location (pass `position` as minPosition to see the transfer at once).
+         * @description Accepted at once; the transfer process then withdraws from the source and deposits to the target, exactly once, and completes — or fails with a code (insufficient funds, a closed account, a currency mismatch), refunding the source if the deposit was refused. Both accounts must exist when the transfer is asked for: an unknown account is a 404 here, not a failed transfer. Follow the status at the Location (pass `position` as minPosition to see the transfer at once). Backpressure: while more than TRANSFER_MAX_BACKLOG transfers are pending (the transfer process is that far behind; an approximate figure, refreshed every TRANSFER_BACKLOG_REFRESH_MS), the request is refused with 503 TRANSFER_BACKLOG_FULL and Retry-After, and nothing is written.
          */
         post: operations["TransfersController_request"];
         delete?: never;
@@ -608,6 +608,8 @@ export interface components {
             rebuild?: components["schemas"]["RebuildProgressResponse"] | null;
             /** @description The process currently running this projection. */
             runner?: string | null;
+            /** @description Every segment (PROJECTION_SEGMENTS): the fields above aggregate them — status failed when any is, the earliest checkpoint, the largest lag and attempts, the first failing segment's error, segment 0's runner and rebuild. */
+            segments: components["schemas"]["SegmentStatusResponse"][];
             /** @enum {string} */
             status: "running" | "failed";
         };
@@ -637,6 +639,26 @@ export interface components {
              * @description Must differ from fromAccountId.
              */
             toAccountId: string;
+        };
+        SegmentStatusResponse: {
+            /** @description Failed attempts at its current event. */
+            attempts: number;
+            checkpoint: components["schemas"]["CheckpointResponse"];
+            failedPosition?: number | null;
+            /** @description Committed events after its checkpoint (of every key: what it has still to read past). */
+            lagEvents: number;
+            /** @description Age in ms of the oldest of those (0 when caught up). */
+            lagMs: number;
+            lastError?: string | null;
+            /** @description The process currently running this segment (its live lease). */
+            runner?: string | null;
+            /**
+             * @description Index of the segment (0 to segments - 1).
+             * @example 0
+             */
+            segment: number;
+            /** @enum {string} */
+            status: "running" | "failed";
         };
         SkipResponse: {
             projection: components["schemas"]["ProjectionStatusResponse"];
@@ -3141,6 +3163,19 @@ export interface operations {
             /** @description INTERNAL_ERROR: unexpected; nothing is leaked, the error is logged */
             500: {
                 headers: {
+                    /** @description The correlation id of this request */
+                    "X-Correlation-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description TRANSFER_BACKLOG_FULL: more than TRANSFER_MAX_BACKLOG transfers are pending; nothing was written. Retry-After: the seconds the recent settle rate needs to bring the backlog under the bound (1 to 60; the longest when nothing settled recently) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     /** @description The correlation id of this request */
                     "X-Correlation-Id"?: string;
                     [name: string]: unknown;

@@ -18,6 +18,7 @@ import { PinSchemasAndColumns1764230400014 } from './1764230400014-pin-schemas-a
 import { KeepSnapshotHistory1764230400015 } from './1764230400015-keep-snapshot-history.js';
 import { IndexTransferChains1764230400016 } from './1764230400016-index-transfer-chains.js';
 import { WakeReadersAfterCommit1764230400017 } from './1764230400017-wake-readers-after-commit.js';
+import { SegmentProjections1764230400018 } from './1764230400018-segment-projections.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
@@ -38,4 +39,5 @@ export const migrations = [
   KeepSnapshotHistory1764230400015,
   IndexTransferChains1764230400016,
   WakeReadersAfterCommit1764230400017,
+  SegmentProjections1764230400018,
 ];

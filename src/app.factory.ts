@@ -1,4 +1,5 @@
 import { type DynamicModule, type INestApplication, type LoggerService, type Type, ValidationPipe } from '@nestjs/common';
+import type { Logger as PinoLogger } from 'pino';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { type ValidationError } from 'class-validator';
@@ -8,13 +9,23 @@ import { type AppConfig, logLevelsUpTo } from './config/app-config.js';
 import { correlationId } from './shared/http/correlation.middleware.js';
 import { jsonBodyGuard } from './shared/http/json-body-guard.middleware.js';
 import { jsonOnly } from './shared/http/json-only.middleware.js';
+import { httpAccessLog } from './observability/http-access-log.js';
+import { LoggingModule, NestPinoLogger } from './observability/logging.module.js';
+import { requestContext } from './observability/request-context.js';
+import { createRootLogger } from './observability/root-logger.js';
 import { ProblemDetailsFilter } from './shared/problem-details/problem-details.filter.js';
 import type { InvalidField } from './shared/problem-details/problem-details.js';
 import { ValidationProblem } from './shared/problem-details/problem.exception.js';
 import { setUpSwagger } from './swagger.js';
 
 export interface CreateAppOptions {
+  /**
+   * Where Nest's log lines go instead of the root logger (false: nowhere); the root logger, and
+   * with it the access lines, is then silent (tests and scripts).
+   */
   readonly logger?: LoggerService | false;
+  /** The process's root logger (main.ts makes it before the database starts); made from config if absent. */
+  readonly rootLogger?: PinoLogger;
   /** Extra modules appended to AppModule's imports (the benchmark's bare endpoints); none in production. */
   readonly imports?: DynamicModule[] | Type[];
 }
@@ -24,11 +35,16 @@ export interface CreateAppOptions {
  * so the tests exercise the same body limits, filters, validation and Swagger document.
  */
 export async function createApp(config: AppConfig, databaseUrl: string, options: CreateAppOptions = {}): Promise<INestApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, databaseUrl, options.imports), {
+  const silent = options.logger !== undefined;
+  const rootLogger = options.rootLogger ?? createRootLogger(config, { silent });
+  const imports = [LoggingModule.forRoot(rootLogger), ...(options.imports ?? [])];
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, databaseUrl, imports), {
     bodyParser: false,
     abortOnError: false, // a failed start throws (main.ts reports it and stops the database) instead of exiting
+    bufferLogs: !silent, // Nest's start-up lines wait for the pino logger below
     logger: options.logger ?? logLevelsUpTo(config.logLevel),
   });
+  if (!silent) app.useLogger(app.get(NestPinoLogger));
   app.disable('x-powered-by');
   // Security headers. Helmet's default Content-Security-Policy ('self' scripts) lets Swagger UI run;
   // without upgrade-insecure-requests, so Swagger UI also loads on a plain-HTTP host (TLS usually ends
@@ -43,9 +59,9 @@ export async function createApp(config: AppConfig, databaseUrl: string, options:
     });
   }
   app.set('etag', false); // ETag means "stream version" here; Express's content hashes would blur that
-  app.use(correlationId, jsonOnly);
+  app.use(correlationId, httpAccessLog(rootLogger), jsonOnly);
   app.useBodyParser('json', { limit: config.bodyLimitBytes, type: ['application/json', 'application/*+json'] });
-  app.use(jsonBodyGuard);
+  app.use(jsonBodyGuard, requestContext);
   app.useGlobalFilters(new ProblemDetailsFilter());
   app.useGlobalPipes(
     new ValidationPipe({

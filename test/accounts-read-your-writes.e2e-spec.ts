@@ -9,7 +9,8 @@ import { type TestApp, startTestApp } from './support/test-app.js';
 
 let t: TestApp;
 beforeAll(async () => {
-  t = await startTestApp();
+  // Four segments per projection: a read must wait for every segment (the write is in one of them).
+  t = await startTestApp({ PROJECTION_SEGMENTS: '4' });
 });
 afterAll(() => t.close());
 
@@ -52,6 +53,24 @@ describe('read-your-writes: minPosition, X-Min-Position and X-Projection-Positio
       }
     },
   );
+
+  it('GET /admin/projections shows every segment (owner, checkpoint, lag, status) and keeps the projection-level fields', async () => {
+    const { id } = await open();
+    const last = await deposit(id, 3);
+    await getAccount(id, last.body.position);
+    const status = await t.http.get('/admin/projections').expect(200);
+    const summary = status.body.items.find((item: { name: string }) => item.name === 'account-summary');
+    expect(summary).toMatchObject({ mode: 'async', status: 'running', runner: expect.any(String) });
+    expect(summary.segments).toHaveLength(4);
+    expect(summary.segments.map((segment: { segment: number }) => segment.segment)).toEqual([0, 1, 2, 3]);
+    for (const segment of summary.segments) {
+      expect(segment).toMatchObject({ status: 'running', runner: expect.any(String), attempts: 0 });
+      expect(segment.checkpoint.position).toBeGreaterThanOrEqual(summary.checkpoint.position);
+    }
+    // The projection's lag is the largest of its segments' (what metrics read).
+    expect(summary.lagEvents).toBe(Math.max(...summary.segments.map((segment: { lagEvents: number }) => segment.lagEvents)));
+    expect(summary.checkpoint.position).toBeGreaterThanOrEqual(last.body.position);
+  });
 
   it('a position reached long ago answers the current state, never an older one', async () => {
     const { id, position: opened } = await open();

@@ -67,6 +67,9 @@ describe('two service processes on one database', () => {
     await installApplyLog(database.url);
     client = new pg.Pool({ connectionString: database.url, max: 4 });
     const env = {
+      // One segment: these suites check one leader per projection (segments over instances:
+      // test/projection-segments.int-spec.ts).
+      PROJECTION_SEGMENTS: '1',
       PROJECTION_LEASE_TTL_MS: String(LEASE_TTL_MS),
       PROJECTION_POLL_INTERVAL_MS: '100',
       PROJECTION_BATCH_SIZE: '10',
@@ -208,7 +211,7 @@ describe('two application instances in one process on one database', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     // A long TTL: a hand-over within it can only come from the leader releasing its lease.
-    const env = { PROJECTION_LEASE_TTL_MS: '60000', PROJECTION_POLL_INTERVAL_MS: '100' };
+    const env = { PROJECTION_SEGMENTS: '1', PROJECTION_LEASE_TTL_MS: '60000', PROJECTION_POLL_INTERVAL_MS: '100' };
     first = await startTestApp(env, database);
     second = await startTestApp(env, database);
   });

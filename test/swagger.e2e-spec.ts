@@ -340,6 +340,13 @@ describe('read-your-writes in /docs-json', () => {
     }
   });
 
+  it('POST /transfers documents its backpressure: 503 TRANSFER_BACKLOG_FULL as problem+json with Retry-After', () => {
+    const op = operation('POST /transfers');
+    expect(op.responses['503']?.description).toMatch(/TRANSFER_BACKLOG_FULL/);
+    expect(Object.keys(op.responses['503']?.content ?? {})).toEqual([PROBLEM]);
+    expect(Object.keys(op.responses['503']?.headers ?? {})).toContain('Retry-After');
+  });
+
   // Regression: the 503 answer carried Retry-After without the document listing it.
   it.each(Object.keys(PROJECTION_QUERIES))('%s documents the Retry-After header of its 503 answer', (route) => {
     expect(Object.keys(operation(route).responses['503']?.headers ?? {})).toContain('Retry-After');
@@ -349,8 +356,9 @@ describe('read-your-writes in /docs-json', () => {
     for (const { route, operation: op } of operations().filter(({ route }) => !(route in PROJECTION_QUERIES))) {
       const names = (op.parameters ?? []).map((parameter) => parameter.name);
       expect({ route, names }).toEqual({ route, names: expect.not.arrayContaining(['minPosition', 'X-Min-Position']) });
-      // The live feed's 503 is its connection cap (documented below), not a projection's.
-      if (route !== 'GET /events/live')
+      // The live feed's 503 is its connection cap, POST /transfers' its backlog bound (both documented
+      // below), not a projection's.
+      if (route !== 'GET /events/live' && route !== 'POST /transfers')
         expect({ route, statuses: Object.keys(op.responses) }).toEqual({ route, statuses: expect.not.arrayContaining(['503']) });
       const success = Object.entries(op.responses).find(([status]) => Number(status) < 300)?.[1];
       expect({ route, headers: Object.keys(success?.headers ?? {}) }).toEqual({

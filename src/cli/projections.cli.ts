@@ -1,5 +1,6 @@
 // `npm run projections -- <command>`: operate projections from a shell.
-//   status                 every projection: mode, status, checkpoint, lag, last error, rebuild progress
+//   status                 every projection: mode, status, checkpoint, lag, last error, rebuild progress,
+//                          and each of its segments: status, checkpoint, lag, owner
 //   rebuild <name>         rebuild from the whole log without downtime; prints progress until swapped in
 //   retry <name>           retry the event a failed projection stopped at
 //   skip <name>            skip that event (recorded in projection_skips)
@@ -27,7 +28,22 @@ function describe(report: ProjectionStatusReport): string {
     parts.push(`rebuild ${report.rebuild.status}: ${report.rebuild.eventsApplied} applied, ${report.rebuild.eventsRemaining} to go`);
   }
   if (report.lastError) parts.push(`last error: ${report.lastError}`);
-  return parts.join('  ');
+  const lines = [parts.join('  ')];
+  // Every segment: owner (the live lease, if any), checkpoint, lag, status.
+  for (const segment of report.segments) {
+    const live = segment.leaseExpiresAt !== null && segment.leaseExpiresAt.getTime() > Date.now();
+    lines.push(
+      [
+        `  segment ${segment.segment}/${report.segments.length}`.padEnd(24),
+        segment.status.padEnd(8),
+        `checkpoint ${segment.checkpoint.position}`,
+        `lag ${segment.lagEvents} events / ${segment.lagMs} ms`,
+        `owner ${live ? segment.leaseOwner : '-'}`,
+        ...(segment.lastError ? [`last error: ${segment.lastError}`] : []),
+      ].join('  '),
+    );
+  }
+  return lines.join('\n');
 }
 
 async function main(): Promise<number> {
@@ -37,7 +53,14 @@ async function main(): Promise<number> {
     return 2;
   }
   loadDotEnv();
-  const config = loadConfig();
+  const loaded = loadConfig();
+  // Only a rebuild may need this process to run projections (when no service does); the other
+  // commands must not join as an instance, which would make the running ones give segments up.
+  // Nor may it change (or refuse) the stored segment layout: it runs the stored one.
+  const config = {
+    ...loaded,
+    projections: { ...loaded.projections, enabled: command === 'rebuild' && loaded.projections.enabled, changeLayout: false },
+  };
   const database = await openDatabase(config, () => undefined, { attachToRunning: true });
   const app = await NestFactory.createApplicationContext(AppModule.forRoot(config, database.url), { logger: ['error', 'warn'] });
   try {

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from '@jest/globals';
 import { ConfigError, DEVELOPMENT_JWT_SECRET, loadConfig } from './app-config.js';
 
@@ -7,6 +8,7 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({
       port: 3000,
       logLevel: 'log',
+      logFormat: 'pretty',
       databaseUrl: undefined,
       databaseSchema: 'public',
       sideDatabaseUrls: { command: undefined, query: undefined, projector: undefined },
@@ -26,15 +28,19 @@ describe('loadConfig', () => {
         maxAttempts: 5,
         retryBaseMs: 200,
         leaseTtlMs: 10_000,
+        // Two per core (a segment mostly waits on round trips), at most 16.
+        segments: { default: Math.min(16, availableParallelism() * 2), byName: {} },
       },
     });
     expect(config.embeddedDatabase.dir).toMatch(/\.data\/postgres$/);
+    expect(config.transfers).toEqual({ maxBacklog: 10_000, backlogRefreshMs: 1000 });
   });
 
   it('reads every variable', () => {
     const config = loadConfig({
       PORT: '8080',
       LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'json',
       JWT_SECRET: 'a-secret-of-at-least-thirty-two-characters',
       JWT_ISSUER: 'https://id.example',
       JWT_AUDIENCE: 'ledger',
@@ -53,6 +59,7 @@ describe('loadConfig', () => {
       BODY_LIMIT_BYTES: '2048',
       COMMAND_MAX_ATTEMPTS: '3',
       APPEND_GROUP_STATEMENTS: '2',
+      AGGREGATE_CACHE_SIZE: '250',
       READ_YOUR_WRITES_TIMEOUT_MS: '500',
       IDEMPOTENCY_KEY_TTL_HOURS: '48',
       SNAPSHOT_INTERVALS: 'account:50, transfer:0',
@@ -68,10 +75,15 @@ describe('loadConfig', () => {
       PROJECTION_RETRY_BASE_MS: '50',
       PROJECTION_LEASE_TTL_MS: '2000',
       PROJECTION_WAKE_SIGNAL_MS: '25',
+      PROJECTION_SEGMENTS: '8',
+      PROJECTION_SEGMENTS_TRANSFER_PROCESS: '1',
+      TRANSFER_MAX_BACKLOG: '500',
+      TRANSFER_BACKLOG_REFRESH_MS: '250',
     });
     expect(config).toEqual({
       port: 8080,
       logLevel: 'debug',
+      logFormat: 'json',
       production: false,
       auth: {
         key: { kind: 'secret', secret: 'a-secret-of-at-least-thirty-two-characters', isDevelopmentDefault: false },
@@ -96,7 +108,7 @@ describe('loadConfig', () => {
       bodyLimitBytes: 2048,
       commandMaxAttempts: 3,
       appendGroupStatements: 2,
-      aggregateCacheSize: 10_000,
+      aggregateCacheSize: 250,
       readYourWritesTimeoutMs: 500,
       projections: {
         enabled: false,
@@ -107,7 +119,9 @@ describe('loadConfig', () => {
         retryBaseMs: 50,
         leaseTtlMs: 2000,
         wakeSignalMs: 25,
+        segments: { default: 8, byName: { TRANSFER_PROCESS: 1 } },
       },
+      transfers: { maxBacklog: 500, backlogRefreshMs: 250 },
     });
   });
 
@@ -118,6 +132,12 @@ describe('loadConfig', () => {
       algorithms: ['RS256', 'ES256'],
     });
     expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(40) }).production).toBe(true);
+  });
+
+  it('logs JSON lines by default in production only, and either format on request', () => {
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(40) }).logFormat).toBe('json');
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(40), LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
+    expect(loadConfig({ LOG_FORMAT: 'json' }).logFormat).toBe('json');
   });
 
   it.each([
@@ -144,6 +164,7 @@ describe('loadConfig', () => {
     [{ COMMAND_DATABASE_URL: 'postgres://u:p@db/ledger?sslmode=require&options=x' }, /COMMAND_DATABASE_URL may not set options/],
     [{ PROJECTIONS_ENABLED: 'yes' }, /PROJECTIONS_ENABLED must be true or false/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+    [{ LOG_FORMAT: 'yaml' }, /LOG_FORMAT must be json or pretty/],
     [{ SNAPSHOT_INTERVALS: 'account=100' }, /SNAPSHOT_INTERVALS must look like/],
     [{ NODE_ENV: 'production' }, /in production \(NODE_ENV=production\) JWT_SECRET/],
     [{ NODE_ENV: 'production', JWT_SECRET: 'ledger-development-only-secret-never-use-in-production' }, /not to the development default/],
@@ -152,12 +173,18 @@ describe('loadConfig', () => {
     [{ JWT_PUBLIC_KEY: 'not a pem' }, /PEM public key/],
     [{ PROJECTION_LEASE_TTL_MS: '10' }, /PROJECTION_LEASE_TTL_MS/],
     [{ PROJECTION_WAKE_SIGNAL_MS: '0' }, /PROJECTION_WAKE_SIGNAL_MS/],
+    [{ PROJECTION_SEGMENTS: '0' }, /PROJECTION_SEGMENTS must be an integer from 1 to 256/],
+    [{ PROJECTION_SEGMENTS: '257' }, /PROJECTION_SEGMENTS must be an integer from 1 to 256/],
+    [{ PROJECTION_SEGMENTS_ACCOUNT_SUMMARY: 'four' }, /PROJECTION_SEGMENTS_ACCOUNT_SUMMARY must be an integer from 1 to 256/],
     [{ LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT: '0' }, /LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT must be an integer from 1/],
     [{ LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT: 'ten' }, /LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT must be an integer/],
     [{ LIVE_FEED_MAX_CONNECTIONS: '0' }, /LIVE_FEED_MAX_CONNECTIONS must be an integer from 1/],
     [{ LIVE_FEED_MAX_CONNECTIONS: '2.5' }, /LIVE_FEED_MAX_CONNECTIONS must be an integer/],
     [{ PROJECTION_BATCH_WINDOW_MS: '5000' }, /PROJECTION_BATCH_WINDOW_MS/],
     [{ PROJECTION_BATCH_WINDOW_MS: '400', PROJECTION_LEASE_TTL_MS: '1000' }, /below a third of PROJECTION_LEASE_TTL_MS/],
+    [{ TRANSFER_MAX_BACKLOG: '-1' }, /TRANSFER_MAX_BACKLOG must be an integer from 0/],
+    [{ TRANSFER_MAX_BACKLOG: 'many' }, /TRANSFER_MAX_BACKLOG must be an integer/],
+    [{ TRANSFER_BACKLOG_REFRESH_MS: '5' }, /TRANSFER_BACKLOG_REFRESH_MS must be an integer from 10/],
   ])('refuses %p with a clear message', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { DEFAULT_SCHEMA, SCHEMA_NAME, urlSetsOptions } from '../database/schema-name.js';
 
@@ -9,6 +10,8 @@ import { DEFAULT_SCHEMA, SCHEMA_NAME, urlSetsOptions } from '../database/schema-
  */
 export type LogLevelName = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
 const LOG_LEVELS: readonly LogLevelName[] = ['error', 'warn', 'log', 'debug', 'verbose'];
+
+export type LogFormat = 'json' | 'pretty';
 
 /** How bearer tokens are verified: exactly one key source. */
 export type JwtKey =
@@ -40,6 +43,11 @@ export interface AppConfig {
   readonly corsOrigins: readonly string[];
   /** Most detailed level logged: `debug` adds a line per command (with its correlation id). */
   readonly logLevel: LogLevelName;
+  /**
+   * LOG_FORMAT: `json` (one JSON object per line, for a log shipper; the production default) or
+   * `pretty` (one readable text line per entry; the development default).
+   */
+  readonly logFormat: LogFormat;
   /** An external PostgreSQL; when absent, an embedded server is started under `embeddedDatabase.dir`. */
   readonly databaseUrl?: string;
   /**
@@ -82,6 +90,12 @@ export interface AppConfig {
     /** Open streams of all clients in this process; one more is a 503. */
     readonly maxConnections: number;
   };
+  readonly transfers: {
+    /** Pending transfers past which POST /transfers answers 503 TRANSFER_BACKLOG_FULL (0: no bound). */
+    readonly maxBacklog: number;
+    /** The pending count behind that bound is read at most this often per instance. */
+    readonly backlogRefreshMs: number;
+  };
   readonly projections: {
     /** Off: this process serves HTTP but runs no projection (another instance must). */
     readonly enabled: boolean;
@@ -94,6 +108,11 @@ export interface AppConfig {
     readonly leaseTtlMs: number;
     /** At most one wake-up NOTIFY to the other instances per this many ms, after appends commit. */
     readonly wakeSignalMs: number;
+    /**
+     * Segments of every async projection and process manager (PROJECTION_SEGMENTS), and overrides by
+     * projection (PROJECTION_SEGMENTS_<NAME>: the name upper-cased, non-alphanumerics as `_`).
+     */
+    readonly segments: { readonly default: number; readonly byName: Readonly<Record<string, number>> };
   };
 }
 
@@ -144,6 +163,13 @@ function logLevel(env: NodeJS.ProcessEnv): LogLevelName {
   if (!(LOG_LEVELS as readonly string[]).includes(raw))
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${raw}"`);
   return raw as LogLevelName;
+}
+
+function logFormat(env: NodeJS.ProcessEnv, production: boolean): LogFormat {
+  const raw = env.LOG_FORMAT;
+  if (raw === undefined || raw === '') return production ? 'json' : 'pretty';
+  if (raw !== 'json' && raw !== 'pretty') throw new ConfigError(`LOG_FORMAT must be json or pretty, got "${raw}"`);
+  return raw;
 }
 
 /** The levels Nest should print for a most-detailed level (fatal always). */
@@ -238,6 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       .map((origin) => origin.trim())
       .filter(Boolean),
     logLevel: logLevel(env),
+    logFormat: logFormat(env, production),
     databaseUrl: databaseUrl(env),
     sideDatabaseUrls: {
       command: databaseUrl(env, 'COMMAND_DATABASE_URL'),
@@ -263,6 +290,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxConnectionsPerClient: integer(env, 'LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT', 10, 1, 100_000),
       maxConnections: integer(env, 'LIVE_FEED_MAX_CONNECTIONS', 1000, 1, 1_000_000),
     },
+    transfers: {
+      maxBacklog: integer(env, 'TRANSFER_MAX_BACKLOG', 10_000, 0, 100_000_000),
+      backlogRefreshMs: integer(env, 'TRANSFER_BACKLOG_REFRESH_MS', 1000, 10, 60_000),
+    },
     projections: projections(env),
   };
 }
@@ -283,7 +314,22 @@ function projections(env: NodeJS.ProcessEnv): AppConfig['projections'] {
     retryBaseMs: integer(env, 'PROJECTION_RETRY_BASE_MS', 200, 1, 60_000),
     leaseTtlMs,
     wakeSignalMs: integer(env, 'PROJECTION_WAKE_SIGNAL_MS', 10, 1, 1000),
+    segments: segments(env),
   };
+}
+
+/**
+ * PROJECTION_SEGMENTS (1–256; default two per core, at most 16: a segment mostly waits on PostgreSQL
+ * round trips, so a few per core keep the cores busy) and PROJECTION_SEGMENTS_<NAME> overrides.
+ */
+function segments(env: NodeJS.ProcessEnv): AppConfig['projections']['segments'] {
+  const byName: Record<string, number> = {};
+  for (const name of Object.keys(env)) {
+    const match = /^PROJECTION_SEGMENTS_([A-Z0-9_]+)$/.exec(name);
+    if (match) byName[match[1]] = integer(env, name, 1, 1, 256);
+  }
+  const fallback = Math.min(16, Math.max(1, availableParallelism() * 2));
+  return { default: integer(env, 'PROJECTION_SEGMENTS', fallback, 1, 256), byName };
 }
 
 /** Loads `.env` from the working directory when there is one; real environment variables win. */

@@ -8,6 +8,7 @@ import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions, DEFAULT_AGGREGATE_CA
 import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
 import { type AppendResult, EventStore, ambientManager } from './event-store.js';
 import { NO_STREAM } from './expected-version.js';
+import { inSpan } from '../observability/spans.js';
 
 export { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
 
@@ -51,7 +52,17 @@ export class CommandRunner {
     this.cache = new AggregateCache(options.aggregateCacheSize ?? DEFAULT_AGGREGATE_CACHE_SIZE);
   }
 
-  async run<State, Event extends object>(command: RunCommand<State, Event>): Promise<AppendResult> {
+  /** Tracing, in a span named after the stream's kind (`command account`), with the events it appended. */
+  run<State, Event extends object>(command: RunCommand<State, Event>): Promise<AppendResult> {
+    const kind = command.streamId.slice(0, Math.max(0, command.streamId.indexOf('-'))) || command.streamId;
+    return inSpan(`command ${kind}`, { attributes: { 'ledger.stream.id': command.streamId } }, async (span) => {
+      const result = await this.runUntraced(command);
+      span?.setAttributes({ 'ledger.stream.version': result.version, 'ledger.events': result.events.map((event) => event.type) });
+      return result;
+    });
+  }
+
+  private async runUntraced<State, Event extends object>(command: RunCommand<State, Event>): Promise<AppendResult> {
     for (let attempt = 1; ; attempt++) {
       // Inside a unit of work the stream is read in its transaction, as before: the cache is for
       // lone commands (a unit of work may still roll back what it appended).
@@ -74,20 +85,12 @@ export class CommandRunner {
         // Nothing to do (e.g. an idempotent step already taken): success at the current version.
         return { streamId: command.streamId, version, position: loaded.position, events: [] };
       }
+      let appended: AppendResult;
       try {
-        const appended = await this.store.append(command.streamId, events, {
+        appended = await this.store.append(command.streamId, events, {
           expectedVersion: version === 0 ? NO_STREAM : version,
           metadata: command.metadata,
         });
-        this.logger.debug(
-          `${correlationTag(command.metadata)} ${command.streamId}@${appended.version}: appended ${events.map((event) => event.constructor.name).join(', ')} at ${appended.position}`,
-        );
-        // Folded once, for the cache and the snapshot both (see AggregateLoader.appended).
-        const after = events.reduce((current, event) => command.decider.evolve(current, event), loaded.state);
-        if (inUnitOfWork) this.cache.delete(command.streamId);
-        else this.cache.set(command.streamId, command.decider, { state: after, version: appended.version, position: appended.position });
-        await this.loader.appended(command.streamId, command.decider, loaded, appended, after);
-        return appended;
       } catch (error) {
         this.cache.delete(command.streamId);
         if (!(error instanceof WrongExpectedVersionError) || command.expectedVersion !== undefined) throw error;
@@ -97,8 +100,44 @@ export class CommandRunner {
         );
         if (attempt >= this.options.maxAttempts) throw new ConcurrencyConflictError(command.streamId, attempt);
         await sleep(Math.random() * 5 * attempt);
+        continue;
       }
+      this.logger.debug(
+        `${correlationTag(command.metadata)} ${command.streamId}@${appended.version}: appended ${events.map((event) => event.constructor.name).join(', ')} at ${appended.position}`,
+      );
+      await this.remember(command, loaded, appended, events, inUnitOfWork);
+      return appended;
     }
+  }
+
+  /**
+   * After the append: the state it led to, folded once for the cache and the snapshot both (see
+   * AggregateLoader.appended). Nothing here may fail the command: outside a unit of work the append
+   * has committed, and an error would invite the caller to send it again (found in review: an
+   * evolve that threw here answered a committed append with a 500). A fold that throws may have
+   * changed the cached state it started from (evolve shares collections along a fold), so the entry
+   * is dropped and the next command reads the stream; no snapshot is written.
+   */
+  private async remember<State, Event extends object>(
+    command: RunCommand<State, Event>,
+    loaded: LoadedAggregate<State>,
+    appended: AppendResult,
+    events: readonly Event[],
+    inUnitOfWork: boolean,
+  ): Promise<void> {
+    let after: State;
+    try {
+      after = events.reduce((current, event) => command.decider.evolve(current, event), loaded.state);
+    } catch (error) {
+      this.cache.delete(command.streamId);
+      this.logger.error(
+        `${correlationTag(command.metadata)} ${command.streamId}@${appended.version}: appended, but folding it failed (not cached, no snapshot): ${(error as Error).stack ?? String(error)}`,
+      );
+      return;
+    }
+    if (inUnitOfWork) this.cache.delete(command.streamId);
+    else this.cache.set(command.streamId, command.decider, { state: after, version: appended.version, position: appended.position });
+    await this.loader.appended(command.streamId, command.decider, loaded, appended, after);
   }
 
   /** The caller's expected version checked against `loaded`, then the pure decision: events or the error to throw. */

@@ -14,6 +14,8 @@ const CHANNEL = 'events_appended';
 const PROGRESS_CHANNEL = 'projection_progress';
 export type ProgressSignal = 'waiting' | 'advanced';
 const RECONNECT_DELAY_MS = 1000;
+/** How long a stopping notifier waits for its last wake-up NOTIFY to be sent. */
+const STOP_SIGNAL_TIMEOUT_MS = 1000;
 /** The payload of a NOTIFY that says "a projection's row was changed by an operator" (not an append). */
 export const PROJECTIONS_CHANGED = 'projections';
 /** The payload of the wake-up an instance sends after its appends committed: `appended:<instance>`. */
@@ -80,6 +82,14 @@ export class EventNotifier extends EventEmitter {
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.signalTimer);
     this.signalTimer = undefined;
+    // Appends the throttle was still holding back are announced now: dropping the NOTIFY left the
+    // other instances waiting for their poll after every graceful stop (found in review). Bounded: a
+    // connection that no longer answers must not hold the shutdown (the others still poll).
+    if (this.signalWanted) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.sendSignal(), new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_SIGNAL_TIMEOUT_MS)))]);
+      clearTimeout(timer);
+    }
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => undefined);

@@ -10,6 +10,7 @@ import type { ProjectionRegistry } from './projection.registry.js';
 import type { EventMetadata, RecordedEvent } from './recorded-event.js';
 import { type PreparedStatement, prepared } from './sql.js';
 import { toSafeNumber } from './stored-event.row.js';
+import { activeTraceContext } from '../observability/spans.js';
 
 export interface AppendOptions {
   readonly expectedVersion: ExpectedVersion;
@@ -122,6 +123,7 @@ export function prepareEvents(
     throw new RangeError('eventIds must give one id per event');
   }
   const occurredAt = clock.now().toISOString();
+  const traceContext = activeTraceContext();
   return events.map((event, index) => {
     const eventId = options.eventIds?.[index] ?? randomUUID();
     const definition = registry.definitionOf(event);
@@ -131,6 +133,9 @@ export function prepareEvents(
       ...(options.metadata?.actor === undefined ? {} : { actor: options.metadata.actor }),
       occurredAt,
       eventId,
+      // W3C traceparent/tracestate of the append (none when tracing is off): whoever handles the
+      // event later continues its trace (observability/event-handling.ts).
+      ...traceContext,
     };
     return { ...definition, eventId, data: registry.serialize(event), metadata, event };
   });

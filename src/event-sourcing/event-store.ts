@@ -21,6 +21,7 @@ import { GroupAppend } from './group-append.js';
 import { currentFence } from './lease-fence.js';
 import { ProjectionRegistry } from './projection.registry.js';
 import { StreamReads } from './stream-reads.js';
+import { inSpan } from '../observability/spans.js';
 
 export { type AppendOptions, type AppendResult, EventStoreTransaction, ambientManager } from './event-store-transaction.js';
 export type { StoredSnapshot } from './stream-reads.js';
@@ -57,8 +58,23 @@ export class EventStore extends StreamReads {
     this.groupAppend = new GroupAppend(dataSource, registry, projections, clock, commandOptions.appendGroupStatements);
   }
 
-  /** Appends atomically to one stream; with `ANY`, a race with another writer is retried. */
-  async append(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
+  /**
+   * Appends atomically to one stream; with `ANY`, a race with another writer is retried. Tracing,
+   * in a span whose context every appended event stores (prepareEvents), for its handlers to continue.
+   */
+  append(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
+    return inSpan(
+      'event-store append',
+      { attributes: { 'ledger.stream.id': streamId, 'ledger.events.count': events.length } },
+      async (span) => {
+        const result = await this.appendUntraced(streamId, events, options);
+        span?.setAttributes({ 'ledger.stream.version': result.version, 'ledger.event.position': result.position });
+        return result;
+      },
+    );
+  }
+
+  private async appendUntraced(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
     if (this.canAppendAlone(options)) return this.appendAlone(streamId, events, options);
     for (let attempt = 1; ; attempt++) {
       try {

@@ -163,11 +163,28 @@ function settle<R>(promise: Promise<R>): Promise<GroupOutcome<R>> {
 }
 
 /**
+ * SQLSTATEs a statement is refused with (an ERROR: it is rolled back), never a FATAL or PANIC that
+ * ends a session in the middle of one: data and integrity violations, access, program limits, a
+ * cancel, deadlocks and serialization failures, a PL/pgSQL RAISE, the ledger's own LE codes.
+ */
+const REFUSAL_CLASSES = new Set(['22', '23', '42', '44', '54', '55', 'P0', 'LE']);
+const REFUSAL_CODES = new Set(['57014', '40001', '40002', '40P01']);
+
+/**
  * An ERROR the server answered for the statement: it ran as its own transaction, which was rolled
  * back, so nothing of it was written. FATAL and PANIC end the session (possibly after a commit) and a
  * lost connection says nothing: those are not "refused".
+ *
+ * The server words the severity in its lc_messages language (FEHLER, ERREUR…) and pg does not pass
+ * on the untranslated one, so a severity that is neither ERROR nor FATAL nor PANIC counts as a
+ * refusal only when its SQLSTATE is a statement's refusal. Found in review: on a cluster with
+ * lc_messages=de_DE.UTF-8, one race in a group failed every append of the group.
  */
 export function refusedByDatabase(error: unknown): boolean {
   const cause = error instanceof QueryFailedError ? (error.driverError as unknown) : error;
-  return cause instanceof pg.DatabaseError && cause.severity === 'ERROR';
+  if (!(cause instanceof pg.DatabaseError)) return false;
+  if (cause.severity === 'ERROR') return true;
+  if (cause.severity === 'FATAL' || cause.severity === 'PANIC') return false;
+  const code = cause.code ?? '';
+  return REFUSAL_CODES.has(code) || REFUSAL_CLASSES.has(code.slice(0, 2));
 }

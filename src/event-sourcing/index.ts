@@ -23,6 +23,8 @@ export * from './projection-admin.js';
 export * from './projection-checkpoints.js';
 export * from './projection-engine.js';
 export * from './projection-status.js';
+export * from './projection-segments.js';
+export { ProjectionLayoutError } from './projection-segment-layout.js';
 export * from './projection-waiter.js';
 export * from './projection.registry.js';
 export * from './recorded-event.js';

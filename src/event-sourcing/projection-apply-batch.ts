@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { eventLogContext, withLogContext } from '../observability/log-context.js';
 import { isSameCheckpoint } from './checkpoint-order.js';
 import { commitReaction } from './projection-reactions.js';
 import { rebuildAttemptFailed } from './projection-rebuild-failures.js';
@@ -58,7 +59,7 @@ export async function applyWithRetries(
 
 async function countFailure(context: RunnerContext, failed: RecordedEvent, failure: ProjectionApplyError, target: Target): Promise<void> {
   const { checkpoints, options, logger } = context.deps;
-  const name = context.projection.name;
+  const name = context.row;
   const message = `${failed.type} at position ${failed.position}: ${failure.message}`;
   context.state = undefined;
   if (target === 'rebuild') {
@@ -67,12 +68,11 @@ async function countFailure(context: RunnerContext, failed: RecordedEvent, failu
   }
   const state = await checkpoints.recordFailure(name, context.holding(), failed.position, failure.message, options.maxAttempts);
   if (!state) throw new LostLease(); // not ours to count against any more
-  if (state.status === 'failed') {
-    logger.error(`Projection ${name} stopped after ${state.attempts} attempts: ${message}`);
-  } else {
-    logger.warn(`Projection ${name}, attempt ${state.attempts}: ${message}`);
-    await sleep(context.backoff(state.attempts));
-  }
+  withLogContext(eventLogContext(name, failed), () => {
+    if (state.status === 'failed') logger.error(`Projection ${name} stopped after ${state.attempts} attempts: ${message}`);
+    else logger.warn(`Projection ${name}, attempt ${state.attempts}: ${message}`);
+  });
+  if (state.status !== 'failed') await sleep(context.backoff(state.attempts));
 }
 
 async function commit(context: RunnerContext, events: readonly RecordedEvent[], target: Target, from: Checkpoint): Promise<void> {
@@ -83,15 +83,15 @@ async function commit(context: RunnerContext, events: readonly RecordedEvent[], 
   const checkpoint = { transactionId: last.transactionId, position: last.position };
   const { token } = context.holding();
   await dataSource.transaction(async (manager) => {
-    const state = await checkpoints.lockIfLeader(manager, projection.name, owner, token);
+    const state = await checkpoints.lockIfLeader(manager, context.row, owner, token);
     const current = target === 'live' ? state?.checkpoint : state?.rebuild?.checkpoint;
     // Fencing: only the lease holder, continuing exactly where the stored checkpoint is (and, live,
     // while the projection runs: an operator may have changed the row since it was read), may write.
     if (!current || !isSameCheckpoint(current, from) || (target === 'live' && state!.status !== 'running')) throw new LostLease();
     if (target === 'rebuild') await context.shadow!.use(manager);
-    await applyToProjection(projection, events, manager);
-    if (target === 'live') await checkpoints.advance(manager, projection.name, checkpoint, options.leaseTtlMs);
-    else await checkpoints.rebuildAdvanced(manager, projection.name, checkpoint, events.length);
+    await applyToProjection(projection, events, manager, target === 'live'); // a rebuild replays: no spans
+    if (target === 'live') await checkpoints.advance(manager, context.row, checkpoint, options.leaseTtlMs);
+    else await checkpoints.rebuildAdvanced(manager, context.row, checkpoint, events.length);
     // What this transaction leaves in the row, so the next batch needs no reload.
     context.state =
       target === 'live'

@@ -6,7 +6,11 @@ export type RebuildStatus = 'requested' | 'running';
 
 /** One row of projection_checkpoints, as the engine and the admin API see it. */
 export interface ProjectionState {
+  /** The row's key: the projection's name, or its segment's (segmentRow). */
   readonly name: string;
+  readonly projection: string;
+  readonly segment: number;
+  readonly segments: number;
   readonly checkpoint: Checkpoint;
   readonly status: ProjectionRunStatus;
   readonly attempts: number;
@@ -28,6 +32,9 @@ export interface ProjectionState {
 
 export interface Row {
   name: string;
+  projection: string;
+  segment: number;
+  segments: number;
   transaction_id: string;
   position: string;
   status: ProjectionRunStatus;
@@ -49,6 +56,9 @@ export interface Row {
 export function toState(row: Row): ProjectionState {
   return {
     name: row.name,
+    projection: row.projection,
+    segment: row.segment,
+    segments: row.segments,
     checkpoint: { transactionId: row.transaction_id, position: toSafeNumber(row.position) },
     status: row.status,
     attempts: row.attempts,

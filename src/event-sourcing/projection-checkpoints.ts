@@ -4,7 +4,14 @@ import { advance, advancePast } from './projection-advance-sql.js';
 import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import { recordFailure, retry, skip, skips } from './projection-failure-sql.js';
 import { acquireLease, lockIfLeader, releaseLease, renewLease } from './projection-lease-sql.js';
-import { rebuildAdvanced, rebuildFinished, rebuildStarted, requestRebuild } from './projection-rebuild-sql.js';
+import {
+  alignOtherSegments,
+  lockOtherSegments,
+  rebuildAdvanced,
+  rebuildFinished,
+  rebuildStarted,
+  requestRebuild,
+} from './projection-rebuild-sql.js';
 import type { Checkpoint } from './recorded-event.js';
 import { sql } from './sql.js';
 import { PROJECTOR_DATA_SOURCE } from './data-sources.js';
@@ -25,18 +32,30 @@ export class ProjectionCheckpoints {
     return this.dataSource.manager;
   }
 
+  /** Rows of single-segment projections (segment 0 of 1, keyed by the name); see ensureSegmentLayout for more. */
   async ensure(names: readonly string[]): Promise<void> {
     if (names.length === 0) return;
-    await sql(this.manager, `INSERT INTO projection_checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`, [names]);
+    await sql(
+      this.manager,
+      `INSERT INTO projection_checkpoints (name, projection) SELECT n, n FROM unnest($1::text[]) AS n ON CONFLICT (name) DO NOTHING`,
+      [names],
+    );
   }
 
+  /** One row by its key (a segment's row, or a single-segment projection's). */
   async load(name: string, manager: EntityManager = this.dataSource.manager): Promise<ProjectionState | null> {
     const { rows } = await sql<Row>(manager, `SELECT * FROM projection_checkpoints WHERE name = $1`, [name]);
     return rows.length ? toState(rows[0]) : null;
   }
 
+  /** Every segment's row of a projection, in segment order. */
+  async loadSegments(projection: string, manager: EntityManager = this.dataSource.manager): Promise<ProjectionState[]> {
+    const { rows } = await sql<Row>(manager, `SELECT * FROM projection_checkpoints WHERE projection = $1 ORDER BY segment`, [projection]);
+    return rows.map(toState);
+  }
+
   async loadAll(): Promise<ProjectionState[]> {
-    const { rows } = await sql<Row>(this.manager, `SELECT * FROM projection_checkpoints ORDER BY name`);
+    const { rows } = await sql<Row>(this.manager, `SELECT * FROM projection_checkpoints ORDER BY projection, segment`);
     return rows.map(toState);
   }
 
@@ -74,16 +93,19 @@ export class ProjectionCheckpoints {
     return recordFailure(this.manager, name, holder, position, error, maxAttempts);
   }
 
-  retry(name: string): Promise<boolean> {
-    return retry(this.manager, name);
+  /** Admin, by projection: every failed segment. */
+  retry(projection: string): Promise<boolean> {
+    return retry(this.manager, projection);
   }
 
-  skip(name: string): Promise<number | null> {
-    return skip(this.dataSource, name);
+  /** Admin, by projection: the first failed segment. */
+  skip(projection: string): Promise<number | null> {
+    return skip(this.dataSource, projection);
   }
 
-  requestRebuild(name: string): Promise<void> {
-    return requestRebuild(this.manager, name);
+  /** Admin, by projection: all of its segments, rebuilt by segment 0's runner. */
+  requestRebuild(projection: string): Promise<void> {
+    return requestRebuild(this.manager, projection);
   }
 
   rebuildStarted(manager: EntityManager, name: string): Promise<void> {
@@ -96,6 +118,14 @@ export class ProjectionCheckpoints {
 
   rebuildFinished(manager: EntityManager, name: string, liveCheckpoint: Checkpoint | null, error?: string): Promise<void> {
     return rebuildFinished(manager, name, liveCheckpoint, error);
+  }
+
+  lockOtherSegments(manager: EntityManager, row: string): Promise<Checkpoint[]> {
+    return lockOtherSegments(manager, row);
+  }
+
+  alignOtherSegments(manager: EntityManager, row: string, checkpoint: Checkpoint): Promise<void> {
+    return alignOtherSegments(manager, row, checkpoint);
   }
 
   skips(name: string): Promise<Array<{ position: number; eventType: string; error: string | null; skippedAt: Date }>> {

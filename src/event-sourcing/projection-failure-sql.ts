@@ -31,35 +31,41 @@ export async function recordFailure(
   return rows.length ? toState(rows[0]) : null;
 }
 
-/** Admin: try the failed event again (attempts start over). False when the projection is not failed. */
-export async function retry(manager: EntityManager, name: string): Promise<boolean> {
+/**
+ * Admin: try the failed events again (attempts start over), in every failed segment of the
+ * projection. False when no segment is failed.
+ */
+export async function retry(manager: EntityManager, projection: string): Promise<boolean> {
   const { rowCount } = await sql(
     manager,
     `UPDATE projection_checkpoints SET status = 'running', attempts = 0, updated_at = now()
-       WHERE name = $1 AND status = 'failed'`,
-    [name],
+       WHERE projection = $1 AND status = 'failed'`,
+    [projection],
   );
-  return rowCount === 1;
+  return (rowCount ?? 0) > 0;
 }
 
 /**
- * Admin: move the checkpoint past the failed event (it was the next one in commit order) and record
- * the skip with its error. Returns the skipped position, or null when the projection is not failed.
+ * Admin: move the checkpoint of the projection's first failed segment past its failed event (it was
+ * the next one of that segment in commit order; the events between belong to other segments) and
+ * record the skip with its error. Returns the skipped position, or null when no segment is failed
+ * (several failed segments take one skip each).
  */
-export async function skip(dataSource: DataSource, name: string): Promise<number | null> {
+export async function skip(dataSource: DataSource, projection: string): Promise<number | null> {
   return dataSource.transaction(async (manager) => {
-    const { rows } = await sql<{ failed_position: string; last_error: string | null; transaction_id: string; type: string }>(
+    const { rows } = await sql<{ name: string; failed_position: string; last_error: string | null; transaction_id: string; type: string }>(
       manager,
-      `SELECT p.failed_position, p.last_error, e.transaction_id, e.type
+      `SELECT p.name, p.failed_position, p.last_error, e.transaction_id, e.type
          FROM projection_checkpoints p JOIN events e ON e.position = p.failed_position
-         WHERE p.name = $1 AND p.status = 'failed'
+         WHERE p.projection = $1 AND p.status = 'failed'
+         ORDER BY p.segment LIMIT 1
          FOR UPDATE OF p`,
-      [name],
+      [projection],
     );
     if (!rows.length) return null;
     const [failed] = rows;
     await sql(manager, `INSERT INTO projection_skips (projection, position, event_type, error) VALUES ($1, $2, $3, $4)`, [
-      name,
+      projection,
       failed.failed_position,
       failed.type,
       failed.last_error,
@@ -70,7 +76,7 @@ export async function skip(dataSource: DataSource, name: string): Promise<number
          SET transaction_id = $2::xid8, position = $3, status = 'running', attempts = 0, updated_at = now(),
              last_error = NULL, failed_position = NULL, failed_at = NULL
          WHERE name = $1`,
-      [name, failed.transaction_id, failed.failed_position],
+      [failed.name, failed.transaction_id, failed.failed_position],
     );
     return toSafeNumber(failed.failed_position);
   });

@@ -25,7 +25,7 @@ export async function commitReaction(context: RunnerContext, events: readonly Re
   const { dataSource, checkpoints, options, owner } = deps;
   const holding = context.holding();
   // A cheap look first (no lock): the fenced steps and the fenced advance below are what decide.
-  const before = await checkpoints.load(projection.name);
+  const before = await checkpoints.load(context.row);
   if (
     before?.leaseOwner !== owner ||
     before.leaseToken !== holding.token ||
@@ -53,9 +53,9 @@ export async function commitReaction(context: RunnerContext, events: readonly Re
     const last = events[done - 1];
     const checkpoint = { transactionId: last.transactionId, position: last.position };
     await dataSource.transaction(async (manager) => {
-      const state = await checkpoints.lockIfLeader(manager, projection.name, owner, holding.token);
+      const state = await checkpoints.lockIfLeader(manager, context.row, owner, holding.token);
       if (!state || !isSameCheckpoint(state.checkpoint, from) || state.status !== 'running') throw new LostLease();
-      await checkpoints.advance(manager, projection.name, checkpoint, options.leaseTtlMs);
+      await checkpoints.advance(manager, context.row, checkpoint, options.leaseTtlMs);
       context.state = { ...state, checkpoint, attempts: 0 };
     });
     deps.onAdvance(projection.name, checkpoint);

@@ -24,7 +24,7 @@ export async function abandonRebuild(context: RunnerContext, reason: string): Pr
     reason = `${reason}; its copies could not be dropped: ${(error as Error).message}`;
   }
   await deps.dataSource.transaction((manager) =>
-    deps.checkpoints.rebuildFinished(manager, projection.name, null, `rebuild abandoned: ${reason}`),
+    deps.checkpoints.rebuildFinished(manager, context.row, null, `rebuild abandoned: ${reason}`),
   );
   context.rebuildAttempts = 0;
 }

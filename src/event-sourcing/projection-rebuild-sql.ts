@@ -1,16 +1,47 @@
 import type { EntityManager } from 'typeorm';
 import type { Checkpoint } from './recorded-event.js';
 import { sql } from './sql.js';
+import { toSafeNumber } from './stored-event.row.js';
 
-/** Asks the runner for a rebuild; a rebuild already requested or running is left as it is. */
-export async function requestRebuild(manager: EntityManager, name: string): Promise<void> {
+/**
+ * Asks for a rebuild of the whole projection (every segment); a rebuild already requested or running
+ * is left as it is. It is recorded on segment 0's row, whose runner builds the copy from every event
+ * and swaps it in for all segments at once (projection-rebuild.ts).
+ */
+export async function requestRebuild(manager: EntityManager, projection: string): Promise<void> {
   await sql(
     manager,
     `UPDATE projection_checkpoints
        SET rebuild_status = 'requested', rebuild_requested_at = now(), rebuild_transaction_id = '0',
            rebuild_position = 0, rebuild_events_applied = 0, updated_at = now()
-       WHERE name = $1 AND rebuild_status IS NULL`,
-    [name],
+       WHERE projection = $1 AND segment = 0 AND rebuild_status IS NULL`,
+    [projection],
+  );
+}
+
+/**
+ * The other segments' rows of a projection, locked for the swap of a rebuild (in segment order, so
+ * two swaps never deadlock; a segment's own batch locks only its row).
+ */
+export async function lockOtherSegments(manager: EntityManager, row: string): Promise<Checkpoint[]> {
+  const { rows } = await sql<{ transaction_id: string; position: string }>(
+    manager,
+    `SELECT o.transaction_id, o.position FROM projection_checkpoints o
+       JOIN projection_checkpoints s ON s.name = $1 AND o.projection = s.projection AND o.segments = s.segments AND o.name <> s.name
+       ORDER BY o.segment FOR UPDATE OF o`,
+    [row],
+  );
+  return rows.map((r) => ({ transactionId: r.transaction_id, position: toSafeNumber(r.position) }));
+}
+
+/** After a swap: every segment of the projection continues from the checkpoint the copy reached. */
+export async function alignOtherSegments(manager: EntityManager, row: string, checkpoint: Checkpoint): Promise<void> {
+  await sql(
+    manager,
+    `UPDATE projection_checkpoints o SET transaction_id = $2::xid8, position = $3, updated_at = now()
+       FROM projection_checkpoints s
+       WHERE s.name = $1 AND o.projection = s.projection AND o.segments = s.segments AND o.name <> s.name`,
+    [row, checkpoint.transactionId, checkpoint.position],
   );
 }
 

@@ -33,9 +33,9 @@ async function rebuildStep(context: RunnerContext, state: ProjectionState): Prom
   if (rebuild.status === 'requested') {
     const { token } = context.holding();
     await dataSource.transaction(async (manager) => {
-      if (!(await checkpoints.lockIfLeader(manager, projection.name, owner, token))) throw new LostLease();
+      if (!(await checkpoints.lockIfLeader(manager, context.row, owner, token))) throw new LostLease();
       await context.shadow!.create(manager);
-      await checkpoints.rebuildStarted(manager, projection.name);
+      await checkpoints.rebuildStarted(manager, context.row);
     });
     context.rebuildAttempts = 0;
     context.state = undefined;
@@ -67,20 +67,24 @@ async function swap(context: RunnerContext): Promise<void> {
   try {
     const { token } = context.holding();
     await dataSource.transaction(async (manager) => {
-      const state = await checkpoints.lockIfLeader(manager, projection.name, owner, token);
+      const state = await checkpoints.lockIfLeader(manager, context.row, owner, token);
       if (!state?.rebuild) throw new LostLease();
       let until: Checkpoint | undefined;
       if (projection.mode === 'inline') {
         await manager.query(`LOCK TABLE ${context.shadow!.liveTables()} IN EXCLUSIVE MODE`);
       } else {
-        until = laterOf(state.checkpoint, state.rebuild.checkpoint);
+        // Every segment's row locked too (pausing its runner): the live tables hold each segment's
+        // keys up to its own checkpoint, the copy is brought to the latest of them all.
+        const others = await checkpoints.lockOtherSegments(manager, context.row);
+        until = [state.checkpoint, ...others].reduce(laterOf, state.rebuild.checkpoint);
       }
       const remaining = await deps.log.readCommitted(state.rebuild.checkpoint, until, manager);
       await context.shadow!.use(manager);
-      await applyToProjection(projection, remaining, manager);
+      await applyToProjection(projection, remaining, manager, false); // a replay of the log: no spans
       await context.shadow!.replaceLive(manager); // qualified names: the search_path does not matter
       applied = state.rebuild.eventsApplied + remaining.length;
-      await checkpoints.rebuildFinished(manager, projection.name, until ?? null);
+      await checkpoints.rebuildFinished(manager, context.row, until ?? null);
+      if (until) await checkpoints.alignOtherSegments(manager, context.row, until);
     });
   } catch (error) {
     if (error instanceof LostLease) {

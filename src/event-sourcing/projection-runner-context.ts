@@ -6,6 +6,8 @@ import type { LeaseHolding } from './lease-fence.js';
 import type { ProjectionCheckpoints, ProjectionState } from './projection-checkpoints.js';
 import { ProjectionLease } from './projection-lease.js';
 import type { ShadowTables } from './projection-shadow.js';
+import type { SegmentShare } from './projection-ownership.js';
+import type { Segment } from './projection-segments.js';
 import type { Projection } from './projection.js';
 import type { Checkpoint } from './recorded-event.js';
 
@@ -41,8 +43,10 @@ export interface ProjectionRunnerDeps {
   /** Identifies this process in lease rows. */
   readonly owner: string;
   readonly logger: Logger;
-  /** Called after every committed batch of the live tables. */
+  /** Called after every committed batch of the live tables (with the projection's name). */
   readonly onAdvance: (name: string, checkpoint: Checkpoint) => void;
+  /** The segments of this projection this process holds, against its fair share. */
+  readonly share: SegmentShare;
 }
 
 /** This process no longer holds the lease (or another runner moved the checkpoint): write nothing. */
@@ -51,8 +55,10 @@ export class LostLease extends Error {}
 export type Target = 'live' | 'rebuild';
 
 /**
- * What one projection's runner knows and shares between its jobs (the live loop, applying batches,
+ * What one segment's runner knows and shares between its jobs (the live loop, applying batches,
  * reactions, rebuilds): its lease, its row as last seen, its rebuild's shadow tables and attempts.
+ * Every statement on the checkpoint table names the segment's row (`row`); progress is announced
+ * under the projection's name.
  */
 export class RunnerContext {
   stopped = false;
@@ -65,9 +71,15 @@ export class RunnerContext {
 
   constructor(
     readonly projection: Projection,
+    readonly segment: Segment,
     readonly deps: ProjectionRunnerDeps,
   ) {
-    this.lease = new ProjectionLease(deps.checkpoints, projection.name, deps.owner, deps.options.leaseTtlMs, deps.logger);
+    this.lease = new ProjectionLease(deps.checkpoints, segment.row, deps.owner, deps.options.leaseTtlMs, deps.logger);
+  }
+
+  /** The key of this segment's checkpoint row. */
+  get row(): string {
+    return this.segment.row;
   }
 
   /** The holding this step writes under; LostLease when there is none any more. */
@@ -78,8 +90,8 @@ export class RunnerContext {
   }
 
   async load(): Promise<ProjectionState> {
-    const state = await this.deps.checkpoints.load(this.projection.name);
-    if (!state) throw new Error(`No checkpoint row for projection ${this.projection.name}`);
+    const state = await this.deps.checkpoints.load(this.row);
+    if (!state) throw new Error(`No checkpoint row ${this.row} for projection ${this.projection.name}`);
     return state;
   }
 

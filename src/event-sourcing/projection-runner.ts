@@ -1,11 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isSameCheckpoint } from './checkpoint-order.js';
 import { isLeaseLost } from './lease-fence.js';
 import { applyWithRetries } from './projection-apply-batch.js';
 import type { ProjectionState } from './projection-checkpoints.js';
 import { guardedRebuildStep } from './projection-rebuild.js';
 import { LostLease, RunnerContext, type ProjectionRunnerDeps } from './projection-runner-context.js';
 import { sharedReadBatch } from './projection-runner-shared-reads.js';
-import { type Projection, handlesAny } from './projection.js';
+import type { Segment } from './projection-segments.js';
+import { segmentOfKey } from './projection-segments.js';
+import { type Projection, handlesAny, keyOf } from './projection.js';
 import { type Checkpoint, type RecordedEvent, checkpointOf } from './recorded-event.js';
 
 export type { ProjectionRunnerDeps, ProjectionRunnerOptions } from './projection-runner-context.js';
@@ -21,7 +24,10 @@ const HELD_BACK_FIRST_DELAY_MS = 5;
 const HELD_BACK_MAX_DELAY_MS = 50;
 
 /**
- * Runs one projection in this process, when this process holds its lease:
+ * Runs one segment of a projection in this process, when this process holds the segment's lease
+ * (and has room for it in its fair share, SegmentShare). A segment applies the events whose key
+ * (Projection.keyOf) falls in it, in commit order, and moves its checkpoint past the others: each
+ * key's events are applied by one runner, in order. A projection of one segment is today's runner:
  * - async projections: read the log after the checkpoint in commit order, apply a batch and advance
  *   the checkpoint in one transaction (a crash anywhere leaves either all of it or none of it);
  * - any projection: carry out a requested rebuild into shadow tables, batch by batch, then swap
@@ -48,12 +54,13 @@ export class ProjectionRunner {
 
   constructor(
     readonly projection: Projection,
+    readonly segment: Segment,
     private readonly deps: ProjectionRunnerDeps,
   ) {
-    this.context = new RunnerContext(projection, deps);
+    this.context = new RunnerContext(projection, segment, deps);
   }
 
-  /** Whether this process holds the projection's lease, as far as it knows. */
+  /** Whether this process holds the segment's lease, as far as it knows. */
   get leader(): boolean {
     return this.context.lease.held;
   }
@@ -67,6 +74,7 @@ export class ProjectionRunner {
     this.deps.notifier.emit('appended'); // wake the loop so it sees `stopped`
     await this.loop;
     await this.context.lease.release().catch(() => undefined);
+    this.deps.share.released(this.segment.index);
   }
 
   private async run(): Promise<void> {
@@ -133,10 +141,27 @@ export class ProjectionRunner {
     );
   }
 
-  /** Holds the lease (its timer renews it); a new holding reads the row again. */
+  /**
+   * Holds the lease (its timer renews it) while this process's fair share has room for it; gives it
+   * up when this process holds more than its share. A new holding reads the row again.
+   */
   private async holdLease(): Promise<boolean> {
-    const held = await this.context.lease.hold();
-    const token = this.context.lease.current?.token;
+    const { lease } = this.context;
+    const { share } = this.deps;
+    const index = this.segment.index;
+    if (lease.held && share.mustRelease(index)) {
+      await lease.release();
+      share.released(index);
+      this.deps.logger.log(`Projection ${this.segment.row}: released to another instance (fair share ${share.share})`);
+    }
+    if (!lease.held) {
+      share.released(index);
+      if (!share.canTake()) return false;
+    }
+    const held = await lease.hold();
+    if (held) share.holding(index);
+    else share.released(index);
+    const token = lease.current?.token;
     if (token !== this.stateToken) {
       this.stateToken = token;
       this.context.state = undefined;
@@ -175,8 +200,17 @@ export class ProjectionRunner {
     const { events, heldBack } = await sharedReadBatch(this.deps.dataSource, log, state.checkpoint, options.batchSize, sequence);
     this.partialBatchReadAt = events.length > 0 && events.length < options.batchSize ? readAt : -Infinity;
     if (events.length > 0) {
-      if (handlesAny(this.projection, events)) await applyWithRetries(this.context, events, 'live', state.checkpoint);
-      else await this.advancePast(events, state.checkpoint);
+      const mine = this.ofThisSegment(events);
+      if (!handlesAny(this.projection, mine)) await this.advancePast(events, state.checkpoint);
+      else if (await applyWithRetries(this.context, mine, 'live', state.checkpoint)) {
+        // The batch's tail belongs to other segments: past it too, so it is not read again — only
+        // once every event of this segment is done (a process manager's batch may stop early).
+        const reached = this.context.state?.checkpoint;
+        const last = mine[mine.length - 1];
+        if (reached && last !== events[events.length - 1] && isSameCheckpoint(reached, checkpointOf(last))) {
+          await this.advancePast(events, reached);
+        }
+      }
       // Progress: look again at once, as events committed meanwhile are often readable before
       // their notification arrives (and a wait for held-back ones starts short again).
       return 'more';
@@ -184,12 +218,19 @@ export class ProjectionRunner {
     return heldBack ? 'held-back' : 'caught-up';
   }
 
-  /** Moves the live checkpoint past events that change nothing in this projection. */
+  /** The events of the batch whose key falls in this segment (all of them for a single segment). */
+  private ofThisSegment(events: readonly RecordedEvent[]): readonly RecordedEvent[] {
+    const { index, count } = this.segment;
+    if (count === 1) return events;
+    return events.filter((event) => segmentOfKey(keyOf(this.projection, event), count) === index);
+  }
+
+  /** Moves the live checkpoint past events that change nothing in this segment. */
   private async advancePast(events: readonly RecordedEvent[], from: Checkpoint): Promise<boolean> {
     const { checkpoints, options, owner } = this.deps;
     const context = this.context;
     const checkpoint = checkpointOf(events[events.length - 1]);
-    if (!(await checkpoints.advancePast(this.projection.name, owner, context.holding().token, from, checkpoint, options.leaseTtlMs))) {
+    if (!(await checkpoints.advancePast(context.row, owner, context.holding().token, from, checkpoint, options.leaseTtlMs))) {
       // Not ours to move any more (lease lost, or an operator or another runner changed the row).
       context.lease.lost();
       context.state = undefined;

@@ -11,9 +11,10 @@ import type { Checkpoint } from './recorded-event.js';
 import { type PreparedStatement, prepared, sql } from './sql.js';
 import { toSafeNumber } from './stored-event.row.js';
 
+/** The earliest segment's checkpoint in commit order: what the projection reflects as a whole. */
 const CHECKPOINT_POSITION: PreparedStatement = {
-  name: 'ledger_checkpoint_position_v1',
-  text: 'SELECT position FROM projection_checkpoints WHERE name = $1',
+  name: 'ledger_checkpoint_position_v2',
+  text: 'SELECT position FROM projection_checkpoints WHERE projection = $1 ORDER BY transaction_id, position LIMIT 1',
 };
 
 /**
@@ -93,7 +94,7 @@ export class ProjectionWaiter implements OnModuleDestroy {
         if (Date.now() >= deadline) {
           throw new ProjectionNotCaughtUpError(name, minPosition, await this.reflected(projection.mode, name), timeoutMs);
         }
-        if (Date.now() - askedAt >= WATCH_MS / 2 && !this.engine.isLeader(name)) {
+        if (Date.now() - askedAt >= WATCH_MS / 2 && !this.engine.holdsAll(name)) {
           askedAt = Date.now();
           void this.notifier.signalProgress('waiting', name);
         }
@@ -150,11 +151,16 @@ export class ProjectionWaiter implements OnModuleDestroy {
     return rows.length ? { transactionId: rows[0].transaction_id, position } : undefined;
   }
 
-  /** The reflected position if the projection covers `target`, undefined otherwise. */
+  /**
+   * The reflected position if the projection covers `target`, undefined otherwise. Segmented: every
+   * segment must have reached it (the event is in one of them; the earliest decides what is reflected).
+   */
   private async reached(mode: 'inline' | 'async', name: string, target: Checkpoint): Promise<number | undefined> {
     if (mode === 'inline') return this.reflected(mode, name);
-    const state = await this.checkpoints.load(name, this.dataSource.manager);
-    return state && compareCheckpoints(state.checkpoint, target) >= 0 ? state.checkpoint.position : undefined;
+    const segments = await this.checkpoints.loadSegments(name, this.dataSource.manager);
+    if (segments.length === 0) return undefined;
+    const earliest = segments.map((state) => state.checkpoint).reduce((a, b) => (compareCheckpoints(a, b) <= 0 ? a : b));
+    return compareCheckpoints(earliest, target) >= 0 ? earliest.position : undefined;
   }
 
   /** Inline: the head of the log; async: the position of the last event applied (commit order). */

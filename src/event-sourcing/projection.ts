@@ -1,4 +1,5 @@
 import type { EntityManager } from 'typeorm';
+import { handleBatch, handleEvent } from '../observability/event-handling.js';
 import type { EventClass } from './event-type.js';
 import type { RecordedEvent } from './recorded-event.js';
 
@@ -60,6 +61,17 @@ export interface Projection {
   readonly handles?: ReadonlyArray<EventClass<any>>;
   /** Must give the same rows as applying the events one by one, in order. */
   applyBatch?(events: readonly RecordedEvent[], manager: EntityManager): Promise<void>;
+  /**
+   * What orders its events (async only): events of one key are applied in commit order by one
+   * segment; events of different keys may be applied by different segments concurrently. Default:
+   * the stream id. Must be a function of the event alone, the same in every process and release.
+   */
+  keyOf?(event: RecordedEvent): string;
+}
+
+/** The key of an event for a projection's segments (keyOf, or the stream by default). */
+export function keyOf(projection: Projection, event: RecordedEvent): string {
+  return projection.keyOf ? projection.keyOf(event) : event.streamId;
 }
 
 /** Applying failed; `index` is the failing event's index in the batch when it is known. */
@@ -78,19 +90,30 @@ export function assertValidProjection(projection: Projection): void {
   }
 }
 
-/** Applies events to a projection in the manager's transaction (see Projection). */
-export async function applyToProjection(projection: Projection, events: readonly RecordedEvent[], manager: EntityManager): Promise<void> {
+/**
+ * Applies events to a projection in the manager's transaction (see Projection). Each handler runs
+ * with its event's correlation id on its log lines and, tracing, in a span continuing the event's
+ * stored trace context (event-handling.ts); `traced` false for a rebuild, which replays the log.
+ */
+export async function applyToProjection(
+  projection: Projection,
+  events: readonly RecordedEvent[],
+  manager: EntityManager,
+  traced = true,
+): Promise<void> {
   if (projection.applyBatch) {
     try {
-      await projection.applyBatch(events, manager);
+      await handleBatch(projection.name, events, () => projection.applyBatch!(events, manager), traced);
     } catch (error) {
       throw new ProjectionApplyError(events.length === 1 ? 0 : undefined, error);
     }
     return;
   }
   for (const [index, event] of events.entries()) {
+    const handler = projection.handlers!.handlerFor(event);
+    if (!handler) continue;
     try {
-      await projection.handlers!.handlerFor(event)?.(event, manager);
+      await handleEvent(projection.name, event, () => handler(event, manager), traced);
     } catch (error) {
       throw new ProjectionApplyError(index, error);
     }

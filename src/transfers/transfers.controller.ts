@@ -20,6 +20,7 @@ import { TransferStateResponse } from './transfer-history/transfer-state.respons
 import { ListTransfersRequest } from './transfer-summary/list-transfers.request.js';
 import { RequestTransfer } from './request-transfer/request-transfer.command.js';
 import { RequestTransferRequest } from './request-transfer/request-transfer.request.js';
+import { BACKLOG_RETRY_AFTER_MAX_SECONDS, BACKLOG_RETRY_AFTER_MIN_SECONDS, TransferBacklog } from './request-transfer/transfer-backlog.js';
 import { GetTransfer, ListAccountTransfers } from './transfer-summary/transfer.queries.js';
 import { TransferAcceptedResponse, TransferListResponse, TransferResponse } from './transfer-summary/transfer.response.js';
 
@@ -38,6 +39,7 @@ export class TransfersController {
   constructor(
     private readonly commands: CommandBus,
     private readonly queries: QueryBus,
+    private readonly backlog: TransferBacklog,
   ) {}
 
   @CommandEndpoint()
@@ -46,7 +48,7 @@ export class TransfersController {
   @ApiOperation({
     summary: 'Transfer money between two accounts (asynchronous)',
     description:
-      'Accepted at once; the transfer process then withdraws from the source and deposits to the target, exactly once, and completes — or fails with a code (insufficient funds, a closed account, a currency mismatch), refunding the source if the deposit was refused. Both accounts must exist when the transfer is asked for: an unknown account is a 404 here, not a failed transfer. Follow the status at the Location (pass `position` as minPosition to see the transfer at once).',
+      'Accepted at once; the transfer process then withdraws from the source and deposits to the target, exactly once, and completes — or fails with a code (insufficient funds, a closed account, a currency mismatch), refunding the source if the deposit was refused. Both accounts must exist when the transfer is asked for: an unknown account is a 404 here, not a failed transfer. Follow the status at the Location (pass `position` as minPosition to see the transfer at once). Backpressure: while more than TRANSFER_MAX_BACKLOG transfers are pending (the transfer process is that far behind; an approximate figure, refreshed every TRANSFER_BACKLOG_REFRESH_MS), the request is refused with 503 TRANSFER_BACKLOG_FULL and Retry-After, and nothing is written.',
   })
   @ApiAcceptedResponse({
     type: TransferAcceptedResponse,
@@ -58,12 +60,14 @@ export class TransfersController {
     413: 'PAYLOAD_TOO_LARGE',
     415: 'UNSUPPORTED_MEDIA_TYPE',
     ...INTERNAL,
+    503: `TRANSFER_BACKLOG_FULL: more than TRANSFER_MAX_BACKLOG transfers are pending; nothing was written. Retry-After: the seconds the recent settle rate needs to bring the backlog under the bound (${BACKLOG_RETRY_AFTER_MIN_SECONDS} to ${BACKLOG_RETRY_AFTER_MAX_SECONDS}; the longest when nothing settled recently)`,
   })
   async request(
     @Body() body: RequestTransferRequest,
     @RequestMetadata() metadata: CommandMetadata,
     @Res({ passthrough: true }) response: Response,
   ): Promise<TransferAcceptedResponse> {
+    await this.backlog.admit(); // before anything is written: a refused request leaves no trace
     const id = randomUUID();
     const appended = await this.commands.execute(
       new RequestTransfer(id, body.fromAccountId, body.toAccountId, body.amount, body.reference ?? null, metadata),

@@ -3,6 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { AccountsModule } from '../accounts/index.js';
 import { EventSourcingModule } from '../event-sourcing/index.js';
 import { RequestTransferHandler } from './request-transfer/request-transfer.handler.js';
+import { TransferBacklog } from './request-transfer/transfer-backlog.js';
 import { GetTransferEventsHandler } from './transfer-history/get-transfer-events.handler.js';
 import { GetTransferStateAtHandler } from './transfer-history/get-transfer-state.handler.js';
 import { TransferProcessManager } from './transfer-process/transfer-process.manager.js';
@@ -24,6 +25,7 @@ import { queryRepository } from '../database/query-repository.js';
   providers: [
     queryRepository(TransferSummaryRecord),
     RequestTransferHandler,
+    TransferBacklog,
     GetTransferHandler,
     ListAccountTransfersHandler,
     GetTransferEventsHandler,

@@ -36,7 +36,15 @@ export async function startAppProcess(databaseUrl: string, env: Record<string, s
   const cwd = mkdtempSync(join(tmpdir(), 'ledger-app-'));
   const child = spawn(process.execPath, [distPath('src', 'main.js')], {
     cwd,
-    env: { PATH: process.env.PATH ?? '', RATE_LIMIT_ENABLED: 'false', ...env, DATABASE_URL: databaseUrl, PORT: String(port) },
+    // One segment unless the test asks for more (see test-app.ts).
+    env: {
+      PATH: process.env.PATH ?? '',
+      RATE_LIMIT_ENABLED: 'false',
+      PROJECTION_SEGMENTS: '1',
+      ...env,
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

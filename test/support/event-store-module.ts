@@ -55,7 +55,8 @@ export async function startEventStoreModule(options: EventStoreModuleOptions): P
       CqrsModule.forRoot(),
       EventSourcingModule.forRoot({
         commands: { maxAttempts: 10, appendGroupStatements: options.appendGroupStatements },
-        projections: { ...loadConfig({}).projections, ...options.engine },
+        // One segment unless a test asks for more (as projection-fixtures.ts).
+        projections: { ...loadConfig({}).projections, segments: { default: 1, byName: {} }, ...options.engine },
         snapshots: { intervals: loadConfig({}).snapshotIntervals },
       }),
       EventSourcingModule.forFeature({ events: options.events, projections: options.projections }),

@@ -16,6 +16,8 @@ interface ChildOptions {
   readonly leaseTtlMs: number;
   readonly sleepMs: number;
   readonly pauseAtCall: number;
+  /** Segments of the counting projection (default 1). */
+  readonly segments?: number;
 }
 
 const options = JSON.parse(process.argv[2]) as ChildOptions;
@@ -31,7 +33,13 @@ const engine = await startEngineModule({
   url: options.url,
   events: [Ticked],
   projections: [Counting],
-  engine: { batchSize: options.batchSize, leaseTtlMs: options.leaseTtlMs, pollIntervalMs: 50, retryBaseMs: 10 },
+  engine: {
+    batchSize: options.batchSize,
+    leaseTtlMs: options.leaseTtlMs,
+    pollIntervalMs: 50,
+    retryBaseMs: 10,
+    segments: { default: options.segments ?? 1, byName: {} },
+  },
   poolSize: 4,
   log: true,
 });

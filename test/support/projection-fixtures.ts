@@ -165,7 +165,8 @@ export async function startEngineModule(options: EngineModuleOptions): Promise<E
       CqrsModule.forRoot(),
       EventSourcingModule.forRoot({
         commands: { maxAttempts: 10 },
-        projections: { ...loadConfig({}).projections, ...options.engine },
+        // One segment unless a test asks for more (the suites below look at the projection's single row).
+        projections: { ...loadConfig({}).projections, segments: { default: 1, byName: {} }, ...options.engine },
         snapshots: { intervals: {} },
       }),
       EventSourcingModule.forFeature({ events: options.events, projections: options.projections }),
@@ -230,7 +231,9 @@ export async function checkpointRow(query: Queryable, name: string): Promise<Che
   const [row] = await rows<Record<string, any>>(
     query,
     `SELECT name, transaction_id::text, position, status, attempts, last_error, failed_position, lease_owner, lease_expires_at, rebuild_status
-     FROM projection_checkpoints WHERE name = $1`,
+     FROM projection_checkpoints WHERE projection = $1
+     -- Segmented: a failed segment first, else the one furthest behind (what the projection reflects).
+     ORDER BY (status = 'failed') DESC, transaction_id, position LIMIT 1`,
     [name],
   );
   if (!row) return undefined;

@@ -28,7 +28,14 @@ export async function startTestApp(env: Record<string, string> = {}, database?: 
   // horizon is server-wide, so a file that holds a transaction open on purpose holds every other
   // file's projections back meanwhile; 2 s was sometimes not enough for an honest read-your-writes
   // wait under the full parallel suite. Tests of the timeout set their own.
-  const config: AppConfig = loadConfig({ RATE_LIMIT_ENABLED: 'false', READ_YOUR_WRITES_TIMEOUT_MS: '15000', ...env });
+  // One segment per projection unless a test asks for more: the suites written before segments look
+  // at a projection's single row (segments: test/projection-segments.int-spec.ts).
+  const config: AppConfig = loadConfig({
+    RATE_LIMIT_ENABLED: 'false',
+    READ_YOUR_WRITES_TIMEOUT_MS: '15000',
+    PROJECTION_SEGMENTS: '1',
+    ...env,
+  });
   const app = await createApp(config, db.url, { logger: false });
   return {
     app,

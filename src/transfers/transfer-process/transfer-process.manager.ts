@@ -60,6 +60,16 @@ export class TransferProcessManager implements Projection {
     .on(SourceDebited, (event) => this.advance(event))
     .on(CreditRefused, (event) => this.advance(event));
 
+  /**
+   * Segments by transfer: the steps of one transfer are taken in order by one segment; different
+   * transfers go in parallel in other segments (PROJECTION_SEGMENTS_TRANSFER_PROCESS). The account
+   * legs of concurrent transfers are ordered by the accounts' expected versions, as for any writer.
+   */
+  keyOf(event: RecordedEvent): string {
+    const transferId = (event.data as { transferId?: unknown }).transferId;
+    return typeof transferId === 'string' ? transferId : event.streamId;
+  }
+
   private readonly logger = new Logger(TransferProcessManager.name);
 
   constructor(

@@ -1,0 +1,123 @@
+import type { Logger } from '@nestjs/common';
+import type { DataSource, EntityManager } from 'typeorm';
+import { compareCheckpoints, isSameCheckpoint } from './checkpoint-order.js';
+import type { CommitOrderLog } from './commit-order-log.js';
+import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
+import { segmentOfKey, segmentsOf } from './projection-segments.js';
+import { type Projection, applyToProjection, keyOf } from './projection.js';
+import type { Checkpoint } from './recorded-event.js';
+import { sql } from './sql.js';
+
+/** The stored segments of a projection cannot be changed to the configured count now; nothing was changed. */
+export class ProjectionLayoutError extends Error {
+  constructor(projection: string, stored: number, wanted: number, reason: string) {
+    super(
+      `Projection ${projection} is stored with ${stored} segment(s) and configured with ${wanted}: ` +
+        `refusing to change it now (${reason}). Keep the old count, or stop every instance and fix that first.`,
+    );
+    this.name = 'ProjectionLayoutError';
+  }
+}
+
+/**
+ * Makes the projection's checkpoint rows match the configured segment count (returns the count the
+ * rows now have), at start, before any
+ * runner starts. Missing: created at the start of the log. Same count: left alone. Another count (a
+ * change of N): the keys move between segments, so the old segments are replaced by new ones that all
+ * start at ONE checkpoint, never each where it was (that would apply a key's events out of order or
+ * twice):
+ * - a projection with tables: each old segment behind the latest one is first brought to it, in this
+ *   very transaction (its own keys' events up to there, all committed: a commit-safe reader reached
+ *   them), and the new segments start at that latest checkpoint: nothing skipped, nothing twice;
+ * - a process manager (no table to write here: its steps are commands of their own): the new segments
+ *   start at the EARLIEST old checkpoint, so events between are reacted to again; its steps are
+ *   idempotent by contract (decided from the process's own stream), so that repeats nothing.
+ * Refused (ProjectionLayoutError; the instance does not start) while another instance holds a live
+ * lease on an old segment (it still runs the old layout), or a segment is failed or rebuilding.
+ * Serialised between instances starting at once by a transaction-level advisory lock.
+ */
+export async function ensureSegmentLayout(
+  dataSource: DataSource,
+  log: CommitOrderLog,
+  logger: Logger,
+  projection: Projection,
+  count: number,
+  /**
+   * False for an instance that runs no projection, or a CLI: it creates missing rows but changes no
+   * layout, and runs the stored one.
+   */
+  mayChange = true,
+): Promise<number> {
+  return dataSource.transaction(async (manager) => {
+    await manager.query(`SELECT pg_advisory_xact_lock(hashtext('ledger-projection-layout'), hashtext($1))`, [projection.name]);
+    const { rows } = await sql<Row & { lease_live: boolean }>(
+      manager,
+      `SELECT *, coalesce(lease_expires_at > clock_timestamp(), false) AS lease_live
+         FROM projection_checkpoints WHERE projection = $1 ORDER BY segment FOR UPDATE`,
+      [projection.name],
+    );
+    if (rows.length === 0) {
+      await insertSegments(manager, projection.name, count, { transactionId: '0', position: 0 }, '0');
+      return count;
+    }
+    const stored = rows.map(toState);
+    const storedCount = stored[0].segments;
+    if (!mayChange || (stored.length === count && stored.every((row) => row.segments === count))) return storedCount;
+    const refuse = (reason: string) => new ProjectionLayoutError(projection.name, storedCount, count, reason);
+    if (rows.some((row) => row.lease_live)) throw refuse('an instance still holds a live lease on one of its segments');
+    if (stored.some((row) => row.rebuild)) throw refuse('a rebuild is in progress');
+    if (stored.some((row) => row.status === 'failed')) throw refuse('a segment is failed: retry or skip it first');
+    if (stored.length !== storedCount || stored.some((row) => row.segments !== storedCount))
+      throw refuse('its stored rows are inconsistent');
+
+    const ordered = stored.map((row) => row.checkpoint).sort(compareCheckpoints);
+    const earliest = ordered[0];
+    const latest = ordered[ordered.length - 1];
+    let start = latest;
+    let caughtUp = 0;
+    if (projection.tables.length > 0) {
+      for (const row of stored) caughtUp += await catchUp(manager, log, projection, row, latest);
+    } else {
+      start = earliest;
+    }
+    const token = stored.reduce((max, row) => (BigInt(row.leaseToken) > max ? BigInt(row.leaseToken) : max), 0n) + 1n;
+    await sql(manager, `DELETE FROM projection_checkpoints WHERE projection = $1`, [projection.name]);
+    await insertSegments(manager, projection.name, count, start, token.toString());
+    logger.log(
+      `Projection ${projection.name}: ${storedCount} segment(s) replaced by ${count}, all from position ${start.position}` +
+        (projection.tables.length > 0
+          ? ` (${caughtUp} event(s) applied first to bring every old segment there)`
+          : isSameCheckpoint(earliest, latest)
+            ? ''
+            : ` (the earliest old checkpoint: events up to position ${latest.position} are reacted to again; steps are idempotent)`),
+    );
+    return count;
+  });
+}
+
+/** Applies the events of an old segment's own keys from its checkpoint up to `until`; their count. */
+async function catchUp(
+  manager: EntityManager,
+  log: CommitOrderLog,
+  projection: Projection,
+  row: ProjectionState,
+  until: Checkpoint,
+): Promise<number> {
+  if (isSameCheckpoint(row.checkpoint, until)) return 0;
+  const events = (await log.readCommitted(row.checkpoint, until, manager)).filter(
+    (event) => segmentOfKey(keyOf(projection, event), row.segments) === row.segment,
+  );
+  if (events.length > 0) await applyToProjection(projection, events, manager, false); // a replay: no spans
+  return events.length;
+}
+
+async function insertSegments(manager: EntityManager, projection: string, count: number, at: Checkpoint, token: string): Promise<void> {
+  const segments = segmentsOf(projection, count);
+  await sql(
+    manager,
+    `INSERT INTO projection_checkpoints (name, projection, segment, segments, transaction_id, position, lease_token)
+       SELECT row, $2, segment, $3, $4::xid8, $5, $6::bigint FROM unnest($1::text[]) WITH ORDINALITY AS s(row, ordinal),
+         LATERAL (SELECT (ordinal - 1)::int AS segment) i`,
+    [segments.map((segment) => segment.row), projection, count, at.transactionId, at.position, token],
+  );
+}

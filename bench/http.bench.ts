@@ -41,6 +41,11 @@ export interface HttpSettings {
   readonly baseline: string | null;
   /** How often the projection lag sampler reads the checkpoints, ms. */
   readonly lagPollMs: number;
+  /**
+   * BENCH_HTTP_PARTS=cpu: only the CPU per deposit and peak RSS of the builds (a quick same-run
+   * comparison); =profile: only the profile of the service under the deposit load.
+   */
+  readonly parts: 'all' | 'cpu' | 'profile';
 }
 
 export function httpSettings(env: NodeJS.ProcessEnv = process.env): HttpSettings {
@@ -58,6 +63,7 @@ export function httpSettings(env: NodeJS.ProcessEnv = process.env): HttpSettings
     cpuConnections: [1, 32],
     baseline: env.BENCH_HTTP_BASELINE_DIR ?? env.BENCH_HTTP_BASELINE_REF ?? null,
     lagPollMs: Number(env.BENCH_LAG_POLL_MS ?? 5),
+    parts: env.BENCH_HTTP_PARTS === 'cpu' || env.BENCH_HTTP_PARTS === 'profile' ? env.BENCH_HTTP_PARTS : 'all',
   };
 }
 
@@ -454,9 +460,18 @@ async function waitForCheckpoints(databaseUrl: string): Promise<void> {
   }
 }
 
+/**
+ * BENCH_HTTP_NODE_OPTIONS: node flags for the current build's service only (e.g. V8 heap flags, to
+ * measure their CPU and RSS against the same code without them: BENCH_HTTP_BASELINE_DIR=.).
+ */
+function currentNodeOptions(): string[] {
+  return (process.env.BENCH_HTTP_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+}
+
 interface Build {
   readonly name: 'current' | 'baseline';
   readonly ref: string;
+  readonly nodeOptions: readonly string[];
   readonly service: Service;
   readonly databaseUrl: string;
   readonly ids: readonly string[];
@@ -472,8 +487,8 @@ interface Build {
  */
 async function measureCpuPerRequest(server: BenchServer, settings: HttpSettings, baseline: BaselineBuild | undefined): Promise<void> {
   const sources = [
-    { name: 'current' as const, ref: 'this worktree', script: join(DIST_BENCH, '..', 'src', 'main.js') },
-    ...(baseline ? [{ name: 'baseline' as const, ref: baseline.ref, script: baseline.mainScript }] : []),
+    { name: 'current' as const, ref: 'this worktree', script: join(DIST_BENCH, '..', 'src', 'main.js'), nodeOptions: currentNodeOptions() },
+    ...(baseline ? [{ name: 'baseline' as const, ref: baseline.ref, script: baseline.mainScript, nodeOptions: [] }] : []),
   ];
   const builds: Build[] = [];
   const databases: Array<{ close(): Promise<void> }> = [];
@@ -481,7 +496,7 @@ async function measureCpuPerRequest(server: BenchServer, settings: HttpSettings,
     for (const source of sources) {
       const database = await server.database(`ledger_bench_cpu_${source.name}`);
       databases.push(database);
-      const service = await startService(database.url, settings, [], source.script);
+      const service = await startService(database.url, settings, [...source.nodeOptions], source.script);
       builds.push({
         ...source,
         service,
@@ -532,6 +547,7 @@ async function measureCpuPerRequest(server: BenchServer, settings: HttpSettings,
             group: 'http',
             key: `http.cpu.c${connections}.${build.name}`,
             ref: build.ref,
+            ...(build.nodeOptions.length > 0 ? { nodeOptions: build.nodeOptions.join(' ') } : {}),
             connections,
             requests: total.requests,
             failures: total.failures,
@@ -558,6 +574,15 @@ async function measureCpuPerRequest(server: BenchServer, settings: HttpSettings,
 
 /** Runs parts 2 and 3 (and the profile) on a fresh database of `server`. */
 export async function runHttpBench(server: BenchServer, settings = httpSettings()): Promise<{ profile?: ProfileSummary }> {
+  if (settings.parts === 'cpu') {
+    const baseline = prepareBaseline(ROOT);
+    try {
+      await measureCpuPerRequest(server, settings, baseline);
+    } finally {
+      baseline?.cleanup();
+    }
+    return {};
+  }
   const database = await server.database('ledger_bench_http');
   let service: Service | undefined;
   try {
@@ -565,76 +590,90 @@ export async function runHttpBench(server: BenchServer, settings = httpSettings(
     console.error(`http: opening ${settings.accounts} accounts…`);
     const ids = await seedAccounts(database.url, settings.accounts);
     await waitForProjections(service);
-    const base = { connections: settings.connections, seconds: settings.seconds, accounts: settings.accounts, poolSize: settings.poolSize };
+    if (settings.parts === 'all') {
+      const base = {
+        connections: settings.connections,
+        seconds: settings.seconds,
+        accounts: settings.accounts,
+        poolSize: settings.poolSize,
+      };
 
-    const [bareDeposits, deposits] = await measurePair(service, 'bare-deposit', 'deposit', ids, settings);
-    const halfRate = Math.max(1, Math.round(deposits.requestsPerSecond / 2));
-    const halfDeposits = await measureAtRate(service, 'deposit', ids, settings, halfRate);
-    reportLoad('deposits (POST /accounts/{id}/deposits)', 'http.deposits.app', deposits, {
-      ...base,
-      ratioToBare: round(deposits.requestsPerSecond / bareDeposits.requestsPerSecond, 3),
-    });
-    reportLoad('deposits: bare endpoint (same SQL by hand)', 'http.deposits.bare', bareDeposits, base);
-    reportLoad(`deposits at half the peak rate (${halfRate} req/s offered)`, 'http.deposits.app.half', halfDeposits, {
-      ...base,
-      offeredRate: halfRate,
-    });
-    // The same open-loop rate on the service and on the bare endpoint (its same-run baseline), in turn.
-    const poissonSettings = { seconds: settings.seconds, accounts: settings.accounts, poolSize: settings.poolSize, offeredRate: halfRate };
-    // The projection lag of issue 14 is sampled during this open-loop run at half the peak rate.
-    const lag = new ProjectionLagSampler(database.url, settings.lagPollMs);
-    await lag.start();
-    const poisson = await measurePoisson(service, 'deposit', ids, settings.seconds, halfRate, lag);
-    const lags = await lag.stop();
-    const barePoisson = await measurePoisson(service, 'bare-deposit', ids, settings.seconds, halfRate);
-    reportLoad(
-      `deposits at half the peak rate, Poisson arrivals (${halfRate} req/s offered)`,
-      'http.deposits.app.half.poisson',
-      poisson,
-      poissonSettings,
-    );
-    reportLoad(
-      `deposits: bare endpoint at the same rate, Poisson arrivals (${halfRate} req/s offered)`,
-      'http.deposits.bare.half.poisson',
-      barePoisson,
-      poissonSettings,
-    );
-    for (const [projection, values] of lags) {
-      report(
-        `projection lag p99 of ${projection} at half the peak rate (${halfRate} deposits/s, Poisson)`,
-        round(percentile(values, 99), 1),
-        'ms',
-        {
-          group: 'http',
-          key: `http.lag.${projection}`,
-          projection,
-          offeredRate: halfRate,
-          p50Ms: round(percentile(values, 50), 1),
-          p99Ms: round(percentile(values, 99), 1),
-          maxMs: round(values.at(-1) ?? Number.NaN, 1),
-          samples: values.length,
-          pollMs: settings.lagPollMs,
-        },
+      const [bareDeposits, deposits] = await measurePair(service, 'bare-deposit', 'deposit', ids, settings);
+      const halfRate = Math.max(1, Math.round(deposits.requestsPerSecond / 2));
+      const halfDeposits = await measureAtRate(service, 'deposit', ids, settings, halfRate);
+      reportLoad('deposits (POST /accounts/{id}/deposits)', 'http.deposits.app', deposits, {
+        ...base,
+        ratioToBare: round(deposits.requestsPerSecond / bareDeposits.requestsPerSecond, 3),
+      });
+      reportLoad('deposits: bare endpoint (same SQL by hand)', 'http.deposits.bare', bareDeposits, base);
+      reportLoad(`deposits at half the peak rate (${halfRate} req/s offered)`, 'http.deposits.app.half', halfDeposits, {
+        ...base,
+        offeredRate: halfRate,
+      });
+      // The same open-loop rate on the service and on the bare endpoint (its same-run baseline), in turn.
+      const poissonSettings = {
+        seconds: settings.seconds,
+        accounts: settings.accounts,
+        poolSize: settings.poolSize,
+        offeredRate: halfRate,
+      };
+      // The projection lag of issue 14 is sampled during this open-loop run at half the peak rate.
+      const lag = new ProjectionLagSampler(database.url, settings.lagPollMs);
+      await lag.start();
+      const poisson = await measurePoisson(service, 'deposit', ids, settings.seconds, halfRate, lag);
+      const lags = await lag.stop();
+      const barePoisson = await measurePoisson(service, 'bare-deposit', ids, settings.seconds, halfRate);
+      reportLoad(
+        `deposits at half the peak rate, Poisson arrivals (${halfRate} req/s offered)`,
+        'http.deposits.app.half.poisson',
+        poisson,
+        poissonSettings,
       );
+      reportLoad(
+        `deposits: bare endpoint at the same rate, Poisson arrivals (${halfRate} req/s offered)`,
+        'http.deposits.bare.half.poisson',
+        barePoisson,
+        poissonSettings,
+      );
+      for (const [projection, values] of lags) {
+        report(
+          `projection lag p99 of ${projection} at half the peak rate (${halfRate} deposits/s, Poisson)`,
+          round(percentile(values, 99), 1),
+          'ms',
+          {
+            group: 'http',
+            key: `http.lag.${projection}`,
+            projection,
+            offeredRate: halfRate,
+            p50Ms: round(percentile(values, 50), 1),
+            p99Ms: round(percentile(values, 99), 1),
+            maxMs: round(values.at(-1) ?? Number.NaN, 1),
+            samples: values.length,
+            pollMs: settings.lagPollMs,
+          },
+        );
+      }
+
+      const [bareReads, reads] = await measurePair(service, 'bare-read', 'read', ids, settings);
+      reportLoad('reads (GET /accounts/{id})', 'http.reads.app', reads, {
+        ...base,
+        ratioToBare: round(reads.requestsPerSecond / bareReads.requestsPerSecond, 3),
+      });
+      reportLoad('reads: bare endpoint (same row by hand)', 'http.reads.bare', bareReads, base);
+      report('service peak RSS (VmHWM, whole run)', round(service.highWaterMark() / MB, 1), 'MB', { group: 'http', key: 'http.rss.peak' });
+      await service.stop();
+      service = undefined;
+
+      const baseline = prepareBaseline(ROOT);
+      try {
+        await measureCpuPerRequest(server, settings, baseline);
+      } finally {
+        baseline?.cleanup();
+      }
     }
 
-    const [bareReads, reads] = await measurePair(service, 'bare-read', 'read', ids, settings);
-    reportLoad('reads (GET /accounts/{id})', 'http.reads.app', reads, {
-      ...base,
-      ratioToBare: round(reads.requestsPerSecond / bareReads.requestsPerSecond, 3),
-    });
-    reportLoad('reads: bare endpoint (same row by hand)', 'http.reads.bare', bareReads, base);
-    report('service peak RSS (VmHWM, whole run)', round(service.highWaterMark() / MB, 1), 'MB', { group: 'http', key: 'http.rss.peak' });
-    await service.stop();
+    await service?.stop(); // the profiled service below is a process of its own
     service = undefined;
-
-    const baseline = prepareBaseline(ROOT);
-    try {
-      await measureCpuPerRequest(server, settings, baseline);
-    } finally {
-      baseline?.cleanup();
-    }
-
     if (!settings.profile) return {};
     const profileDir = mkdtempSync(join(tmpdir(), 'ledger-bench-profile-'));
     try {

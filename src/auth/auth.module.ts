@@ -5,6 +5,7 @@ import { ThrottlerModule } from '@nestjs/throttler';
 import type { AppConfig } from '../config/app-config.js';
 import { AuthGuard } from './auth.guard.js';
 import { ClientThrottlerGuard } from './client-throttler.guard.js';
+import { SlidingWindowThrottlerStorage } from './sliding-window-throttler.storage.js';
 import { TokenVerifier } from './token-verifier.js';
 
 /**
@@ -25,6 +26,8 @@ export class AuthModule {
           ],
           skipIf: () => !config.rateLimit.enabled,
           setHeaders: false, // only Retry-After, on a 429 (see ClientThrottlerGuard)
+          // The default storage's answers at O(1) per request instead of a scan of the window's hits.
+          storage: new SlidingWindowThrottlerStorage(),
         }),
       ],
       providers: [TokenVerifier, { provide: APP_GUARD, useClass: AuthGuard }, { provide: APP_GUARD, useClass: ClientThrottlerGuard }],

@@ -17,6 +17,14 @@ export class InvalidTokenError extends Error {}
 const VERIFICATION_ERRORS = new Set(['JsonWebTokenError', 'TokenExpiredError', 'NotBeforeError']);
 /** Anything else (a library tripping over an odd payload) is only ever "malformed": no internals leak. */
 const MALFORMED = 'the token is malformed';
+/** Tokens remembered as verified (a client sends the same one on every request until it expires). */
+const VERIFIED_CACHE_SIZE = 1_000;
+
+interface Verified {
+  readonly principal: Principal;
+  /** The token's `exp`, in seconds since the epoch: from then on it is refused, as jsonwebtoken does. */
+  readonly exp: number;
+}
 
 /**
  * Verifies bearer tokens with the configured key: an HS256 secret, an RS256/ES256 public key, or the
@@ -34,6 +42,14 @@ export class TokenVerifier {
    * 15% of a deposit's CPU time (docs/BENCHMARKS.md).
    */
   private readonly configuredKey?: KeyObject;
+  /**
+   * Tokens this verifier accepted with the configured key, by their exact text (signature included,
+   * so no other token can match one), until their `exp`: the same token from the same client is not
+   * decoded, HMAC'd and checked again on every request (about 5 % of a deposit's CPU,
+   * bench/analysis.md). Only with a configured key, which never changes while the process runs; a
+   * JWKS key may be withdrawn from the set, so those tokens are verified every time.
+   */
+  private readonly verified = new Map<string, Verified>();
 
   constructor(
     private readonly jwt: JwtService,
@@ -46,6 +62,24 @@ export class TokenVerifier {
   }
 
   async verify(token: string): Promise<Principal> {
+    const known = this.verified.get(token);
+    if (known) {
+      // jsonwebtoken's own test: expired from the second `exp` names (no clock tolerance is set).
+      if (Math.floor(Date.now() / 1000) < known.exp) return known.principal;
+      this.verified.delete(token); // verified again below, which refuses it as expired
+    }
+    // A token refused now (expired, not yet valid, bad signature…) throws here and is never remembered.
+    const verified = await this.verifyFully(token);
+    if (this.configuredKey) this.remember(token, verified);
+    return verified.principal;
+  }
+
+  private remember(token: string, verified: Verified): void {
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!); // the oldest
+    this.verified.set(token, verified);
+  }
+
+  private async verifyFully(token: string): Promise<Verified> {
     let payload: { sub?: unknown; scope?: unknown; scopes?: unknown; exp?: unknown };
     try {
       payload = await this.jwt.verifyAsync(token, {
@@ -70,7 +104,7 @@ export class TokenVerifier {
         : Array.isArray(payload.scopes)
           ? payload.scopes.filter((scope): scope is string => typeof scope === 'string')
           : [];
-    return { subject: payload.sub, scopes: new Set(scopes.filter(Boolean)) };
+    return { principal: { subject: payload.sub, scopes: new Set(scopes.filter(Boolean)) }, exp: payload.exp };
   }
 
   private async keyFor(token: string): Promise<KeyObject> {

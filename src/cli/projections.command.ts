@@ -27,7 +27,11 @@ export class ProjectionsRetryCommand extends LedgerCommand {
   }
 }
 
-@SubCommand({ name: 'skip', arguments: '<name>', description: 'skip the event a failed projection stopped at (recorded in projection_skips)' })
+@SubCommand({
+  name: 'skip',
+  arguments: '<name>',
+  description: 'skip the event a failed projection stopped at (recorded in projection_skips)',
+})
 export class ProjectionsSkipCommand extends LedgerCommand {
   async run([name]: string[]): Promise<void> {
     const { skippedPosition, report } = await withAdmin((admin) => admin.skip(name!));
@@ -71,7 +75,9 @@ async function follow(admin: ProjectionAdmin, name: string): Promise<boolean> {
     report = await admin.statusOf(name);
   }
   const done = report.lastRebuildCompletedAt !== null && report.lastRebuildCompletedAt >= requestedAt;
-  console.log(done ? `rebuilt and swapped in at ${report.lastRebuildCompletedAt!.toISOString()}` : `rebuild did not complete: ${report.lastError}`);
+  console.log(
+    done ? `rebuilt and swapped in at ${report.lastRebuildCompletedAt!.toISOString()}` : `rebuild did not complete: ${report.lastError}`,
+  );
   return done;
 }
 

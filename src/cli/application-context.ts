@@ -2,6 +2,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from '../app.module.js';
 import type { AppConfig } from '../config/app-config.js';
+import { migrate } from '../database/migrate.js';
 import { operatorDatabase } from './operator-database.js';
 
 /**
@@ -17,6 +18,10 @@ export async function withApplication<T>(
 ): Promise<T> {
   const database = await operatorDatabase(config);
   try {
+    // Migrated here first, on a plain connection: an unreachable database or a refused login fails
+    // at once as one error (reported in one line). Left to the application's TypeORM module, it is
+    // retried for half a minute with a logged stack each time. The application then finds none pending.
+    await migrate(config, database.url);
     const projections = { ...config.projections, enabled: options.runProjections };
     const app = await NestFactory.createApplicationContext(AppModule.forRoot({ ...config, projections }, database.url), {
       logger: ['error', 'warn'],

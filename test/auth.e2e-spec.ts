@@ -344,8 +344,8 @@ describe('verification keys', () => {
 });
 
 describe('tokens the service issues', () => {
-  it('always carry exp, and every scope by default (npm run token, the tests’ tokens)', async () => {
-    const { stdout } = await execFileAsync(process.execPath, ['dist/src/cli/token.cli.js'], {
+  it('always carry exp, and every scope by default (ledger token, the tests’ tokens)', async () => {
+    const { stdout } = await execFileAsync(process.execPath, ['dist/src/cli/ledger.js', 'token'], {
       cwd: process.cwd(),
       env: { ...process.env, JWT_SECRET: '' },
     });

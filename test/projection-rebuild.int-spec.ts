@@ -133,16 +133,20 @@ describe('rebuilding account-summary while writes continue', () => {
     expect(shadows).toEqual([]);
   });
 
-  it('`npm run projections -- rebuild <name>` (the CLI) has the running service rebuild it and reports completion', async () => {
+  it('`ledger projections rebuild <name>` (the CLI) has the running service rebuild it and reports completion', async () => {
     await app.dataSource.query(
       'DELETE FROM account_transactions WHERE position IN (SELECT position FROM account_transactions ORDER BY position LIMIT 5)',
     );
     const cwd = mkdtempSync(join(tmpdir(), 'ledger-cli-')); // no .env of the project is read
-    const { stdout } = await run(process.execPath, [distPath('src', 'cli', 'projections.cli.js'), 'rebuild', 'account-transactions'], {
-      cwd,
-      env: { PATH: process.env.PATH ?? '', DATABASE_URL: app.database.url },
-      timeout: 30_000,
-    }).finally(() => rmSync(cwd, { recursive: true, force: true }));
+    const { stdout } = await run(
+      process.execPath,
+      [distPath('src', 'cli', 'ledger.js'), 'projections', 'rebuild', 'account-transactions'],
+      {
+        cwd,
+        env: { PATH: process.env.PATH ?? '', DATABASE_URL: app.database.url },
+        timeout: 30_000,
+      },
+    ).finally(() => rmSync(cwd, { recursive: true, force: true }));
     expect(stdout).toMatch(/rebuilt and swapped in at /);
     await waitUntilCaughtUp(app.dataSource, ['account-transactions']);
     expect(await readTransactions(app.dataSource)).toEqual((await replayLedger(app.dataSource)).transactions);

@@ -55,14 +55,16 @@ function servedRoutes(): string[] {
   const express = t.app.getHttpAdapter().getInstance() as {
     router: { stack: Array<{ route?: { path: string; methods: Record<string, boolean> } }> };
   };
-  return express.router.stack
-    .flatMap((layer) => (layer.route ? Object.keys(layer.route.methods).map((method) => ({ method, path: layer.route!.path })) : []))
-    .filter(({ path }) => !path.startsWith('/docs'))
-    // Middleware Nest binds to every route (nestjs-pino's request-scoped logger) is mounted as one
-    // `{/*splat}` layer per HTTP method; it passes every request on and serves nothing itself.
-    .filter(({ path }) => path !== '{/*splat}')
-    .map(({ method, path }) => `${method.toUpperCase()} ${path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`)
-    .sort();
+  return (
+    express.router.stack
+      .flatMap((layer) => (layer.route ? Object.keys(layer.route.methods).map((method) => ({ method, path: layer.route!.path })) : []))
+      .filter(({ path }) => !path.startsWith('/docs'))
+      // Middleware Nest binds to every route (nestjs-pino's request-scoped logger) is mounted as one
+      // `{/*splat}` layer per HTTP method; it passes every request on and serves nothing itself.
+      .filter(({ path }) => path !== '{/*splat}')
+      .map(({ method, path }) => `${method.toUpperCase()} ${path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`)
+      .sort()
+  );
 }
 
 const COMMANDS = ['POST /accounts/{id}/deposits', 'POST /accounts/{id}/withdrawals', 'POST /accounts/{id}/close'];

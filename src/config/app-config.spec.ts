@@ -30,6 +30,7 @@ describe('loadConfig', () => {
         leaseTtlMs: 10_000,
         // Two per core (a segment mostly waits on round trips), at most 16.
         segments: { default: Math.min(16, availableParallelism() * 2), byName: {} },
+        reactionConcurrency: 4,
       },
     });
     expect(config.embeddedDatabase.dir).toMatch(/\.data\/postgres$/);
@@ -77,6 +78,7 @@ describe('loadConfig', () => {
       PROJECTION_WAKE_SIGNAL_MS: '25',
       PROJECTION_SEGMENTS: '8',
       PROJECTION_SEGMENTS_TRANSFER_PROCESS: '1',
+      PROJECTION_REACTION_CONCURRENCY: '6',
       TRANSFER_MAX_BACKLOG: '500',
       TRANSFER_BACKLOG_REFRESH_MS: '250',
     });
@@ -120,6 +122,7 @@ describe('loadConfig', () => {
         leaseTtlMs: 2000,
         wakeSignalMs: 25,
         segments: { default: 8, byName: { TRANSFER_PROCESS: 1 } },
+        reactionConcurrency: 6,
       },
       transfers: { maxBacklog: 500, backlogRefreshMs: 250 },
     });

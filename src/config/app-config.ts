@@ -113,6 +113,8 @@ export interface AppConfig {
      * projection (PROJECTION_SEGMENTS_<NAME>: the name upper-cased, non-alphanumerics as `_`).
      */
     readonly segments: { readonly default: number; readonly byName: Readonly<Record<string, number>> };
+    /** Keys (transfers) a process manager's segment reacts to at once, each key in order (PROJECTION_REACTION_CONCURRENCY). */
+    readonly reactionConcurrency: number;
   };
 }
 
@@ -315,6 +317,7 @@ function projections(env: NodeJS.ProcessEnv): AppConfig['projections'] {
     leaseTtlMs,
     wakeSignalMs: integer(env, 'PROJECTION_WAKE_SIGNAL_MS', 10, 1, 1000),
     segments: segments(env),
+    reactionConcurrency: integer(env, 'PROJECTION_REACTION_CONCURRENCY', 4, 1, 64),
   };
 }
 

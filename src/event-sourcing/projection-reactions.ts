@@ -1,7 +1,8 @@
 import { isSameCheckpoint } from './checkpoint-order.js';
 import { isLeaseLost, runFenced } from './lease-fence.js';
 import { LostLease, type RunnerContext } from './projection-runner-context.js';
-import { ProjectionApplyError, applyToProjection } from './projection.js';
+import { ProjectionApplyError, applyToProjection, keyOf } from './projection.js';
+import { runInLanes } from './reaction-lanes.js';
 import type { Checkpoint, RecordedEvent } from './recorded-event.js';
 
 /**
@@ -14,11 +15,14 @@ import type { Checkpoint, RecordedEvent } from './recorded-event.js';
  * Every step is fenced: the reaction runs with this holding ambient (runFenced), and each of its
  * transactions commits only if the database still sees this holding (ledger_fence, just before
  * COMMIT). A holder that lost the lease, even one paused past it that does not know yet, commits
- * nothing; the next holder resumes from the checkpoint. Events are reacted to one at a time and the
- * batch stops after a third of the lease, so the checkpoint moves often and a takeover has little
- * to redo. At-least-once between a step and the checkpoint (a crash there repeats the steps), which
- * is why a process manager's steps must be idempotent.
- * A failure at event k advances the checkpoint past the events before it, then throws for k.
+ * nothing; the next holder resumes from the checkpoint. Events of one key (keyOf: a transfer) are
+ * reacted to one at a time, in order; different keys concurrently, up to `reactionConcurrency`
+ * (reaction-lanes.ts), so one transfer's commit round trips do not hold the others back. No event
+ * starts after a third of the lease, so the checkpoint moves often and a takeover has little to
+ * redo. At-least-once between a step and the checkpoint (a crash there, or an event of another lane
+ * completed past the prefix the checkpoint can take), which is why a process manager's steps must be
+ * idempotent. A failure at event k advances the checkpoint past the events before it, then throws
+ * for k.
  */
 export async function commitReaction(context: RunnerContext, events: readonly RecordedEvent[], from: Checkpoint): Promise<void> {
   const { projection, deps } = context;
@@ -35,20 +39,15 @@ export async function commitReaction(context: RunnerContext, events: readonly Re
     throw new LostLease();
   }
   const deadline = performance.now() + options.leaseTtlMs / 3;
-  let done = 0;
-  let failure: ProjectionApplyError | undefined;
-  for (const event of events) {
-    if (done > 0 && (performance.now() >= deadline || context.lease.current !== holding || context.stopped)) break;
-    try {
-      await runFenced(holding, () => applyToProjection(projection, [event], dataSource.manager));
-    } catch (error) {
-      if (isLeaseLost(error)) throw new LostLease();
-      if (!(error instanceof ProjectionApplyError)) throw error;
-      failure = new ProjectionApplyError(done, error.error);
-      break;
-    }
-    done++;
-  }
+  const { done, failure } = await runInLanes(
+    events,
+    (event) => keyOf(projection, event),
+    options.reactionConcurrency ?? 1,
+    () => performance.now() < deadline && context.lease.current === holding && !context.stopped,
+    (event) => runFenced(holding, () => applyToProjection(projection, [event], dataSource.manager)),
+  );
+  if (failure && isLeaseLost(failure.error)) throw new LostLease();
+  if (failure && !(failure.error instanceof ProjectionApplyError)) throw failure.error;
   if (done > 0) {
     const last = events[done - 1];
     const checkpoint = { transactionId: last.transactionId, position: last.position };
@@ -60,5 +59,8 @@ export async function commitReaction(context: RunnerContext, events: readonly Re
     });
     deps.onAdvance(projection.name, checkpoint);
   }
-  if (failure) throw failure;
+  // A failure past an event that did not complete (another lane stopped before it) is met again from
+  // the checkpoint, where everything before it completes first: an attempt is counted for the event
+  // the checkpoint stops at, never for one behind an unfinished event.
+  if (failure?.index === done) throw new ProjectionApplyError(done, (failure.error as ProjectionApplyError).error);
 }

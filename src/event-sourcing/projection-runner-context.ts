@@ -32,6 +32,11 @@ export interface ProjectionRunnerOptions {
    * after a third of it, so its checkpoint moves at least that often.
    */
   readonly leaseTtlMs: number;
+  /**
+   * A process manager (no tables): how many keys of a batch (transfers) it reacts to at once, each
+   * key's events still in order (reaction-lanes.ts). Absent or 1: one event at a time.
+   */
+  readonly reactionConcurrency?: number;
 }
 
 export interface ProjectionRunnerDeps {

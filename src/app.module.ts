@@ -20,7 +20,10 @@ export class AppModule {
       module: AppModule,
       global: true,
       imports: [
-        DatabaseModule.forRoot({ main: databaseUrl, ...config.sideDatabaseUrls }, config.databasePoolSize, config.databaseSchema),
+        DatabaseModule.forRoot({ main: databaseUrl, ...config.sideDatabaseUrls }, config.databasePoolSize, config.databaseSchema, {
+          migrationsRun: config.migrationsRun,
+          timeouts: config.databaseTimeouts,
+        }),
         CqrsModule.forRoot(),
         AuthModule.forRoot(config),
         EventSourcingModule.forRoot({

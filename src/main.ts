@@ -43,7 +43,7 @@ async function bootstrap(): Promise<void> {
 }
 
 bootstrap().catch((error: unknown) => {
-  const known = error instanceof Error && ['ConfigError', 'EmbeddedDatabaseError', 'UnreadableEventSchemaError'].includes(error.name);
+  const known = error instanceof Error && ['ConfigError', 'EmbeddedDatabaseError', 'UnreadableEventSchemaError', 'PendingMigrationsError'].includes(error.name);
   console.error(known ? `Cannot start: ${error.message}` : error);
   process.exit(1);
 });

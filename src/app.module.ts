@@ -9,6 +9,7 @@ import type { AppConfig } from './config/app-config.js';
 import { DatabaseModule } from './database/database.module.js';
 import { EventLogModule } from './event-log/event-log.module.js';
 import { EventSourcingModule } from './event-sourcing/index.js';
+import { HealthModule } from './observability/health/health.module.js';
 import { IdempotencyInterceptor } from './shared/idempotency/idempotency.interceptor.js';
 import { TransfersModule } from './transfers/transfers.module.js';
 
@@ -39,6 +40,7 @@ export class AppModule {
         TransfersModule,
         EventLogModule,
         AdminModule,
+        HealthModule,
         ...extraImports,
       ],
       providers: [

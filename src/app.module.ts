@@ -10,6 +10,7 @@ import { DatabaseModule } from './database/database.module.js';
 import { EventLogModule } from './event-log/event-log.module.js';
 import { EventSourcingModule } from './event-sourcing/index.js';
 import { HealthModule } from './observability/health/health.module.js';
+import { MetricsModule } from './observability/metrics/metrics.module.js';
 import { IdempotencyInterceptor } from './shared/idempotency/idempotency.interceptor.js';
 import { TransfersModule } from './transfers/transfers.module.js';
 
@@ -41,6 +42,7 @@ export class AppModule {
         EventLogModule,
         AdminModule,
         HealthModule,
+        MetricsModule,
         ...extraImports,
       ],
       providers: [

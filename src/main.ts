@@ -4,6 +4,7 @@ import { createApp } from './app.factory.js';
 import { loadConfig, loadDotEnv, logLevelsUpTo } from './config/app-config.js';
 import { openDatabase } from './database/database.js';
 import { developmentToken } from './auth/token-issuer.js';
+import { handleShutdownSignals } from './observability/health/graceful-shutdown.js';
 
 async function bootstrap(): Promise<void> {
   loadDotEnv();
@@ -29,21 +30,13 @@ async function bootstrap(): Promise<void> {
     );
   }
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.log(`${signal} received: stopping`);
-    await app.close();
-    await database.stop();
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void stop('SIGINT'));
-  process.once('SIGTERM', () => void stop('SIGTERM'));
+  handleShutdownSignals(app, config, logger, () => database.stop());
 }
 
 bootstrap().catch((error: unknown) => {
-  const known = error instanceof Error && ['ConfigError', 'EmbeddedDatabaseError', 'UnreadableEventSchemaError', 'PendingMigrationsError'].includes(error.name);
+  const known =
+    error instanceof Error &&
+    ['ConfigError', 'EmbeddedDatabaseError', 'UnreadableEventSchemaError', 'PendingMigrationsError'].includes(error.name);
   console.error(known ? `Cannot start: ${error.message}` : error);
   process.exit(1);
 });

@@ -42,7 +42,7 @@ export class AppModule {
         EventLogModule,
         AdminModule,
         HealthModule,
-        MetricsModule,
+        MetricsModule.forRoot(config),
         ...extraImports,
       ],
       providers: [

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { accountsApi } from './support/accounts-api.js';
 import { expectProblemAnswer } from './support/problem.js';
 import { type Exposition, parsePrometheusText, valueOf } from './support/prometheus-text.js';
+import { freePort } from './support/free-port.js';
 import { connectSse, portOf } from './support/sse-client.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 
@@ -134,5 +135,26 @@ describe('GET /metrics', () => {
     expect(() => parsePrometheusText('x 1\n')).toThrow(/before its TYPE/);
     expect(() => parsePrometheusText('# TYPE x counter\nx{a="b} 1\n')).toThrow(/not a sample/);
     expect(() => parsePrometheusText('# TYPE x counter\nx one\n')).toThrow(/bad value/);
+  });
+});
+
+describe('METRICS_PORT', () => {
+  it('serves the metrics on a listener of their own and no longer on PORT, and closes it with the app', async () => {
+    const port = await freePort();
+    const own = await startTestApp({ METRICS_PORT: String(port) });
+    try {
+      expect((await own.http.get('/metrics')).status).toBe(404);
+      const account = await own.http.post('/accounts').send({ ownerName: 'Ada', currency: 'EUR' });
+      expect(account.status).toBe(201);
+      const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+      const exposition = parsePrometheusText(await response.text());
+      expect(valueOf(exposition, 'ledger_commands_total', { command: 'OpenAccount', outcome: 'appended' })).toBe(1);
+      expect((await fetch(`http://127.0.0.1:${port}/accounts`)).status).toBe(404);
+    } finally {
+      await own.close();
+    }
+    await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
   });
 });

@@ -6,6 +6,8 @@ import { type ValidationError } from 'class-validator';
 import helmet from 'helmet';
 import { AppModule } from './app.module.js';
 import { type AppConfig, logLevelsUpTo } from './config/app-config.js';
+import { httpMetrics } from './observability/metrics/http-metrics.middleware.js';
+import { LedgerMetrics } from './observability/metrics/ledger-metrics.js';
 import { correlationId } from './shared/http/correlation.middleware.js';
 import { jsonBodyGuard } from './shared/http/json-body-guard.middleware.js';
 import { jsonOnly } from './shared/http/json-only.middleware.js';
@@ -46,6 +48,7 @@ export async function createApp(config: AppConfig, databaseUrl: string, options:
   });
   if (!silent) app.useLogger(app.get(NestPinoLogger));
   app.disable('x-powered-by');
+  app.use(httpMetrics(app.get(LedgerMetrics))); // first: times every answer, refusals before routing included
   // Security headers. Helmet's default Content-Security-Policy ('self' scripts) lets Swagger UI run;
   // without upgrade-insecure-requests, so Swagger UI also loads on a plain-HTTP host (TLS usually ends
   // at a proxy in front of the service).

@@ -9,6 +9,8 @@ import type { AppConfig } from './config/app-config.js';
 import { DatabaseModule } from './database/database.module.js';
 import { EventLogModule } from './event-log/event-log.module.js';
 import { EventSourcingModule } from './event-sourcing/index.js';
+import { HealthModule } from './observability/health/health.module.js';
+import { MetricsModule } from './observability/metrics/metrics.module.js';
 import { IdempotencyInterceptor } from './shared/idempotency/idempotency.interceptor.js';
 import { TransfersModule } from './transfers/transfers.module.js';
 
@@ -20,7 +22,10 @@ export class AppModule {
       module: AppModule,
       global: true,
       imports: [
-        DatabaseModule.forRoot({ main: databaseUrl, ...config.sideDatabaseUrls }, config.databasePoolSize, config.databaseSchema),
+        DatabaseModule.forRoot({ main: databaseUrl, ...config.sideDatabaseUrls }, config.databasePoolSize, config.databaseSchema, {
+          migrationsRun: config.migrationsRun,
+          timeouts: config.databaseTimeouts,
+        }),
         CqrsModule.forRoot(),
         AuthModule.forRoot(config),
         EventSourcingModule.forRoot({
@@ -36,6 +41,8 @@ export class AppModule {
         TransfersModule,
         EventLogModule,
         AdminModule,
+        HealthModule,
+        MetricsModule.forRoot(config),
         ...extraImports,
       ],
       providers: [

@@ -8,6 +8,7 @@ import { nestLoggerOver } from './observability/logging.module.js';
 import { redactUrl } from './observability/redaction.js';
 import { createRootLogger } from './observability/root-logger.js';
 import { startTracing, tracingRequested } from './observability/tracing.js';
+import { handleShutdownSignals } from './observability/health/graceful-shutdown.js';
 
 async function bootstrap(): Promise<void> {
   loadDotEnv();
@@ -44,22 +45,16 @@ async function bootstrap(): Promise<void> {
     );
   }
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.log(`${signal} received: stopping`);
-    await app.close();
+  handleShutdownSignals(app, config, logger, async () => {
     await database.stop();
     await tracing?.stop(); // flushes the spans not exported yet
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void stop('SIGINT'));
-  process.once('SIGTERM', () => void stop('SIGTERM'));
+  });
 }
 
 bootstrap().catch((error: unknown) => {
-  const known = error instanceof Error && ['ConfigError', 'EmbeddedDatabaseError', 'UnreadableEventSchemaError'].includes(error.name);
+  const known =
+    error instanceof Error &&
+    ['ConfigError', 'EmbeddedDatabaseError', 'UnreadableEventSchemaError', 'PendingMigrationsError'].includes(error.name);
   console.error(known ? `Cannot start: ${error.message}` : error);
   process.exit(1);
 });

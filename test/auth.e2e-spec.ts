@@ -32,6 +32,12 @@ function expectedScope(method: string, path: string): Scope {
   return method === 'post' ? SCOPES.commands : SCOPES.queries;
 }
 
+/**
+ * The only routes open without a token: what the platform calls (Kubernetes probes, the Prometheus
+ * scraper), which carries no token. Named one by one, so that a route forgetting its scope still fails.
+ */
+const PUBLIC_PATHS = ['/health/live', '/health/ready', '/metrics'];
+
 /** A concrete URL for an OpenAPI path template: ids become fresh UUIDs, a projection name a real one. */
 function concrete(path: string): string {
   return path.replace('{name}', 'account-summary').replace(/\{[^}]+\}/g, () => randomUUID());
@@ -41,6 +47,7 @@ const execFileAsync = promisify(execFile);
 
 let t: TestApp;
 let operations: Operation[];
+let publicOperations: string[];
 
 const eventCount = async () => Number((await t.dataSource.query('SELECT count(*)::int AS n FROM events'))[0].n);
 
@@ -53,11 +60,14 @@ function send(operation: Operation, token?: string) {
 beforeAll(async () => {
   t = await startTestApp();
   const document = (await t.anonymous.get('/docs-json').expect(200)).body;
-  operations = Object.entries(document.paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) =>
-    Object.keys(methods)
-      .filter((method): method is 'get' | 'post' => method === 'get' || method === 'post')
-      .map((method) => ({ method, path, scope: expectedScope(method, path) })),
-  );
+  publicOperations = Object.keys(document.paths).filter((path) => PUBLIC_PATHS.includes(path));
+  operations = Object.entries(document.paths as Record<string, Record<string, unknown>>)
+    .filter(([path]) => !PUBLIC_PATHS.includes(path))
+    .flatMap(([path, methods]) =>
+      Object.keys(methods)
+        .filter((method): method is 'get' | 'post' => method === 'get' || method === 'post')
+        .map((method) => ({ method, path, scope: expectedScope(method, path) })),
+    );
 });
 
 afterAll(async () => {
@@ -68,6 +78,15 @@ describe('every endpoint of the OpenAPI document', () => {
   it('covers the whole API (commands, queries, the event feed and admin)', () => {
     expect(operations.length).toBeGreaterThanOrEqual(20);
     expect(new Set(operations.map((operation) => operation.scope))).toEqual(new Set(ALL_SCOPES));
+  });
+
+  it('leaves only the probes (and the metrics, when served) open, without documenting a token for them', async () => {
+    expect(publicOperations).toEqual(expect.arrayContaining(['/health/live', '/health/ready']));
+    const document = (await t.anonymous.get('/docs-json').expect(200)).body;
+    for (const path of publicOperations) {
+      expect({ path, security: document.paths[path].get.security }).toEqual({ path, security: undefined });
+      expect({ path, status: (await t.anonymous.get(path)).status }).toEqual({ path, status: 200 });
+    }
   });
 
   it('answers 401 UNAUTHENTICATED without a token, with WWW-Authenticate, and writes nothing', async () => {

@@ -155,7 +155,7 @@ describe('npx ledger projections', () => {
   it('in production without DATABASE_URL refuses (exit 1), naming the variable, and starts no embedded server', async () => {
     const outcome = await ledger(['projections', 'status'], { NODE_ENV: 'production', JWT_SECRET: SECRET });
     expect(outcome.code).toBe(1);
-    expect(outcome.stderr).toMatch(/^ledger: Invalid configuration: DATABASE_URL is not set[^\n]*\n$/);
+    expect(outcome.stderr).toMatch(/^ledger: Invalid configuration: DATABASE_URL must be set in production[^\n]*\n$/);
     expectNoStackTrace(outcome);
     expect(existsSync(join(install, '.data'))).toBe(false);
   });

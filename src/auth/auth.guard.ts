@@ -2,6 +2,7 @@ import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/com
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { ProblemException } from '../shared/problem-details/problem.exception.js';
+import { PUBLIC_ENDPOINT } from './public-endpoint.js';
 import { REQUIRED_SCOPE, type Scope } from './scopes.js';
 import { InvalidTokenError, type Principal, TokenVerifier } from './token-verifier.js';
 
@@ -22,6 +23,7 @@ export class AuthGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<Request & { principal?: Principal }>();
+    if (this.reflector.getAllAndOverride<boolean | undefined>(PUBLIC_ENDPOINT, [context.getHandler(), context.getClass()])) return true;
     const scope = this.reflector.getAllAndOverride<Scope | undefined>(REQUIRED_SCOPE, [context.getHandler(), context.getClass()]);
     const header = request.header('authorization');
     const token = header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];

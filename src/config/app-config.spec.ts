@@ -19,6 +19,9 @@ describe('loadConfig', () => {
       appendGroupStatements: 1,
       aggregateCacheSize: 10_000,
       readYourWritesTimeoutMs: 2000,
+      migrationsRun: true,
+      databaseTimeouts: { statementMs: 30_000, idleInTransactionMs: 10_000 },
+      shutdown: { delayMs: 0, timeoutMs: 25_000 },
       liveFeed: { heartbeatMs: 15_000, stallTimeoutMs: 10_000, maxConnectionsPerClient: 10, maxConnections: 1000 },
       projections: {
         enabled: true,
@@ -35,6 +38,7 @@ describe('loadConfig', () => {
     });
     expect(config.embeddedDatabase.dir).toMatch(/\.data\/postgres$/);
     expect(config.transfers).toEqual({ maxBacklog: 10_000, backlogRefreshMs: 1000 });
+    expect(config.metricsPort).toBeUndefined();
   });
 
   it('reads every variable', () => {
@@ -81,6 +85,12 @@ describe('loadConfig', () => {
       PROJECTION_REACTION_CONCURRENCY: '6',
       TRANSFER_MAX_BACKLOG: '500',
       TRANSFER_BACKLOG_REFRESH_MS: '250',
+      MIGRATIONS_RUN: 'false',
+      DATABASE_STATEMENT_TIMEOUT_MS: '5000',
+      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '0',
+      METRICS_PORT: '9464',
+      SHUTDOWN_DELAY_MS: '5000',
+      SHUTDOWN_TIMEOUT_MS: '20000',
     });
     expect(config).toEqual({
       port: 8080,
@@ -106,6 +116,10 @@ describe('loadConfig', () => {
       },
       databaseSchema: 'ledger_main',
       databasePoolSize: 20,
+      migrationsRun: false,
+      databaseTimeouts: { statementMs: 5000, idleInTransactionMs: 0 },
+      metricsPort: 9464,
+      shutdown: { delayMs: 5000, timeoutMs: 20_000 },
       embeddedDatabase: { dir: '/var/tmp/pg', port: 6000 },
       bodyLimitBytes: 2048,
       commandMaxAttempts: 3,
@@ -134,7 +148,9 @@ describe('loadConfig', () => {
       key: { kind: 'jwks' },
       algorithms: ['RS256', 'ES256'],
     });
-    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(40) }).production).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(40), DATABASE_URL: 'postgres://u:p@db/ledger' }).production).toBe(
+      true,
+    );
   });
 
   it('logs JSON lines by default in production only, and either format on request', () => {
@@ -171,6 +187,12 @@ describe('loadConfig', () => {
     [{ SNAPSHOT_INTERVALS: 'account=100' }, /SNAPSHOT_INTERVALS must look like/],
     [{ NODE_ENV: 'production' }, /in production \(NODE_ENV=production\) JWT_SECRET/],
     [{ NODE_ENV: 'production', JWT_SECRET: 'ledger-development-only-secret-never-use-in-production' }, /not to the development default/],
+    [{ MIGRATIONS_RUN: 'no' }, /MIGRATIONS_RUN must be true or false/],
+    [{ DATABASE_STATEMENT_TIMEOUT_MS: '-1' }, /DATABASE_STATEMENT_TIMEOUT_MS must be an integer from 0/],
+    [{ DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '1e3x' }, /DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS/],
+    [{ METRICS_PORT: '70000' }, /METRICS_PORT/],
+    [{ SHUTDOWN_DELAY_MS: 'soon' }, /SHUTDOWN_DELAY_MS/],
+    [{ SHUTDOWN_TIMEOUT_MS: '0' }, /SHUTDOWN_TIMEOUT_MS must be an integer from 100/],
     [{ JWT_SECRET: 'short' }, /at least 32 characters/],
     [{ JWT_SECRET: 'x'.repeat(32), JWT_JWKS_URL: 'https://id.example/jwks' }, /only one of/],
     [{ JWT_PUBLIC_KEY: 'not a pem' }, /PEM public key/],

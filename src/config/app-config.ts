@@ -62,6 +62,22 @@ export interface AppConfig {
   readonly databaseSchema: string;
   /** Connections per pool (every side that has its own URL has its own pool). */
   readonly databasePoolSize: number;
+  /** Whether the service applies pending migrations at start (false: a separate job runs them). */
+  readonly migrationsRun: boolean;
+  /**
+   * Per connection of the service's pools (and its LISTEN connection): a statement running longer
+   * is cancelled, a transaction left idle longer is ended by the server. 0: off. The migrating
+   * owner's connections run without either (see dataSourceOptions).
+   */
+  readonly databaseTimeouts: { readonly statementMs: number; readonly idleInTransactionMs: number };
+  /** Prometheus metrics on a listener of their own (not on PORT) when set. */
+  readonly metricsPort?: number;
+  readonly shutdown: {
+    /** After SIGTERM, readiness answers 503 this long before HTTP starts draining. */
+    readonly delayMs: number;
+    /** A shutdown still running this long after SIGTERM ends the process with exit code 1. */
+    readonly timeoutMs: number;
+  };
   readonly embeddedDatabase: { readonly dir: string; readonly port: number };
   /** Largest accepted request body, in bytes (larger → 413). */
   readonly bodyLimitBytes: number;
@@ -247,6 +263,10 @@ function text(env: NodeJS.ProcessEnv, name: string): string | undefined {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const production = env.NODE_ENV === 'production';
   const key = jwtKey(env, production);
+  // Production without DATABASE_URL is refused where a database is opened (openDatabase), not here:
+  // `ledger token` needs no database.
+  const mainDatabaseUrl = databaseUrl(env);
+  const metricsPort = integer(env, 'METRICS_PORT', 0, 0, 65535);
   return {
     port: integer(env, 'PORT', 3000, 0, 65535),
     production,
@@ -267,7 +287,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       .filter(Boolean),
     logLevel: logLevel(env),
     logFormat: logFormat(env, production),
-    databaseUrl: databaseUrl(env),
+    databaseUrl: mainDatabaseUrl,
     sideDatabaseUrls: {
       command: databaseUrl(env, 'COMMAND_DATABASE_URL'),
       query: databaseUrl(env, 'QUERY_DATABASE_URL'),
@@ -275,6 +295,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     databaseSchema: databaseSchema(env),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    migrationsRun: boolean(env, 'MIGRATIONS_RUN', true),
+    databaseTimeouts: {
+      statementMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000),
+      idleInTransactionMs: integer(env, 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', 10_000, 0, 3_600_000),
+    },
+    ...(metricsPort === 0 ? {} : { metricsPort }),
+    shutdown: {
+      delayMs: integer(env, 'SHUTDOWN_DELAY_MS', 0, 0, 600_000),
+      timeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 25_000, 100, 3_600_000),
+    },
     embeddedDatabase: {
       dir: resolve(env.EMBEDDED_DATABASE_DIR || '.data/postgres'),
       port: integer(env, 'EMBEDDED_DATABASE_PORT', 54329, 1, 65535),

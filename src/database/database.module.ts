@@ -2,8 +2,8 @@ import { type DynamicModule, Global, Module, type OnApplicationShutdown } from '
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { PROJECTOR_DATA_SOURCE, QUERY_DATA_SOURCE } from '../event-sourcing/index.js';
-import { dataSourceOptions } from './data-source-options.js';
-import { runMigrations } from './run-migrations.js';
+import { type ConnectionTimeouts, dataSourceOptions } from './data-source-options.js';
+import { PendingMigrationsError, pendingMigrations, runMigrations } from './run-migrations.js';
 import { DEFAULT_SCHEMA } from './schema-name.js';
 
 /** Where each side connects; a side without a URL of its own uses `main`. */
@@ -13,6 +13,13 @@ export interface DatabaseUrls {
   readonly command?: string;
   readonly query?: string;
   readonly projector?: string;
+}
+
+export interface DatabaseModuleOptions {
+  /** false: migrations are not applied at start, and a database missing any refuses the start. Default true. */
+  readonly migrationsRun?: boolean;
+  /** statement and idle-in-transaction timeouts of every pooled connection (none when absent). */
+  readonly timeouts?: ConnectionTimeouts;
 }
 
 /** Closes the pools opened for sides with URLs of their own (TypeORM closes the default one). */
@@ -38,7 +45,13 @@ class SideDataSources implements OnApplicationShutdown {
 @Module({})
 export class DatabaseModule {
   /** `schema`: where the tables are; every connection (the owner's too) has its search_path pinned to it. */
-  static forRoot(urls: string | DatabaseUrls, poolSize: number, schema = DEFAULT_SCHEMA): DynamicModule {
+  static forRoot(
+    urls: string | DatabaseUrls,
+    poolSize: number,
+    schema = DEFAULT_SCHEMA,
+    options: DatabaseModuleOptions = {},
+  ): DynamicModule {
+    const { migrationsRun = true, timeouts } = options;
     const { main, ...sides } = typeof urls === 'string' ? { main: urls } : urls;
     const commandUrl = sides.command ?? main;
     const opened = new Map<string, Promise<DataSource>>();
@@ -47,7 +60,7 @@ export class DatabaseModule {
       if (!opened.has(url)) {
         // The same entities as the command side (registered there by the feature modules).
         const entities = commandSide.entityMetadatas.map((metadata) => metadata.target);
-        opened.set(url, new DataSource({ ...dataSourceOptions(url, poolSize, schema), entities }).initialize());
+        opened.set(url, new DataSource({ ...dataSourceOptions(url, poolSize, schema, timeouts), entities }).initialize());
       }
       return opened.get(url)!;
     };
@@ -55,11 +68,17 @@ export class DatabaseModule {
       module: DatabaseModule,
       imports: [
         TypeOrmModule.forRootAsync({
-          useFactory: () => ({ ...dataSourceOptions(commandUrl, poolSize, schema), autoLoadEntities: true }),
+          useFactory: () => ({
+            ...dataSourceOptions(commandUrl, poolSize, schema, timeouts),
+            autoLoadEntities: true,
+            // Waiting would not apply the missing migrations: refuse at once.
+            toRetry: (error: unknown) => !(error instanceof PendingMigrationsError),
+          }),
           dataSourceFactory: async (options) => {
             // On a connection of their own (as the owner), so that the service's pools may be of any
             // size, even 1: the migration lock holds one connection while the migrations use another.
-            await migrateAsOwner(main, schema);
+            if (migrationsRun) await migrateAsOwner(main, schema);
+            else await assertMigrated(main, schema);
             return new DataSource(options!).initialize();
           },
         }),
@@ -93,5 +112,16 @@ async function migrateAsOwner(url: string, schema: string): Promise<void> {
     await runMigrations(owner, schema);
   } finally {
     if (owner.isInitialized) await owner.destroy();
+  }
+}
+
+/** MIGRATIONS_RUN=false: a database this build would misread (never migrated, or behind) is refused. */
+async function assertMigrated(url: string, schema: string): Promise<void> {
+  const reader = await new DataSource(dataSourceOptions(url, 1, schema)).initialize();
+  try {
+    const pending = await pendingMigrations(reader);
+    if (pending.length > 0) throw new PendingMigrationsError(pending);
+  } finally {
+    if (reader.isInitialized) await reader.destroy();
   }
 }

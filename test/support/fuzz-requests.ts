@@ -19,6 +19,8 @@ export interface Operation {
   /** The properties of the JSON body schema (resolved $ref); null when the operation documents no body. */
   readonly bodyProperties: Readonly<Record<string, Schema>> | null;
   readonly requiredBodyProperties: readonly string[];
+  /** Whether it documents the bearer scheme: only the probes and the metrics do not (test/auth.e2e-spec.ts names them). */
+  readonly secured: boolean;
 }
 
 export interface Schema {
@@ -79,6 +81,7 @@ export function operationsOf(document: any): Operation[] {
           headerParams: names('header'),
           bodyProperties: properties,
           requiredBodyProperties: schema?.required ?? [],
+          secured: Array.isArray(operation.security) && operation.security.length > 0,
         };
       }),
   );

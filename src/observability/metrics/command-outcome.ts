@@ -1,0 +1,22 @@
+import { isKindedError } from '../../event-sourcing/index.js';
+import type { CommandOutcome } from './ledger-metrics.js';
+
+/**
+ * What a command's failure counts as: a stale If-Match (WrongExpectedVersionError) is `precondition_failed`, a lost race (ConcurrencyConflictError) or a
+ * contradicting state `conflict`, a business refusal or an unknown target `rejected`; anything
+ * without a kind (a defect, an unreachable database) or `unavailable` is an `error`.
+ */
+export function commandOutcomeOf(error: unknown): CommandOutcome {
+  if (!isKindedError(error)) return 'error';
+  switch (error.kind) {
+    case 'precondition-failed':
+      return 'precondition_failed';
+    case 'conflict':
+      return 'conflict';
+    case 'rule-violated':
+    case 'not-found':
+      return 'rejected';
+    default:
+      return 'error';
+  }
+}

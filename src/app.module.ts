@@ -9,6 +9,7 @@ import type { AppConfig } from './config/app-config.js';
 import { DatabaseModule } from './database/database.module.js';
 import { EventLogModule } from './event-log/event-log.module.js';
 import { EventSourcingModule } from './event-sourcing/index.js';
+import { RelayModule } from './relay/relay.module.js';
 import { IdempotencyInterceptor } from './shared/idempotency/idempotency.interceptor.js';
 import { TransfersModule } from './transfers/transfers.module.js';
 
@@ -36,6 +37,8 @@ export class AppModule {
         TransfersModule,
         EventLogModule,
         AdminModule,
+        // Off unless NATS_URL is set: the embedded default needs no broker.
+        ...(config.nats ? [RelayModule.forRoot({ natsUrl: config.nats.url, stream: config.nats.stream })] : []),
         ...extraImports,
       ],
       providers: [

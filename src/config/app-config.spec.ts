@@ -17,6 +17,7 @@ describe('loadConfig', () => {
       appendGroupStatements: 1,
       aggregateCacheSize: 10_000,
       readYourWritesTimeoutMs: 2000,
+      nats: undefined,
       liveFeed: { heartbeatMs: 15_000, stallTimeoutMs: 10_000, maxConnectionsPerClient: 10, maxConnections: 1000 },
       projections: {
         enabled: true,
@@ -68,6 +69,8 @@ describe('loadConfig', () => {
       PROJECTION_RETRY_BASE_MS: '50',
       PROJECTION_LEASE_TTL_MS: '2000',
       PROJECTION_WAKE_SIGNAL_MS: '25',
+      NATS_URL: 'nats://broker-a:4222,tls://broker-b:4222',
+      NATS_STREAM: 'LEDGER_EU',
     });
     expect(config).toEqual({
       port: 8080,
@@ -98,6 +101,7 @@ describe('loadConfig', () => {
       appendGroupStatements: 2,
       aggregateCacheSize: 10_000,
       readYourWritesTimeoutMs: 500,
+      nats: { url: 'nats://broker-a:4222,tls://broker-b:4222', stream: 'LEDGER_EU' },
       projections: {
         enabled: false,
         pollIntervalMs: 250,
@@ -156,6 +160,9 @@ describe('loadConfig', () => {
     [{ LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT: 'ten' }, /LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT must be an integer/],
     [{ LIVE_FEED_MAX_CONNECTIONS: '0' }, /LIVE_FEED_MAX_CONNECTIONS must be an integer from 1/],
     [{ LIVE_FEED_MAX_CONNECTIONS: '2.5' }, /LIVE_FEED_MAX_CONNECTIONS must be an integer/],
+    [{ NATS_URL: 'http://broker:4222' }, /NATS_URL must be nats:\/\/host:port/],
+    [{ NATS_URL: 'nats://a:4222, nats://b:4222/x' }, /NATS_URL must be/],
+    [{ NATS_URL: 'nats://broker:4222', NATS_STREAM: 'ledger.events' }, /NATS_STREAM must be/],
     [{ PROJECTION_BATCH_WINDOW_MS: '5000' }, /PROJECTION_BATCH_WINDOW_MS/],
     [{ PROJECTION_BATCH_WINDOW_MS: '400', PROJECTION_LEASE_TTL_MS: '1000' }, /below a third of PROJECTION_LEASE_TTL_MS/],
   ])('refuses %p with a clear message', (env, message) => {

@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
+import { type AppProcess, startAppProcess } from './support/app-process.js';
+import { type NatsServer, startNatsServer } from './support/nats-server.js';
+import { checkpointRow, eventually, headOfLog, waitUntilCaughtUp } from './support/projection-fixtures.js';
+import { expectRelayedExactlyOnce, jetStreamCount, mixedLoad, openAccounts, readJetStream } from './support/relay-fixtures.js';
+import { type TestDatabase, createTestDatabase } from './support/test-database.js';
+
+const SETTLED = ['transfer-process', 'nats-relay'];
+
+describe('relay crashes (a real nats-server)', () => {
+  let database: TestDatabase;
+  let client: pg.Pool;
+  let broker: NatsServer;
+  const apps: AppProcess[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    client = new pg.Pool({ connectionString: database.url, max: 2 });
+    broker = await startNatsServer();
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const app of apps) await app.kill();
+    await client?.end();
+    await broker?.dispose();
+    await database?.drop();
+  });
+
+  it('kill -9 of the service in the middle of publishing a backlog, restart: every event still exactly once', async () => {
+    // A backlog first (broker down), so the kill lands while the relay is busy publishing.
+    await broker.stop();
+    const first = await startAppProcess(database.url, { NATS_URL: broker.url });
+    apps.push(first);
+    const accounts = await openAccounts(first.url, 10);
+    await mixedLoad(first.url, accounts, { workers: 8, commands: 500 });
+    await broker.start();
+    const total = (await headOfLog(client)).position;
+    await eventually(
+      'the relay to be part-way through the backlog',
+      async () => {
+        const count = await jetStreamCount(broker.url, 'LEDGER');
+        return count > 20 ? count : undefined;
+      },
+      60_000,
+      5,
+    );
+    await first.kill();
+    const atKill = await checkpointRow(client, 'nats-relay');
+    expect(atKill!.checkpoint.position).toBeLessThan(total); // it died mid-publish
+
+    const second = await startAppProcess(database.url, { NATS_URL: broker.url });
+    apps.push(second);
+    await mixedLoad(second.url, accounts, { workers: 4, commands: 100, seed: 5 });
+    await waitUntilCaughtUp(client, SETTLED, 120_000);
+    const messages = await readJetStream(broker.url, 'LEDGER');
+    await expectRelayedExactlyOnce(client, messages, second.url);
+  }, 240_000);
+});

@@ -7,6 +7,8 @@ import { expectRelayedExactlyOnce, jetStreamCount, mixedLoad, openAccounts, read
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
 const SETTLED = ['transfer-process', 'nats-relay'];
+/** The process id inside an engine's owner id (`host:pid:random`). */
+const pidOf = (owner: string | null | undefined) => (owner ? Number(owner.split(':').at(-2)) : undefined);
 
 describe('relay crashes (a real nats-server)', () => {
   let database: TestDatabase;
@@ -55,5 +57,43 @@ describe('relay crashes (a real nats-server)', () => {
     await waitUntilCaughtUp(client, SETTLED, 120_000);
     const messages = await readJetStream(broker.url, 'LEDGER');
     await expectRelayedExactlyOnce(client, messages, second.url);
+  }, 240_000);
+
+  it('two instances: the lease holder killed mid-publish, the other one takes over and publishes the rest exactly once', async () => {
+    for (const app of apps) await app.kill(); // the previous test's service holds the lease until it expires
+    const env = { NATS_URL: broker.url, PROJECTION_LEASE_TTL_MS: '2000' };
+    const instances = [await startAppProcess(database.url, env), await startAppProcess(database.url, env)];
+    apps.push(...instances);
+    const holder = await eventually(
+      'a live holder of the relay lease',
+      async () => {
+        const owner = pidOf((await checkpointRow(client, 'nats-relay'))?.leaseOwner);
+        return instances.find((instance) => instance.pid === owner);
+      },
+      30_000,
+      50,
+    );
+    const survivor = instances.find((instance) => instance !== holder)!;
+    // A backlog while the broker is down, then the holder dies while it publishes it.
+    const before = await jetStreamCount(broker.url, 'LEDGER');
+    await broker.stop();
+    const accounts = await openAccounts(survivor.url, 8);
+    await mixedLoad(survivor.url, accounts, { workers: 6, commands: 300, seed: 23 });
+    await broker.start();
+    await eventually(
+      'the holder to be part-way through the backlog',
+      async () => {
+        const count = await jetStreamCount(broker.url, 'LEDGER');
+        return count > before + 10 ? count : undefined;
+      },
+      60_000,
+      5,
+    );
+    await holder.kill();
+    expect((await checkpointRow(client, 'nats-relay'))!.checkpoint.position).toBeLessThan((await headOfLog(client)).position);
+
+    await waitUntilCaughtUp(client, SETTLED, 120_000);
+    expect(pidOf((await checkpointRow(client, 'nats-relay'))!.leaseOwner)).toBe(survivor.pid);
+    await expectRelayedExactlyOnce(client, await readJetStream(broker.url, 'LEDGER'), survivor.url);
   }, 240_000);
 });

@@ -11,6 +11,7 @@ import { EventLogModule } from './event-log/event-log.module.js';
 import { EventSourcingModule } from './event-sourcing/index.js';
 import { HealthModule } from './observability/health/health.module.js';
 import { MetricsModule } from './observability/metrics/metrics.module.js';
+import { RelayModule } from './relay/relay.module.js';
 import { IdempotencyInterceptor } from './shared/idempotency/idempotency.interceptor.js';
 import { TransfersModule } from './transfers/transfers.module.js';
 
@@ -43,6 +44,8 @@ export class AppModule {
         AdminModule,
         HealthModule,
         MetricsModule.forRoot(config),
+        // Off unless NATS_URL is set: the embedded default needs no broker.
+        ...(config.nats ? [RelayModule.forRoot({ natsUrl: config.nats.url, stream: config.nats.stream })] : []),
         ...extraImports,
       ],
       providers: [

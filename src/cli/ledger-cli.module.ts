@@ -1,5 +1,6 @@
 import { Module, type OnModuleInit } from '@nestjs/common';
 import { CommandRunner, InjectCommander } from 'nest-commander';
+import { CONSUME_COMMANDS } from './consume.command.js';
 import { MigrateCommand } from './migrate.command.js';
 import { PROJECTION_COMMANDS } from './projections.command.js';
 import { TokenCommand } from './token.command.js';
@@ -15,7 +16,8 @@ class RootUsage implements OnModuleInit {
 
 /**
  * The commands only. Nothing here touches a database: parsing, usage errors and `token` need none;
- * the commands that do open the application (or just a DataSource, for `migrate`) when they run.
+ * the commands that do open the application (or just a DataSource, for `migrate`; a pool and a broker
+ * connection, for `consume balances`) when they run.
  */
-@Module({ providers: [RootUsage, MigrateCommand, TokenCommand, ...PROJECTION_COMMANDS] })
+@Module({ providers: [RootUsage, MigrateCommand, TokenCommand, ...PROJECTION_COMMANDS, ...CONSUME_COMMANDS] })
 export class LedgerCliModule {}

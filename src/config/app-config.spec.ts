@@ -22,6 +22,7 @@ describe('loadConfig', () => {
       migrationsRun: true,
       databaseTimeouts: { statementMs: 30_000, idleInTransactionMs: 10_000 },
       shutdown: { delayMs: 0, timeoutMs: 25_000 },
+      nats: undefined,
       liveFeed: { heartbeatMs: 15_000, stallTimeoutMs: 10_000, maxConnectionsPerClient: 10, maxConnections: 1000 },
       projections: {
         enabled: true,
@@ -91,6 +92,8 @@ describe('loadConfig', () => {
       METRICS_PORT: '9464',
       SHUTDOWN_DELAY_MS: '5000',
       SHUTDOWN_TIMEOUT_MS: '20000',
+      NATS_URL: 'nats://broker-a:4222,tls://broker-b:4222',
+      NATS_STREAM: 'LEDGER_EU',
     });
     expect(config).toEqual({
       port: 8080,
@@ -126,6 +129,7 @@ describe('loadConfig', () => {
       appendGroupStatements: 2,
       aggregateCacheSize: 250,
       readYourWritesTimeoutMs: 500,
+      nats: { url: 'nats://broker-a:4222,tls://broker-b:4222', stream: 'LEDGER_EU' },
       projections: {
         enabled: false,
         pollIntervalMs: 250,
@@ -205,6 +209,9 @@ describe('loadConfig', () => {
     [{ LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT: 'ten' }, /LIVE_FEED_MAX_CONNECTIONS_PER_CLIENT must be an integer/],
     [{ LIVE_FEED_MAX_CONNECTIONS: '0' }, /LIVE_FEED_MAX_CONNECTIONS must be an integer from 1/],
     [{ LIVE_FEED_MAX_CONNECTIONS: '2.5' }, /LIVE_FEED_MAX_CONNECTIONS must be an integer/],
+    [{ NATS_URL: 'http://broker:4222' }, /NATS_URL must be nats:\/\/host:port/],
+    [{ NATS_URL: 'nats://a:4222, nats://b:4222/x' }, /NATS_URL must be/],
+    [{ NATS_URL: 'nats://broker:4222', NATS_STREAM: 'ledger.events' }, /NATS_STREAM must be/],
     [{ PROJECTION_BATCH_WINDOW_MS: '5000' }, /PROJECTION_BATCH_WINDOW_MS/],
     [{ PROJECTION_BATCH_WINDOW_MS: '400', PROJECTION_LEASE_TTL_MS: '1000' }, /below a third of PROJECTION_LEASE_TTL_MS/],
     [{ TRANSFER_MAX_BACKLOG: '-1' }, /TRANSFER_MAX_BACKLOG must be an integer from 0/],

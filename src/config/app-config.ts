@@ -112,6 +112,11 @@ export interface AppConfig {
     /** The pending count behind that bound is read at most this often per instance. */
     readonly backlogRefreshMs: number;
   };
+  /**
+   * NATS_URL set: every committed event is relayed to this JetStream stream (created if missing).
+   * Absent: no relay, no broker needed.
+   */
+  readonly nats?: { readonly url: string; readonly stream: string };
   readonly projections: {
     /** Off: this process serves HTTP but runs no projection (another instance must). */
     readonly enabled: boolean;
@@ -326,8 +331,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxBacklog: integer(env, 'TRANSFER_MAX_BACKLOG', 10_000, 0, 100_000_000),
       backlogRefreshMs: integer(env, 'TRANSFER_BACKLOG_REFRESH_MS', 1000, 10, 60_000),
     },
+    nats: nats(env),
     projections: projections(env),
   };
+}
+
+/** NATS_URL: one or more comma-separated nats:// or tls:// URLs (a cluster's seeds). */
+function nats(env: NodeJS.ProcessEnv): AppConfig['nats'] {
+  const url = env.NATS_URL?.trim();
+  if (!url) return undefined;
+  for (const server of url.split(',')) {
+    if (!/^(nats|tls):\/\/[^\s/]+$/.test(server.trim())) {
+      throw new ConfigError(`NATS_URL must be nats://host:port or tls://host:port (comma-separated for several), got "${server}"`);
+    }
+  }
+  const stream = env.NATS_STREAM || 'LEDGER';
+  // JetStream stream names: no whitespace, dots, wildcards or path separators.
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(stream)) throw new ConfigError(`NATS_STREAM must be 1 to 64 of A-Z a-z 0-9 _ -, got "${stream}"`);
+  return { url, stream };
 }
 
 function projections(env: NodeJS.ProcessEnv): AppConfig['projections'] {

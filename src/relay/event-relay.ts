@@ -1,0 +1,80 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RecordedEvent } from '../event-sourcing/index.js';
+import { EVENT_TRANSPORT, type EventTransport } from './event-transport.js';
+import { toOutgoingEvent } from './outgoing-event.js';
+
+const RETRY_BASE_MS = 200;
+const RETRY_MAX_MS = 5_000;
+
+/** The relay is shutting down while the broker was unreachable: the event stays for the next start. */
+export class RelayClosing extends Error {}
+
+/**
+ * Publishes committed events through the transport, one at a time and in the order given (the
+ * engine gives them in commit order, so each stream's versions arrive in order).
+ *
+ * While the broker cannot be reached the publish is retried in place with backoff (200 ms doubling
+ * to 5 s), for as long as the outage lasts: the engine's own retries would stop the relay in
+ * `failed` after PROJECTION_MAX_ATTEMPTS, which an outage of a minute must not do. The relay's
+ * checkpoint does not move meanwhile, so its lag grows in /admin/projections. A refusal by the
+ * broker (not an outage) is thrown to the engine, which retries it with its backoff and stops.
+ */
+@Injectable()
+export class EventRelay implements OnModuleDestroy {
+  private readonly logger = new Logger(EventRelay.name);
+  private closing = false;
+  /** Rejects once the relay is closing: a publish still waiting (e.g. for a first connection to a
+   * broker that is down, which no timeout bounds) is given up instead of holding the shutdown. */
+  private readonly closed: Promise<never>;
+  private signalClosed!: (error: RelayClosing) => void;
+
+  constructor(@Inject(EVENT_TRANSPORT) private readonly transport: EventTransport) {
+    this.closed = new Promise<never>((_, reject) => (this.signalClosed = reject));
+    this.closed.catch(() => undefined); // observed by the publishes that race it
+  }
+
+  async publish(event: RecordedEvent): Promise<void> {
+    const outgoing = toOutgoingEvent(event);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (this.closing) throw new RelayClosing(`shutting down before the broker acknowledged ${outgoing.messageId}`);
+        await Promise.race([this.transport.publish(outgoing), this.closed]);
+        if (attempt > 1) this.logger.log(`broker reachable again: ${outgoing.messageId} published after ${attempt} attempts`);
+        return;
+      } catch (error) {
+        if (error instanceof RelayClosing) throw error;
+        if (!this.transport.isUnavailable(error)) throw error;
+        if (this.closing) throw new RelayClosing(`shutting down before the broker acknowledged ${outgoing.messageId}`);
+        const delay = Math.min(RETRY_BASE_MS * 2 ** (attempt - 1), RETRY_MAX_MS);
+        if (attempt === 1 || delay === RETRY_MAX_MS) {
+          this.logger.warn(
+            `broker unavailable (${error instanceof Error ? error.message : String(error)}): retrying ${outgoing.messageId} in ${delay} ms`,
+          );
+        }
+        await this.pause(delay);
+      }
+    }
+  }
+
+  /** Stops waiting for the broker first (so the engine's runner can stop), then closes the connection. */
+  async onModuleDestroy(): Promise<void> {
+    this.stopWaiting();
+  }
+
+  async close(): Promise<void> {
+    this.stopWaiting();
+    await this.transport.close();
+  }
+
+  private stopWaiting(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.signalClosed(new RelayClosing('shutting down before the broker acknowledged the event'));
+  }
+
+  private async pause(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    while (!this.closing && Date.now() < until) await sleep(Math.min(50, until - Date.now()));
+  }
+}

@@ -1,0 +1,33 @@
+import { type DynamicModule, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { EventSourcingModule } from '../event-sourcing/index.js';
+import { EventRelay } from './event-relay.js';
+import { EVENT_TRANSPORT } from './event-transport.js';
+import { JetStreamTransport } from './jetstream-transport.js';
+import { RelayProjection } from './relay-projection.adapter.js';
+
+export interface RelayOptions {
+  readonly natsUrl: string;
+  readonly stream: string;
+}
+
+/** Relays every committed event to NATS JetStream (imported only when NATS_URL is set). */
+@Module({})
+export class RelayModule implements OnApplicationShutdown {
+  constructor(@Inject(EventRelay) private readonly relay: EventRelay) {}
+
+  static forRoot(options: RelayOptions): DynamicModule {
+    return {
+      module: RelayModule,
+      // Global: the engine's feature module builds RelayProjection, which needs EventRelay.
+      global: true,
+      imports: [EventSourcingModule.forFeature({ events: [], projections: [RelayProjection] })],
+      providers: [{ provide: EVENT_TRANSPORT, useFactory: () => new JetStreamTransport(options.natsUrl, options.stream) }, EventRelay],
+      exports: [EventRelay],
+    };
+  }
+
+  /** After the engine stopped its runners (beforeApplicationShutdown): nothing publishes any more. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.relay.close();
+  }
+}

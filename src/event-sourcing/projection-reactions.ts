@@ -42,7 +42,7 @@ export async function commitReaction(context: RunnerContext, events: readonly Re
   const { done, failure } = await runInLanes(
     events,
     (event) => keyOf(projection, event),
-    options.reactionConcurrency ?? 1,
+    projection.reactionConcurrency ?? options.reactionConcurrency ?? 1,
     () => performance.now() < deadline && context.lease.current === holding && !context.stopped,
     (event) => runFenced(holding, () => applyToProjection(projection, [event], dataSource.manager)),
   );

@@ -67,6 +67,12 @@ export interface Projection {
    * the stream id. Must be a function of the event alone, the same in every process and release.
    */
   keyOf?(event: RecordedEvent): string;
+  /**
+   * A process manager (no tables): how many keys of a batch it may react to at once, overriding
+   * PROJECTION_REACTION_CONCURRENCY. 1 for a reaction that cannot be repeated safely much later: with
+   * lanes, events of other keys completed past a failure are reacted to again at every retry.
+   */
+  readonly reactionConcurrency?: number;
 }
 
 /** The key of an event for a projection's segments (keyOf, or the stream by default). */

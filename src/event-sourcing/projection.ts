@@ -80,6 +80,13 @@ export function keyOf(projection: Projection, event: RecordedEvent): string {
   return projection.keyOf ? projection.keyOf(event) : event.streamId;
 }
 
+/**
+ * Thrown by a process manager's step that gave up because the process is stopping (the relay, told
+ * to stop waiting for the broker): not a failure of the event. No attempt is counted; the checkpoint
+ * stays before the event, for the next holder.
+ */
+export class ReactionAbandoned extends Error {}
+
 /** Applying failed; `index` is the failing event's index in the batch when it is known. */
 export class ProjectionApplyError extends Error {
   constructor(

@@ -368,7 +368,7 @@ function settingsTable(results: BenchResults): string {
   if (s.transfers) {
     rows.push([
       'transfers',
-      `settle rate: ${fmt(s.transfers.backlog)} transfers between ${fmt(s.transfers.accounts)} accounts accepted over HTTP (${s.transfers.clients} clients) by a service with projections off, then settled by a service on a copy of that database (one segment, then PROJECTION_SEGMENTS=${text(s.transfers.segments)}), at most ${s.transfers.settleMaxSeconds} s each; ceiling: the same appends through EventStore.append by ${s.transfers.workers} workers; latency: ${s.transfers.rate} transfers/s open-loop (fixed rate) for ${s.transfers.latencySeconds} s, then ${s.transfers.drainSeconds} s to drain`,
+      `settle rate: ${fmt(s.transfers.backlog)} transfers between ${fmt(s.transfers.accounts)} accounts accepted over HTTP (${s.transfers.clients} clients) by a service with projections off, then settled by a service on a copy of that database (one segment reacting one event at a time, then PROJECTION_SEGMENTS=${text(s.transfers.segments)} with the default lanes), at most ${s.transfers.settleMaxSeconds} s each; ceiling: the same appends through EventStore.append by ${s.transfers.workers} workers; latency: ${s.transfers.rate} transfers/s open-loop (fixed rate) for ${s.transfers.latencySeconds} s, then ${s.transfers.drainSeconds} s to drain`,
     ]);
   }
   return ['| part | settings |', '|---|---|', ...rows.map(([part, text]) => `| ${part} | ${text} |`)].join('\n');

@@ -9,8 +9,10 @@
 //    (CREATE DATABASE … TEMPLATE) and a service with projections on, and times the settlement of the
 //    whole backlog (TransferCompleted/TransferFailed events in the log), capped at
 //    BENCH_TRANSFERS_SETTLE_MAX_SECONDS (then the rate is the settled part over the cap):
-//    - one segment: PROJECTION_SEGMENTS_TRANSFER_PROCESS=1;
-//    - the default segmentation (whatever PROJECTION_SEGMENTS says, or the engine's default);
+//    - one segment reacting to one event at a time (the engine before issue 15):
+//      PROJECTION_SEGMENTS_TRANSFER_PROCESS=1, PROJECTION_REACTION_CONCURRENCY=1;
+//    - the default segmentation and lanes (whatever PROJECTION_SEGMENTS* and
+//      PROJECTION_REACTION_CONCURRENCY say, or the engine's defaults);
 //    - the ceiling: the same appends the process makes per transfer (debit of the source, SourceDebited,
 //      credit of the target, settlement of the source, TargetCredited + TransferCompleted) issued
 //      straight through EventStore.append, with no reads and no version checks (ANY), by
@@ -76,11 +78,10 @@ interface Service {
   stop(): Promise<void>;
 }
 
-/** The segment settings of the engine (PROJECTION_SEGMENTS*), passed on from this environment. */
+/** The parallelism settings of the engine (PROJECTION_SEGMENTS*, PROJECTION_REACTION_CONCURRENCY), passed on from this environment. */
 function segmentEnvironment(): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(process.env).filter((entry): entry is [string, string] => entry[0].startsWith('PROJECTION_SEGMENTS') && !!entry[1]),
-  );
+  const passed = (name: string) => name.startsWith('PROJECTION_SEGMENTS') || name === 'PROJECTION_REACTION_CONCURRENCY';
+  return Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => passed(entry[0]) && !!entry[1]));
 }
 
 /** dist/src/main.js in a process of its own; resolves once it answers HTTP. */
@@ -353,11 +354,12 @@ async function measureSettleRate(server: BenchServer, settings: TransfersSetting
       return rate;
     };
     const one = figure(
-      'settle rate of a backlog, one segment (PROJECTION_SEGMENTS_TRANSFER_PROCESS=1)',
+      'settle rate of a backlog, one segment, one event at a time (PROJECTION_SEGMENTS_TRANSFER_PROCESS=1, PROJECTION_REACTION_CONCURRENCY=1)',
       'transfers.settle.one-segment',
       await measureService(server, seedUrl, settings, 'bench_transfers_one', {
         ...segmentEnvironment(),
         PROJECTION_SEGMENTS_TRANSFER_PROCESS: '1',
+        PROJECTION_REACTION_CONCURRENCY: '1',
       }),
       { segments: 1 },
     );

@@ -16,7 +16,7 @@ import { type TestDatabase, createTestDatabase } from './support/test-database.j
  * later than the stream's duplicate window, the broker stores them again: a consumer sees duplicates.
  * The window is shortened to 1 s here to make the 2-minute production window's case quick.
  */
-describe('review2: relay refusal in one lane, duplicates of the others', () => {
+describe('relay refusal in one lane, duplicates of the others', () => {
   let database: TestDatabase;
   let client: pg.Pool;
   let broker: NatsServer;

@@ -9,7 +9,7 @@ import { type TestDatabase, createTestDatabase } from './support/test-database.j
  * Review 2: segments x reaction concurrency far above the pool (4 segments x 8 lanes on a pool of
  * 3): the transfer process must still settle every transfer (no pool deadlock), with no failure.
  */
-describe('review2: reaction lanes on a small pool', () => {
+describe('reaction lanes on a small pool', () => {
   let database: TestDatabase;
   let client: pg.Pool;
   let app: AppProcess | undefined;
@@ -32,7 +32,8 @@ describe('review2: reaction lanes on a small pool', () => {
       PROJECTION_REACTION_CONCURRENCY: '8',
     });
     const accounts = await openAccounts(app.url, 16);
-    for (const id of accounts) expect((await call(app.url, 'POST', `/accounts/${id}/deposits`, { amount: 100_000 })).status).toBeLessThan(300);
+    for (const id of accounts)
+      expect((await call(app.url, 'POST', `/accounts/${id}/deposits`, { amount: 100_000 })).status).toBeLessThan(300);
     const started = Date.now();
     await Promise.all(
       Array.from({ length: 8 }, async (_, worker) => {

@@ -8,7 +8,7 @@ import { type TestDatabase, createTestDatabase } from './support/test-database.j
  * registered with process.once, so a second SIGTERM found none and killed the process by the
  * signal's default action: no drain, leases held until their TTL, the embedded database not stopped.
  */
-describe('review2: a second signal during the drain', () => {
+describe('a second signal during the drain', () => {
   let database: TestDatabase;
   let service: AppProcess | undefined;
 

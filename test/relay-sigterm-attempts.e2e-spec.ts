@@ -12,7 +12,7 @@ import { type TestDatabase, createTestDatabase } from './support/test-database.j
  * RelayClosing, which the engine counts as a failed attempt of the relay (recordFailure), with the
  * broker up. Restarts under write load then stop the relay in `failed` (PROJECTION_MAX_ATTEMPTS).
  */
-describe('review2: SIGTERM with the broker up counts no relay failure', () => {
+describe('SIGTERM with the broker up counts no relay failure', () => {
   let database: TestDatabase;
   let client: pg.Pool;
   let broker: NatsServer;

@@ -1,7 +1,8 @@
 import { isSameCheckpoint } from './checkpoint-order.js';
 import { isLeaseLost, runFenced } from './lease-fence.js';
 import { LostLease, type RunnerContext } from './projection-runner-context.js';
-import { ProjectionApplyError, applyToProjection, keyOf } from './projection.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ProjectionApplyError, ReactionAbandoned, applyToProjection, keyOf } from './projection.js';
 import { runInLanes } from './reaction-lanes.js';
 import type { Checkpoint, RecordedEvent } from './recorded-event.js';
 
@@ -42,7 +43,7 @@ export async function commitReaction(context: RunnerContext, events: readonly Re
   const { done, failure } = await runInLanes(
     events,
     (event) => keyOf(projection, event),
-    options.reactionConcurrency ?? 1,
+    projection.reactionConcurrency ?? options.reactionConcurrency ?? 1,
     () => performance.now() < deadline && context.lease.current === holding && !context.stopped,
     (event) => runFenced(holding, () => applyToProjection(projection, [event], dataSource.manager)),
   );
@@ -58,6 +59,12 @@ export async function commitReaction(context: RunnerContext, events: readonly Re
       context.state = { ...state, checkpoint, attempts: 0 };
     });
     deps.onAdvance(projection.name, checkpoint);
+  }
+  // A step given up because the process stops is no failure: count nothing, and look again after a
+  // pause (the runner stops meanwhile) rather than at once.
+  if (failure && failure.error instanceof ProjectionApplyError && failure.error.error instanceof ReactionAbandoned) {
+    await sleep(options.retryBaseMs);
+    return;
   }
   // A failure past an event that did not complete (another lane stopped before it) is met again from
   // the checkpoint, where everything before it completes first: an attempt is counted for the event

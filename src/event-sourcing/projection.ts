@@ -67,12 +67,25 @@ export interface Projection {
    * the stream id. Must be a function of the event alone, the same in every process and release.
    */
   keyOf?(event: RecordedEvent): string;
+  /**
+   * A process manager (no tables): how many keys of a batch it may react to at once, overriding
+   * PROJECTION_REACTION_CONCURRENCY. 1 for a reaction that cannot be repeated safely much later: with
+   * lanes, events of other keys completed past a failure are reacted to again at every retry.
+   */
+  readonly reactionConcurrency?: number;
 }
 
 /** The key of an event for a projection's segments (keyOf, or the stream by default). */
 export function keyOf(projection: Projection, event: RecordedEvent): string {
   return projection.keyOf ? projection.keyOf(event) : event.streamId;
 }
+
+/**
+ * Thrown by a process manager's step that gave up because the process is stopping (the relay, told
+ * to stop waiting for the broker): not a failure of the event. No attempt is counted; the checkpoint
+ * stays before the event, for the next holder.
+ */
+export class ReactionAbandoned extends Error {}
 
 /** Applying failed; `index` is the failing event's index in the batch when it is known. */
 export class ProjectionApplyError extends Error {

@@ -1,14 +1,19 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RecordedEvent } from '../event-sourcing/index.js';
+import { type RecordedEvent, ReactionAbandoned } from '../event-sourcing/index.js';
 import { EVENT_TRANSPORT, type EventTransport } from './event-transport.js';
 import { toOutgoingEvent } from './outgoing-event.js';
 
 const RETRY_BASE_MS = 200;
 const RETRY_MAX_MS = 5_000;
 
-/** The relay is shutting down while the broker was unreachable: the event stays for the next start. */
-export class RelayClosing extends Error {}
+/**
+ * The relay is shutting down before the broker acknowledged: the event stays for the next start. A
+ * ReactionAbandoned, so the engine counts no failed attempt for it (the relay closes in
+ * onModuleDestroy, before the engine stops its runners, and would otherwise be counted at every
+ * SIGTERM under write load, and stop in `failed` after PROJECTION_MAX_ATTEMPTS restarts in an outage).
+ */
+export class RelayClosing extends ReactionAbandoned {}
 
 /**
  * Publishes committed events through the transport, one at a time and in the order given (the

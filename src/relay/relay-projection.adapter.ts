@@ -20,6 +20,13 @@ export class RelayProjection implements Projection {
   readonly name = RELAY_PROJECTION_NAME;
   readonly mode = 'async';
   readonly tables = [];
+  /**
+   * One event at a time, not in lanes: with lanes, a refusal in one stream's lane leaves the
+   * checkpoint before it while other streams' events past it were published; each retry (the
+   * engine's backoff, an operator's `projections retry` after `failed`) publishes them again, and
+   * once that is later than the stream's duplicate window (2 minutes) the broker stores them twice.
+   */
+  readonly reactionConcurrency = 1;
 
   constructor(private readonly relay: EventRelay) {}
 

@@ -43,6 +43,8 @@ export function handleShutdownSignals(
     logger.log('Stopped');
     process.exit(0);
   };
-  process.once('SIGINT', () => void stop('SIGINT'));
-  process.once('SIGTERM', () => void stop('SIGTERM'));
+  // `on`, not `once`: a repeated signal during the drain (a supervisor that signals twice, Ctrl-C
+  // twice) is ignored by `stop`; with `once` it met no handler and killed the process mid-drain.
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
 }

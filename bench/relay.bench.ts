@@ -230,7 +230,7 @@ async function waitForRelay(client: pg.Pool, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { rows } = await client.query<{ behind: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM events e, projection_checkpoints c WHERE c.name = 'nats-relay'
+      `SELECT EXISTS (SELECT 1 FROM events e, projection_checkpoints c WHERE c.projection = 'nats-relay'
          AND (e.transaction_id, e.position) > (c.transaction_id, c.position)) AS behind`,
     );
     if (!rows[0].behind) return;

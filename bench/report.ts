@@ -297,6 +297,34 @@ function transfersTable(figures: readonly Figure[]): string | undefined {
   return ['| transfers | value | notes |', '|---|---:|---|', ...rows].join('\n');
 }
 
+function relayTable(figures: readonly Figure[]): string | undefined {
+  const keys = [
+    'relay.deposits',
+    'relay.published',
+    'relay.catch-up',
+    'relay.lag.ms',
+    'relay.lag.events',
+    'relay.drain',
+    'relay.baseline.sequential',
+    'relay.baseline.pipelined',
+  ];
+  const rows = keys
+    .map((key) => byKey(figures, key))
+    .filter((f): f is Figure => f !== undefined)
+    .map((f) => {
+      const notes = [
+        f.events !== undefined ? `${fmt(f.events)} events` : '',
+        f.connections !== undefined ? `${fmt(f.connections)} connections, ${fmt(f.seconds)} s` : '',
+        f.inLogOrder !== undefined ? (f.inLogOrder === true ? 'stored in log order' : '**not stored in log order**') : '',
+      ].filter(Boolean);
+      const value = typeof f.value === 'number' ? fmt(f.value) : text(f.value);
+      return `| ${f.figure} | ${value} ${f.unit} | ${notes.join(', ')} |`;
+    });
+  const ratio = byKey(figures, 'relay.drain.ratio-to-baseline');
+  if (ratio) rows.push(`| ${ratio.figure} | **${fmt(ratio.value, 2)} ×** | against the ${text(ratio.baseline)} loop |`);
+  return rows.length ? ['| relay to NATS JetStream | value | notes |', '|---|---:|---|', ...rows].join('\n') : undefined;
+}
+
 function otherTable(figures: readonly Figure[]): string | undefined {
   const rows = figures
     .filter((f) => f.group === 'snapshots' || f.group === 'projections')
@@ -323,6 +351,7 @@ export function figureTables(results: BenchResults): string {
     lagTable(results.figures),
     otherTable(results.figures),
     transfersTable(results.figures),
+    relayTable(results.figures),
   ]
     .filter(Boolean)
     .join('\n\n');
@@ -371,6 +400,12 @@ function settingsTable(results: BenchResults): string {
       `settle rate: ${fmt(s.transfers.backlog)} transfers between ${fmt(s.transfers.accounts)} accounts accepted over HTTP (${s.transfers.clients} clients) by a service with projections off, then settled by a service on a copy of that database (one segment reacting one event at a time, then PROJECTION_SEGMENTS=${text(s.transfers.segments)} with the default lanes), at most ${s.transfers.settleMaxSeconds} s each; ceiling: the same appends through EventStore.append by ${s.transfers.workers} workers; latency: ${s.transfers.rate} transfers/s open-loop (fixed rate) for ${s.transfers.latencySeconds} s, then ${s.transfers.drainSeconds} s to drain`,
     ]);
   }
+  if (s.relay) {
+    rows.push([
+      'relay',
+      `the compiled service with NATS_URL (one segment, NATS_PUBLISH_CONCURRENCY: ${text(s.relay.publishConcurrency)}) and its own nats-server -js; ${fmt(s.relay.accounts)} accounts; deposits over HTTP on ${s.relay.connections} connections for ${s.relay.seconds} s, relay lag polled every 100 ms; then ${fmt(s.relay.backlog)} deposits written with the broker down, drained once it is back; baselines: the stream's messages published to new streams from a loop, one at a time and ${s.relay.pipeline} in flight`,
+    ]);
+  }
   return ['| part | settings |', '|---|---|', ...rows.map(([part, text]) => `| ${part} | ${text} |`)].join('\n');
 }
 
@@ -392,20 +427,21 @@ Every figure is also in \`bench/results/${results.date}.json\`. The service and 
 ## Run it
 
 \`\`\`
-npm run bench               # everything (about 8 minutes on 2 cores); writes bench/results/<date>.json and this file
+npm run bench               # everything (about 9 minutes on 2 cores); writes bench/results/<date>.json and this file
 BENCH_HTTP_BASELINE_REF=<commit> npm run bench   # also measures that commit's service CPU per request, same run
 npm run bench:append        # part 1 alone
 npm run bench:http          # parts 2 and 3, and the profile
 npm run bench:snapshots     # loading a 10,000-event account, without and with snapshots
 npm run bench:projections   # rebuild and lag, 1,000,000 events
 npm run bench:transfers     # settle rate of a 5,000-transfer backlog (one segment, default, ceiling) and 202 → completed latency
+npm run bench:relay         # the NATS relay: published events/s, lag under deposit load, a backlog drained, against a publishing loop
 node dist/bench/cpuprofile-summary.js <file.cpuprofile>           # self time per function and per package
 node dist/bench/run-all.bench.js --render bench/results/<date>.json  # rewrite this file from a stored run
 \`\`\`
 
 | variable | default | |
 |---|---|---|
-| BENCH_ONLY | all | e.g. \`append,http\` |
+| BENCH_ONLY | all | e.g. \`append,http\`; parts: append, http, snapshots, projections, transfers, relay |
 | BENCH_DATABASE_URL | embedded | a PostgreSQL server where the user may CREATE DATABASE |
 | BENCH_APPEND_SECONDS / BENCH_APPEND_ROUNDS / BENCH_APPEND_WARMUP_SECONDS / BENCH_APPEND_STREAMS | 8 / 4 / 0.5 / 10,000 | |
 | BENCH_HTTP_SECONDS / BENCH_HTTP_ROUNDS / BENCH_HTTP_WARMUP_SECONDS / BENCH_HTTP_CONNECTIONS / BENCH_HTTP_ACCOUNTS / BENCH_HTTP_POOL_SIZE | 10 / 2 / 3 / 32 / 1,000 / 10 | |
@@ -418,6 +454,7 @@ node dist/bench/run-all.bench.js --render bench/results/<date>.json  # rewrite t
 | BENCH_PROJECTION_EVENTS / BENCH_LAG_RATE / BENCH_LAG_SECONDS | 200,000 / 100 / 15 | projections (\`npm run bench:projections\` alone: BENCH_EVENTS, default 1,000,000) |
 | BENCH_TRANSFERS_BACKLOG / _ACCOUNTS / _CLIENTS / _SETTLE_MAX_SECONDS / _WORKERS | 5,000 / 100 / 16 / 40 / PROJECTION_SEGMENTS or 4 | transfers, settle rate (PROJECTION_SEGMENTS* are passed on to the service) |
 | BENCH_TRANSFERS_RATE / _LATENCY_SECONDS / _DRAIN_SECONDS | 100 / 60 / 10 | transfers, latency |
+| BENCH_RELAY_SECONDS / _CONNECTIONS / _ACCOUNTS / _BACKLOG / _PIPELINE | 10 / 16 / 200 / 10 × accounts / 256 | relay (NATS_PUBLISH_CONCURRENCY is passed on to the service) |
 
 ## Machine
 
@@ -507,6 +544,19 @@ ${figureTables(results)}
   concurrent workers as the default segmentation. Latency: a fixed-rate open-loop sender; a
   transfer's latency is its TransferCompleted's \`recorded_at\` (the database's clock at the INSERT,
   on the same machine) minus the moment its 202 arrived, so the read table's own lag is not in it.
+- **Relay** (bench/relay.bench.ts, issue 17): the compiled service with \`NATS_URL\` in a process of
+  its own, and a \`nats-server -js\` of its own. Under the HTTP deposit load, the relay's lag is
+  \`/admin/projections/nats-relay\` sampled every 100 ms (from its checkpoint, which moves once per
+  batch: events published but not yet checkpointed count as lag); events/s published is the events
+  written from the start of the load until the relay's checkpoint has passed them all, over that time.
+  Its ceiling: the broker is stopped (SIGKILL), a backlog of deposits is written, the broker started
+  again, and the drain is timed from the first backlog message in the stream to the checkpoint past
+  the last. Baselines, same run, same server: every message the relay stored (subject, message id,
+  headers, body) published again from a loop to a new stream, (1) one at a time, each
+  acknowledgement awaited, and (2) pipelined: up to \`BENCH_RELAY_PIPELINE\` publishes in flight on
+  one connection in log order, acknowledgements awaited in order (stored sequence numbers checked to
+  follow the log order, so each subject keeps its order). The ratio is the drain rate over the
+  stronger of the two.
 - **Loading, rebuild, lag**: bench/snapshots.bench.ts and bench/projections.bench.ts (issues 5 and 3),
   run with the sizes above.
 

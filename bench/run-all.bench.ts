@@ -2,7 +2,7 @@
 // BENCH_DATABASE_URL), runs every part on a fresh database of it, prints one JSON line per figure
 // and a markdown table, writes bench/results/<YYYY-MM-DD>.json and rewrites docs/BENCHMARKS.md.
 // Never fails on a figure: the targets are reported, not asserted.
-//   BENCH_ONLY=append,http,snapshots,projections,transfers   run some parts only (the document is still written)
+//   BENCH_ONLY=append,http,snapshots,projections,transfers,relay   run some parts only (the document is still written)
 //   node dist/bench/run-all.bench.js --render <bench/results/file.json>   rewrite docs/BENCHMARKS.md from a
 //     stored run (e.g. after editing bench/analysis.md), measuring nothing
 import 'reflect-metadata';
@@ -14,11 +14,12 @@ import { describeMachine, openBenchServer, reported, round } from './bench-datab
 import { type HttpSettings, httpSettings, runHttpBench } from './http.bench.js';
 import { type BenchResults, evaluateTargets, figureTables, renderBenchmarksDoc } from './report.js';
 import { type ProjectionSettings, projectionSettings, runProjectionsBench } from './projections.bench.js';
+import { type RelaySettings, relaySettings, runRelayBench } from './relay.bench.js';
 import { type SnapshotSettings, runSnapshotsBench, snapshotSettings } from './snapshots.bench.js';
 import { type TransfersSettings, runTransfersBench, transfersSettings } from './transfers.bench.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const PARTS = ['append', 'http', 'snapshots', 'projections', 'transfers'] as const;
+const PARTS = ['append', 'http', 'snapshots', 'projections', 'transfers', 'relay'] as const;
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--render') {
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
     snapshots: SnapshotSettings;
     projections: ProjectionSettings;
     transfers: TransfersSettings;
+    relay: RelaySettings;
   } = {
     append: appendSettings(),
     http: httpSettings(),
@@ -46,6 +48,7 @@ async function main(): Promise<void> {
       BENCH_LAG_SECONDS: process.env.BENCH_LAG_SECONDS ?? '15',
     }),
     transfers: transfersSettings(),
+    relay: relaySettings(),
   };
   const startedAt = new Date();
   const started = performance.now();
@@ -59,6 +62,7 @@ async function main(): Promise<void> {
     if (runs('snapshots')) await runSnapshotsBench(server, settings.snapshots);
     if (runs('projections')) await runProjectionsBench(server, settings.projections);
     if (runs('transfers')) await runTransfersBench(server, settings.transfers);
+    if (runs('relay')) await runRelayBench(server, settings.relay);
     results = {
       date: startedAt.toISOString().slice(0, 10),
       startedAt: startedAt.toISOString(),

@@ -45,7 +45,15 @@ export class AppModule {
         HealthModule,
         MetricsModule.forRoot(config),
         // Off unless NATS_URL is set: the embedded default needs no broker.
-        ...(config.nats ? [RelayModule.forRoot({ natsUrl: config.nats.url, stream: config.nats.stream })] : []),
+        ...(config.nats
+          ? [
+              RelayModule.forRoot({
+                natsUrl: config.nats.url,
+                stream: config.nats.stream,
+                publishConcurrency: config.nats.publishConcurrency,
+              }),
+            ]
+          : []),
         ...extraImports,
       ],
       providers: [

@@ -94,6 +94,7 @@ describe('loadConfig', () => {
       SHUTDOWN_TIMEOUT_MS: '20000',
       NATS_URL: 'nats://broker-a:4222,tls://broker-b:4222',
       NATS_STREAM: 'LEDGER_EU',
+      NATS_PUBLISH_CONCURRENCY: '64',
     });
     expect(config).toEqual({
       port: 8080,
@@ -129,7 +130,7 @@ describe('loadConfig', () => {
       appendGroupStatements: 2,
       aggregateCacheSize: 250,
       readYourWritesTimeoutMs: 500,
-      nats: { url: 'nats://broker-a:4222,tls://broker-b:4222', stream: 'LEDGER_EU' },
+      nats: { url: 'nats://broker-a:4222,tls://broker-b:4222', stream: 'LEDGER_EU', publishConcurrency: 64 },
       projections: {
         enabled: false,
         pollIntervalMs: 250,
@@ -212,6 +213,7 @@ describe('loadConfig', () => {
     [{ NATS_URL: 'http://broker:4222' }, /NATS_URL must be nats:\/\/host:port/],
     [{ NATS_URL: 'nats://a:4222, nats://b:4222/x' }, /NATS_URL must be/],
     [{ NATS_URL: 'nats://broker:4222', NATS_STREAM: 'ledger.events' }, /NATS_STREAM must be/],
+    [{ NATS_URL: 'nats://broker:4222', NATS_PUBLISH_CONCURRENCY: '0' }, /NATS_PUBLISH_CONCURRENCY must be an integer from 1 to 256/],
     [{ PROJECTION_BATCH_WINDOW_MS: '5000' }, /PROJECTION_BATCH_WINDOW_MS/],
     [{ PROJECTION_BATCH_WINDOW_MS: '400', PROJECTION_LEASE_TTL_MS: '1000' }, /below a third of PROJECTION_LEASE_TTL_MS/],
     [{ TRANSFER_MAX_BACKLOG: '-1' }, /TRANSFER_MAX_BACKLOG must be an integer from 0/],

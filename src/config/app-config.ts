@@ -116,7 +116,12 @@ export interface AppConfig {
    * NATS_URL set: every committed event is relayed to this JetStream stream (created if missing).
    * Absent: no relay, no broker needed.
    */
-  readonly nats?: { readonly url: string; readonly stream: string };
+  readonly nats?: {
+    readonly url: string;
+    readonly stream: string;
+    /** NATS_PUBLISH_CONCURRENCY: how many streams the relay publishes at once (each stream's events in order). */
+    readonly publishConcurrency: number;
+  };
   readonly projections: {
     /** Off: this process serves HTTP but runs no projection (another instance must). */
     readonly enabled: boolean;
@@ -348,7 +353,7 @@ function nats(env: NodeJS.ProcessEnv): AppConfig['nats'] {
   const stream = env.NATS_STREAM || 'LEDGER';
   // JetStream stream names: no whitespace, dots, wildcards or path separators.
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(stream)) throw new ConfigError(`NATS_STREAM must be 1 to 64 of A-Z a-z 0-9 _ -, got "${stream}"`);
-  return { url, stream };
+  return { url, stream, publishConcurrency: integer(env, 'NATS_PUBLISH_CONCURRENCY', 32, 1, 256) };
 }
 
 function projections(env: NodeJS.ProcessEnv): AppConfig['projections'] {

@@ -69,8 +69,9 @@ export interface Projection {
   keyOf?(event: RecordedEvent): string;
   /**
    * A process manager (no tables): how many keys of a batch it may react to at once, overriding
-   * PROJECTION_REACTION_CONCURRENCY. 1 for a reaction that cannot be repeated safely much later: with
-   * lanes, events of other keys completed past a failure are reacted to again at every retry.
+   * PROJECTION_REACTION_CONCURRENCY. With lanes, events of other keys completed past a failure are
+   * reacted to again at every retry: a reaction that cannot be repeated safely much later either sets 1
+   * or remembers what it completed for its holding (the NATS relay: src/relay/acknowledged-events.ts).
    */
   readonly reactionConcurrency?: number;
 }

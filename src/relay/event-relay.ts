@@ -6,6 +6,8 @@ import { toOutgoingEvent } from './outgoing-event.js';
 
 const RETRY_BASE_MS = 200;
 const RETRY_MAX_MS = 5_000;
+/** Outage log lines at most this often over all lanes: up to NATS_PUBLISH_CONCURRENCY publishes wait at once. */
+const LOG_INTERVAL_MS = 1_000;
 
 /**
  * The relay is shutting down before the broker acknowledged: the event stays for the next start. A
@@ -16,8 +18,9 @@ const RETRY_MAX_MS = 5_000;
 export class RelayClosing extends ReactionAbandoned {}
 
 /**
- * Publishes committed events through the transport, one at a time and in the order given (the
- * engine gives them in commit order, so each stream's versions arrive in order).
+ * Publishes committed events through the transport. Called by the relay's lanes (one per stream,
+ * up to NATS_PUBLISH_CONCURRENCY at once; relay-projection.adapter.ts), each awaiting one publish
+ * before its stream's next, so each stream's versions arrive in order.
  *
  * While the broker cannot be reached the publish is retried in place with backoff (200 ms doubling
  * to 5 s), for as long as the outage lasts: the engine's own retries would stop the relay in
@@ -33,6 +36,7 @@ export class EventRelay implements OnModuleDestroy {
    * broker that is down, which no timeout bounds) is given up instead of holding the shutdown. */
   private readonly closed: Promise<never>;
   private signalClosed!: (error: RelayClosing) => void;
+  private readonly lastLoggedAt = { unavailable: Number.NEGATIVE_INFINITY, reachable: Number.NEGATIVE_INFINITY };
 
   constructor(@Inject(EVENT_TRANSPORT) private readonly transport: EventTransport) {
     this.closed = new Promise<never>((_, reject) => (this.signalClosed = reject));
@@ -45,14 +49,15 @@ export class EventRelay implements OnModuleDestroy {
       try {
         if (this.closing) throw new RelayClosing(`shutting down before the broker acknowledged ${outgoing.messageId}`);
         await Promise.race([this.transport.publish(outgoing), this.closed]);
-        if (attempt > 1) this.logger.log(`broker reachable again: ${outgoing.messageId} published after ${attempt} attempts`);
+        if (attempt > 1 && this.mayLog('reachable'))
+          this.logger.log(`broker reachable again: ${outgoing.messageId} published after ${attempt} attempts`);
         return;
       } catch (error) {
         if (error instanceof RelayClosing) throw error;
         if (!this.transport.isUnavailable(error)) throw error;
         if (this.closing) throw new RelayClosing(`shutting down before the broker acknowledged ${outgoing.messageId}`);
         const delay = Math.min(RETRY_BASE_MS * 2 ** (attempt - 1), RETRY_MAX_MS);
-        if (attempt === 1 || delay === RETRY_MAX_MS) {
+        if ((attempt === 1 || delay === RETRY_MAX_MS) && this.mayLog('unavailable')) {
           this.logger.warn(
             `broker unavailable (${error instanceof Error ? error.message : String(error)}): retrying ${outgoing.messageId} in ${delay} ms`,
           );
@@ -76,6 +81,14 @@ export class EventRelay implements OnModuleDestroy {
     if (this.closing) return;
     this.closing = true;
     this.signalClosed(new RelayClosing('shutting down before the broker acknowledged the event'));
+  }
+
+  /** Whether an outage line of this kind may be logged now (one a second over all lanes, not one per lane). */
+  private mayLog(kind: keyof EventRelay['lastLoggedAt']): boolean {
+    const now = performance.now();
+    if (now - this.lastLoggedAt[kind] < LOG_INTERVAL_MS) return false;
+    this.lastLoggedAt[kind] = now;
+    return true;
   }
 
   private async pause(ms: number): Promise<void> {

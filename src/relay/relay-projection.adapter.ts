@@ -1,17 +1,28 @@
-import { Injectable } from '@nestjs/common';
-import type { Projection, RecordedEvent } from '../event-sourcing/index.js';
+import { Inject, Injectable } from '@nestjs/common';
+import { type Projection, type RecordedEvent, currentFence } from '../event-sourcing/index.js';
+import { AcknowledgedEvents } from './acknowledged-events.js';
 import { EventRelay } from './event-relay.js';
 
 export const RELAY_PROJECTION_NAME = 'nats-relay';
+
+/** NATS_PUBLISH_CONCURRENCY: how many streams' events the relay publishes at once (see RelayProjection). */
+export const RELAY_PUBLISH_CONCURRENCY = Symbol('RelayPublishConcurrency');
 
 /**
  * The relay's ONLY coupling to the projection engine: it runs as an async projection with no
  * table (a process manager), so it has the engine's guarantees — a checkpoint in commit order
  * (gap-safe), a lease with fencing (one publisher across instances), status, lag and retries in
- * /admin/projections. The engine hands a table-less projection one event at a time and advances
- * the checkpoint only after the handler returned (projection-reactions.ts), i.e. after the broker's
- * acknowledgement; a crash in between republishes the event, which the broker drops as a duplicate
- * of its message id. No `handles`: every event is relayed.
+ * /admin/projections. The engine advances the checkpoint only past the completed prefix of a batch
+ * (projection-reactions.ts), i.e. after the broker acknowledged every event up to it; a crash in
+ * between republishes the events past it, which the broker drops as duplicates of their message ids.
+ * No `handles`: every event is relayed.
+ *
+ * Pipelined: the engine runs a batch in lanes keyed by stream id (the default keyOf), up to
+ * `reactionConcurrency` streams at once, each stream's events one at a time in version order (so
+ * each subject gets them in order). A lane that fails (a broker refusal) leaves the checkpoint
+ * before its event while other lanes published past it: the events acknowledged in this lease
+ * holding are remembered (AcknowledgedEvents) and skipped when the same holder retries, so a retry
+ * later than the broker's duplicate window does not store them twice.
  *
  * When the engine's contract changes (process managers of their own), this file is what moves.
  */
@@ -20,17 +31,21 @@ export class RelayProjection implements Projection {
   readonly name = RELAY_PROJECTION_NAME;
   readonly mode = 'async';
   readonly tables = [];
-  /**
-   * One event at a time, not in lanes: with lanes, a refusal in one stream's lane leaves the
-   * checkpoint before it while other streams' events past it were published; each retry (the
-   * engine's backoff, an operator's `projections retry` after `failed`) publishes them again, and
-   * once that is later than the stream's duplicate window (2 minutes) the broker stores them twice.
-   */
-  readonly reactionConcurrency = 1;
+  private readonly acknowledged = new AcknowledgedEvents();
 
-  constructor(private readonly relay: EventRelay) {}
+  constructor(
+    private readonly relay: EventRelay,
+    @Inject(RELAY_PUBLISH_CONCURRENCY) readonly reactionConcurrency: number,
+  ) {}
 
   async applyBatch(events: readonly RecordedEvent[]): Promise<void> {
-    for (const event of events) await this.relay.publish(event);
+    // The engine runs every reaction for its holding (runFenced); without one (never in the engine)
+    // nothing is remembered.
+    const holding = currentFence()?.holding;
+    for (const event of events) {
+      if (holding && this.acknowledged.has(holding, event)) continue;
+      await this.relay.publish(event);
+      if (holding) this.acknowledged.remember(holding, event);
+    }
   }
 }

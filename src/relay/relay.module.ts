@@ -3,11 +3,13 @@ import { EventSourcingModule } from '../event-sourcing/index.js';
 import { EventRelay } from './event-relay.js';
 import { EVENT_TRANSPORT } from './event-transport.js';
 import { JetStreamTransport } from './jetstream-transport.js';
-import { RelayProjection } from './relay-projection.adapter.js';
+import { RELAY_PUBLISH_CONCURRENCY, RelayProjection } from './relay-projection.adapter.js';
 
 export interface RelayOptions {
   readonly natsUrl: string;
   readonly stream: string;
+  /** NATS_PUBLISH_CONCURRENCY: streams whose events are published at once (each stream's in order). */
+  readonly publishConcurrency: number;
 }
 
 /** Relays every committed event to NATS JetStream (imported only when NATS_URL is set). */
@@ -21,8 +23,12 @@ export class RelayModule implements OnApplicationShutdown {
       // Global: the engine's feature module builds RelayProjection, which needs EventRelay.
       global: true,
       imports: [EventSourcingModule.forFeature({ events: [], projections: [RelayProjection] })],
-      providers: [{ provide: EVENT_TRANSPORT, useFactory: () => new JetStreamTransport(options.natsUrl, options.stream) }, EventRelay],
-      exports: [EventRelay],
+      providers: [
+        { provide: EVENT_TRANSPORT, useFactory: () => new JetStreamTransport(options.natsUrl, options.stream) },
+        { provide: RELAY_PUBLISH_CONCURRENCY, useValue: options.publishConcurrency },
+        EventRelay,
+      ],
+      exports: [EventRelay, RELAY_PUBLISH_CONCURRENCY],
     };
   }
 

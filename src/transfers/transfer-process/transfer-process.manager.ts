@@ -5,8 +5,8 @@ import {
   type CommandMetadata,
   CommandRunner,
   EventStore,
-  type Projection,
-  ProjectionHandlers,
+  type ProcessManager,
+  ReactionHandlers,
   type RecordedEvent,
   correlationTag,
   fold,
@@ -51,11 +51,10 @@ export const TRANSFER_PROCESS_ACTOR = 'transfer-process';
  * money twice. It writes no table of its own, so there is nothing to rebuild.
  */
 @Injectable()
-export class TransferProcessManager implements Projection {
+export class TransferProcessManager implements ProcessManager {
+  readonly kind = 'process-manager';
   readonly name = 'transfer-process';
-  readonly mode = 'async';
-  readonly tables = [];
-  readonly handlers = new ProjectionHandlers()
+  readonly handlers = new ReactionHandlers()
     .on(TransferRequested, (event) => this.advance(event))
     .on(SourceDebited, (event) => this.advance(event))
     .on(CreditRefused, (event) => this.advance(event));

@@ -434,6 +434,12 @@ describe('a failing application projection, operated over the admin HTTP API', (
     expect((await app.http.post('/admin/projections/account-summary/retry')).status).toBe(409);
     expect((await app.http.post('/admin/projections/account-summary/skip')).body.code).toBe('PROJECTION_NOT_FAILED');
     expect((await app.http.post('/admin/projections/no-such-projection/retry')).status).toBe(404);
+    // A process manager has nothing to rebuild: refused as a problem, and nothing is requested.
+    const pmRebuild = await app.http.post('/admin/projections/transfer-process/rebuild');
+    expect(pmRebuild.status).toBe(409);
+    expect(pmRebuild.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(pmRebuild.body).toMatchObject({ code: 'PROJECTION_NOT_REBUILDABLE', detail: expect.stringContaining('process manager') });
+    expect((await app.http.get('/admin/projections/transfer-process')).body.rebuild ?? null).toBeNull();
 
     // Skip over HTTP: recorded, and the rest is applied once.
     const skip = await app.http.post('/admin/projections/account-transactions/skip');

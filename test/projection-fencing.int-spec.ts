@@ -27,7 +27,7 @@ import {
   type ReactionBehaviour,
   type ReactionRecord,
   committedEffects,
-  defineReactingProjection,
+  defineReactingProcessManager,
   newReactionBehaviour,
   overlaps,
 } from './support/reaction-fixtures.js';
@@ -84,7 +84,8 @@ describe('a process manager whose reaction is slower than its lease', () => {
     const engine = await startEngineModule({
       url: database.url,
       events: EVENTS,
-      projections: [defineReactingProjection(name, behaviour, by)],
+      projections: [],
+      processManagers: [defineReactingProcessManager(name, behaviour, by)],
       engine: ENGINE,
       poolSize: 6,
     });
@@ -291,7 +292,8 @@ describe('a lease holder paused in the middle of a reaction, past its lease', ()
     engine = await startEngineModule({
       url: database.url,
       events: EVENTS,
-      projections: [defineReactingProjection(NAME, behaviour, 'taker')],
+      projections: [],
+      processManagers: [defineReactingProcessManager(NAME, behaviour, 'taker')],
       engine: ENGINE,
       poolSize: 6,
     });

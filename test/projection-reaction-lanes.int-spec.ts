@@ -4,20 +4,19 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
-import { NO_STREAM, type Projection, ProjectionHandlers, type RecordedEvent } from '../src/event-sourcing/index.js';
+import { NO_STREAM, type ProcessManager, ReactionHandlers, type RecordedEvent } from '../src/event-sourcing/index.js';
 import { type EngineModule, Ticked, eventually, headOfLog, rows, startEngineModule } from './support/projection-fixtures.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
 /** What the reactor does, set per test: called for every event, in the order the engine calls it. */
 const behaviour: { react: (event: RecordedEvent<Ticked>) => Promise<void> } = { react: async () => undefined };
 
-/** A process manager (no tables), keyed by the `key` prefix of its stream (`lane-<key>-…`). */
+/** A process manager, keyed by the `key` prefix of its stream (`lane-<key>-…`). */
 @Injectable()
-class LaneReactor implements Projection {
+class LaneReactor implements ProcessManager {
+  readonly kind = 'process-manager';
   readonly name = 'lane-reactor';
-  readonly mode = 'async' as const;
-  readonly tables = [];
-  readonly handlers = new ProjectionHandlers().on(Ticked, (event) => behaviour.react(event));
+  readonly handlers = new ReactionHandlers().on(Ticked, (event) => behaviour.react(event));
   keyOf(event: RecordedEvent): string {
     return event.streamId.split('-')[1];
   }
@@ -40,7 +39,8 @@ describe('a process manager reacts to different keys of one segment concurrently
     startEngineModule({
       url: database.url,
       events: [Ticked],
-      projections: [LaneReactor],
+      projections: [],
+      processManagers: [LaneReactor],
       // A long lease and a short poll: only the lanes decide how soon the steps run.
       engine: { enabled, reactionConcurrency, leaseTtlMs: 60_000, pollIntervalMs: 50, batchSize: 100 },
     });

@@ -18,15 +18,18 @@ import { type TestDatabase, createTestDatabase } from './support/test-database.j
 // checkpoint, it redoes nothing that was done and never moves money twice.
 //
 // 1. A real crash: the compiled service (dist/src/main.js) runs in a child process and is killed with
-//    SIGKILL right after the source account was debited, before the transfer recorded the debit. The
-//    moment is made certain, not guessed: the test pauses the process manager (it holds its checkpoint
-//    row, so the runner cannot take its lease) while the transfer is requested, then holds the
-//    transfer stream's next version (an uncommitted row at that version) so that recording the debit
-//    waits, and kills the service once the account's TransferDebited is committed.
+//    SIGKILL in the middle of a unit of work: the source's debit written, the transfer's record of it
+//    (SourceDebited, in the same transaction) not yet. The moment is made certain, not guessed: the
+//    test pauses the process manager (it holds its checkpoint row, so the runner cannot take its
+//    lease) while the transfer is requested, then holds the transfer stream's next version (an
+//    uncommitted row at that version) so that recording the debit waits, and kills the service once
+//    it waits there. Nothing of the unit of work may survive. A second crash falls between two units
+//    of work (the debit and its record committed, the credit too, the settlement waiting); and the
+//    lease is taken away in the middle of a unit of work, whose COMMIT the fence then refuses.
 // 2. Crash points built directly in the log through the EventStore (the state a crash leaves behind),
 //    then an application is started on it.
 // 3. A replay of the process manager from the start of the log.
-// 4. Money in flight (debited, neither settled nor refunded), held there by pausing the process: the
+// 4. Money in flight (debited, neither settled nor refunded), held there by a test-only trigger that makes the next step wait: the
 //    source cannot be closed, and deposits keep room for the refund.
 //
 // A completed transfer settles its source exactly once (accounts.TransferSettled, after the credit
@@ -77,7 +80,34 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-describe('the process manager killed (SIGKILL) right after the source was debited', () => {
+/** The advisory lock a held step waits on (installStepHold). */
+const HOLD_LOCK = 4_242_015;
+const waitingOnHold = `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`;
+
+/**
+ * A test-only trigger on `events`: an insert of one of `types` first takes HOLD_LOCK shared, so it
+ * waits, inside its transaction, while the test holds that lock (and passes at once otherwise). It
+ * lets a test stop the process manager at an exact step of a transfer, after the steps before it
+ * have committed, which a held stream version cannot do for a stream version not written yet.
+ */
+async function installStepHold(url: string, types: readonly string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`CREATE OR REPLACE FUNCTION test_hold_step() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.type = ANY (TG_ARGV) THEN PERFORM pg_advisory_xact_lock_shared(${HOLD_LOCK}); END IF;
+        RETURN NEW;
+      END $$`);
+    await client.query('GRANT EXECUTE ON FUNCTION test_hold_step() TO PUBLIC');
+    const args = types.map((type) => `'${type}'`).join(', ');
+    await client.query(`CREATE TRIGGER test_hold_step BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION test_hold_step(${args})`);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('the process manager killed (SIGKILL) inside and between its units of work', () => {
   let database: TestDatabase;
   let db: pg.Client;
   const services: AppProcess[] = [];
@@ -94,7 +124,7 @@ describe('the process manager killed (SIGKILL) right after the source was debite
     await database.drop();
   });
 
-  it('completes after a restart, with the source debited exactly once and the balances right', async () => {
+  it('killed between the debit and its record (one unit of work): nothing of it survives; after a restart it completes, debited exactly once', async () => {
     const first = await startAppProcess(database.url, env);
     services.push(first);
     const source = (await call(first.url, 'POST', '/accounts', { ownerName: 'Source', currency: 'EUR' })).body.id as string;
@@ -123,10 +153,8 @@ describe('the process manager killed (SIGKILL) right after the source was debite
     await pause.end();
 
     try {
-      // The debit is committed on the account, and the manager waits to record it.
-      await until('the TransferDebited of the transfer', async () =>
-        (await legCounts(db, transferId))['accounts.TransferDebited'] ? true : undefined,
-      );
+      // The debit is written on the account (uncommitted, in the unit of work), and the manager waits
+      // to record it in the same transaction.
       await until('the process manager to wait on the held version', async () => {
         const { rows } = await db.query(
           `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO events%'`,
@@ -145,14 +173,10 @@ describe('the process manager killed (SIGKILL) right after the source was debite
       await hold.end();
     }
 
-    // What the crash left: the account debited, the transfer only requested.
+    // What the crash left: nothing of the unit of work. The debit and its record commit together or
+    // not at all: the account is not debited, the transfer only requested.
     expect(await streamTypes(db, transferStreamId(transferId))).toEqual(['transfers.TransferRequested']);
-    expect(await legCounts(db, transferId)).toEqual({ 'accounts.TransferDebited': 1 });
-    const [debit] = await rowsOf<{ event_id: string }>(
-      db,
-      `SELECT event_id FROM events WHERE type = 'accounts.TransferDebited' AND data->>'transferId' = $1`,
-      [transferId],
-    );
+    expect(await legCounts(db, transferId)).toEqual({});
 
     const second = await startAppProcess(database.url, env);
     services.push(second);
@@ -172,12 +196,6 @@ describe('the process manager killed (SIGKILL) right after the source was debite
       'accounts.TransferCredited': 1,
       'accounts.TransferSettled': 1,
     });
-    const [debitAfter] = await rowsOf<{ event_id: string }>(
-      db,
-      `SELECT event_id FROM events WHERE type = 'accounts.TransferDebited' AND data->>'transferId' = $1`,
-      [transferId],
-    );
-    expect(debitAfter.event_id).toBe(debit.event_id); // the debit before the crash is the only one
 
     await waitUntilSettled(db);
     const balances = async (id: string) => (await call(second.url, 'GET', `/accounts/${id}`)).body.balance;
@@ -190,6 +208,142 @@ describe('the process manager killed (SIGKILL) right after the source was debite
     expect((await call(second.url, 'POST', `/accounts/${source}/close`)).status).toBe(200);
     await expectConsistentLedger(db);
     await second.stop();
+  });
+});
+
+describe('a crash between two units of work, and a lease lost inside one', () => {
+  let database: TestDatabase;
+  let db: pg.Client;
+  const services: AppProcess[] = [];
+  const env = { PROJECTION_LEASE_TTL_MS: '1000', PROJECTION_POLL_INTERVAL_MS: '100', LOG_LEVEL: 'warn' };
+  const waitingInsert = `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO events%'`;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = new pg.Client({ connectionString: database.url });
+    await db.connect();
+  });
+  afterAll(async () => {
+    for (const service of services) await service.kill();
+    await db.end();
+    await database.drop();
+  });
+
+  /**
+   * Requests a transfer of 300 while the process manager is paused, holds the transfer stream's
+   * `version` with an uncommitted row and lets the manager go: resolves once it waits on that row.
+   */
+  async function requestHeldAt(
+    url: string,
+    version: number,
+  ): Promise<{ transferId: string; source: string; target: string; hold: pg.Client }> {
+    const source = (await call(url, 'POST', '/accounts', { ownerName: 'Source', currency: 'EUR' })).body.id as string;
+    const target = (await call(url, 'POST', '/accounts', { ownerName: 'Target', currency: 'EUR' })).body.id as string;
+    expect((await call(url, 'POST', `/accounts/${source}/deposits`, { amount: 1000 })).status).toBe(200);
+    const pause = new pg.Client({ connectionString: database.url });
+    await pause.connect();
+    await pause.query('BEGIN');
+    await pause.query(`SELECT name FROM projection_checkpoints WHERE name = 'transfer-process' FOR UPDATE`);
+    const accepted = await call(url, 'POST', '/transfers', { fromAccountId: source, toAccountId: target, amount: 300 });
+    expect(accepted.status).toBe(202);
+    const transferId = accepted.body.id as string;
+    const hold = new pg.Client({ connectionString: database.url });
+    await hold.connect();
+    await hold.query('BEGIN');
+    await hold.query(
+      `INSERT INTO events (stream_id, version, type, schema_version, event_id, data, metadata) VALUES ($1, $2, 'test.Hold', 1, $3, '{}', '{}')`,
+      [transferStreamId(transferId), version, randomUUID()],
+    );
+    await pause.query('COMMIT');
+    await pause.end();
+    await until('the process manager to wait on the held version', async () =>
+      (await db.query(waitingInsert)).rows.length > 0 ? true : undefined,
+    );
+    return { transferId, source, target, hold };
+  }
+
+  it('killed after the credit, its settlement waiting: the debit and its record stand, and after a restart nothing is repeated', async () => {
+    const first = await startAppProcess(database.url, env);
+    services.push(first);
+    await installStepHold(database.url, ['accounts.TransferSettled']);
+    const hold = new pg.Client({ connectionString: database.url });
+    await hold.connect();
+    let transferId: string;
+    try {
+      await hold.query('SELECT pg_advisory_lock($1)', [HOLD_LOCK]);
+      const source = (await call(first.url, 'POST', '/accounts', { ownerName: 'Source', currency: 'EUR' })).body.id as string;
+      const target = (await call(first.url, 'POST', '/accounts', { ownerName: 'Target', currency: 'EUR' })).body.id as string;
+      expect((await call(first.url, 'POST', `/accounts/${source}/deposits`, { amount: 1000 })).status).toBe(200);
+      const accepted = await call(first.url, 'POST', '/transfers', { fromAccountId: source, toAccountId: target, amount: 300 });
+      expect(accepted.status).toBe(202);
+      transferId = accepted.body.id as string;
+      // The settlement (written first in the second unit of work) waits on the hold.
+      await until('the process manager to wait on the hold', async () =>
+        (await db.query(waitingOnHold)).rows.length > 0 ? true : undefined,
+      );
+      await first.kill();
+      await db.query(`SELECT pg_terminate_backend(pid) FROM (${waitingOnHold}) waiting`); // as the server would, in time
+    } finally {
+      await hold.end(); // releases the lock
+    }
+    // The first unit of work committed whole; the credit (its own transaction) too; the settlement
+    // and the completion (the second unit of work) not at all.
+    expect(await streamTypes(db, transferStreamId(transferId!))).toEqual(['transfers.TransferRequested', 'transfers.SourceDebited']);
+    expect(await legCounts(db, transferId!)).toEqual({ 'accounts.TransferDebited': 1, 'accounts.TransferCredited': 1 });
+
+    const second = await startAppProcess(database.url, env);
+    services.push(second);
+    await until('the transfer to complete after the restart', async () => {
+      const response = await call(second.url, 'GET', `/transfers/${transferId}`);
+      return response.status === 200 && response.body.status === 'completed' ? true : undefined;
+    });
+    expect(await legCounts(db, transferId!)).toEqual({
+      'accounts.TransferDebited': 1,
+      'accounts.TransferCredited': 1,
+      'accounts.TransferSettled': 1,
+    });
+    await expectConsistentLedger(db);
+    await second.stop();
+  });
+
+  it('its lease taken over inside a unit of work: the fence refuses its COMMIT, nothing of it lands, and the next holder completes it once', async () => {
+    const service = await startAppProcess(database.url, env);
+    services.push(service);
+    const { transferId, source, target, hold } = await requestHeldAt(service.url, 2);
+    try {
+      // Another holder takes the lease while the unit of work (the debit written, its record waiting) runs.
+      await db.query(
+        `UPDATE projection_checkpoints SET lease_owner = 'intruder', lease_token = lease_token + 1,
+                lease_expires_at = clock_timestamp() + interval '1 hour' WHERE name = 'transfer-process'`,
+      );
+    } finally {
+      await hold.query('ROLLBACK'); // the record goes in; the fence before COMMIT must refuse it all
+      await hold.end();
+    }
+    await until('the unit of work to end', async () => ((await db.query(waitingInsert)).rows.length === 0 ? true : undefined));
+    for (let look = 0; look < 10; look++) {
+      expect(await legCounts(db, transferId)).toEqual({});
+      expect(await streamTypes(db, transferStreamId(transferId))).toEqual(['transfers.TransferRequested']);
+      await sleep(100);
+    }
+    // The intruder goes away: the service takes the lease back and finishes the transfer.
+    await db.query(
+      `UPDATE projection_checkpoints SET lease_expires_at = clock_timestamp() - interval '1 second' WHERE name = 'transfer-process'`,
+    );
+    await until('the transfer to complete', async () => {
+      const response = await call(service.url, 'GET', `/transfers/${transferId}`);
+      return response.status === 200 && response.body.status === 'completed' ? true : undefined;
+    });
+    expect(await legCounts(db, transferId)).toEqual({
+      'accounts.TransferDebited': 1,
+      'accounts.TransferCredited': 1,
+      'accounts.TransferSettled': 1,
+    });
+    await waitUntilSettled(db);
+    const balance = async (id: string) => (await call(service.url, 'GET', `/accounts/${id}`)).body.balance;
+    expect({ source: await balance(source), target: await balance(target) }).toEqual({ source: 700, target: 300 });
+    await expectConsistentLedger(db);
+    await service.stop();
   });
 });
 
@@ -518,15 +672,16 @@ describe('money in flight: a transfer held right after the debit of its source',
   let ledger: LedgerClient;
   beforeAll(async () => {
     t = await startTestApp({ PROJECTION_POLL_INTERVAL_MS: '100' });
+    await installStepHold(t.database.url, ['accounts.TransferCredited', 'transfers.CreditRefused']);
     ledger = new LedgerClient(t);
   });
   afterAll(() => t.close());
 
   /**
-   * Requests a transfer and holds the process right after the debit of the source (committed), before
-   * the transfer records it: the process manager is paused (its checkpoint row locked) while the
-   * transfer is requested, then the transfer stream's version 2 is held by an uncommitted row. `during`
-   * runs while the money is in flight; the process then finishes and its outcome is returned.
+   * Requests a transfer and holds the process right after the debit of the source and its record
+   * (one unit of work, committed), at the next step: the credit of the target, or the record of its
+   * refusal (installStepHold). `during` runs while the money is in flight (debited, neither settled
+   * nor refunded); the process then finishes and its outcome is returned.
    */
   async function heldAfterDebit<T>(
     sourceId: string,
@@ -534,30 +689,27 @@ describe('money in flight: a transfer held right after the debit of its source',
     amount: number,
     during: (transferId: string) => Promise<T>,
   ): Promise<{ transfer: Record<string, any>; during: T }> {
-    const pause = new pg.Client({ connectionString: t.database.url });
     const hold = new pg.Client({ connectionString: t.database.url });
-    await pause.connect();
     await hold.connect();
     try {
-      await pause.query('BEGIN');
-      await pause.query(`SELECT name FROM projection_checkpoints WHERE name = 'transfer-process' FOR UPDATE`);
+      await hold.query('SELECT pg_advisory_lock($1)', [HOLD_LOCK]);
       const accepted = await ledger.transfer(sourceId, targetId, amount);
-      await hold.query('BEGIN');
-      await hold.query(
-        `INSERT INTO events (stream_id, version, type, schema_version, event_id, data, metadata) VALUES ($1, 2, 'test.Hold', 1, $2, '{}', '{}')`,
-        [transferStreamId(accepted.id), randomUUID()],
-      );
-      await pause.query('COMMIT');
-      await until('the debit of the source', async () =>
-        (await legCounts(t.dataSource, accepted.id))['accounts.TransferDebited'] ? true : undefined,
+      await until('the debit of the source and its record, and the next step waiting', async () =>
+        (await streamTypes(t.dataSource, transferStreamId(accepted.id))).includes('transfers.SourceDebited') &&
+        (await t.dataSource.query(waitingOnHold)).length > 0
+          ? true
+          : undefined,
       );
       const result = await during(accepted.id);
       // still held: nothing happened to the transfer meanwhile
       expect(await legCounts(t.dataSource, accepted.id)).toEqual({ 'accounts.TransferDebited': 1 });
-      await hold.query('ROLLBACK');
+      expect(await streamTypes(t.dataSource, transferStreamId(accepted.id))).toEqual([
+        'transfers.TransferRequested',
+        'transfers.SourceDebited',
+      ]);
+      await hold.query('SELECT pg_advisory_unlock($1)', [HOLD_LOCK]);
       return { transfer: await ledger.settled(accepted.id), during: result };
     } finally {
-      await pause.end();
       await hold.end();
     }
   }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Decider } from './decider.js';
-import { type AppendResult, EventStore, ambientManager } from './event-store.js';
+import { type AppendResult, EventStore } from './event-store.js';
+import { ambient } from './event-store-transaction.js';
 import type { RecordedEvent } from './recorded-event.js';
 import { SnapshotStore } from './snapshot-store.js';
 
@@ -61,11 +62,16 @@ export class AggregateLoader {
     const interval = decider.snapshots ? this.snapshots.intervalOf(decider.snapshots) : 0;
     if (interval === 0 || Math.floor(appended.version / interval) === Math.floor(before.version / interval)) return;
     const state = after ?? appended.events.reduce((current, event) => decider.evolve(current, event.data as Event), before.state);
-    await this.snapshots.save(
-      streamId,
-      decider.snapshots!,
-      { state, version: appended.version, position: appended.position },
-      ambientManager() ?? this.snapshots.manager,
-    );
+    const save = () =>
+      this.snapshots.save(
+        streamId,
+        decider.snapshots!,
+        { state, version: appended.version, position: appended.position },
+        this.snapshots.manager,
+      );
+    // In a unit of work: once it has committed (the state is then a fact), outside its transaction.
+    const unitOfWork = ambient.getStore();
+    if (unitOfWork) unitOfWork.afterCommit.push(save);
+    else await save();
   }
 }

@@ -99,13 +99,13 @@ export class ProjectionNotCaughtUpError extends Error implements KindedError {
   }
 }
 
-/** A projection that keeps no table of its own (a process manager) has nothing to rebuild. */
+/** A process manager keeps no table of its own: it has nothing to rebuild. */
 export class ProjectionNotRebuildableError extends Error implements KindedError {
   readonly code = 'PROJECTION_NOT_REBUILDABLE';
   readonly kind: ErrorKind = 'conflict';
   readonly details = {};
   constructor(readonly projectionName: string) {
-    super(`Projection "${projectionName}" keeps no table, so there is nothing to rebuild`);
+    super(`"${projectionName}" is a process manager: it keeps no table, so there is nothing to rebuild`);
     this.name = 'ProjectionNotRebuildableError';
   }
 }

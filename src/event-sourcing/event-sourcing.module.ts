@@ -16,6 +16,8 @@ import { PROJECTION_ENGINE_OPTIONS, ProjectionEngine, type ProjectionEngineOptio
 import { ProjectionStatus } from './projection-status.js';
 import { ProjectionWaiter } from './projection-waiter.js';
 import type { Projection } from './projection.js';
+import type { ProcessManager } from './process-manager.js';
+import type { Subscriber } from './subscriber.js';
 import { ProjectionRegistry } from './projection.registry.js';
 
 export interface EventSourcingOptions {
@@ -28,8 +30,14 @@ export interface EventSourcingFeature {
   /** Every event class the feature writes or reads (its @EventType name is what is stored). */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any event class: a constructor's data parameter makes EventClass<object> reject them
   readonly events: ReadonlyArray<EventClass<any>>;
-  /** Projections kept from the log; they become providers of the feature's module. */
-  readonly projections?: ReadonlyArray<Type<Projection>>;
+  /**
+   * Projections kept from the log (read models); they become providers of the feature's module. A
+   * process manager listed here is still run as one (the registry goes by its `kind`), but belongs
+   * in processManagers.
+   */
+  readonly projections?: ReadonlyArray<Type<Projection | ProcessManager>>;
+  /** Process managers reacting to the log; they become providers of the feature's module too. */
+  readonly processManagers?: ReadonlyArray<Type<ProcessManager>>;
   /** Upcasters of the feature's older event schema versions. */
   readonly upcasters?: readonly Upcaster[];
 }
@@ -75,11 +83,11 @@ export class EventSourcingModule {
   }
 
   static forFeature(feature: EventSourcingFeature): DynamicModule {
-    const projections = feature.projections ?? [];
+    const subscribers = [...(feature.projections ?? []), ...(feature.processManagers ?? [])];
     const registration: Provider = {
       provide: Symbol('event-sourcing-feature'),
-      inject: [EventTypeRegistry, ProjectionRegistry, ...projections],
-      useFactory: (types: EventTypeRegistry, registry: ProjectionRegistry, ...instances: Projection[]) => {
+      inject: [EventTypeRegistry, ProjectionRegistry, ...subscribers],
+      useFactory: (types: EventTypeRegistry, registry: ProjectionRegistry, ...instances: Subscriber[]) => {
         types.register(feature.events);
         types.registerUpcasters(feature.upcasters ?? []);
         registry.register(instances);
@@ -88,8 +96,8 @@ export class EventSourcingModule {
     };
     return {
       module: EventSourcingFeatureModule,
-      providers: [...projections, registration],
-      exports: [...projections],
+      providers: [...subscribers, registration],
+      exports: [...subscribers],
     };
   }
 }

@@ -10,6 +10,7 @@ import {
   type AppendResult,
   EventStoreTransaction,
   StreamVersionTaken,
+  type UnitOfWorkOptions,
   ambient,
   savepointName,
 } from './event-store-transaction.js';
@@ -23,7 +24,13 @@ import { ProjectionRegistry } from './projection.registry.js';
 import { StreamReads } from './stream-reads.js';
 import { inSpan } from '../observability/spans.js';
 
-export { type AppendOptions, type AppendResult, EventStoreTransaction, ambientManager } from './event-store-transaction.js';
+export {
+  type AppendOptions,
+  type AppendResult,
+  EventStoreTransaction,
+  type UnitOfWorkOptions,
+  ambientManager,
+} from './event-store-transaction.js';
 export type { StoredSnapshot } from './stream-reads.js';
 export type { LogBatch, ReadAllResult } from './commit-order-log.js';
 
@@ -76,6 +83,8 @@ export class EventStore extends StreamReads {
 
   private async appendUntraced(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
     if (this.canAppendAlone(options)) return this.appendAlone(streamId, events, options);
+    const outer = ambient.getStore();
+    if (outer?.options.flat && options.expectedVersion !== ANY) return this.appendJoined(outer, streamId, events, options);
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.transaction((tx) => tx.append(streamId, events, options));
@@ -111,6 +120,38 @@ export class EventStore extends StreamReads {
     return result;
   }
 
+  /**
+   * An append joining a flat unit of work (UnitOfWorkOptions.flat): one statement in its transaction,
+   * no savepoint. A version taken meanwhile has aborted the transaction: the unit of work starts over.
+   * A version found moved on (no statement failed) is WrongExpectedVersionError, as usual.
+   */
+  private async appendJoined(
+    outer: EventStoreTransaction,
+    streamId: string,
+    events: readonly object[],
+    options: AppendOptions,
+  ): Promise<AppendResult> {
+    let result: AppendResult;
+    try {
+      result = await outer.append(streamId, events, options);
+    } catch (error) {
+      if (error instanceof StreamVersionTaken) throw new UnitOfWorkConflict(streamId, 'a concurrent writer took its next version');
+      throw error;
+    }
+    await this.verifyNestedFence(outer);
+    return result;
+  }
+
+  /**
+   * Fenced work nested in a unit of work opened under another fence (or none) is checked where it
+   * runs: the outer COMMIT checks only the fence it started under (found in review). The fence's row
+   * lock lasts until that COMMIT. Under the same fence, the COMMIT's check covers it.
+   */
+  private async verifyNestedFence(outer: EventStoreTransaction): Promise<void> {
+    const fence = currentFence();
+    if (fence && fence !== outer.fence) await fence.verify(outer.manager);
+  }
+
   /** After COMMIT, never before: the in-process EventBus, then the log's readers (if it appended). */
   private committed(appended: readonly RecordedEvent[]): void {
     if (appended.length === 0) return;
@@ -135,13 +176,16 @@ export class EventStore extends StreamReads {
    * new, younger transaction id: never under a savepoint, whose transaction keeps its old id and
    * would list the stream out of version order (see migration 1764230400012). `work` must therefore
    * be safe to run again from the start (it is: everything it wrote was rolled back).
+   *
+   * `options.flat` (UnitOfWorkOptions): appends at an exact version made inside join the transaction
+   * without a savepoint each; a lost version race then restarts the whole unit of work.
    */
-  async transaction<T>(work: (tx: EventStoreTransaction) => Promise<T>): Promise<T> {
+  async transaction<T>(work: (tx: EventStoreTransaction) => Promise<T>, options: UnitOfWorkOptions = {}): Promise<T> {
     const outer = ambient.getStore();
     if (outer) return this.nested(outer, work);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.once(work);
+        return await this.once(work, options);
       } catch (error) {
         if (!(error instanceof UnitOfWorkConflict)) throw error;
         if (attempt >= this.commandOptions.maxAttempts) throw new ConcurrencyConflictError(error.streamId, attempt);
@@ -151,19 +195,21 @@ export class EventStore extends StreamReads {
     }
   }
 
-  private async once<T>(work: (tx: EventStoreTransaction) => Promise<T>): Promise<T> {
+  private async once<T>(work: (tx: EventStoreTransaction) => Promise<T>, options: UnitOfWorkOptions): Promise<T> {
     let tx: EventStoreTransaction | undefined;
     try {
       const result = await this.dataSource.transaction(async (manager) => {
-        tx = new EventStoreTransaction(manager, this.registry, this.projections, this.clock);
+        const fence = currentFence();
+        tx = new EventStoreTransaction(manager, this.registry, this.projections, this.clock, options, fence);
         const result = await ambient.run(tx, () => work(tx!));
         // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what work caught, unchanged
         if (tx.failure !== undefined) throw tx.failure; // work swallowed an error that aborted the transaction
         // Work of a projection's lease holder commits only while it holds the lease (see lease-fence.ts).
-        await currentFence()?.verify(manager);
+        await fence?.verify(manager);
         return result;
       });
       this.committed(tx!.appended);
+      for (const after of tx!.afterCommit) await after(); // each handles its own failure (a snapshot is a cache)
       return result;
     } catch (error) {
       throw await this.asVersionConflict(error);
@@ -173,19 +219,19 @@ export class EventStore extends StreamReads {
   private async nested<T>(outer: EventStoreTransaction, work: (tx: EventStoreTransaction) => Promise<T>): Promise<T> {
     const savepoint = savepointName();
     const appendedBefore = outer.appended.length;
+    const afterCommitBefore = outer.afterCommit.length;
     const failureBefore = outer.failure;
     await outer.manager.query(`SAVEPOINT ${savepoint}`);
     try {
       const result = await work(outer);
       if (outer.failure !== failureBefore) throw outer.failure;
-      // Fenced work nested in an unfenced unit of work is checked here: the outer COMMIT checks only
-      // the fence it started under (found in review). The fence's row lock lasts until that COMMIT.
-      await currentFence()?.verify(outer.manager);
+      await this.verifyNestedFence(outer);
       await outer.manager.query(`RELEASE SAVEPOINT ${savepoint}`);
       return result;
     } catch (error) {
       await outer.manager.query(`ROLLBACK TO SAVEPOINT ${savepoint}`);
       outer.appended.length = appendedBefore; // rolled back: never to be published
+      outer.afterCommit.length = afterCommitBefore; // nor snapshotted
       outer.failure = failureBefore;
       throw await this.asVersionConflict(error);
     }

@@ -19,6 +19,8 @@ export { LeaseLostError, type LeaseHolding, currentFence, runFenced } from './le
 export * from './checkpoint-order.js';
 export * from './event-notifier.js';
 export * from './projection.js';
+export * from './process-manager.js';
+export * from './subscriber.js';
 export * from './projection-admin.js';
 export * from './projection-checkpoints.js';
 export * from './projection-engine.js';

@@ -4,6 +4,7 @@ import { ProjectionCheckpoints } from './projection-checkpoints.js';
 import { ProjectionEngine } from './projection-engine.js';
 import { ProjectionStatus, type ProjectionStatusReport } from './projection-status.js';
 import { ProjectionRegistry } from './projection.registry.js';
+import { isProcessManager } from './subscriber.js';
 
 /** Operator actions on projections, shared by the admin HTTP API and the CLI. */
 @Injectable()
@@ -26,7 +27,8 @@ export class ProjectionAdmin {
   /** Asks the projection's runner (in whichever process holds it) to rebuild in the background. */
   async rebuild(name: string): Promise<ProjectionStatusReport> {
     this.assertKnown(name);
-    if (this.registry.get(name)!.tables.length === 0) throw new ProjectionNotRebuildableError(name);
+    // A process manager keeps no table: its effects are other streams' events, never replayed.
+    if (isProcessManager(this.registry.get(name)!)) throw new ProjectionNotRebuildableError(name);
     await this.checkpoints.requestRebuild(name);
     await this.engine.wake();
     return this.statuses.one(name);

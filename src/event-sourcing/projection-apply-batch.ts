@@ -5,6 +5,7 @@ import { commitReaction } from './projection-reactions.js';
 import { rebuildAttemptFailed } from './projection-rebuild-failures.js';
 import { LostLease, type RunnerContext, type Target } from './projection-runner-context.js';
 import { ProjectionApplyError, applyToProjection } from './projection.js';
+import { isProcessManager } from './subscriber.js';
 import type { Checkpoint, RecordedEvent } from './recorded-event.js';
 
 /**
@@ -48,7 +49,7 @@ export async function applyWithRetries(
     }
     return true; // every event passed on its own (the batch failure did not repeat)
   }
-  if (failure.index > 0 && !context.reacts) {
+  if (failure.index > 0 && !isProcessManager(context.projection)) {
     // Commit what precedes the failing event (a reaction has done so itself); it is tried again
     // from there on the next loop.
     if (!(await applyWithRetries(context, events.slice(0, failure.index), target, from))) return false;
@@ -76,8 +77,9 @@ async function countFailure(context: RunnerContext, failed: RecordedEvent, failu
 }
 
 async function commit(context: RunnerContext, events: readonly RecordedEvent[], target: Target, from: Checkpoint): Promise<void> {
-  if (context.reacts) return commitReaction(context, events, from);
-  const { projection, deps } = context;
+  if (isProcessManager(context.projection)) return commitReaction(context, context.projection, events, from);
+  const { deps } = context;
+  const projection = context.readModel();
   const { dataSource, checkpoints, options, owner } = deps;
   const last = events[events.length - 1];
   const checkpoint = { transactionId: last.transactionId, position: last.position };

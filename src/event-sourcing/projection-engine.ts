@@ -11,8 +11,8 @@ import { InstanceHeartbeat, SegmentShare } from './projection-ownership.js';
 import { ProjectionRunner, type ProjectionRunnerOptions } from './projection-runner.js';
 import { ensureSegmentLayout } from './projection-segment-layout.js';
 import { type SegmentCounts, segmentCountFor, segmentsOf } from './projection-segments.js';
-import type { Projection } from './projection.js';
 import { ProjectionRegistry } from './projection.registry.js';
+import { type Subscriber, modeOf } from './subscriber.js';
 import { StoredSchemaCheck } from './stored-schema-check.js';
 import type { Checkpoint } from './recorded-event.js';
 import { PROJECTOR_DATA_SOURCE } from './data-sources.js';
@@ -104,8 +104,8 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
   }
 
   /** Segments of a projection here: the configured count for an async one, one for an inline one. */
-  segmentCount(projection: Projection): number {
-    return projection.mode === 'inline' ? 1 : segmentCountFor(this.options.segments, projection.name);
+  segmentCount(projection: Subscriber): number {
+    return modeOf(projection) === 'inline' ? 1 : segmentCountFor(this.options.segments, projection.name);
   }
 
   /** Before the DataSource closes (TypeORM does that in onApplicationShutdown), so leases are released. */

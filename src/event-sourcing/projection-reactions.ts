@@ -2,13 +2,15 @@ import { isSameCheckpoint } from './checkpoint-order.js';
 import { isLeaseLost, runFenced } from './lease-fence.js';
 import { LostLease, type RunnerContext } from './projection-runner-context.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ProjectionApplyError, ReactionAbandoned, applyToProjection, keyOf } from './projection.js';
+import { type ProcessManager, ReactionAbandoned, reactTo } from './process-manager.js';
+import { ProjectionApplyError } from './projection.js';
 import { runInLanes } from './reaction-lanes.js';
 import type { Checkpoint, RecordedEvent } from './recorded-event.js';
+import { keyOf } from './subscriber.js';
 
 /**
- * A projection that keeps no table (a process manager) reacts with commands of its own, each in its
- * own transaction. Those run outside the checkpoint transaction: that one locks the checkpoint row,
+ * A process manager (process-manager.ts) reacts with commands of its own, each in its own
+ * transaction. Those run outside the checkpoint transaction: that one locks the checkpoint row,
  * which gives it a transaction id, and commit-safe readers wait for every older transaction id — a
  * long step inside it would hold every projection back. The checkpoint then advances in a short
  * fenced transaction.
@@ -25,8 +27,13 @@ import type { Checkpoint, RecordedEvent } from './recorded-event.js';
  * idempotent. A failure at event k advances the checkpoint past the events before it, then throws
  * for k.
  */
-export async function commitReaction(context: RunnerContext, events: readonly RecordedEvent[], from: Checkpoint): Promise<void> {
-  const { projection, deps } = context;
+export async function commitReaction(
+  context: RunnerContext,
+  processManager: ProcessManager,
+  events: readonly RecordedEvent[],
+  from: Checkpoint,
+): Promise<void> {
+  const { deps } = context;
   const { dataSource, checkpoints, options, owner } = deps;
   const holding = context.holding();
   // A cheap look first (no lock): the fenced steps and the fenced advance below are what decide.
@@ -42,10 +49,17 @@ export async function commitReaction(context: RunnerContext, events: readonly Re
   const deadline = performance.now() + options.leaseTtlMs / 3;
   const { done, failure } = await runInLanes(
     events,
-    (event) => keyOf(projection, event),
-    projection.reactionConcurrency ?? options.reactionConcurrency ?? 1,
+    (event) => keyOf(processManager, event),
+    processManager.reactionConcurrency ?? options.reactionConcurrency ?? 1,
     () => performance.now() < deadline && context.lease.current === holding && !context.stopped,
-    (event) => runFenced(holding, () => applyToProjection(projection, [event], dataSource.manager)),
+    (event) =>
+      runFenced(holding, async () => {
+        try {
+          await reactTo(processManager, event);
+        } catch (error) {
+          throw new ProjectionApplyError(0, error);
+        }
+      }),
   );
   if (failure && isLeaseLost(failure.error)) throw new LostLease();
   if (failure && !(failure.error instanceof ProjectionApplyError)) throw failure.error;
@@ -58,7 +72,7 @@ export async function commitReaction(context: RunnerContext, events: readonly Re
       await checkpoints.advance(manager, context.row, checkpoint, options.leaseTtlMs);
       context.state = { ...state, checkpoint, attempts: 0 };
     });
-    deps.onAdvance(projection.name, checkpoint);
+    deps.onAdvance(processManager.name, checkpoint);
   }
   // A step given up because the process stops is no failure: count nothing, and look again after a
   // pause (the runner stops meanwhile) rather than at once.

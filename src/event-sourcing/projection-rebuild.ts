@@ -26,7 +26,8 @@ export async function guardedRebuildStep(context: RunnerContext, state: Projecti
 
 /** One step of a rebuild: prepare the shadow tables, apply a batch to them, or swap them in. */
 async function rebuildStep(context: RunnerContext, state: ProjectionState): Promise<boolean> {
-  const { projection, deps } = context;
+  const { deps } = context;
+  const projection = context.readModel(); // a process manager's rebuild is refused before it is requested
   const { dataSource, checkpoints, options, owner, logger } = deps;
   const rebuild = state.rebuild!;
   context.shadow ??= await ShadowTables.forProjection(dataSource.manager, projection);
@@ -61,7 +62,8 @@ async function rebuildStep(context: RunnerContext, state: ProjectionState): Prom
  *   committed event not yet in the copy is applied to it.
  */
 async function swap(context: RunnerContext): Promise<void> {
-  const { projection, deps } = context;
+  const { deps } = context;
+  const projection = context.readModel();
   const { dataSource, checkpoints, owner, logger } = deps;
   let applied = 0;
   try {

@@ -9,6 +9,7 @@ import type { ShadowTables } from './projection-shadow.js';
 import type { SegmentShare } from './projection-ownership.js';
 import type { Segment } from './projection-segments.js';
 import type { Projection } from './projection.js';
+import { type Subscriber, isProcessManager } from './subscriber.js';
 import type { Checkpoint } from './recorded-event.js';
 
 export interface ProjectionRunnerOptions {
@@ -33,8 +34,8 @@ export interface ProjectionRunnerOptions {
    */
   readonly leaseTtlMs: number;
   /**
-   * A process manager (no tables): how many keys of a batch (transfers) it reacts to at once, each
-   * key's events still in order (reaction-lanes.ts). Absent or 1: one event at a time.
+   * A process manager: how many keys of a batch (transfers) it reacts to at once, each key's events
+   * still in order (reaction-lanes.ts). Absent or 1: one event at a time.
    */
   readonly reactionConcurrency?: number;
 }
@@ -75,7 +76,8 @@ export class RunnerContext {
   state?: ProjectionState;
 
   constructor(
-    readonly projection: Projection,
+    /** A projection or a process manager (the runner's other jobs read it through readModel()). */
+    readonly projection: Subscriber,
     readonly segment: Segment,
     readonly deps: ProjectionRunnerDeps,
   ) {
@@ -104,8 +106,11 @@ export class RunnerContext {
     return Math.min(this.deps.options.retryBaseMs * 2 ** (attempts - 1), 30_000);
   }
 
-  /** A process manager: no table of its own, it reacts with commands (see commitReaction). */
-  get reacts(): boolean {
-    return this.projection.tables.length === 0;
+  /** The projection, for the jobs only a read model has (applying in a transaction, rebuilds). */
+  readModel(): Projection {
+    if (isProcessManager(this.projection)) {
+      throw new Error(`${this.projection.name} is a process manager: it has no table to apply to or rebuild`);
+    }
+    return this.projection;
   }
 }

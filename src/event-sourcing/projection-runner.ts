@@ -8,7 +8,7 @@ import { LostLease, RunnerContext, type ProjectionRunnerDeps } from './projectio
 import { sharedReadBatch } from './projection-runner-shared-reads.js';
 import type { Segment } from './projection-segments.js';
 import { segmentOfKey } from './projection-segments.js';
-import { type Projection, handlesAny, keyOf } from './projection.js';
+import { type Subscriber, concernsAny, keyOf, modeOf } from './subscriber.js';
 import { type Checkpoint, type RecordedEvent, checkpointOf } from './recorded-event.js';
 
 export type { ProjectionRunnerDeps, ProjectionRunnerOptions } from './projection-runner-context.js';
@@ -53,7 +53,7 @@ export class ProjectionRunner {
   private partialBatchReadAt = -Infinity;
 
   constructor(
-    readonly projection: Projection,
+    readonly projection: Subscriber,
     readonly segment: Segment,
     private readonly deps: ProjectionRunnerDeps,
   ) {
@@ -95,7 +95,7 @@ export class ProjectionRunner {
         this.readAtSequence = undefined;
         let next: LiveStep = 'caught-up';
         if (context.state.rebuild && (await guardedRebuildStep(context, context.state))) next = 'more';
-        if (this.projection.mode === 'async' && context.state?.status === 'running') {
+        if (modeOf(this.projection) === 'async' && context.state?.status === 'running') {
           const live = await this.liveStep(context.state);
           if (next !== 'more') next = live;
         }
@@ -201,7 +201,7 @@ export class ProjectionRunner {
     this.partialBatchReadAt = events.length > 0 && events.length < options.batchSize ? readAt : -Infinity;
     if (events.length > 0) {
       const mine = this.ofThisSegment(events);
-      if (!handlesAny(this.projection, mine)) await this.advancePast(events, state.checkpoint);
+      if (!concernsAny(this.projection, mine)) await this.advancePast(events, state.checkpoint);
       else if (await applyWithRetries(this.context, mine, 'live', state.checkpoint)) {
         // The batch's tail belongs to other segments: past it too, so it is not read again — only
         // once every event of this segment is done (a process manager's batch may stop early).

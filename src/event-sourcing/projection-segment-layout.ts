@@ -4,9 +4,10 @@ import { compareCheckpoints, isSameCheckpoint } from './checkpoint-order.js';
 import type { CommitOrderLog } from './commit-order-log.js';
 import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import { segmentOfKey, segmentsOf } from './projection-segments.js';
-import { type Projection, applyToProjection, keyOf } from './projection.js';
+import { type Projection, applyToProjection } from './projection.js';
 import type { Checkpoint } from './recorded-event.js';
 import { sql } from './sql.js';
+import { type Subscriber, isProcessManager, keyOf } from './subscriber.js';
 
 /** The stored segments of a projection cannot be changed to the configured count now; nothing was changed. */
 export class ProjectionLayoutError extends Error {
@@ -40,7 +41,7 @@ export async function ensureSegmentLayout(
   dataSource: DataSource,
   log: CommitOrderLog,
   logger: Logger,
-  projection: Projection,
+  projection: Subscriber,
   count: number,
   /**
    * False for an instance that runs no projection, or a CLI: it creates missing rows but changes no
@@ -75,17 +76,17 @@ export async function ensureSegmentLayout(
     const latest = ordered[ordered.length - 1];
     let start = latest;
     let caughtUp = 0;
-    if (projection.tables.length > 0) {
-      for (const row of stored) caughtUp += await catchUp(manager, log, projection, row, latest);
+    if (isProcessManager(projection)) {
+      start = earliest; // its steps are idempotent: react again rather than skip
     } else {
-      start = earliest;
+      for (const row of stored) caughtUp += await catchUp(manager, log, projection, row, latest);
     }
     const token = stored.reduce((max, row) => (BigInt(row.leaseToken) > max ? BigInt(row.leaseToken) : max), 0n) + 1n;
     await sql(manager, `DELETE FROM projection_checkpoints WHERE projection = $1`, [projection.name]);
     await insertSegments(manager, projection.name, count, start, token.toString());
     logger.log(
       `Projection ${projection.name}: ${storedCount} segment(s) replaced by ${count}, all from position ${start.position}` +
-        (projection.tables.length > 0
+        (!isProcessManager(projection)
           ? ` (${caughtUp} event(s) applied first to bring every old segment there)`
           : isSameCheckpoint(earliest, latest)
             ? ''

@@ -8,6 +8,7 @@ import type { ProjectionMode } from './projection.js';
 import { ProjectionRegistry } from './projection.registry.js';
 import type { Checkpoint } from './recorded-event.js';
 import { sql } from './sql.js';
+import { modeOf } from './subscriber.js';
 import { toSafeNumber } from './stored-event.row.js';
 
 /** One segment of a projection, as operators see it. */
@@ -74,7 +75,7 @@ export class ProjectionStatus {
     const reports = [];
     for (const projection of this.registry.all()) {
       const segments = byProjection.get(projection.name);
-      if (segments) reports.push(await this.report(projection.mode, segments));
+      if (segments) reports.push(await this.report(modeOf(projection), segments));
     }
     return reports;
   }
@@ -83,7 +84,7 @@ export class ProjectionStatus {
     const projection = this.registry.get(name);
     const segments = projection ? await this.checkpoints.loadSegments(name) : [];
     if (!projection || segments.length === 0) throw new UnknownProjectionError(name);
-    return this.report(projection.mode, segments);
+    return this.report(modeOf(projection), segments);
   }
 
   private async report(mode: ProjectionMode, states: readonly ProjectionState[]): Promise<ProjectionStatusReport> {

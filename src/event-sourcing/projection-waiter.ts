@@ -10,6 +10,7 @@ import { ProjectionRegistry } from './projection.registry.js';
 import type { Checkpoint } from './recorded-event.js';
 import { type PreparedStatement, prepared, sql } from './sql.js';
 import { toSafeNumber } from './stored-event.row.js';
+import { modeOf } from './subscriber.js';
 
 /** The earliest segment's checkpoint in commit order: what the projection reflects as a whole. */
 const CHECKPOINT_POSITION: PreparedStatement = {
@@ -80,7 +81,7 @@ export class ProjectionWaiter implements OnModuleDestroy {
   async waitFor(name: string, minPosition: number | undefined, timeoutMs: number): Promise<number> {
     const projection = this.registry.get(name);
     if (!projection) throw new UnknownProjectionError(name);
-    if (!minPosition) return this.reflected(projection.mode, name);
+    if (!minPosition) return this.reflected(modeOf(projection), name);
     const deadline = Date.now() + timeoutMs;
     let target: Checkpoint | undefined;
     let askedAt = -Infinity;
@@ -89,10 +90,10 @@ export class ProjectionWaiter implements OnModuleDestroy {
       const wake = this.wakeOnProgress(name, target);
       try {
         target ??= await this.targetOf(minPosition);
-        const reached = target && (await this.reached(projection.mode, name, target));
+        const reached = target && (await this.reached(modeOf(projection), name, target));
         if (reached !== undefined) return reached;
         if (Date.now() >= deadline) {
-          throw new ProjectionNotCaughtUpError(name, minPosition, await this.reflected(projection.mode, name), timeoutMs);
+          throw new ProjectionNotCaughtUpError(name, minPosition, await this.reflected(modeOf(projection), name), timeoutMs);
         }
         if (Date.now() - askedAt >= WATCH_MS / 2 && !this.engine.holdsAll(name)) {
           askedAt = Date.now();

@@ -1,7 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
+import { type ProcessManager, ReactionHandlers, reactsToAny } from './process-manager.js';
 import { type Projection, ProjectionHandlers, handlesAny } from './projection.js';
 import { ProjectionRegistry } from './projection.registry.js';
 import type { RecordedEvent } from './recorded-event.js';
+import { concernsAny, isProcessManager, modeOf } from './subscriber.js';
 
 class Opened {
   readonly id!: string;
@@ -57,5 +59,57 @@ describe('ProjectionRegistry', () => {
       'Projections "a" and "b" both declare table "u"',
     );
     expect(() => registry.register([{ ...base, name: 'c', tables: ['v'], handlers }])).not.toThrow();
+  });
+
+  it('refuses a projection with no table, pointing at the process-manager contract', () => {
+    const registry = new ProjectionRegistry();
+    expect(() => registry.register([{ ...base, name: 'reactor', tables: [], handlers: new ProjectionHandlers() }])).toThrow(
+      /Projection "reactor" declares no tables.*ProcessManager/,
+    );
+    expect(registry.get('reactor')).toBeUndefined();
+  });
+
+  it('registers a process manager by its kind, in the same namespace as projections', () => {
+    const registry = new ProjectionRegistry();
+    const manager: ProcessManager = { kind: 'process-manager', name: 'saga', handlers: new ReactionHandlers() };
+    registry.register([{ ...base, name: 'view', handlers: new ProjectionHandlers() }, manager]);
+    expect(isProcessManager(registry.get('saga')!)).toBe(true);
+    expect(isProcessManager(registry.get('view')!)).toBe(false);
+    expect(modeOf(registry.get('saga')!)).toBe('async');
+    expect(registry.hasInline()).toBe(false);
+    expect(() => registry.register([{ ...manager }])).toThrow('Projection "saga" is registered twice');
+    expect(() => registry.register([{ ...base, name: 'saga', handlers: new ProjectionHandlers() }])).toThrow('registered twice');
+  });
+
+  it("refuses a process manager that carries a projection's members", () => {
+    const registry = new ProjectionRegistry();
+    const confused = { kind: 'process-manager', name: 'confused', handlers: new ReactionHandlers(), tables: ['t'] } as ProcessManager;
+    expect(() => registry.register([confused])).toThrow('Process manager "confused" declares tables');
+    const projectionHandlers = { kind: 'process-manager', name: 'old', handlers: new ProjectionHandlers() } as unknown as ProcessManager;
+    expect(() => registry.register([projectionHandlers])).toThrow('must define its handlers as ReactionHandlers');
+  });
+});
+
+describe('ReactionHandlers: what a process manager reacts to', () => {
+  it('on(): only the listed classes; a batch without them concerns it not', async () => {
+    const seen: string[] = [];
+    const manager: ProcessManager = {
+      kind: 'process-manager',
+      name: 'saga',
+      handlers: new ReactionHandlers().on(Opened, async (event) => void seen.push(event.data.id)),
+    };
+    expect(reactsToAny(manager, [recorded(new Unrelated({ id: 'a' }))])).toBe(false);
+    expect(concernsAny(manager, [recorded(new Unrelated({ id: 'a' })), recorded(new Opened({ id: 'b' }))])).toBe(true);
+    await manager.handlers.handlerFor(recorded(new Opened({ id: 'b' })))!(recorded(new Opened({ id: 'b' })));
+    expect(seen).toEqual(['b']);
+  });
+
+  it('onEvery(): every event, and it excludes on()', () => {
+    const handlers = new ReactionHandlers().onEvery(async () => undefined);
+    expect(handlers.handlerFor(recorded(new Unrelated({ id: 'a' })))).toBeDefined();
+    expect(() => handlers.on(Opened, async () => undefined)).toThrow('onEvery() already reacts to every event');
+    expect(() => new ReactionHandlers().on(Opened, async () => undefined).onEvery(async () => undefined)).toThrow(
+      'onEvery() excludes any other handler',
+    );
   });
 });

@@ -46,11 +46,15 @@ export type ProjectionMode = 'inline' | 'async';
  * way the code must only write the projection's own `tables`, by unqualified names, through the
  * manager it is given (that is what lets the same code run inline with an append, in the runner and
  * into a rebuild's fresh copy), and must be idempotent per event: applying an event already applied
- * changes nothing.
+ * changes nothing. Something that reacts to events without tables of its own is a ProcessManager
+ * (process-manager.ts), not a Projection: the registry refuses a projection with no table.
  */
 export interface Projection {
+  /** Optional: a Projection is what the engine runs unless `kind` says 'process-manager'. */
+  readonly kind?: 'projection';
   readonly name: string;
   readonly mode: ProjectionMode;
+  /** The tables it writes, at least one; each belongs to one projection. */
   readonly tables: readonly string[];
   readonly handlers?: ProjectionHandlers;
   /**
@@ -67,26 +71,7 @@ export interface Projection {
    * the stream id. Must be a function of the event alone, the same in every process and release.
    */
   keyOf?(event: RecordedEvent): string;
-  /**
-   * A process manager (no tables): how many keys of a batch it may react to at once, overriding
-   * PROJECTION_REACTION_CONCURRENCY. With lanes, events of other keys completed past a failure are
-   * reacted to again at every retry: a reaction that cannot be repeated safely much later either sets 1
-   * or remembers what it completed for its holding (the NATS relay: src/relay/acknowledged-events.ts).
-   */
-  readonly reactionConcurrency?: number;
 }
-
-/** The key of an event for a projection's segments (keyOf, or the stream by default). */
-export function keyOf(projection: Projection, event: RecordedEvent): string {
-  return projection.keyOf ? projection.keyOf(event) : event.streamId;
-}
-
-/**
- * Thrown by a process manager's step that gave up because the process is stopping (the relay, told
- * to stop waiting for the broker): not a failure of the event. No attempt is counted; the checkpoint
- * stays before the event, for the next holder.
- */
-export class ReactionAbandoned extends Error {}
 
 /** Applying failed; `index` is the failing event's index in the batch when it is known. */
 export class ProjectionApplyError extends Error {
@@ -99,6 +84,12 @@ export class ProjectionApplyError extends Error {
 }
 
 export function assertValidProjection(projection: Projection): void {
+  if (!Array.isArray(projection.tables) || projection.tables.length === 0) {
+    throw new Error(
+      `Projection "${projection.name}" declares no tables: a projection is a read model and writes tables of its own; ` +
+        "something that only reacts to events is a ProcessManager (kind: 'process-manager', ReactionHandlers)",
+    );
+  }
   if (!projection.handlers === !projection.applyBatch) {
     throw new Error(`Projection "${projection.name}" must define exactly one of handlers and applyBatch`);
   }

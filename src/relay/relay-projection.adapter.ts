@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { type Projection, type RecordedEvent, currentFence } from '../event-sourcing/index.js';
+import { type ProcessManager, ReactionHandlers, type RecordedEvent, currentFence } from '../event-sourcing/index.js';
 import { AcknowledgedEvents } from './acknowledged-events.js';
 import { EventRelay } from './event-relay.js';
 
@@ -9,13 +9,12 @@ export const RELAY_PROJECTION_NAME = 'nats-relay';
 export const RELAY_PUBLISH_CONCURRENCY = Symbol('RelayPublishConcurrency');
 
 /**
- * The relay's ONLY coupling to the projection engine: it runs as an async projection with no
- * table (a process manager), so it has the engine's guarantees — a checkpoint in commit order
- * (gap-safe), a lease with fencing (one publisher across instances), status, lag and retries in
- * /admin/projections. The engine advances the checkpoint only past the completed prefix of a batch
- * (projection-reactions.ts), i.e. after the broker acknowledged every event up to it; a crash in
- * between republishes the events past it, which the broker drops as duplicates of their message ids.
- * No `handles`: every event is relayed.
+ * The relay's ONLY coupling to the projection engine: it runs as a process manager, so it has the
+ * engine's guarantees — a checkpoint in commit order (gap-safe), a lease with fencing (one publisher
+ * across instances), status, lag and retries in /admin/projections. The engine advances the
+ * checkpoint only past the completed prefix of a batch (projection-reactions.ts), i.e. after the
+ * broker acknowledged every event up to it; a crash in between republishes the events past it, which
+ * the broker drops as duplicates of their message ids. onEvery: every event is relayed.
  *
  * Pipelined: the engine runs a batch in lanes keyed by stream id (the default keyOf), up to
  * `reactionConcurrency` streams at once, each stream's events one at a time in version order (so
@@ -23,29 +22,26 @@ export const RELAY_PUBLISH_CONCURRENCY = Symbol('RelayPublishConcurrency');
  * before its event while other lanes published past it: the events acknowledged in this lease
  * holding are remembered (AcknowledgedEvents) and skipped when the same holder retries, so a retry
  * later than the broker's duplicate window does not store them twice.
- *
- * When the engine's contract changes (process managers of their own), this file is what moves.
  */
 @Injectable()
-export class RelayProjection implements Projection {
+export class RelayProjection implements ProcessManager {
+  readonly kind = 'process-manager';
   readonly name = RELAY_PROJECTION_NAME;
-  readonly mode = 'async';
-  readonly tables = [];
   private readonly acknowledged = new AcknowledgedEvents();
+
+  readonly handlers = new ReactionHandlers().onEvery((event) => this.publishOnce(event));
 
   constructor(
     private readonly relay: EventRelay,
     @Inject(RELAY_PUBLISH_CONCURRENCY) readonly reactionConcurrency: number,
   ) {}
 
-  async applyBatch(events: readonly RecordedEvent[]): Promise<void> {
+  private async publishOnce(event: RecordedEvent): Promise<void> {
     // The engine runs every reaction for its holding (runFenced); without one (never in the engine)
     // nothing is remembered.
     const holding = currentFence()?.holding;
-    for (const event of events) {
-      if (holding && this.acknowledged.has(holding, event)) continue;
-      await this.relay.publish(event);
-      if (holding) this.acknowledged.remember(holding, event);
-    }
+    if (holding && this.acknowledged.has(holding, event)) return;
+    await this.relay.publish(event);
+    if (holding) this.acknowledged.remember(holding, event);
   }
 }

@@ -22,7 +22,7 @@ export class RelayModule implements OnApplicationShutdown {
       module: RelayModule,
       // Global: the engine's feature module builds RelayProjection, which needs EventRelay.
       global: true,
-      imports: [EventSourcingModule.forFeature({ events: [], projections: [RelayProjection] })],
+      imports: [EventSourcingModule.forFeature({ events: [], processManagers: [RelayProjection] })],
       providers: [
         { provide: EVENT_TRANSPORT, useFactory: () => new JetStreamTransport(options.natsUrl, options.stream) },
         { provide: RELAY_PUBLISH_CONCURRENCY, useValue: options.publishConcurrency },

@@ -19,7 +19,11 @@ import { queryRepository } from '../database/query-repository.js';
   imports: [
     AccountsModule,
     TypeOrmModule.forFeature([TransferSummaryRecord]),
-    EventSourcingModule.forFeature({ events: TRANSFER_EVENTS, projections: [TransferSummaryProjection, TransferProcessManager] }),
+    EventSourcingModule.forFeature({
+      events: TRANSFER_EVENTS,
+      projections: [TransferSummaryProjection],
+      processManagers: [TransferProcessManager],
+    }),
   ],
   controllers: [TransfersController],
   providers: [

@@ -12,6 +12,7 @@ import {
   EventSourcingModule,
   EventStore,
   EventType,
+  type ProcessManager,
   type Projection,
   ProjectionAdmin,
   ProjectionCheckpoints,
@@ -152,6 +153,7 @@ export interface EngineModuleOptions {
   readonly url: string;
   readonly events: ReadonlyArray<EventClass<any>>;
   readonly projections: ReadonlyArray<Type<Projection>>;
+  readonly processManagers?: ReadonlyArray<Type<ProcessManager>>;
   readonly engine?: Partial<ProjectionEngineOptions>;
   readonly poolSize?: number;
   /** Let the engine's logger print (a child process sends it to stderr). */
@@ -169,7 +171,11 @@ export async function startEngineModule(options: EngineModuleOptions): Promise<E
         projections: { ...loadConfig({}).projections, segments: { default: 1, byName: {} }, ...options.engine },
         snapshots: { intervals: {} },
       }),
-      EventSourcingModule.forFeature({ events: options.events, projections: options.projections }),
+      EventSourcingModule.forFeature({
+        events: options.events,
+        projections: options.projections,
+        processManagers: options.processManagers,
+      }),
     ],
   }).compile();
   if (!options.log) moduleRef.useLogger(false);

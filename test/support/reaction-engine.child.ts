@@ -8,7 +8,7 @@
 // waits sleepMs before its effect); { ended: ReactionRecord } when it ends.
 import 'reflect-metadata';
 import { Ticked, startEngineModule } from './projection-fixtures.js';
-import { Reacted, defineReactingProjection, newReactionBehaviour } from './reaction-fixtures.js';
+import { Reacted, defineReactingProcessManager, newReactionBehaviour } from './reaction-fixtures.js';
 
 interface ChildOptions {
   readonly url: string;
@@ -25,7 +25,8 @@ behaviour.onEnd = (record) => void process.send?.({ ended: record });
 const engine = await startEngineModule({
   url: options.url,
   events: [Ticked, Reacted],
-  projections: [defineReactingProjection(options.name, behaviour, 'child')],
+  projections: [],
+  processManagers: [defineReactingProcessManager(options.name, behaviour, 'child')],
   engine: { leaseTtlMs: options.leaseTtlMs, pollIntervalMs: 50, retryBaseMs: 10, batchWindowMs: 0 },
   poolSize: 4,
   log: true,

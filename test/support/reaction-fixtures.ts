@@ -5,14 +5,14 @@ import {
   EventStore,
   EventType,
   LeaseLostError,
-  type Projection,
-  ProjectionHandlers,
+  type ProcessManager,
+  ReactionHandlers,
   type RecordedEvent,
 } from '../../src/event-sourcing/index.js';
 import { Ticked, rows, type Queryable } from './projection-fixtures.js';
 
 /**
- * Process-manager projections for the fencing suites: no table of their own, they react to each
+ * Process managers for the fencing suites: no table of their own, they react to each
  * Ticked by appending a Reacted to one shared stream with ANY, deliberately NOT idempotent — a
  * reaction whose effect commits twice shows as two Reacted for one source position in the log.
  */
@@ -51,14 +51,13 @@ export function newReactionBehaviour(sleepMs = 0): ReactionBehaviour {
 
 export const reactedStream = (name: string) => `reacted-${name}`;
 
-/** A reacting projection `name`; `by` labels its records (one label per engine of the test). */
-export function defineReactingProjection(name: string, behaviour: ReactionBehaviour, by: string): Type<Projection> {
+/** A reacting process manager `name`; `by` labels its records (one label per engine of the test). */
+export function defineReactingProcessManager(name: string, behaviour: ReactionBehaviour, by: string): Type<ProcessManager> {
   @Injectable()
-  class ReactingProjection implements Projection {
+  class ReactingProcessManager implements ProcessManager {
+    readonly kind = 'process-manager';
     readonly name = name;
-    readonly mode = 'async';
-    readonly tables = [];
-    readonly handlers = new ProjectionHandlers().on(Ticked, (event) => this.react(event));
+    readonly handlers = new ReactionHandlers().on(Ticked, (event) => this.react(event));
 
     constructor(private readonly store: EventStore) {}
 
@@ -79,8 +78,8 @@ export function defineReactingProjection(name: string, behaviour: ReactionBehavi
       }
     }
   }
-  Object.defineProperty(ReactingProjection, 'name', { value: `ReactingProjection_${by}` });
-  return ReactingProjection;
+  Object.defineProperty(ReactingProcessManager, 'name', { value: `ReactingProcessManager_${by}` });
+  return ReactingProcessManager;
 }
 
 /** How many Reacted each source position has in the log (committed effects). */

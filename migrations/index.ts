@@ -19,6 +19,7 @@ import { KeepSnapshotHistory1764230400015 } from './1764230400015-keep-snapshot-
 import { IndexTransferChains1764230400016 } from './1764230400016-index-transfer-chains.js';
 import { WakeReadersAfterCommit1764230400017 } from './1764230400017-wake-readers-after-commit.js';
 import { SegmentProjections1764230400018 } from './1764230400018-segment-projections.js';
+import { RememberReactionsAhead1764230400019 } from './1764230400019-remember-reactions-ahead.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
@@ -40,4 +41,5 @@ export const migrations = [
   IndexTransferChains1764230400016,
   WakeReadersAfterCommit1764230400017,
   SegmentProjections1764230400018,
+  RememberReactionsAhead1764230400019,
 ];

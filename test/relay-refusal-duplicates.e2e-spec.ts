@@ -14,8 +14,8 @@ import { type TestDatabase, createTestDatabase } from './support/test-database.j
  * the checkpoint before it, while the other lanes' events past it were published. Each engine retry
  * (and an operator's `projections retry` after `failed`) published them again; once the retry came
  * later than the stream's duplicate window, the broker stored them again: a consumer saw duplicates.
- * The relay now remembers what the broker acknowledged in its lease holding and skips it on a retry
- * (acknowledged-events.ts); without that memory this test fails (5 duplicates).
+ * The engine now writes the events completed past the checkpoint with it and every holder skips them
+ * (completed-ahead.ts, migration 019); without that memory this test fails (5 duplicates).
  * The window is shortened to 1 s here to make the 2-minute production window's case quick.
  */
 describe('relay refusal in one lane, duplicates of the others', () => {

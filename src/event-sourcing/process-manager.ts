@@ -41,9 +41,10 @@ export class ReactionHandlers {
  * Projection it keeps no table, so it has no mode (always after commit), no applyBatch and nothing
  * to rebuild (the engine refuses a rebuild of it).
  *
- * Its steps are run at least once: a crash or a lease lost between a step and the checkpoint, or an
- * event of another lane completed past a failure, runs the step again. So every step must be
- * idempotent (decided from its own stream's state, never from the event alone).
+ * Its steps are run at least once: a crash or a lease lost between a step and the checkpoint's write
+ * runs the step again (events of other lanes completed past a failure are written with the
+ * checkpoint and not run again: completed-ahead.ts). So every step must be idempotent (decided from
+ * its own stream's state, never from the event alone).
  */
 export interface ProcessManager {
   /** The discriminant the engine runs it by (a Projection has none, or 'projection'). */
@@ -58,9 +59,8 @@ export interface ProcessManager {
   keyOf?(event: RecordedEvent): string;
   /**
    * How many keys of a batch it may react to at once, overriding PROJECTION_REACTION_CONCURRENCY.
-   * With lanes, events of other keys completed past a failure are reacted to again at every retry: a
-   * reaction that cannot be repeated safely much later either sets 1 or remembers what it completed
-   * for its holding (the NATS relay: src/relay/acknowledged-events.ts).
+   * Events of other keys completed past a failure are remembered with the checkpoint and not reacted
+   * to again (completed-ahead.ts).
    */
   readonly reactionConcurrency?: number;
 }

@@ -2,17 +2,35 @@ import type { EntityManager } from 'typeorm';
 import type { Checkpoint } from './recorded-event.js';
 import { sql } from './sql.js';
 
-/** Advances the live checkpoint (same transaction as the read-table writes) and renews the lease. */
-export async function advance(manager: EntityManager, name: string, checkpoint: Checkpoint, ttlMs: number): Promise<void> {
+/**
+ * Advances the live checkpoint (same transaction as the read-table writes) and renews the lease;
+ * `completedAhead`: a process manager's events completed past the new checkpoint (empty for a
+ * projection with tables).
+ */
+export async function advance(
+  manager: EntityManager,
+  name: string,
+  checkpoint: Checkpoint,
+  ttlMs: number,
+  completedAhead: readonly number[] = [],
+): Promise<void> {
   await sql(
     manager,
     `UPDATE projection_checkpoints
        SET transaction_id = $2::xid8, position = $3, attempts = 0, updated_at = now(),
-           last_error = NULL, failed_position = NULL, failed_at = NULL,
+           last_error = NULL, failed_position = NULL, failed_at = NULL, completed_ahead = $5::bigint[],
            lease_expires_at = clock_timestamp() + make_interval(secs => $4::double precision / 1000)
        WHERE name = $1`,
-    [name, checkpoint.transactionId, checkpoint.position, ttlMs],
+    [name, checkpoint.transactionId, checkpoint.position, ttlMs, completedAhead],
   );
+}
+
+/** A process manager's events completed past a checkpoint that did not move (see advance). */
+export async function rememberCompletedAhead(manager: EntityManager, name: string, completedAhead: readonly number[]): Promise<void> {
+  await sql(manager, `UPDATE projection_checkpoints SET completed_ahead = $2::bigint[], updated_at = now() WHERE name = $1`, [
+    name,
+    completedAhead,
+  ]);
 }
 
 /**

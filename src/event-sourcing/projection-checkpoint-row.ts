@@ -28,6 +28,11 @@ export interface ProjectionState {
     readonly requestedAt: Date;
   } | null;
   readonly rebuildCompletedAt: Date | null;
+  /**
+   * A process manager's events completed past the checkpoint (their positions): lanes completed them
+   * while an earlier event of the batch had not. Every holder skips them (projection-reactions.ts).
+   */
+  readonly completedAhead: readonly number[];
 }
 
 export interface Row {
@@ -51,6 +56,7 @@ export interface Row {
   rebuild_events_applied: string | null;
   rebuild_requested_at: Date | null;
   rebuild_completed_at: Date | null;
+  completed_ahead: string[];
 }
 
 export function toState(row: Row): ProjectionState {
@@ -77,5 +83,6 @@ export function toState(row: Row): ProjectionState {
         }
       : null,
     rebuildCompletedAt: row.rebuild_completed_at,
+    completedAhead: (row.completed_ahead ?? []).map(toSafeNumber),
   };
 }

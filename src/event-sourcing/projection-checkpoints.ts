@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
-import { advance, advancePast } from './projection-advance-sql.js';
+import { advance, advancePast, rememberCompletedAhead } from './projection-advance-sql.js';
 import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import { recordFailure, retry, skip, skips } from './projection-failure-sql.js';
 import { acquireLease, lockIfLeader, releaseLease, renewLease } from './projection-lease-sql.js';
@@ -75,8 +75,12 @@ export class ProjectionCheckpoints {
     return lockIfLeader(manager, name, owner, token);
   }
 
-  advance(manager: EntityManager, name: string, checkpoint: Checkpoint, ttlMs: number): Promise<void> {
-    return advance(manager, name, checkpoint, ttlMs);
+  advance(manager: EntityManager, name: string, checkpoint: Checkpoint, ttlMs: number, completedAhead?: readonly number[]): Promise<void> {
+    return advance(manager, name, checkpoint, ttlMs, completedAhead);
+  }
+
+  rememberCompletedAhead(manager: EntityManager, name: string, completedAhead: readonly number[]): Promise<void> {
+    return rememberCompletedAhead(manager, name, completedAhead);
   }
 
   advancePast(name: string, owner: string, token: string, from: Checkpoint, to: Checkpoint, ttlMs: number): Promise<boolean> {

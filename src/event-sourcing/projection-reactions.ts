@@ -1,4 +1,5 @@
 import { isSameCheckpoint } from './checkpoint-order.js';
+import { completedAhead, sameSet } from './completed-ahead.js';
 import { isLeaseLost, runFenced } from './lease-fence.js';
 import { LostLease, type RunnerContext } from './projection-runner-context.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,9 +23,9 @@ import { keyOf } from './subscriber.js';
  * reacted to one at a time, in order; different keys concurrently, up to `reactionConcurrency`
  * (reaction-lanes.ts), so one transfer's commit round trips do not hold the others back. No event
  * starts after a third of the lease, so the checkpoint moves often and a takeover has little to
- * redo. At-least-once between a step and the checkpoint (a crash there, or an event of another lane
- * completed past the prefix the checkpoint can take), which is why a process manager's steps must be
- * idempotent. A failure at event k advances the checkpoint past the events before it, then throws
+ * redo. Events of other lanes completed past the prefix the checkpoint can take are written with it
+ * (completed-ahead.ts) and skipped by every later holder. At-least-once only between a step and the
+ * checkpoint's write (a crash there), which is why a process manager's steps must be idempotent. A failure at event k advances the checkpoint past the events before it, then throws
  * for k.
  */
 export async function commitReaction(
@@ -47,32 +48,38 @@ export async function commitReaction(
     throw new LostLease();
   }
   const deadline = performance.now() + options.leaseTtlMs / 3;
-  const { done, failure } = await runInLanes(
+  // Completed past the checkpoint by an earlier batch of this segment (any holder): not again.
+  const skip = new Set(before.completedAhead);
+  const { done, completed, failure } = await runInLanes(
     events,
     (event) => keyOf(processManager, event),
     processManager.reactionConcurrency ?? options.reactionConcurrency ?? 1,
     () => performance.now() < deadline && context.lease.current === holding && !context.stopped,
     (event) =>
-      runFenced(holding, async () => {
-        try {
-          await reactTo(processManager, event);
-        } catch (error) {
-          throw new ProjectionApplyError(0, error);
-        }
-      }),
+      skip.has(event.position)
+        ? Promise.resolve()
+        : runFenced(holding, async () => {
+            try {
+              await reactTo(processManager, event);
+            } catch (error) {
+              throw new ProjectionApplyError(0, error);
+            }
+          }),
   );
   if (failure && isLeaseLost(failure.error)) throw new LostLease();
   if (failure && !(failure.error instanceof ProjectionApplyError)) throw failure.error;
-  if (done > 0) {
-    const last = events[done - 1];
-    const checkpoint = { transactionId: last.transactionId, position: last.position };
+  const ahead = completedAhead(before.completedAhead, events, completed, done);
+  if (done > 0 || !sameSet(ahead, before.completedAhead)) {
+    const last = done > 0 ? events[done - 1] : undefined;
+    const checkpoint = last ? { transactionId: last.transactionId, position: last.position } : from;
     await dataSource.transaction(async (manager) => {
       const state = await checkpoints.lockIfLeader(manager, context.row, owner, holding.token);
       if (!state || !isSameCheckpoint(state.checkpoint, from) || state.status !== 'running') throw new LostLease();
-      await checkpoints.advance(manager, context.row, checkpoint, options.leaseTtlMs);
-      context.state = { ...state, checkpoint, attempts: 0 };
+      if (last) await checkpoints.advance(manager, context.row, checkpoint, options.leaseTtlMs, ahead);
+      else await checkpoints.rememberCompletedAhead(manager, context.row, ahead);
+      context.state = last ? { ...state, checkpoint, attempts: 0, completedAhead: ahead } : { ...state, completedAhead: ahead };
     });
-    deps.onAdvance(processManager.name, checkpoint);
+    if (last) deps.onAdvance(processManager.name, checkpoint);
   }
   // A step given up because the process stops is no failure: count nothing, and look again after a
   // pause (the runner stops meanwhile) rather than at once.

@@ -80,7 +80,7 @@ describe('runInLanes', () => {
         order.push(event);
       },
     );
-    expect(outcome).toEqual({ done: 3 });
+    expect(outcome).toEqual({ done: 3, completed: [true, true, true] });
     expect(order).toEqual(['b1', 'a1', 'a2']);
   });
 
@@ -109,7 +109,7 @@ describe('runInLanes', () => {
       async (n) => void started.push(n),
     );
     expect(started).toEqual([0]);
-    expect(outcome).toEqual({ done: 1 });
+    expect(outcome).toEqual({ done: 1, completed: [true, false, false] });
   });
 
   it('never runs an event of a key whose earlier event did not start, even if later ones may start', async () => {
@@ -123,6 +123,6 @@ describe('runInLanes', () => {
       async (n) => void started.push(n),
     );
     expect(started.sort()).toEqual([0, 1, 3]);
-    expect(outcome).toEqual({ done: 2 });
+    expect(outcome).toEqual({ done: 2, completed: [true, true, false, true, false] });
   });
 });

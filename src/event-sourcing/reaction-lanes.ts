@@ -4,14 +4,15 @@
  * transfers do not wait for each other's commits, while each transfer's steps keep their order.
  *
  * What the caller may commit is the prefix: the events from the start of the batch that all completed
- * (`done`). Events of other lanes past it may have completed too; they are run again from the
- * checkpoint, which a process manager's idempotent steps allow (the same at-least-once as a crash
- * between a step and the checkpoint). After the first error no new event starts; the ones in flight
+ * (`done`). Events of other lanes past it may have completed too (`completed`): the caller writes
+ * them with the checkpoint so that nobody runs them again (completed-ahead.ts). After the first error no new event starts; the ones in flight
  * are awaited, so nothing is left running when this returns.
  */
 export interface LaneOutcome {
   /** How many events from the start of the batch completed. */
   readonly done: number;
+  /** Which events completed, by batch index (some past `done`, in other lanes). */
+  readonly completed: readonly boolean[];
   /** The first error by batch index, if any; `index` is where it happened. */
   readonly failure?: { readonly index: number; readonly error: unknown };
 }
@@ -55,7 +56,7 @@ export async function runInLanes<E>(
 
   const firstIncomplete = completed.indexOf(false);
   const done = firstIncomplete === -1 ? events.length : firstIncomplete;
-  return failure ? { done, failure } : { done };
+  return failure ? { done, completed, failure } : { done, completed };
 }
 
 /** A counting semaphore whose waiters are served first come, first served. */

@@ -8,6 +8,14 @@ const RETRY_BASE_MS = 200;
 const RETRY_MAX_MS = 5_000;
 /** Outage log lines at most this often over all lanes: up to NATS_PUBLISH_CONCURRENCY publishes wait at once. */
 const LOG_INTERVAL_MS = 1_000;
+/**
+ * At shutdown, how long publishes already sent may still wait for their acknowledgement. Given up at
+ * once, a publish the broker stored but had not acknowledged yet stays before the checkpoint and is
+ * published again at the next start — stored twice when that start is later than the duplicate
+ * window (test/relay-sigterm-restart.e2e-spec.ts). A broker that is up answers in milliseconds; one
+ * that is down costs the shutdown this much at most.
+ */
+const IN_FLIGHT_GRACE_MS = 2_000;
 
 /**
  * The relay is shutting down before the broker acknowledged: the event stays for the next start. A
@@ -32,8 +40,9 @@ export class RelayClosing extends ReactionAbandoned {}
 export class EventRelay implements OnModuleDestroy {
   private readonly logger = new Logger(EventRelay.name);
   private closing = false;
-  /** Rejects once the relay is closing: a publish still waiting (e.g. for a first connection to a
-   * broker that is down, which no timeout bounds) is given up instead of holding the shutdown. */
+  /** Rejects IN_FLIGHT_GRACE_MS after the relay started closing: a publish still waiting then (e.g.
+   * for a first connection to a broker that is down, which no timeout bounds) is given up instead of
+   * holding the shutdown. */
   private readonly closed: Promise<never>;
   private signalClosed!: (error: RelayClosing) => void;
   private readonly lastLoggedAt = { unavailable: Number.NEGATIVE_INFINITY, reachable: Number.NEGATIVE_INFINITY };
@@ -77,10 +86,14 @@ export class EventRelay implements OnModuleDestroy {
     await this.transport.close();
   }
 
+  /** No new publish or retry starts; the ones in flight get IN_FLIGHT_GRACE_MS for their acknowledgement. */
   private stopWaiting(): void {
     if (this.closing) return;
     this.closing = true;
-    this.signalClosed(new RelayClosing('shutting down before the broker acknowledged the event'));
+    setTimeout(
+      () => this.signalClosed(new RelayClosing('shutting down before the broker acknowledged the event')),
+      IN_FLIGHT_GRACE_MS,
+    ).unref();
   }
 
   /** Whether an outage line of this kind may be logged now (one a second over all lanes, not one per lane). */

@@ -2,7 +2,6 @@ import { type DynamicModule, Inject, Module, type OnApplicationShutdown } from '
 import { EventSourcingModule } from '../event-sourcing/index.js';
 import { EventRelay } from './event-relay.js';
 import { EVENT_TRANSPORT } from './event-transport.js';
-import { JetStreamTransport } from './jetstream-transport.js';
 import { RelayProjection } from './relay-projection.adapter.js';
 
 export interface RelayOptions {
@@ -21,7 +20,18 @@ export class RelayModule implements OnApplicationShutdown {
       // Global: the engine's feature module builds RelayProjection, which needs EventRelay.
       global: true,
       imports: [EventSourcingModule.forFeature({ events: [], projections: [RelayProjection] })],
-      providers: [{ provide: EVENT_TRANSPORT, useFactory: () => new JetStreamTransport(options.natsUrl, options.stream) }, EventRelay],
+      providers: [
+        {
+          provide: EVENT_TRANSPORT,
+          // Loaded here, not at the top: the NATS client (@nats-io/*, about 60 modules) stays out of
+          // the memory of a service without NATS_URL, which never imports this module (issue 14).
+          useFactory: async () => {
+            const { JetStreamTransport } = await import('./jetstream-transport.js');
+            return new JetStreamTransport(options.natsUrl, options.stream);
+          },
+        },
+        EventRelay,
+      ],
       exports: [EventRelay],
     };
   }

@@ -17,6 +17,7 @@ import { type BaselineBuild, prepareBaseline } from './baseline-build.js';
 import { type ProfileSummary, monotonicMicros, profileTables, summariseProfileFile } from './cpuprofile-summary.js';
 import { cpuSeconds, cpuTickSeconds } from './process-cpu.js';
 import { ProjectionLagSampler } from './projection-lag.js';
+import { productionNodeFlags } from './production-node-flags.js';
 
 export interface HttpSettings {
   readonly accounts: number;
@@ -101,7 +102,8 @@ function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 
 /**
  * Starts a service process: by default bench-service.js (the app plus the bare endpoints); `script`
- * runs another entry point, e.g. a build's dist/src/main.js, with the same environment.
+ * runs another entry point, e.g. a build's dist/src/main.js, with the same environment. `nodeOptions`
+ * are the node flags: a build's production ones (productionNodeFlags), and any the caller adds.
  */
 async function startService(databaseUrl: string, settings: HttpSettings, nodeOptions: string[] = [], script?: string): Promise<Service> {
   const port = await freePort();
@@ -461,11 +463,13 @@ async function waitForCheckpoints(databaseUrl: string): Promise<void> {
 }
 
 /**
- * BENCH_HTTP_NODE_OPTIONS: node flags for the current build's service only (e.g. V8 heap flags, to
- * measure their CPU and RSS against the same code without them: BENCH_HTTP_BASELINE_DIR=.).
+ * The current build's service flags: its production ones (package.json's start:prod), then
+ * BENCH_HTTP_NODE_OPTIONS, for the current build only. A later V8 flag wins: `--max-semi-space-size=16
+ * --heap-growing-percent=0` (V8's defaults) with BENCH_HTTP_BASELINE_DIR=. measures the production
+ * flags' CPU and RSS against the same code without them.
  */
 function currentNodeOptions(): string[] {
-  return (process.env.BENCH_HTTP_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+  return [...productionNodeFlags(ROOT), ...(process.env.BENCH_HTTP_NODE_OPTIONS ?? '').split(' ').filter(Boolean)];
 }
 
 interface Build {
@@ -488,7 +492,17 @@ interface Build {
 async function measureCpuPerRequest(server: BenchServer, settings: HttpSettings, baseline: BaselineBuild | undefined): Promise<void> {
   const sources = [
     { name: 'current' as const, ref: 'this worktree', script: join(DIST_BENCH, '..', 'src', 'main.js'), nodeOptions: currentNodeOptions() },
-    ...(baseline ? [{ name: 'baseline' as const, ref: baseline.ref, script: baseline.mainScript, nodeOptions: [] }] : []),
+    ...(baseline
+      ? [
+          {
+            name: 'baseline' as const,
+            ref: baseline.ref,
+            script: baseline.mainScript,
+            // <build>/dist/src/main.js: the baseline's own production flags (none before issue 14's).
+            nodeOptions: productionNodeFlags(join(baseline.mainScript, '..', '..', '..')),
+          },
+        ]
+      : []),
   ];
   const builds: Build[] = [];
   const databases: Array<{ close(): Promise<void> }> = [];
@@ -586,7 +600,7 @@ export async function runHttpBench(server: BenchServer, settings = httpSettings(
   const database = await server.database('ledger_bench_http');
   let service: Service | undefined;
   try {
-    service = await startService(database.url, settings); // runs the migrations
+    service = await startService(database.url, settings, productionNodeFlags(ROOT)); // runs the migrations
     console.error(`http: opening ${settings.accounts} accounts…`);
     const ids = await seedAccounts(database.url, settings.accounts);
     await waitForProjections(service);
@@ -677,7 +691,7 @@ export async function runHttpBench(server: BenchServer, settings = httpSettings(
     if (!settings.profile) return {};
     const profileDir = mkdtempSync(join(tmpdir(), 'ledger-bench-profile-'));
     try {
-      service = await startService(database.url, settings, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+      service = await startService(database.url, settings, [...productionNodeFlags(ROOT), '--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
       console.error(`http: profiling the service under the deposit load (${settings.profileSeconds} s)…`);
       await run(service, 'deposit', ids, settings, settings.warmupSeconds);
       const fromUs = monotonicMicros();

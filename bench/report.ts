@@ -447,7 +447,7 @@ node dist/bench/run-all.bench.js --render bench/results/<date>.json  # rewrite t
 | BENCH_HTTP_SECONDS / BENCH_HTTP_ROUNDS / BENCH_HTTP_WARMUP_SECONDS / BENCH_HTTP_CONNECTIONS / BENCH_HTTP_ACCOUNTS / BENCH_HTTP_POOL_SIZE | 10 / 2 / 3 / 32 / 1,000 / 10 | |
 | BENCH_HTTP_BASELINE_REF / BENCH_HTTP_BASELINE_DIR | – / – | another commit (exported with \`git archive\`, built with \`tsc\`), or a checkout used as it is, whose service is measured next to the current one |
 | BENCH_HTTP_CPU_SECONDS / BENCH_HTTP_CPU_ROUNDS / BENCH_LAG_POLL_MS | 8 / 4 / 5 | CPU per request; projection lag sampling |
-| BENCH_HTTP_PARTS / BENCH_HTTP_NODE_OPTIONS | all / – | \`cpu\`: only the CPU per request and peak RSS of the two builds; \`profile\`: only the profile (bench:http run alone); node flags for the current build's service only (e.g. V8 heap flags against the same build without them: BENCH_HTTP_BASELINE_DIR=.) |
+| BENCH_HTTP_PARTS / BENCH_HTTP_NODE_OPTIONS | all / – | \`cpu\`: only the CPU per request and peak RSS of the two builds; \`profile\`: only the profile (bench:http run alone); every build's service runs with the node flags of its own package.json \`start:prod\` (as deployed); BENCH_HTTP_NODE_OPTIONS adds flags to the current build's only (a later V8 flag wins: \`--max-semi-space-size=16 --heap-growing-percent=0\`, V8's defaults, measures the flags against the same build with BENCH_HTTP_BASELINE_DIR=.) |
 | BENCH_PGBENCH | pgbench | path of pgbench (its column is skipped when missing) |
 | BENCH_PROFILE / BENCH_PROFILE_SECONDS / BENCH_KEEP_PROFILE | 1 / 10 / – | \`0\` skips the profile; a path keeps the .cpuprofile |
 | BENCH_STREAM_EVENTS / BENCH_ROUNDS | 10,000 / 30 | snapshots |

@@ -1,7 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 
-/** Swagger UI at /docs, the OpenAPI document at /docs-json. */
+/** Swagger UI at /docs, the OpenAPI document at /docs-json (built when first asked for). */
 export function setUpSwagger(app: INestApplication): void {
   const config = new DocumentBuilder()
     .setTitle('Ledger — CQRS + event sourcing on NestJS and PostgreSQL')
@@ -21,7 +21,9 @@ export function setUpSwagger(app: INestApplication): void {
       description: 'A JWT whose `scope` claim holds ledger:commands, ledger:queries, ledger:events and/or ledger:admin, and an `exp`',
     })
     .build();
-  const document = addCommonHeaders(SwaggerModule.createDocument(app, config, { operationIdFactory: operationId }));
+  // A factory: SwaggerModule builds the document on the first request for /docs or /docs-json and
+  // keeps it, so a service nobody asks for its documentation never holds it (issue 14: peak RSS).
+  const document = () => addCommonHeaders(SwaggerModule.createDocument(app, config, { operationIdFactory: operationId }));
   SwaggerModule.setup('docs', app, document, {
     jsonDocumentUrl: 'docs-json',
     swaggerOptions: { persistAuthorization: true }, // the pasted token survives a page reload

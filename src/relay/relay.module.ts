@@ -2,7 +2,6 @@ import { type DynamicModule, Inject, Module, type OnApplicationShutdown } from '
 import { EventSourcingModule } from '../event-sourcing/index.js';
 import { EventRelay } from './event-relay.js';
 import { EVENT_TRANSPORT } from './event-transport.js';
-import { JetStreamTransport } from './jetstream-transport.js';
 import { RELAY_PUBLISH_CONCURRENCY, RelayProjection } from './relay-projection.adapter.js';
 
 export interface RelayOptions {
@@ -24,7 +23,15 @@ export class RelayModule implements OnApplicationShutdown {
       global: true,
       imports: [EventSourcingModule.forFeature({ events: [], processManagers: [RelayProjection] })],
       providers: [
-        { provide: EVENT_TRANSPORT, useFactory: () => new JetStreamTransport(options.natsUrl, options.stream) },
+        {
+          provide: EVENT_TRANSPORT,
+          // Loaded here, not at the top: the NATS client (@nats-io/*, about 60 modules) stays out of
+          // the memory of a service without NATS_URL, which never imports this module (issue 14).
+          useFactory: async () => {
+            const { JetStreamTransport } = await import('./jetstream-transport.js');
+            return new JetStreamTransport(options.natsUrl, options.stream);
+          },
+        },
         { provide: RELAY_PUBLISH_CONCURRENCY, useValue: options.publishConcurrency },
         EventRelay,
       ],

@@ -28,13 +28,17 @@ export interface AppProcess {
 
 /**
  * The compiled service (dist/src/main.js) in a process of its own, on `databaseUrl`, with extra
- * environment variables; resolves once it answers HTTP. Runs in an empty working directory, so no
- * .env file of the project is read.
+ * environment variables and node flags before the entry point; resolves once it answers HTTP. Runs in
+ * an empty working directory, so no .env file of the project is read.
  */
-export async function startAppProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<AppProcess> {
+export async function startAppProcess(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+  nodeFlags: readonly string[] = [],
+): Promise<AppProcess> {
   const port = await freePort();
   const cwd = mkdtempSync(join(tmpdir(), 'ledger-app-'));
-  const child = spawn(process.execPath, [distPath('src', 'main.js')], {
+  const child = spawn(process.execPath, [...nodeFlags, distPath('src', 'main.js')], {
     cwd,
     // One segment unless the test asks for more (see test-app.ts).
     env: {

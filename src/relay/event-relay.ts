@@ -52,11 +52,19 @@ export class EventRelay implements OnModuleDestroy {
     this.closed.catch(() => undefined); // observed by the publishes that race it
   }
 
-  async publish(event: RecordedEvent): Promise<void> {
+  /**
+   * `stillHolding` (the relay's lease fence) is checked before every publish again after waiting for
+   * the broker, and throws if the lease is lost: the database fence covers commits, not publishes, and
+   * a holder paused or cut off during an outage would otherwise publish, after another instance took
+   * over and published on, the event it was waiting on — past the duplicate window that is stored
+   * twice, after later versions of its subject (test/relay-paused-holder.e2e-spec.ts).
+   */
+  async publish(event: RecordedEvent, stillHolding?: () => Promise<void>): Promise<void> {
     const outgoing = toOutgoingEvent(event);
     for (let attempt = 1; ; attempt++) {
       try {
         if (this.closing) throw new RelayClosing(`shutting down before the broker acknowledged ${outgoing.messageId}`);
+        if (attempt > 1) await stillHolding?.();
         await Promise.race([this.transport.publish(outgoing), this.closed]);
         if (attempt > 1 && this.mayLog('reachable'))
           this.logger.log(`broker reachable again: ${outgoing.messageId} published after ${attempt} attempts`);

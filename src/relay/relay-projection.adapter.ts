@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { type ProcessManager, ReactionHandlers } from '../event-sourcing/index.js';
+import type { DataSource } from 'typeorm';
+import { PROJECTOR_DATA_SOURCE, type ProcessManager, ReactionHandlers, type RecordedEvent, currentFence } from '../event-sourcing/index.js';
 import { EventRelay } from './event-relay.js';
 
 export const RELAY_PROJECTION_NAME = 'nats-relay';
@@ -25,10 +26,18 @@ export const RELAY_PUBLISH_CONCURRENCY = Symbol('RelayPublishConcurrency');
 export class RelayProjection implements ProcessManager {
   readonly kind = 'process-manager';
   readonly name = RELAY_PROJECTION_NAME;
-  readonly handlers = new ReactionHandlers().onEvery((event) => this.relay.publish(event));
+  readonly handlers = new ReactionHandlers().onEvery((event) => this.publish(event));
 
   constructor(
     private readonly relay: EventRelay,
     @Inject(RELAY_PUBLISH_CONCURRENCY) readonly reactionConcurrency: number,
+    @Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource,
   ) {}
+
+  private publish(event: RecordedEvent): Promise<void> {
+    // The engine runs every reaction for its holding (runFenced): the lease is checked in the
+    // database before a publish is tried again after waiting for the broker (EventRelay.publish).
+    const fence = currentFence();
+    return this.relay.publish(event, fence && (() => fence.verify(this.dataSource.manager)));
+  }
 }

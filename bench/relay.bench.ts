@@ -148,6 +148,21 @@ export async function runRelayBench(server: BenchServer, settings: RelaySettings
 
     // Baselines: the same messages, straight to JetStream from a loop (other streams, same server).
     const messages = await readJetStream(broker.url, 'LEDGER');
+    // What the figures above stand on: every event of the log in the stream, once (a relay that
+    // moved its checkpoint without publishing, or published twice, would show here).
+    const logged = await head(client);
+    const distinct = new Set(messages.map((message) => message.msgId)).size;
+    report(
+      'relay: events in the stream ÷ events in the log (distinct message ids; duplicates)',
+      `${distinct} / ${logged}; ${messages.length - distinct}`,
+      'events',
+      {
+        group: GROUP,
+        key: 'relay.exactly-once',
+        complete: distinct === logged,
+        duplicates: messages.length - distinct,
+      },
+    );
     const sequential = await publishFromLoop(broker.url, 'BASELINE_SEQUENTIAL', messages, 1);
     report('baseline: the same messages published from a loop, one at a time (each ack awaited)', round(sequential.rate), 'events/s', {
       group: GROUP,

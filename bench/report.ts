@@ -305,6 +305,7 @@ function relayTable(figures: readonly Figure[]): string | undefined {
     'relay.lag.ms',
     'relay.lag.events',
     'relay.drain',
+    'relay.exactly-once',
     'relay.baseline.sequential',
     'relay.baseline.pipelined',
   ];
@@ -316,6 +317,7 @@ function relayTable(figures: readonly Figure[]): string | undefined {
         f.events !== undefined ? `${fmt(f.events)} events` : '',
         f.connections !== undefined ? `${fmt(f.connections)} connections, ${fmt(f.seconds)} s` : '',
         f.inLogOrder !== undefined ? (f.inLogOrder === true ? 'stored in log order' : '**not stored in log order**') : '',
+        f.complete !== undefined ? (f.complete === true && f.duplicates === 0 ? 'every event once' : '**events missing or repeated**') : '',
       ].filter(Boolean);
       const value = typeof f.value === 'number' ? fmt(f.value) : text(f.value);
       return `| ${f.figure} | ${value} ${f.unit} | ${notes.join(', ')} |`;

@@ -138,7 +138,15 @@ export class EventStore extends StreamReads {
       if (error instanceof StreamVersionTaken) throw new UnitOfWorkConflict(streamId, 'a concurrent writer took its next version');
       throw error;
     }
-    await this.verifyNestedFence(outer);
+    try {
+      await this.verifyNestedFence(outer);
+    } catch (error) {
+      // Without a savepoint, a refused check (a failed statement) has aborted the whole transaction:
+      // recorded, so that work swallowing the refusal cannot see the unit of work reported committed
+      // (its COMMIT would silently roll back) nor its appends published (found in review).
+      outer.failure ??= error;
+      throw error;
+    }
     return result;
   }
 

@@ -112,6 +112,32 @@ describe('a flat unit of work (EventStore.transaction, flat: true)', () => {
     expect(published).toEqual([]);
   });
 
+  it.each([
+    ['flat', { flat: true }],
+    ['with savepoints', {}],
+  ])(
+    'never reports committed, nor publishes, a unit of work (%s) whose work swallowed a failed statement of its own',
+    async (label, options) => {
+      const streamId = `swallowed-${label.replace(/\W/g, '-')}`;
+      const published: unknown[] = [];
+      const subscription = t.moduleRef.get(EventBus).subscribe((event) => published.push(event));
+      try {
+        await expect(
+          t.store.transaction(async (tx) => {
+            await t.store.append(streamId, [new Ticked({ n: 1 })], { expectedVersion: NO_STREAM });
+            // A statement of the work's own that PostgreSQL refuses, its error swallowed: the
+            // transaction is aborted, and its COMMIT would silently roll back.
+            await tx.manager.query('SELECT 1/0').catch(() => undefined);
+          }, options),
+        ).rejects.toThrow(/aborted/i);
+      } finally {
+        subscription.unsubscribe();
+      }
+      expect(await version(streamId)).toBe(0);
+      expect(published).toEqual([]);
+    },
+  );
+
   it('under a fence whose lease is taken over during the work commits nothing (the fence is checked once, at COMMIT)', async () => {
     const token = (await t.checkpoints.acquireLease(NAME, 'flat-owner', 60_000))!;
     expect(token).not.toBeNull();

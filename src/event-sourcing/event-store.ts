@@ -4,7 +4,7 @@ import { EventBus } from '@nestjs/cqrs';
 import { DataSource } from 'typeorm';
 import { Clock } from './clock.js';
 import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
-import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
+import { ConcurrencyConflictError, UnitOfWorkAborted, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
 import {
   type AppendOptions,
   type AppendResult,
@@ -212,6 +212,10 @@ export class EventStore extends StreamReads {
         const result = await ambient.run(tx, () => work(tx!));
         // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what work caught, unchanged
         if (tx.failure !== undefined) throw tx.failure; // work swallowed an error that aborted the transaction
+        // Any other failed statement whose error the work swallowed (its own query, a read): COMMIT
+        // would silently roll back, and the unit of work must not be reported committed, nor its
+        // appends published (found in review).
+        if (tx.aborted()) throw new UnitOfWorkAborted();
         // Work of a projection's lease holder commits only while it holds the lease (see lease-fence.ts).
         await fence?.verify(manager);
         return result;

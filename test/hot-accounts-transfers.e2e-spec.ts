@@ -61,6 +61,30 @@ describe('opposite transfers between two hot accounts, all at once', () => {
     const fold = await foldLedger(t.dataSource);
     expect(fold.violations).toEqual([]);
     expect(await readTables(t.dataSource)).toEqual(foldAsTables(fold));
+
+    // Snapshots (every 100 account events by default), now written after their unit of work
+    // commits: each one's balance and transfer legs are those of the log at its version.
+    const snapshots = await rowsOf<{
+      stream_id: string;
+      version: number;
+      balance: number;
+      steps: number;
+      logBalance: number;
+      logSteps: number;
+    }>(
+      t.dataSource,
+      `SELECT s.stream_id, s.version, (s.state->>'balance')::int AS balance, jsonb_array_length(s.state->'transferSteps') AS steps,
+              (SELECT (e.data->>'balanceAfter')::int FROM events e WHERE e.stream_id = s.stream_id AND e.version <= s.version
+                 AND e.data ? 'balanceAfter' ORDER BY e.version DESC LIMIT 1) AS "logBalance",
+              (SELECT count(*)::int FROM events e WHERE e.stream_id = s.stream_id AND e.version <= s.version
+                 AND e.type = ANY ('{accounts.TransferDebited,accounts.TransferCredited,accounts.TransferSettled,accounts.TransferRefunded}')) AS "logSteps"
+         FROM snapshots s WHERE s.stream_id = ANY ($1)`,
+      [[`account-${a.id}`, `account-${b.id}`]],
+    );
+    expect(snapshots.length).toBeGreaterThanOrEqual(2);
+    for (const snapshot of snapshots) {
+      expect({ balance: snapshot.balance, steps: snapshot.steps }).toEqual({ balance: snapshot.logBalance, steps: snapshot.logSteps });
+    }
   });
 
   it('replayed from the start of the log in every segment while a second wave is in flight, moves no money twice', async () => {

@@ -72,6 +72,44 @@ describe('a flat unit of work (EventStore.transaction, flat: true)', () => {
     expect(other[0].transactionId).toBe(hot[2].transactionId); // one transaction
   });
 
+  it('appending after a younger transaction wrote the stream (LE001, transaction aborted) restarts whole on a younger one', async () => {
+    await t.store.append('flat-younger', [new Ticked({ n: 0 })], { expectedVersion: NO_STREAM });
+    let wrote!: () => void;
+    const written = new Promise<void>((resolve) => (wrote = resolve));
+    let proceed!: () => void;
+    const proceeding = new Promise<void>((resolve) => (proceed = resolve));
+    let attempts = 0;
+    const unit = t.store.transaction(
+      async () => {
+        attempts++;
+        const first = await version('flat-first');
+        // The unit of work's first write: its transaction id is taken here.
+        await t.store.append('flat-first', [new Ticked({ n: attempts })], { expectedVersion: first === 0 ? NO_STREAM : first });
+        if (attempts === 1) {
+          wrote();
+          await proceeding;
+        }
+        // flat-younger's head was written meanwhile by a younger transaction: appending after it
+        // from this older one would list the stream out of version order (the trigger's LE001).
+        await t.store.append('flat-younger', [new Ticked({ n: 10 + attempts })], { expectedVersion: await version('flat-younger') });
+      },
+      { flat: true },
+    );
+    await written;
+    await t.store.append('flat-younger', [new Ticked({ n: 1 })], { expectedVersion: 1 }); // a younger transaction, committed
+    proceed();
+    await unit;
+
+    expect(attempts).toBe(2);
+    const younger = await t.store.readStream('flat-younger');
+    expect(younger.map((event) => (event.data as Ticked).n)).toEqual([0, 1, 12]);
+    const first = await t.store.readStream('flat-first');
+    expect(first.map((event) => (event.data as Ticked).n)).toEqual([2]);
+    expect(first[0].transactionId).toBe(younger[2].transactionId);
+    // Transaction ids never decrease along the stream's versions.
+    expect(BigInt(younger[2].transactionId) > BigInt(younger[1].transactionId)).toBe(true);
+  });
+
   it('goes on after an append refused without a failed statement, but is never reported committed once a swallowed refusal aborted it', async () => {
     await t.store.append('flat-taken', [new Ticked({ n: 0 })], { expectedVersion: NO_STREAM });
     await expect(

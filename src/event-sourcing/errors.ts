@@ -52,6 +52,18 @@ export class UnitOfWorkConflict extends Error {
   }
 }
 
+/**
+ * A statement of a unit of work failed and its work went on (the error swallowed): PostgreSQL holds
+ * the transaction aborted, and its COMMIT would silently roll it back. Nothing of it is committed or
+ * published; the work has a bug (it must let a failed statement's error through).
+ */
+export class UnitOfWorkAborted extends Error {
+  constructor() {
+    super('A statement of the unit of work failed and its error was swallowed: its transaction is aborted, nothing of it commits');
+    this.name = 'UnitOfWorkAborted';
+  }
+}
+
 /** The store holds (or was asked to write) an event type that no registered class maps to. */
 export class UnknownEventTypeError extends Error {
   readonly code = 'UNKNOWN_EVENT_TYPE';

@@ -206,6 +206,16 @@ export class EventStoreTransaction {
     readonly fence?: LeaseFence,
   ) {}
 
+  /**
+   * Whether PostgreSQL holds this transaction aborted: a statement failed, whoever sent it (the
+   * work's own query, a read, a fence check) and whether or not its error was caught. Read from the
+   * connection's last ReadyForQuery (node-postgres getTransactionStatus: 'E'), no round trip.
+   */
+  aborted(): boolean {
+    const { queryRunner } = this.manager as { queryRunner?: { databaseConnection?: { getTransactionStatus?: () => string | null } } };
+    return queryRunner?.databaseConnection?.getTransactionStatus?.() === 'E';
+  }
+
   async append(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {
     return this.appendPrepared(streamId, prepareEvents(this.registry, this.clock, events, options), options.expectedVersion);
   }

@@ -4,7 +4,7 @@ import { EventBus } from '@nestjs/cqrs';
 import { DataSource } from 'typeorm';
 import { Clock } from './clock.js';
 import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
-import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
+import { ConcurrencyConflictError, UnitOfWorkAborted, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
 import {
   type AppendOptions,
   type AppendResult,
@@ -138,7 +138,15 @@ export class EventStore extends StreamReads {
       if (error instanceof StreamVersionTaken) throw new UnitOfWorkConflict(streamId, 'a concurrent writer took its next version');
       throw error;
     }
-    await this.verifyNestedFence(outer);
+    try {
+      await this.verifyNestedFence(outer);
+    } catch (error) {
+      // Without a savepoint, a refused check (a failed statement) has aborted the whole transaction:
+      // recorded, so that work swallowing the refusal cannot see the unit of work reported committed
+      // (its COMMIT would silently roll back) nor its appends published (found in review).
+      outer.failure ??= error;
+      throw error;
+    }
     return result;
   }
 
@@ -204,6 +212,10 @@ export class EventStore extends StreamReads {
         const result = await ambient.run(tx, () => work(tx!));
         // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what work caught, unchanged
         if (tx.failure !== undefined) throw tx.failure; // work swallowed an error that aborted the transaction
+        // Any other failed statement whose error the work swallowed (its own query, a read): COMMIT
+        // would silently roll back, and the unit of work must not be reported committed, nor its
+        // appends published (found in review).
+        if (tx.aborted()) throw new UnitOfWorkAborted();
         // Work of a projection's lease holder commits only while it holds the lease (see lease-fence.ts).
         await fence?.verify(manager);
         return result;

@@ -119,6 +119,8 @@ async function startService(databaseUrl: string, settings: HttpSettings, nodeOpt
       // The limiter still runs on every request, but never throttles the benchmark's single client.
       RATE_LIMIT_COMMANDS_PER_MINUTE: '10000000',
       RATE_LIMIT_QUERIES_PER_MINUTE: '10000000',
+      // Passed through when set, to measure what segmentation costs (the default is sized for the machine).
+      ...(process.env.PROJECTION_SEGMENTS ? { PROJECTION_SEGMENTS: process.env.PROJECTION_SEGMENTS } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -85,7 +85,7 @@ describe('opposite transfers between two hot accounts, all at once', () => {
     for (const snapshot of snapshots) {
       expect({ balance: snapshot.balance, steps: snapshot.steps }).toEqual({ balance: snapshot.logBalance, steps: snapshot.logSteps });
     }
-  });
+  }, 300_000);
 
   it('replayed from the start of the log in every segment while a second wave is in flight, moves no money twice', async () => {
     const [a, b] = await Promise.all([client.openWith(OPENING_BALANCE), client.openWith(OPENING_BALANCE)]);
@@ -115,5 +115,5 @@ describe('opposite transfers between two hot accounts, all at once', () => {
     const fold = await foldLedger(t.dataSource);
     expect(fold.violations).toEqual([]); // no leg twice, legs matching each transfer's stream
     expect(await readTables(t.dataSource)).toEqual(foldAsTables(fold));
-  });
+  }, 300_000);
 });

@@ -109,7 +109,12 @@ it("carries the transfer's correlation id on the process manager's lines and on 
 
   const appendedTypes = (all: LogLine[]) =>
     all
-      .filter((line) => line.context === 'CommandRunner' && line.correlationId === correlationId && line.msg.includes(': appended '))
+      .filter(
+        (line) =>
+          (line.context === 'CommandRunner' || line.context === 'TransferProcessManager') &&
+          line.correlationId === correlationId &&
+          line.msg.includes(': appended '),
+      )
       .flatMap((line) => line.msg.replace(/^.*: appended (.*) at \d+$/, '$1').split(', '));
   const found = await linesUntil((all) => appendedTypes(all).includes('TransferCompleted'));
   const process = found.filter((line) => line.context === 'TransferProcessManager' && line.msg.includes(accepted.body.id));

@@ -237,6 +237,10 @@ export class TransferProcessManager implements ProcessManager {
     if (events.length === 0) return { known: { state: transfer, version } };
     try {
       const appended = await this.store.append(streamId, events, { expectedVersion: version, metadata });
+      // The line every command writes for its append (CommandRunner), for the transfer's own record.
+      this.logger.debug(
+        `${correlationTag(metadata)} ${streamId}@${appended.version}: appended ${events.map((event) => event.constructor.name).join(', ')} at ${appended.position}`,
+      );
       const state = events.reduce<TransferState>((current, event) => transferDecider.evolve(current, event), transfer);
       return { known: { state, version: appended.version }, log };
     } catch (error) {

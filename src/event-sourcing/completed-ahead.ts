@@ -30,6 +30,7 @@ export function completedAhead(
   return [...ahead].sort((a, b) => a - b).slice(0, COMPLETED_AHEAD_LIMIT);
 }
 
-export function sameSet(a: readonly number[], b: readonly number[]): boolean {
+/** Whether two lists of positions, both sorted as completedAhead returns them, are the same. */
+export function samePositions(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((value, index) => value === b[index]);
 }

@@ -1,5 +1,5 @@
 import { isSameCheckpoint } from './checkpoint-order.js';
-import { completedAhead, sameSet } from './completed-ahead.js';
+import { completedAhead, samePositions } from './completed-ahead.js';
 import { isLeaseLost, runFenced } from './lease-fence.js';
 import { LostLease, type RunnerContext } from './projection-runner-context.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,8 +25,8 @@ import { keyOf } from './subscriber.js';
  * starts after a third of the lease, so the checkpoint moves often and a takeover has little to
  * redo. Events of other lanes completed past the prefix the checkpoint can take are written with it
  * (completed-ahead.ts) and skipped by every later holder. At-least-once only between a step and the
- * checkpoint's write (a crash there), which is why a process manager's steps must be idempotent. A failure at event k advances the checkpoint past the events before it, then throws
- * for k.
+ * checkpoint's write (a crash there), which is why a process manager's steps must be idempotent.
+ * A failure at event k advances the checkpoint past the events before it, then throws for k.
  */
 export async function commitReaction(
   context: RunnerContext,
@@ -69,7 +69,7 @@ export async function commitReaction(
   if (failure && isLeaseLost(failure.error)) throw new LostLease();
   if (failure && !(failure.error instanceof ProjectionApplyError)) throw failure.error;
   const ahead = completedAhead(before.completedAhead, events, completed, done);
-  if (done > 0 || !sameSet(ahead, before.completedAhead)) {
+  if (done > 0 || !samePositions(ahead, before.completedAhead)) {
     const last = done > 0 ? events[done - 1] : undefined;
     const checkpoint = last ? { transactionId: last.transactionId, position: last.position } : from;
     await dataSource.transaction(async (manager) => {

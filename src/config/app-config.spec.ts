@@ -32,6 +32,7 @@ describe('loadConfig', () => {
         maxAttempts: 5,
         retryBaseMs: 200,
         leaseTtlMs: 10_000,
+        idleSegmentDelayMs: 50,
         // Two per core (a segment mostly waits on round trips), at most 16.
         segments: { default: Math.min(16, availableParallelism() * 2), byName: {} },
         reactionConcurrency: 4,
@@ -81,6 +82,7 @@ describe('loadConfig', () => {
       PROJECTION_RETRY_BASE_MS: '50',
       PROJECTION_LEASE_TTL_MS: '2000',
       PROJECTION_WAKE_SIGNAL_MS: '25',
+      PROJECTION_IDLE_SEGMENT_DELAY_MS: '20',
       PROJECTION_SEGMENTS: '8',
       PROJECTION_SEGMENTS_TRANSFER_PROCESS: '1',
       PROJECTION_REACTION_CONCURRENCY: '6',
@@ -140,6 +142,7 @@ describe('loadConfig', () => {
         retryBaseMs: 50,
         leaseTtlMs: 2000,
         wakeSignalMs: 25,
+        idleSegmentDelayMs: 20,
         segments: { default: 8, byName: { TRANSFER_PROCESS: 1 } },
         reactionConcurrency: 6,
       },

@@ -134,6 +134,8 @@ export interface AppConfig {
     readonly leaseTtlMs: number;
     /** At most one wake-up NOTIFY to the other instances per this many ms, after appends commit. */
     readonly wakeSignalMs: number;
+    /** A segment with nothing of its own in an append moves its checkpoint past it this much later (0: at once). */
+    readonly idleSegmentDelayMs: number;
     /**
      * Segments of every async projection and process manager (PROJECTION_SEGMENTS), and overrides by
      * projection (PROJECTION_SEGMENTS_<NAME>: the name upper-cased, non-alphanumerics as `_`).
@@ -372,6 +374,7 @@ function projections(env: NodeJS.ProcessEnv): AppConfig['projections'] {
     retryBaseMs: integer(env, 'PROJECTION_RETRY_BASE_MS', 200, 1, 60_000),
     leaseTtlMs,
     wakeSignalMs: integer(env, 'PROJECTION_WAKE_SIGNAL_MS', 10, 1, 1000),
+    idleSegmentDelayMs: integer(env, 'PROJECTION_IDLE_SEGMENT_DELAY_MS', 50, 0, 10_000),
     segments: segments(env),
     reactionConcurrency: integer(env, 'PROJECTION_REACTION_CONCURRENCY', 4, 1, 64),
   };

@@ -4,6 +4,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { PROJECTOR_DATA_SOURCE } from './data-sources.js';
+import type { RecordedEvent } from './recorded-event.js';
 
 const CHANNEL = 'events_appended';
 /**
@@ -61,6 +62,8 @@ export class EventNotifier extends EventEmitter {
   private readonly instance = randomUUID();
   private wakeSignalMs = DEFAULT_WAKE_SIGNAL_MS;
   private localWakeQueued = false;
+  /** The events of the commits whose wake-up is queued for the next turn. */
+  private committedThisTurn: RecordedEvent[] = [];
   private signalWanted = false;
   private signalSending = false;
   private signalTimer?: NodeJS.Timeout;
@@ -95,11 +98,15 @@ export class EventNotifier extends EventEmitter {
     await client?.end().catch(() => undefined);
   }
 
-  /** Wakes every waiter, as a notification does (`projectionsChanged`: an operator changed a projection). */
-  notify(projectionsChanged = false): void {
+  /**
+   * Wakes every waiter, as a notification does (`projectionsChanged`: an operator changed a
+   * projection). 'appended' carries the events when this process appended them (a segment's runner
+   * wakes at once only for its own: SegmentWakeUps), nothing when they are not known here.
+   */
+  notify(projectionsChanged = false, events?: readonly RecordedEvent[]): void {
     this.sequence++;
     if (projectionsChanged) this.projectionsChanged++;
-    this.emit('appended');
+    this.emit('appended', events);
   }
 
   /**
@@ -107,12 +114,15 @@ export class EventNotifier extends EventEmitter {
    * woken earlier could miss the events). Wakes this process's readers on the next turn of the event
    * loop, once for every commit of that turn, and the other instances' soon after (see the class).
    */
-  appendCommitted(): void {
+  appendCommitted(events: readonly RecordedEvent[]): void {
+    this.committedThisTurn.push(...events);
     if (!this.localWakeQueued) {
       this.localWakeQueued = true;
       setImmediate(() => {
         this.localWakeQueued = false;
-        this.notify();
+        const committed = this.committedThisTurn;
+        this.committedThisTurn = [];
+        this.notify(false, committed);
       });
     }
     if (this.stopped) return;

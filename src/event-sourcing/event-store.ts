@@ -164,7 +164,7 @@ export class EventStore extends StreamReads {
   private committed(appended: readonly RecordedEvent[]): void {
     if (appended.length === 0) return;
     this.eventBus.publishAll(appended.map((event) => event.data));
-    this.notifier.appendCommitted();
+    this.notifier.appendCommitted(appended);
   }
 
   /** A version taken by a concurrent writer becomes the typed conflict, with the stream's actual version. */

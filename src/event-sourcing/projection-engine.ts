@@ -126,6 +126,14 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
     return this.runners.get(name)?.every((runner) => runner.leader) ?? false;
   }
 
+  /**
+   * For `forMs`, every append wakes this process's runners of the projection at once, not only the
+   * segments it concerns: a query waits for the projection as a whole (ProjectionWaiter).
+   */
+  hurry(name: string, forMs: number): void {
+    for (const runner of this.runners.get(name) ?? []) runner.hurry(forMs);
+  }
+
   /** The segments of the projection this process holds now, as far as it knows. */
   heldSegments(name: string): number[] {
     return (this.runners.get(name) ?? []).filter((runner) => runner.leader).map((runner) => runner.segment.index);

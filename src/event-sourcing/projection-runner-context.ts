@@ -23,6 +23,13 @@ export interface ProjectionRunnerOptions {
    * (full batches), go at once.
    */
   readonly batchWindowMs: number;
+  /**
+   * An append wakes at once only the segments with something of their own to apply in it (an event
+   * the projection handles, whose key falls in the segment). The others move their checkpoints past
+   * it this much later, together with every other append of the meantime (0: at once, as the owner).
+   * A query waiting on the projection hurries them (ProjectionWaiter).
+   */
+  readonly idleSegmentDelayMs?: number;
   /** Attempts at one event before the projection stops in `failed`. */
   readonly maxAttempts: number;
   /** First retry delay; doubles with every attempt. */

@@ -8,6 +8,7 @@ import { LostLease, RunnerContext, type ProjectionRunnerDeps } from './projectio
 import { sharedReadBatch } from './projection-runner-shared-reads.js';
 import type { Segment } from './projection-segments.js';
 import { segmentOfKey } from './projection-segments.js';
+import { SegmentWakeUps } from './segment-wake-ups.js';
 import { type Subscriber, concernsAny, keyOf, modeOf } from './subscriber.js';
 import { type Checkpoint, type RecordedEvent, checkpointOf } from './recorded-event.js';
 
@@ -45,7 +46,9 @@ export class ProjectionRunner {
   /** notifier.projectionsChanged and performance.now() when `state` was last read from its row. */
   private stateLoadedAtChange = 0;
   private stateLoadedAt = 0;
-  /** notifier.sequence when this pass's live step read the log: a notification since means "read again". */
+  /** When this runner wakes: at once for its own events, later for the others' (segment-wake-ups.ts). */
+  private readonly wakeUps: SegmentWakeUps;
+  /** wakeUps.sequence when this pass's live step read the log: a wake-up since means "read again". */
   private readAtSequence?: number;
   /** Set when committed events are held back by an older transaction in flight: look again soon. */
   private heldBackDelayMs = 0;
@@ -58,6 +61,7 @@ export class ProjectionRunner {
     private readonly deps: ProjectionRunnerDeps,
   ) {
     this.context = new RunnerContext(projection, segment, deps);
+    this.wakeUps = new SegmentWakeUps(deps.notifier, projection, segment, deps.options.idleSegmentDelayMs ?? 0);
   }
 
   /** Whether this process holds the segment's lease, as far as it knows. */
@@ -71,7 +75,7 @@ export class ProjectionRunner {
 
   async stop(): Promise<void> {
     this.context.stopped = true;
-    this.deps.notifier.emit('appended'); // wake the loop so it sees `stopped`
+    this.wakeUps.dispose(); // and wake the loop so it sees `stopped`
     await this.loop;
     await this.context.lease.release().catch(() => undefined);
     this.deps.share.released(this.segment.index);
@@ -174,10 +178,15 @@ export class ProjectionRunner {
     return this.context.state?.checkpoint;
   }
 
-  /** Waits for a notification (true) or `ms` (false); see EventNotifier.waitForAppend for `since`. */
+  /** For `forMs`, every append wakes this runner at once: a query waits on its projection. */
+  hurry(forMs: number): void {
+    this.wakeUps.hurry(forMs);
+  }
+
+  /** Waits for a wake-up (true) or `ms` (false); see SegmentWakeUps.wait for `since`. */
   private async idle(ms: number, since?: number): Promise<boolean> {
     if (this.context.stopped) return true;
-    return this.deps.notifier.waitForAppend(ms, since);
+    return this.wakeUps.wait(ms, since);
   }
 
   /**
@@ -195,9 +204,9 @@ export class ProjectionRunner {
     const { log, options, notifier } = this.deps;
     const windowLeft = this.partialBatchReadAt + options.batchWindowMs - performance.now();
     if (windowLeft > 0) await sleep(windowLeft);
-    const sequence = (this.readAtSequence = notifier.sequence);
+    this.readAtSequence = this.wakeUps.reading();
     const readAt = performance.now();
-    const { events, heldBack } = await sharedReadBatch(this.deps.dataSource, log, state.checkpoint, options.batchSize, sequence);
+    const { events, heldBack } = await sharedReadBatch(this.deps.dataSource, log, state.checkpoint, options.batchSize, notifier.sequence);
     this.partialBatchReadAt = events.length > 0 && events.length < options.batchSize ? readAt : -Infinity;
     if (events.length > 0) {
       const mine = this.ofThisSegment(events);

@@ -39,7 +39,9 @@ const WATCH_MS = 5000;
  *
  * Across instances: a waiter whose projection runs elsewhere NOTIFYs `waiting:<name>`; the instance
  * that runs it answers `advanced:<name>` at once and after each batch for WATCH_MS, so appends and
- * projection batches pay for nothing unless some instance is waiting.
+ * projection batches pay for nothing unless some instance is waiting. While a query waits, the
+ * projection's segments are hurried (ProjectionEngine.hurry, here and in the instance that runs it):
+ * every append wakes all of them at once, not only the segment it concerns.
  */
 @Injectable()
 export class ProjectionWaiter implements OnModuleDestroy {
@@ -48,6 +50,7 @@ export class ProjectionWaiter implements OnModuleDestroy {
   private readonly onWaiting = (name: string) => {
     if (!this.engine.isLeader(name)) return;
     this.watched.set(name, Date.now() + WATCH_MS);
+    this.engine.hurry(name, WATCH_MS);
     void this.notifier.signalProgress('advanced', name); // it may already be there
   };
   private readonly onAdvanced = (name: string) => {
@@ -85,6 +88,7 @@ export class ProjectionWaiter implements OnModuleDestroy {
     const deadline = Date.now() + timeoutMs;
     let target: Checkpoint | undefined;
     let askedAt = -Infinity;
+    let hurried = false;
     for (;;) {
       // Listening before the check: progress made while it runs is not missed.
       const wake = this.wakeOnProgress(name, target);
@@ -94,6 +98,12 @@ export class ProjectionWaiter implements OnModuleDestroy {
         if (reached !== undefined) return reached;
         if (Date.now() >= deadline) {
           throw new ProjectionNotCaughtUpError(name, minPosition, await this.reflected(modeOf(projection), name), timeoutMs);
+        }
+        if (!hurried) {
+          // Segments with nothing of their own in the events before the target would move past
+          // them only after their idle delay (SegmentWakeUps): not while a query waits.
+          hurried = true;
+          this.engine.hurry(name, deadline - Date.now());
         }
         if (Date.now() - askedAt >= WATCH_MS / 2 && !this.engine.holdsAll(name)) {
           askedAt = Date.now();

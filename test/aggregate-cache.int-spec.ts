@@ -126,6 +126,39 @@ describe('the aggregate cache of the command runner', () => {
     expect(loaded.state).toMatchObject({ status: 'open', balance: 510, inFlight: 0 });
   });
 
+  it('a unit of work that committed leaves the states it appended cached: the next command does not read them', async () => {
+    const id = await cachedAccount(100);
+    await store.transaction(() => commands.execute(new DepositMoney(id, 7)), { flat: true });
+    const loads = countLoads();
+    try {
+      const result = await commands.execute<DepositMoney, AppendResult>(new DepositMoney(id, 1));
+      expect(result.version).toBe(4);
+      expect(loads.count).toBe(0);
+    } finally {
+      loads.restore();
+    }
+    expect((await stored(id)).at(-1)?.data).toEqual(new MoneyDeposited({ accountId: id, amount: 1, balanceAfter: 108, reference: null }));
+  });
+
+  it('a unit of work that rolled back leaves nothing cached: the next command reads the stream and decides on what is stored', async () => {
+    const id = await cachedAccount(100);
+    await expect(
+      store.transaction(async () => {
+        await commands.execute(new DepositMoney(id, 7));
+        throw new Error('rolled back on purpose');
+      }),
+    ).rejects.toThrow('rolled back on purpose');
+    const loads = countLoads();
+    try {
+      const result = await commands.execute<DepositMoney, AppendResult>(new DepositMoney(id, 1));
+      expect(result.version).toBe(3);
+      expect(loads.count).toBe(1);
+    } finally {
+      loads.restore();
+    }
+    expect((await stored(id)).at(-1)?.data).toEqual(new MoneyDeposited({ accountId: id, amount: 1, balanceAfter: 101, reference: null }));
+  });
+
   it('concurrent commands on one stream: every deposit counted once, each balance right after the one before', async () => {
     const id = await cachedAccount(1);
     // A few at once: each loser is decided again (up to COMMAND_MAX_ATTEMPTS), on a fresh load.

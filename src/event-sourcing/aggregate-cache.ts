@@ -31,8 +31,14 @@ export class AggregateCache {
     return entry.loaded as LoadedAggregate<State>;
   }
 
+  /**
+   * Remembers the state at `loaded.version`, unless a later version of the stream by the same decider
+   * is remembered already (units of work commit in one order and report it in another).
+   */
   set<State, Event extends object>(streamId: string, decider: Decider<State, Event>, loaded: LoadedAggregate<State>): void {
     if (this.capacity <= 0) return;
+    const known = this.entries.get(streamId);
+    if (known?.decider === (decider as Decider<unknown, object>) && known.loaded.version > loaded.version) return;
     this.entries.delete(streamId);
     this.entries.set(streamId, { decider: decider as Decider<unknown, object>, loaded });
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);

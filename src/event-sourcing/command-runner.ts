@@ -7,6 +7,7 @@ import type { Decider } from './decider.js';
 import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions, DEFAULT_AGGREGATE_CACHE_SIZE } from './command-runner-options.js';
 import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
 import { type AppendResult, EventStore, ambientManager } from './event-store.js';
+import { ambient } from './event-store-transaction.js';
 import { NO_STREAM } from './expected-version.js';
 import { inSpan } from '../observability/spans.js';
 
@@ -135,8 +136,15 @@ export class CommandRunner {
       );
       return;
     }
-    if (inUnitOfWork) this.cache.delete(command.streamId);
-    else this.cache.set(command.streamId, command.decider, { state: after, version: appended.version, position: appended.position });
+    const cached = { state: after, version: appended.version, position: appended.position };
+    if (inUnitOfWork) {
+      // Not before the unit of work commits (it may still roll back); once it has, the next command
+      // on the stream (a transfer's next leg, a deposit) decides without reading it again.
+      this.cache.delete(command.streamId);
+      ambient.getStore()?.afterCommit.push(async () => this.cache.set(command.streamId, command.decider, cached));
+    } else {
+      this.cache.set(command.streamId, command.decider, cached);
+    }
     await this.loader.appended(command.streamId, command.decider, loaded, appended, after);
   }
 

@@ -13,6 +13,7 @@ import {
   fold,
 } from '../../event-sourcing/index.js';
 import { DomainError } from '../../shared/domain-error.js';
+import { RecentSet } from '../../shared/recent-set.js';
 import {
   type TransferState,
   recordCredit,
@@ -47,6 +48,9 @@ interface Taken {
 }
 
 export const TRANSFER_PROCESS_ACTOR = 'transfer-process';
+
+/** How many finished transfers a manager remembers (see `finished`): about a minute of backlog at full speed. */
+const FINISHED_MEMORY = 10_000;
 
 /**
  * Moves the money of a transfer, driven by the stored log through the projection engine (a
@@ -96,6 +100,14 @@ export class TransferProcessManager implements ProcessManager {
   }
 
   private readonly logger = new Logger(TransferProcessManager.name);
+  /**
+   * Transfers this process saw finished (completed, its source settled, or failed). Its reaction to
+   * TransferRequested takes every step, so its reactions to the records it wrote (SourceDebited,
+   * CreditRefused) come later with nothing left to do: remembered, they need no read of the stream.
+   * Only a memory of facts that cannot change (the log is append-only); a restarted or new holder
+   * starts without it and reads.
+   */
+  private readonly finished = new RecentSet<string>(FINISHED_MEMORY);
 
   constructor(
     private readonly store: EventStore,
@@ -104,6 +116,7 @@ export class TransferProcessManager implements ProcessManager {
 
   /** Takes every step that is due, until the transfer is completed or failed. */
   private async advance(event: RecordedEvent<{ transferId: string }>): Promise<void> {
+    if (this.finished.has(event.data.transferId)) return;
     const metadata = { correlationId: event.metadata.correlationId, causationId: event.metadata.eventId, actor: TRANSFER_PROCESS_ACTOR };
     let known = await this.load(event.data.transferId);
     for (let first = true; ; first = false) {
@@ -132,6 +145,7 @@ export class TransferProcessManager implements ProcessManager {
         // Completed before this manager looked (a replay, or a log written before settlements
         // existed): make sure the source knows its money arrived. Idempotent, like every step.
         if (first && state.status === 'completed') await this.settle(step);
+        this.finished.add(state.transferId);
         return;
       }
     }

@@ -33,29 +33,44 @@ export async function rememberCompletedAhead(manager: EntityManager, name: strin
   ]);
 }
 
+/** A segment's checkpoint to move from `from` to `to` past events it does not handle, by its lease's holder. */
+export interface CheckpointPass {
+  readonly name: string;
+  readonly owner: string;
+  readonly token: string;
+  readonly from: Checkpoint;
+  readonly to: Checkpoint;
+  readonly ttlMs: number;
+}
+
 /**
- * Moves the live checkpoint from `from` to `to` past events the projection does not handle, in one
- * autocommit statement fenced like a batch: only while `owner` holds the lease with this token, the projection
- * runs, and the stored checkpoint is still exactly `from`. False when any of that no longer holds.
+ * Moves live checkpoints past events their projections do not handle, in one autocommit statement,
+ * each row fenced like a batch: only while its `owner` holds the lease with this token, the
+ * projection runs, and the stored checkpoint is still exactly `from`. Answers the names of the rows
+ * it moved (those where all of that still held). One name at most once.
  */
-export async function advancePast(
-  manager: EntityManager,
-  name: string,
-  owner: string,
-  token: string,
-  from: Checkpoint,
-  to: Checkpoint,
-  ttlMs: number,
-): Promise<boolean> {
-  const { rowCount } = await sql(
+export async function advancePast(manager: EntityManager, passes: readonly CheckpointPass[]): Promise<Set<string>> {
+  const { rows } = await sql<{ name: string }>(
     manager,
-    `UPDATE projection_checkpoints
-       SET transaction_id = $5::xid8, position = $6, attempts = 0, updated_at = now(),
+    `UPDATE projection_checkpoints AS c
+       SET transaction_id = p.to_transaction, position = p.to_position, attempts = 0, updated_at = now(),
            last_error = NULL, failed_position = NULL, failed_at = NULL,
-           lease_expires_at = clock_timestamp() + make_interval(secs => $7::double precision / 1000)
-       WHERE name = $1 AND lease_owner = $2 AND lease_token = $8::bigint AND lease_expires_at > clock_timestamp()
-         AND status = 'running' AND transaction_id = $3::xid8 AND position = $4`,
-    [name, owner, from.transactionId, from.position, to.transactionId, to.position, ttlMs, token],
+           lease_expires_at = clock_timestamp() + make_interval(secs => p.ttl_ms / 1000)
+       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::xid8[], $5::bigint[], $6::xid8[], $7::bigint[], $8::double precision[])
+            AS p(name, owner, token, from_transaction, from_position, to_transaction, to_position, ttl_ms)
+       WHERE c.name = p.name AND c.lease_owner = p.owner AND c.lease_token = p.token AND c.lease_expires_at > clock_timestamp()
+         AND c.status = 'running' AND c.transaction_id = p.from_transaction AND c.position = p.from_position
+       RETURNING c.name`,
+    [
+      passes.map((pass) => pass.name),
+      passes.map((pass) => pass.owner),
+      passes.map((pass) => pass.token),
+      passes.map((pass) => pass.from.transactionId),
+      passes.map((pass) => pass.from.position),
+      passes.map((pass) => pass.to.transactionId),
+      passes.map((pass) => pass.to.position),
+      passes.map((pass) => pass.ttlMs),
+    ],
   );
-  return rowCount === 1;
+  return new Set(rows.map((row) => row.name));
 }

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
-import { advance, advancePast, rememberCompletedAhead } from './projection-advance-sql.js';
+import { CheckpointPasses } from './checkpoint-passes.js';
+import { advance, rememberCompletedAhead } from './projection-advance-sql.js';
 import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import { recordFailure, retry, skip, skips } from './projection-failure-sql.js';
 import { acquireLease, lockIfLeader, releaseLease, renewLease } from './projection-lease-sql.js';
@@ -26,6 +27,8 @@ export type { ProjectionRunStatus, ProjectionState, RebuildStatus } from './proj
  */
 @Injectable()
 export class ProjectionCheckpoints {
+  private readonly passes = new CheckpointPasses(() => this.manager);
+
   constructor(@Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource) {}
 
   private get manager(): EntityManager {
@@ -83,8 +86,9 @@ export class ProjectionCheckpoints {
     return rememberCompletedAhead(manager, name, completedAhead);
   }
 
+  /** Moves a segment's checkpoint past events it does not handle; moves asked for in one turn share a statement. */
   advancePast(name: string, owner: string, token: string, from: Checkpoint, to: Checkpoint, ttlMs: number): Promise<boolean> {
-    return advancePast(this.manager, name, owner, token, from, to, ttlMs);
+    return this.passes.pass({ name, owner, token, from, to, ttlMs });
   }
 
   recordFailure(

@@ -10,6 +10,7 @@ import { ProjectionCheckpoints } from './projection-checkpoints.js';
 import { InstanceHeartbeat, SegmentShare } from './projection-ownership.js';
 import { ProjectionRunner, type ProjectionRunnerOptions } from './projection-runner.js';
 import { ensureSegmentLayout } from './projection-segment-layout.js';
+import { IdleSegmentTick } from './segment-wake-ups.js';
 import { type SegmentCounts, segmentCountFor, segmentsOf } from './projection-segments.js';
 import { ProjectionRegistry } from './projection.registry.js';
 import { type Subscriber, modeOf } from './subscriber.js';
@@ -81,6 +82,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
       this.logger,
     ));
     await heartbeat.start();
+    const idleTick = this.options.idleSegmentDelayMs ? new IdleSegmentTick(this.options.idleSegmentDelayMs) : undefined;
     for (const projection of projections) {
       const count = counts.get(projection.name)!;
       const share = new SegmentShare(count, () => heartbeat.liveInstances(projection.name));
@@ -96,6 +98,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, BeforeApplicati
             logger: this.logger,
             onAdvance: (name: string, checkpoint: Checkpoint) => this.progress.emit('advanced', name, checkpoint),
             share,
+            idleTick,
           }),
       );
       this.runners.set(projection.name, runners);

@@ -7,6 +7,7 @@ import type { ProjectionCheckpoints, ProjectionState } from './projection-checkp
 import { ProjectionLease } from './projection-lease.js';
 import type { ShadowTables } from './projection-shadow.js';
 import type { SegmentShare } from './projection-ownership.js';
+import type { IdleSegmentTick } from './segment-wake-ups.js';
 import type { Segment } from './projection-segments.js';
 import type { Projection } from './projection.js';
 import { type Subscriber, isProcessManager } from './subscriber.js';
@@ -60,6 +61,8 @@ export interface ProjectionRunnerDeps {
   readonly onAdvance: (name: string, checkpoint: Checkpoint) => void;
   /** The segments of this projection this process holds, against its fair share. */
   readonly share: SegmentShare;
+  /** The process's one timer for segments with only others' events to pass (absent: no delay). */
+  readonly idleTick?: IdleSegmentTick;
 }
 
 /** This process no longer holds the lease (or another runner moved the checkpoint): write nothing. */

@@ -61,7 +61,7 @@ export class ProjectionRunner {
     private readonly deps: ProjectionRunnerDeps,
   ) {
     this.context = new RunnerContext(projection, segment, deps);
-    this.wakeUps = new SegmentWakeUps(deps.notifier, projection, segment, deps.options.idleSegmentDelayMs ?? 0);
+    this.wakeUps = new SegmentWakeUps(deps.notifier, projection, segment, deps.idleTick);
   }
 
   /** Whether this process holds the segment's lease, as far as it knows. */

@@ -4,10 +4,41 @@ import { type Segment, segmentOfKey } from './projection-segments.js';
 import { type Subscriber, concernsAny, keyOf } from './subscriber.js';
 
 /**
+ * One timer for every segment of the process that has only others' events to pass: they all wake
+ * together when it fires, so that those at the same checkpoint share one read of the log
+ * (projection-runner-shared-reads.ts) and their checkpoint writes go in one statement
+ * (CheckpointPasses).
+ */
+export class IdleSegmentTick {
+  private readonly due = new Set<() => void>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(readonly delayMs: number) {}
+
+  /** Calls `wake` when the tick fires (at most `delayMs` from now); once, however often it is deferred. */
+  defer(wake: () => void): void {
+    this.due.add(wake);
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      const due = [...this.due];
+      this.due.clear();
+      for (const callback of due) callback();
+    }, this.delayMs);
+    this.timer.unref();
+  }
+
+  cancel(wake: () => void): void {
+    this.due.delete(wake);
+  }
+}
+
+/**
  * When one segment's runner wakes. An append of this process announces its events: the runner wakes
  * at once only if one of them is its own (an event its projection handles, whose key falls in its
- * segment); for the others it only has to move its checkpoint past them, which waits `delayMs` and
- * then covers every append of the meantime in one read and one write. With every event waking every
+ * segment); for the others it only has to move its checkpoint past them, which waits for the next
+ * idle tick (IdleSegmentTick, PROJECTION_IDLE_SEGMENT_DELAY_MS) and then covers every append of the
+ * meantime in one read and one write. With every event waking every
  * segment, a lone deposit cost each projection of four segments a read and three checkpoint writes
  * (docs/BENCHMARKS.md). A wake-up without events (another instance's NOTIFY, an operator's change,
  * a stop) wakes at once; so does every append while the runner is hurried (a query waits on the
@@ -19,35 +50,30 @@ import { type Subscriber, concernsAny, keyOf } from './subscriber.js';
 export class SegmentWakeUps {
   sequence = 0;
   private waiting?: () => void;
-  private deferred?: NodeJS.Timeout;
   private hurriedUntil = -Infinity;
   private readonly onAppended = (events?: readonly RecordedEvent[]) => {
-    if (!events || this.delayMs === 0 || performance.now() < this.hurriedUntil || events.some((event) => this.owns(event))) {
-      this.wake();
-    } else if (!this.deferred) {
-      this.deferred = setTimeout(() => this.wake(), this.delayMs);
-      this.deferred.unref();
-    }
+    if (!events || !this.tick || performance.now() < this.hurriedUntil || events.some((event) => this.owns(event))) this.wake();
+    else this.tick.defer(this.wake);
   };
 
   constructor(
     private readonly notifier: EventNotifier,
     private readonly subscriber: Subscriber,
     private readonly segment: Segment,
-    private readonly delayMs: number,
+    /** Absent: every append wakes the runner at once. */
+    private readonly tick: IdleSegmentTick | undefined,
   ) {
     notifier.on('appended', this.onAppended);
   }
 
   /** Wakes the runner now (and forgets a deferred wake-up: this one covers it). */
-  wake(): void {
-    clearTimeout(this.deferred);
-    this.deferred = undefined;
+  readonly wake = (): void => {
+    this.tick?.cancel(this.wake);
     this.sequence++;
     const waiting = this.waiting;
     this.waiting = undefined;
     waiting?.();
-  }
+  };
 
   /** For `forMs`, every append wakes the runner at once (and so does this call). */
   hurry(forMs: number): void {
@@ -61,8 +87,7 @@ export class SegmentWakeUps {
    * pass to `wait` after that read.
    */
   reading(): number {
-    clearTimeout(this.deferred);
-    this.deferred = undefined;
+    this.tick?.cancel(this.wake);
     return this.sequence;
   }
 

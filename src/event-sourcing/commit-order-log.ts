@@ -146,4 +146,14 @@ export class CommitOrderLog {
     )) as StoredEventRow[];
     return rows.map((row) => toRecordedEvent(row, this.registry));
   }
+
+  /** The events at these positions (committed ones; a position without an event is left out), in commit order. */
+  async readPositions(positions: readonly number[], manager: EntityManager): Promise<RecordedEvent[]> {
+    if (positions.length === 0) return [];
+    const rows = (await manager.query(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE position = ANY($1::bigint[]) ORDER BY transaction_id, position`,
+      [positions],
+    )) as StoredEventRow[];
+    return rows.map((row) => toRecordedEvent(row, this.registry));
+  }
 }

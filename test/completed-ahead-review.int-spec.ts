@@ -4,6 +4,7 @@
 // entries (skip, retry) and a change of the segment count — against a process manager whose reaction
 // is deliberately NOT idempotent (one Reacted appended per call), on the real engine and PostgreSQL.
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import {
@@ -15,14 +16,15 @@ import {
   type RecordedEvent,
   segmentOfKey,
 } from '../src/event-sourcing/index.js';
+import { COMPLETED_AHEAD_LIMIT } from '../src/event-sourcing/completed-ahead.js';
 import { type EngineModule, Ticked, eventually, headOfLog, rows, startEngineModule } from './support/projection-fixtures.js';
 import { Reacted, committedEffects, reactedStream } from './support/reaction-fixtures.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
 const NAME = 'ahead-reactor';
 
-/** Set per test: whether the reaction to an event fails (it throws before its effect). */
-const behaviour: { fails: (event: RecordedEvent<Ticked>) => boolean } = { fails: () => false };
+/** Set per test: whether the reaction to an event fails (it throws before its effect), and after how long. */
+const behaviour: { fails: (event: RecordedEvent<Ticked>) => boolean; failAfterMs: number } = { fails: () => false, failAfterMs: 0 };
 
 /** Keyed by the `<key>` of its stream (`ahead-<key>-<uuid>`); each reaction appends one Reacted. */
 @Injectable()
@@ -32,10 +34,14 @@ class AheadReactor implements ProcessManager {
   readonly handlers = new ReactionHandlers().on(Ticked, (event) => this.react(event));
   constructor(private readonly store: EventStore) {}
   keyOf(event: RecordedEvent): string {
-    return event.streamId.split('-')[1];
+    // Events it has no handler for (Reacted) each a key of their own: all of them may run at once.
+    return event.data instanceof Reacted ? `noise:${event.position}` : event.streamId.split('-')[1];
   }
   private async react(event: RecordedEvent<Ticked>): Promise<void> {
-    if (behaviour.fails(event)) throw new Error(`refused ${event.streamId}`);
+    if (behaviour.fails(event)) {
+      await sleep(behaviour.failAfterMs);
+      throw new Error(`refused ${event.streamId}`);
+    }
     await this.store.append(reactedStream(NAME), [new Reacted({ source: event.position, by: 'x' })], { expectedVersion: ANY });
   }
 }
@@ -59,10 +65,11 @@ describe('completed_ahead under operator actions and a re-split', () => {
     await t?.close();
     t = undefined;
     behaviour.fails = () => false;
+    behaviour.failAfterMs = 0;
     await database?.drop();
   });
 
-  const start = (segments: number, enabled = true, maxAttempts = 1000) =>
+  const start = (segments: number, enabled = true, maxAttempts = 1000, batchSize = 100) =>
     startEngineModule({
       url: database.url,
       events: [Ticked, Reacted],
@@ -74,7 +81,7 @@ describe('completed_ahead under operator actions and a re-split', () => {
         reactionConcurrency: 8,
         leaseTtlMs: 4000,
         pollIntervalMs: 50,
-        batchSize: 100,
+        batchSize,
         retryBaseMs: 50,
         maxAttempts,
       },
@@ -184,7 +191,7 @@ describe('completed_ahead under operator actions and a re-split', () => {
     behaviour.fails = (event) => event.position === failing;
     t = await start(1, true, 3);
     await eventually('failed', async () => ((await aheadOf(t!))[0]?.status === 'failed' ? true : undefined), 30_000);
-    // The other keys' events completed past the failed one (with, today, the Reacted appended since).
+    // The other keys' events completed past the failed one are remembered.
     expect((await aheadOf(t))[0].completed_ahead.map(Number)).toEqual(
       expect.arrayContaining(keys.slice(1).map((key) => positions.get(key)!)),
     );
@@ -213,4 +220,33 @@ describe('completed_ahead under operator actions and a re-split', () => {
     expect(effects.filter((tick) => tick.effects !== 1)).toEqual([]);
     expect((await aheadOf(t))[0].completed_ahead).toEqual([]);
   });
+
+  it('remembers no event it has no handler for: a skip past them leaves nothing stale that crowds a later entry out', async () => {
+    // A failing Ticked, then a limit's worth of events the reactor has no handler for, in one batch:
+    // they complete at once past the failing one.
+    const writer = await start(1, false, 2, 2 * COMPLETED_AHEAD_LIMIT);
+    const first = await appendOnePerKey(writer, ['k0']);
+    const noise = Array.from({ length: COMPLETED_AHEAD_LIMIT }, (_, i) => new Reacted({ source: -1 - i, by: 'noise' }));
+    await writer.store.append(`noise-${randomUUID()}`, noise, { expectedVersion: NO_STREAM });
+    await writer.close();
+    behaviour.fails = (event) => event.position === first.get('k0');
+    behaviour.failAfterMs = 1000; // the others complete meanwhile (within the third of the lease)
+    t = await start(1, true, 2, 2 * COMPLETED_AHEAD_LIMIT);
+    await eventually('failed', async () => ((await aheadOf(t!))[0]?.status === 'failed' ? true : undefined), 30_000);
+    // The operator skips it; the batch after it has nothing to react to (the checkpoint moves past it
+    // in one statement).
+    await t.admin.skip(NAME);
+    await caughtUp(t);
+    // Later: one key's step fails once while another key's completes past it (remembered, then skipped
+    // when the failed one is retried).
+    let failures = 0;
+    const later = await appendOnePerKey(t, ['k1', 'k2']);
+    behaviour.failAfterMs = 200;
+    behaviour.fails = (event) => event.position === later.get('k1') && failures++ === 0;
+    await caughtUp(t);
+    const effects = await effectsOfEveryTick(t);
+    expect(failures).toBeGreaterThan(0);
+    expect(effects.filter((tick) => tick.effects !== (tick.position === first.get('k0') ? 0 : 1))).toEqual([]);
+    expect((await aheadOf(t))[0].completed_ahead).toEqual([]);
+  }, 60_000);
 });

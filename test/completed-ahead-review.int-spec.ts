@@ -24,7 +24,12 @@ import { type TestDatabase, createTestDatabase } from './support/test-database.j
 const NAME = 'ahead-reactor';
 
 /** Set per test: whether the reaction to an event fails (it throws before its effect), and after how long. */
-const behaviour: { fails: (event: RecordedEvent<Ticked>) => boolean; failAfterMs: number } = { fails: () => false, failAfterMs: 0 };
+const behaviour: {
+  fails: (event: RecordedEvent<Ticked>) => boolean;
+  failAfterMs: number;
+  /** Awaited before a failing reaction throws (after failAfterMs). */
+  waitBeforeFailing?: () => Promise<void>;
+} = { fails: () => false, failAfterMs: 0 };
 
 /** Keyed by the `<key>` of its stream (`ahead-<key>-<uuid>`); each reaction appends one Reacted. */
 @Injectable()
@@ -40,6 +45,7 @@ class AheadReactor implements ProcessManager {
   private async react(event: RecordedEvent<Ticked>): Promise<void> {
     if (behaviour.fails(event)) {
       await sleep(behaviour.failAfterMs);
+      await behaviour.waitBeforeFailing?.();
       throw new Error(`refused ${event.streamId}`);
     }
     await this.store.append(reactedStream(NAME), [new Reacted({ source: event.position, by: 'x' })], { expectedVersion: ANY });
@@ -66,6 +72,7 @@ describe('completed_ahead under operator actions and a re-split', () => {
     t = undefined;
     behaviour.fails = () => false;
     behaviour.failAfterMs = 0;
+    behaviour.waitBeforeFailing = undefined;
     await database?.drop();
   });
 
@@ -249,4 +256,45 @@ describe('completed_ahead under operator actions and a re-split', () => {
     expect(effects.filter((tick) => tick.effects !== (tick.position === first.get('k0') ? 0 : 1))).toEqual([]);
     expect((await aheadOf(t))[0].completed_ahead).toEqual([]);
   }, 60_000);
+
+  it('a takeover while one lane is still busy: nothing skipped; what the old holder completed in that batch is reacted to again', async () => {
+    const writer = await start(1, false);
+    const keys = keysOf(0, 1, 5);
+    const positions = await appendOnePerKey(writer, keys);
+    await writer.close();
+    // The first holder's step for keys[0] waits (a slow step); the other lanes complete meanwhile.
+    const slow = positions.get(keys[0])!;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let slowCalls = 0;
+    behaviour.fails = (event) => event.position === slow && slowCalls++ === 0;
+    behaviour.failAfterMs = 0;
+    behaviour.waitBeforeFailing = () => held;
+    const first = await start(1);
+    await eventually(
+      'the other lanes committed by the first holder',
+      async () => {
+        const effects = await committedEffects(first.dataSource, NAME);
+        return keys.slice(1).every((key) => effects.get(positions.get(key)!) === 1) ? true : undefined;
+      },
+      30_000,
+    );
+    // Its lease ends before its batch does (a pause, a partition): another instance takes over.
+    await first.dataSource.query(
+      `UPDATE projection_checkpoints SET lease_expires_at = clock_timestamp() - interval '1 second' WHERE projection = $1`,
+      [NAME],
+    );
+    t = await start(1);
+    await caughtUp(t);
+    release(); // the old holder's slow step ends now: its lanes' memory is refused with the checkpoint
+    await first.close();
+    const effects = await effectsOfEveryTick(t);
+    expect(effects.filter((tick) => tick.effects === 0)).toEqual([]); // nothing skipped
+    // At least once: the first holder's completed lanes were not written (its batch never ended while
+    // it held the lease), so the new holder reacted to them again.
+    expect(effects.filter((tick) => tick.effects === 2).map((tick) => tick.position)).toEqual(
+      keys.slice(1).map((key) => positions.get(key)!),
+    );
+    expect((await aheadOf(t))[0].completed_ahead).toEqual([]);
+  });
 });

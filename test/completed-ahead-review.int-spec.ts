@@ -189,6 +189,33 @@ describe('completed_ahead under operator actions and a re-split', () => {
     expect(effects.filter((tick) => tick.effects !== 1)).toEqual([]);
   });
 
+  it('a change of the segment count carries an old segment more than a page ahead of the earliest (read a page at a time)', async () => {
+    const stuckKeys = keysOf(0, 2, 1);
+    const freeKeys = keysOf(1, 2, 3);
+    const writer = await start(2, false);
+    const stuck = await appendOnePerKey(writer, stuckKeys);
+    await writer.close();
+    behaviour.fails = (event) => event.position === stuck.get(stuckKeys[0])!;
+    t = await start(2, true, 1000, 500);
+    for (const key of freeKeys) {
+      const ticks = Array.from({ length: 900 }, (_, n) => new Ticked({ n }));
+      await t.store.append(`ahead-${key}-${randomUUID()}`, ticks, { expectedVersion: NO_STREAM });
+    }
+    const head = await headOfLog(t.dataSource);
+    await eventually(
+      'the free segment at the head',
+      async () => (Number((await aheadOf(t!))[1].position) >= head.position ? true : undefined),
+      60_000,
+    );
+    await t.close();
+    behaviour.fails = () => false;
+    t = await start(3);
+    await caughtUp(t);
+    const effects = await effectsOfEveryTick(t);
+    expect(effects).toHaveLength(2_701);
+    expect(effects.filter((tick) => tick.effects !== 1)).toEqual([]);
+  }, 90_000);
+
   it('skip of the failed event with entries ahead: the others once each, the skipped one never', async () => {
     const writer = await start(1, false);
     const keys = keysOf(0, 1, 6);

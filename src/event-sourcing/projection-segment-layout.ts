@@ -143,16 +143,20 @@ async function insertSegments(
   }
 }
 
+/** Events read at once while looking for what a process manager's old segments reacted to (reactedSince). */
+const REACTED_PAGE = 1_000;
+
 /**
  * A process manager's re-split starts every new segment at the earliest old checkpoint: what the old
  * segments had already reacted to past it — each one's own keys' events up to its checkpoint (an
  * event an operator skipped there included: it was passed), and its completed_ahead — by new segment
  * (the segment of its key for the new count), as each new segment's completed_ahead. Only events it
  * has a handler for (reacting to the others is nothing). Per new segment at most
- * COMPLETED_AHEAD_LIMIT, the earliest in commit order: for each key a prefix of its events, so a key
- * whose later events are left out is reacted to again in order (at least once, never out of order).
- * Read without holding back for transactions in flight: every event read is at or below an old
- * checkpoint, or one an old holder read and completed.
+ * COMPLETED_AHEAD_LIMIT, the earliest in commit order (for each key a prefix of its events: the rest
+ * is reacted to again, in order — at least once, as after a crash); the log is read a page at a time
+ * and no further than that needs, keeping positions only. Read without holding back for transactions
+ * in flight: every event read is at or below an old checkpoint, or one an old holder read and
+ * completed.
  */
 async function reactedSince(
   manager: EntityManager,
@@ -162,23 +166,29 @@ async function reactedSince(
   earliest: Checkpoint,
   count: number,
 ): Promise<number[][]> {
-  const reacted = new Map<number, RecordedEvent>();
+  let kept: Checkpoint[][] = Array.from({ length: count }, () => []);
+  const seen = new Set<number>();
+  const firstOnes = (segment: readonly Checkpoint[]) => [...segment].sort(compareCheckpoints).slice(0, COMPLETED_AHEAD_LIMIT);
   for (const row of stored) {
-    const own = (event: RecordedEvent) =>
-      segmentOfKey(keyOf(processManager, event), row.segments) === row.segment && compareCheckpoints(checkpointOf(event), earliest) > 0;
-    const passed = isSameCheckpoint(row.checkpoint, earliest) ? [] : await log.readCommitted(earliest, row.checkpoint, manager);
-    const ahead = await log.readPositions(row.completedAhead, manager);
-    for (const event of [...passed, ...ahead]) if (own(event)) reacted.set(event.position, event);
+    const fromRow: number[] = new Array<number>(count).fill(0);
+    const keep = (event: RecordedEvent) => {
+      if (segmentOfKey(keyOf(processManager, event), row.segments) !== row.segment) return; // another old segment's
+      if (compareCheckpoints(checkpointOf(event), earliest) <= 0 || seen.has(event.position)) return;
+      seen.add(event.position);
+      if (!processManager.handlers.handlerFor(event)) return;
+      const segment = segmentOfKey(keyOf(processManager, event), count);
+      kept[segment].push(checkpointOf(event));
+      fromRow[segment]++;
+    };
+    // Read in commit order: once every new segment has the limit from this row, the rest of it is later.
+    for (let after = earliest; compareCheckpoints(after, row.checkpoint) < 0 && fromRow.some((n) => n < COMPLETED_AHEAD_LIMIT);) {
+      const page = await log.readCommitted(after, row.checkpoint, manager, REACTED_PAGE);
+      if (page.length === 0) break;
+      for (const event of page) keep(event);
+      after = checkpointOf(page[page.length - 1]);
+    }
+    for (const event of await log.readPositions(row.completedAhead, manager)) keep(event);
+    kept = kept.map(firstOnes);
   }
-  const bySegment: RecordedEvent[][] = Array.from({ length: count }, () => []);
-  for (const event of reacted.values()) {
-    if (processManager.handlers.handlerFor(event)) bySegment[segmentOfKey(keyOf(processManager, event), count)].push(event);
-  }
-  return bySegment.map((events) =>
-    events
-      .sort((a, b) => compareCheckpoints(checkpointOf(a), checkpointOf(b)))
-      .slice(0, COMPLETED_AHEAD_LIMIT)
-      .map((event) => event.position)
-      .sort((a, b) => a - b),
-  );
+  return kept.map((segment) => segment.map((checkpoint) => checkpoint.position).sort((a, b) => a - b));
 }

@@ -134,15 +134,26 @@ export class CommitOrderLog {
    * Every committed event after `after` (up to `until`, inclusive) in commit order, WITHOUT holding
    * back for transactions in flight. Only correct where the caller knows nothing relevant is in
    * flight: below a checkpoint a commit-safe reader already reached, or under a lock that keeps the
-   * writers of a projection's tables out (the swap at the end of a rebuild).
+   * writers of a projection's tables out (the swap at the end of a rebuild). At most `limit` of them, when given.
    */
-  async readCommitted(after: Checkpoint, until: Checkpoint | undefined, manager: EntityManager): Promise<RecordedEvent[]> {
+  async readCommitted(after: Checkpoint, until: Checkpoint | undefined, manager: EntityManager, limit?: number): Promise<RecordedEvent[]> {
     const rows = (await manager.query(
       `SELECT ${EVENT_COLUMNS} FROM events
        WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
          AND ($3::xid8 IS NULL OR (transaction_id, position) <= ($3::xid8, $4::bigint))
-       ORDER BY transaction_id, position`,
-      [after.transactionId, after.position, until?.transactionId ?? null, until?.position ?? null],
+       ORDER BY transaction_id, position
+       LIMIT $5`,
+      [after.transactionId, after.position, until?.transactionId ?? null, until?.position ?? null, limit ?? null],
+    )) as StoredEventRow[];
+    return rows.map((row) => toRecordedEvent(row, this.registry));
+  }
+
+  /** The events at these positions (committed ones; a position without an event is left out), in commit order. */
+  async readPositions(positions: readonly number[], manager: EntityManager): Promise<RecordedEvent[]> {
+    if (positions.length === 0) return [];
+    const rows = (await manager.query(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE position = ANY($1::bigint[]) ORDER BY transaction_id, position`,
+      [positions],
     )) as StoredEventRow[];
     return rows.map((row) => toRecordedEvent(row, this.registry));
   }

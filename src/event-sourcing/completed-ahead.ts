@@ -15,8 +15,9 @@ export const COMPLETED_AHEAD_LIMIT = 10_000;
  * instead of reacting again. That is what keeps a reaction that cannot be taken back (a publish to a
  * broker, whose duplicate window is finite) from happening twice.
  *
- * `before`: what was remembered when the batch started; `completed[i]`: whether events[i] completed
- * (skipped ones count as completed); `done`: the prefix the checkpoint takes.
+ * `before`: what was remembered when the batch started; `completed[i]`: whether events[i] was reacted
+ * to (skipped ones count; an event without a handler does not: there is nothing to remember, see
+ * commitReaction); `done`: the prefix the checkpoint takes.
  */
 export function completedAhead(
   before: readonly number[],

@@ -68,7 +68,12 @@ export async function commitReaction(
   );
   if (failure && isLeaseLost(failure.error)) throw new LostLease();
   if (failure && !(failure.error instanceof ProjectionApplyError)) throw failure.error;
-  const ahead = completedAhead(before.completedAhead, events, completed, done);
+  // Only events with a handler are remembered: skipping the others again changes nothing, and an
+  // entry nothing reacts to could be left behind for good (a batch with no handled event moves the
+  // checkpoint past it without coming here), filling COMPLETED_AHEAD_LIMIT with stale positions that
+  // crowd out the ones that matter — and a release that adds a handler would skip such an event.
+  const reacted = completed.map((isDone, index) => isDone && processManager.handlers.handlerFor(events[index]) !== undefined);
+  const ahead = completedAhead(before.completedAhead, events, reacted, done);
   if (done > 0 || !samePositions(ahead, before.completedAhead)) {
     const last = done > 0 ? events[done - 1] : undefined;
     const checkpoint = last ? { transactionId: last.transactionId, position: last.position } : from;

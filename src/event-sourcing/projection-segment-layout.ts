@@ -2,10 +2,12 @@ import type { Logger } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { compareCheckpoints, isSameCheckpoint } from './checkpoint-order.js';
 import type { CommitOrderLog } from './commit-order-log.js';
+import { COMPLETED_AHEAD_LIMIT } from './completed-ahead.js';
+import type { ProcessManager } from './process-manager.js';
 import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import { segmentOfKey, segmentsOf } from './projection-segments.js';
 import { type Projection, applyToProjection } from './projection.js';
-import type { Checkpoint } from './recorded-event.js';
+import { type Checkpoint, type RecordedEvent, checkpointOf } from './recorded-event.js';
 import { sql } from './sql.js';
 import { type Subscriber, isProcessManager, keyOf } from './subscriber.js';
 
@@ -31,8 +33,12 @@ export class ProjectionLayoutError extends Error {
  *   very transaction (its own keys' events up to there, all committed: a commit-safe reader reached
  *   them), and the new segments start at that latest checkpoint: nothing skipped, nothing twice;
  * - a process manager (no table to write here: its steps are commands of their own): the new segments
- *   start at the EARLIEST old checkpoint, so events between are reacted to again; its steps are
- *   idempotent by contract (decided from the process's own stream), so that repeats nothing.
+ *   start at the EARLIEST old checkpoint, and remember as completed ahead (completed-ahead.ts) what
+ *   the old segments had already reacted to past it — their own keys' events up to their checkpoints
+ *   and their own completed_ahead — so none of it is reacted to again. A step that cannot be taken
+ *   back (the relay's publish: a broker drops a republish only within its duplicate window) must not
+ *   repeat because the count changed (found in review: the layout change dropped completed_ahead and
+ *   republished everything between the earliest and the other old checkpoints).
  * Refused (ProjectionLayoutError; the instance does not start) while another instance holds a live
  * lease on an old segment (it still runs the old layout), or a segment is failed or rebuilding.
  * Serialised between instances starting at once by a transaction-level advisory lock.
@@ -76,21 +82,21 @@ export async function ensureSegmentLayout(
     const latest = ordered[ordered.length - 1];
     let start = latest;
     let caughtUp = 0;
+    let carried: number[][] = [];
     if (isProcessManager(projection)) {
-      start = earliest; // its steps are idempotent: react again rather than skip
+      start = earliest; // nothing of any old segment's keys is skipped; what they did is carried over
+      carried = await reactedSince(manager, log, projection, stored, earliest, count);
     } else {
       for (const row of stored) caughtUp += await catchUp(manager, log, projection, row, latest);
     }
     const token = stored.reduce((max, row) => (BigInt(row.leaseToken) > max ? BigInt(row.leaseToken) : max), 0n) + 1n;
     await sql(manager, `DELETE FROM projection_checkpoints WHERE projection = $1`, [projection.name]);
-    await insertSegments(manager, projection.name, count, start, token.toString());
+    await insertSegments(manager, projection.name, count, start, token.toString(), carried);
     logger.log(
       `Projection ${projection.name}: ${storedCount} segment(s) replaced by ${count}, all from position ${start.position}` +
         (!isProcessManager(projection)
           ? ` (${caughtUp} event(s) applied first to bring every old segment there)`
-          : isSameCheckpoint(earliest, latest)
-            ? ''
-            : ` (the earliest old checkpoint: events up to position ${latest.position} are reacted to again; steps are idempotent)`),
+          : ` (the earliest old checkpoint; ${carried.flat().length} event(s) the old segments had reacted to past it are remembered, not reacted to again)`),
     );
     return count;
   });
@@ -112,7 +118,15 @@ async function catchUp(
   return events.length;
 }
 
-async function insertSegments(manager: EntityManager, projection: string, count: number, at: Checkpoint, token: string): Promise<void> {
+async function insertSegments(
+  manager: EntityManager,
+  projection: string,
+  count: number,
+  at: Checkpoint,
+  token: string,
+  /** By new segment: positions it starts with as completed ahead (a process manager's, see reactedSince). */
+  completedAhead: ReadonlyArray<readonly number[]> = [],
+): Promise<void> {
   const segments = segmentsOf(projection, count);
   await sql(
     manager,
@@ -121,4 +135,60 @@ async function insertSegments(manager: EntityManager, projection: string, count:
          LATERAL (SELECT (ordinal - 1)::int AS segment) i`,
     [segments.map((segment) => segment.row), projection, count, at.transactionId, at.position, token],
   );
+  for (const segment of segments) {
+    const positions = completedAhead[segment.index] ?? [];
+    if (positions.length > 0) {
+      await sql(manager, `UPDATE projection_checkpoints SET completed_ahead = $2::bigint[] WHERE name = $1`, [segment.row, positions]);
+    }
+  }
+}
+
+/** Events read at once while looking for what a process manager's old segments reacted to (reactedSince). */
+const REACTED_PAGE = 1_000;
+
+/**
+ * A process manager's re-split starts every new segment at the earliest old checkpoint: what the old
+ * segments had already reacted to past it — each one's own keys' events up to its checkpoint (an
+ * event an operator skipped there included: it was passed), and its completed_ahead — by new segment
+ * (the segment of its key for the new count), as each new segment's completed_ahead. Only events it
+ * has a handler for (reacting to the others is nothing). Per new segment at most
+ * COMPLETED_AHEAD_LIMIT, the earliest in commit order (for each key a prefix of its events: the rest
+ * is reacted to again, in order — at least once, as after a crash); the log is read a page at a time
+ * and no further than that needs, keeping positions only. Read without holding back for transactions
+ * in flight: every event read is at or below an old checkpoint, or one an old holder read and
+ * completed.
+ */
+async function reactedSince(
+  manager: EntityManager,
+  log: CommitOrderLog,
+  processManager: ProcessManager,
+  stored: readonly ProjectionState[],
+  earliest: Checkpoint,
+  count: number,
+): Promise<number[][]> {
+  let kept: Checkpoint[][] = Array.from({ length: count }, () => []);
+  const seen = new Set<number>();
+  const firstOnes = (segment: readonly Checkpoint[]) => [...segment].sort(compareCheckpoints).slice(0, COMPLETED_AHEAD_LIMIT);
+  for (const row of stored) {
+    const fromRow: number[] = new Array<number>(count).fill(0);
+    const keep = (event: RecordedEvent) => {
+      if (segmentOfKey(keyOf(processManager, event), row.segments) !== row.segment) return; // another old segment's
+      if (compareCheckpoints(checkpointOf(event), earliest) <= 0 || seen.has(event.position)) return;
+      seen.add(event.position);
+      if (!processManager.handlers.handlerFor(event)) return;
+      const segment = segmentOfKey(keyOf(processManager, event), count);
+      kept[segment].push(checkpointOf(event));
+      fromRow[segment]++;
+    };
+    // Read in commit order: once every new segment has the limit from this row, the rest of it is later.
+    for (let after = earliest; compareCheckpoints(after, row.checkpoint) < 0 && fromRow.some((n) => n < COMPLETED_AHEAD_LIMIT);) {
+      const page = await log.readCommitted(after, row.checkpoint, manager, REACTED_PAGE);
+      if (page.length === 0) break;
+      for (const event of page) keep(event);
+      after = checkpointOf(page[page.length - 1]);
+    }
+    for (const event of await log.readPositions(row.completedAhead, manager)) keep(event);
+    kept = kept.map(firstOnes);
+  }
+  return kept.map((segment) => segment.map((checkpoint) => checkpoint.position).sort((a, b) => a - b));
 }

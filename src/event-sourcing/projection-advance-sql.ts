@@ -1,4 +1,5 @@
 import type { EntityManager } from 'typeorm';
+import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import type { Checkpoint } from './recorded-event.js';
 import { sql } from './sql.js';
 
@@ -23,6 +24,38 @@ export async function advance(
        WHERE name = $1`,
     [name, checkpoint.transactionId, checkpoint.position, ttlMs, completedAhead],
   );
+}
+
+/**
+ * A read model's batch, fenced at its end instead of its start: in the transaction that applied the
+ * batch, moves the live checkpoint from `from` to `to` and renews the lease, only while `owner`
+ * holds the lease with this token, the projection runs, and the stored checkpoint is still exactly
+ * `from`. Answers the row as it now stands, or null when any of that no longer holds (the caller
+ * rolls the batch back). Locking the row with a SELECT … FOR UPDATE before applying cost a round
+ * trip per batch; the UPDATE takes the same lock, and a holder that lost the lease while applying
+ * finds the row changed under it and rolls back.
+ */
+export async function advanceIfLeader(
+  manager: EntityManager,
+  name: string,
+  owner: string,
+  token: string,
+  from: Checkpoint,
+  to: Checkpoint,
+  ttlMs: number,
+): Promise<ProjectionState | null> {
+  const { rows } = await sql<Row>(
+    manager,
+    `UPDATE projection_checkpoints
+       SET transaction_id = $6::xid8, position = $7, attempts = 0, updated_at = now(),
+           last_error = NULL, failed_position = NULL, failed_at = NULL,
+           lease_expires_at = clock_timestamp() + make_interval(secs => $8::double precision / 1000)
+       WHERE name = $1 AND lease_owner = $2 AND lease_token = $3::bigint AND lease_expires_at > clock_timestamp()
+         AND status = 'running' AND transaction_id = $4::xid8 AND position = $5
+       RETURNING *`,
+    [name, owner, token, from.transactionId, from.position, to.transactionId, to.position, ttlMs],
+  );
+  return rows.length ? toState(rows[0]) : null;
 }
 
 /** A process manager's events completed past a checkpoint that did not move (see advance). */

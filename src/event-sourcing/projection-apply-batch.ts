@@ -85,20 +85,26 @@ async function commit(context: RunnerContext, events: readonly RecordedEvent[], 
   const checkpoint = { transactionId: last.transactionId, position: last.position };
   const { token } = context.holding();
   await dataSource.transaction(async (manager) => {
+    if (target === 'live') {
+      // Fenced at the end (advanceIfLeader): applied by a holder that is not one any more, the batch
+      // is rolled back; one round trip fewer per batch than locking the row first.
+      await applyToProjection(projection, events, manager, true);
+      const advanced = await checkpoints.advanceIfLeader(manager, context.row, owner, token, from, checkpoint, options.leaseTtlMs);
+      if (!advanced) throw new LostLease();
+      context.state = advanced; // what this transaction leaves in the row: the next batch needs no reload
+      return;
+    }
     const state = await checkpoints.lockIfLeader(manager, context.row, owner, token);
-    const current = target === 'live' ? state?.checkpoint : state?.rebuild?.checkpoint;
-    // Fencing: only the lease holder, continuing exactly where the stored checkpoint is (and, live,
-    // while the projection runs: an operator may have changed the row since it was read), may write.
-    if (!current || !isSameCheckpoint(current, from) || (target === 'live' && state!.status !== 'running')) throw new LostLease();
-    if (target === 'rebuild') await context.shadow!.use(manager);
-    await applyToProjection(projection, events, manager, target === 'live'); // a rebuild replays: no spans
-    if (target === 'live') await checkpoints.advance(manager, context.row, checkpoint, options.leaseTtlMs);
-    else await checkpoints.rebuildAdvanced(manager, context.row, checkpoint, events.length);
-    // What this transaction leaves in the row, so the next batch needs no reload.
-    context.state =
-      target === 'live'
-        ? { ...state!, checkpoint, attempts: 0 }
-        : { ...state!, rebuild: { ...state!.rebuild!, checkpoint, eventsApplied: state!.rebuild!.eventsApplied + events.length } };
+    const current = state?.rebuild?.checkpoint;
+    // Fencing: only the lease holder, continuing exactly where the stored rebuild checkpoint is.
+    if (!current || !isSameCheckpoint(current, from)) throw new LostLease();
+    await context.shadow!.use(manager);
+    await applyToProjection(projection, events, manager, false); // a rebuild replays: no spans
+    await checkpoints.rebuildAdvanced(manager, context.row, checkpoint, events.length);
+    context.state = {
+      ...state!,
+      rebuild: { ...state!.rebuild!, checkpoint, eventsApplied: state!.rebuild!.eventsApplied + events.length },
+    };
   });
   if (target === 'live') deps.onAdvance(projection.name, checkpoint);
 }

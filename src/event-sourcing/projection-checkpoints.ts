@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { CheckpointPasses } from './checkpoint-passes.js';
-import { advance, rememberCompletedAhead } from './projection-advance-sql.js';
+import { advance, advanceIfLeader, rememberCompletedAhead } from './projection-advance-sql.js';
 import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import { recordFailure, retry, skip, skips } from './projection-failure-sql.js';
 import { acquireLease, lockIfLeader, releaseLease, renewLease } from './projection-lease-sql.js';
@@ -80,6 +80,19 @@ export class ProjectionCheckpoints {
 
   advance(manager: EntityManager, name: string, checkpoint: Checkpoint, ttlMs: number, completedAhead?: readonly number[]): Promise<void> {
     return advance(manager, name, checkpoint, ttlMs, completedAhead);
+  }
+
+  /** Ends a read model's live batch: the fenced move of its checkpoint (null: not this holder's any more). */
+  advanceIfLeader(
+    manager: EntityManager,
+    name: string,
+    owner: string,
+    token: string,
+    from: Checkpoint,
+    to: Checkpoint,
+    ttlMs: number,
+  ): Promise<ProjectionState | null> {
+    return advanceIfLeader(manager, name, owner, token, from, to, ttlMs);
   }
 
   rememberCompletedAhead(manager: EntityManager, name: string, completedAhead: readonly number[]): Promise<void> {

@@ -220,11 +220,23 @@ export class ProjectionRunner {
           await this.advancePast(events, reached);
         }
       }
-      // Progress: look again at once, as events committed meanwhile are often readable before
-      // their notification arrives (and a wait for held-back ones starts short again).
-      return 'more';
+      return this.afterProgress(events, heldBack);
     }
     return heldBack ? 'held-back' : 'caught-up';
+  }
+
+  /**
+   * After a batch: look again at once while there may be more to read now — a full batch, events
+   * held back, or a step that did not get to the end of what it read (a failure, a lost lease, a
+   * process manager's early stop). A partial batch taken to its end left nothing readable behind:
+   * what commits after the read wakes the runner (the wait returns at once for a wake-up that came
+   * while it was busy), so another read now would find nothing — at one deposit at a time, it was
+   * a round trip per batch.
+   */
+  private afterProgress(events: readonly RecordedEvent[], heldBack: boolean): LiveStep {
+    const reached = this.context.state?.checkpoint;
+    const finished = reached !== undefined && isSameCheckpoint(reached, checkpointOf(events[events.length - 1]));
+    return finished && !heldBack && events.length < this.deps.options.batchSize ? 'caught-up' : 'more';
   }
 
   /** The events of the batch whose key falls in this segment (all of them for a single segment). */

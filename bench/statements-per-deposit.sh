@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Statements per deposit at 1 connection, counted by pg_stat_statements (docs/BENCHMARKS.md, issue 14).
+# Usage: bench/statements-per-deposit.sh [built checkout, default: this one]   (run `npx tsc` there first)
+# Needs the Debian PostgreSQL server (its pg_stat_statements is preloaded in a throwaway cluster).
+set -euo pipefail
+DIST=$(cd "${1:-$(dirname "$0")/..}" && pwd)
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+DIR=$(mktemp -d /tmp/ledger-statements.XXXXXX)
+chmod 755 "$DIR"
+free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$DIR"
+PORT=$(free_port)
+APP_PORT=$(free_port)
+as_owner "$PGBIN/initdb" -D "$DIR/data" -U postgres --auth=trust -E UTF8 >/dev/null
+as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
+  -o "-p $PORT -c listen_addresses=127.0.0.1 -k $DIR -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" start >/dev/null
+SERVICE=
+trap '[ -n "$SERVICE" ] && kill $SERVICE 2>/dev/null; as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null; rm -rf "$DIR"' EXIT
+URL=postgres://postgres@127.0.0.1:$PORT/postgres
+(cd "$DIST" && DATABASE_URL=$URL PORT=$APP_PORT LOG_LEVEL=warn node dist/src/main.js >"$DIR/service.log" 2>&1) &
+SERVICE=$!
+for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$APP_PORT/health/ready" >/dev/null && break; sleep 0.5; done
+cd "$DIST" && DEPOSITS=${DEPOSITS:-500} node --input-type=module -e "
+import pg from 'pg';
+const { issueToken } = await import('$DIST/dist/src/auth/token-issuer.js');
+const { loadConfig } = await import('$DIST/dist/src/config/app-config.js');
+const token = issueToken(loadConfig({}), { subject: 'bench', scopes: ['ledger:commands'], expiresIn: '1h' });
+const headers = { 'content-type': 'application/json', authorization: 'Bearer ' + token };
+const base = 'http://127.0.0.1:$APP_PORT';
+const opened = await fetch(base + '/accounts', { method: 'POST', headers, body: JSON.stringify({ ownerName: 'A', currency: 'EUR' }) });
+const { id } = await opened.json();
+const deposit = async (n) => {
+  for (let i = 0; i < n; i++) {
+    const response = await fetch(base + '/accounts/' + id + '/deposits', { method: 'POST', headers, body: '{\"amount\":1}' });
+    if (response.status !== 200) throw new Error(response.status + ' ' + (await response.text()));
+  }
+};
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const client = new pg.Client('$URL');
+await client.connect();
+await client.query('CREATE EXTENSION pg_stat_statements');
+await deposit(100); // warm: the aggregate cache, prepared statements, every segment leased
+await pause(1000);
+await client.query('SELECT pg_stat_statements_reset()');
+const n = Number(process.env.DEPOSITS);
+await deposit(n);
+await pause(1500); // the projections' batches and the idle ticks of the last deposits
+// toplevel: statements sent by a client (a trigger's own statements are not round trips).
+const { rows } = await client.query(
+  \"SELECT calls, left(regexp_replace(query, '\\\\s+', ' ', 'g'), 100) AS query FROM pg_stat_statements WHERE toplevel AND query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC\",
+);
+const total = rows.reduce((sum, row) => sum + Number(row.calls), 0);
+console.log('statements sent per deposit: ' + (total / n).toFixed(2) + ' (' + total + ' for ' + n + ' deposits)');
+for (const row of rows) console.log(String(row.calls).padStart(7), (row.calls / n).toFixed(2).padStart(6), row.query);
+await client.end();
+"

@@ -57,9 +57,11 @@ FROM current_version LEFT JOIN appended ON true
 ORDER BY appended.version`,
 };
 
-const STREAM_VERSION_UNIQUE = 'events_stream_version_unique';
+export const STREAM_VERSION_UNIQUE = 'events_stream_version_unique';
 /** Raised by the events_guard_insert trigger: the stream's head was written by a younger transaction. */
-const YOUNGER_STREAM_HEAD = 'LE001';
+export const YOUNGER_STREAM_HEAD = 'LE001';
+/** Raised by the events_guard_insert trigger: the version inserted follows no version of its stream. */
+export const NO_PREVIOUS_VERSION = 'LE002';
 
 /** Two-int advisory lock namespace: ANY appends to one stream queue on (this, hashtext(stream_id)). */
 const ANY_APPEND_LOCK = 7_345_002;

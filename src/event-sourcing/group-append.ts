@@ -14,6 +14,7 @@ import {
 import type { EventTypeRegistry } from './event-type.registry.js';
 import { type ExpectedVersion, toSqlExpectedVersion } from './expected-version.js';
 import { GROUP_APPEND_SQL, type GroupAppendRow } from './group-append-sql.js';
+import { appendLoneEvent, isLoneEvent } from './lone-event-append.js';
 import { type GroupCommitLimits, type GroupCommitStats, GroupCommitter, type GroupOutcome } from './group-commit.js';
 import type { ProjectionRegistry } from './projection.registry.js';
 import { prepared } from './sql.js';
@@ -43,7 +44,7 @@ export function groupCommitLimits(poolSize: number, statements = 1): GroupCommit
 /**
  * The appends that need no transaction of their own (outside a unit of work, exact expected
  * version, no inline projection, no fence; see EventStore.canAppendAlone), group-committed: a lone
- * one is APPEND_SQL on its own, concurrent ones to different streams share one GROUP_APPEND_SQL.
+ * one is one statement on its own (a plain INSERT for one event), concurrent ones to different streams share one GROUP_APPEND_SQL.
  */
 export class GroupAppend {
   private readonly committer: GroupCommitter<PendingAppend, AppendResult>;
@@ -73,9 +74,21 @@ export class GroupAppend {
     return this.committer.submit({ streamId, eventCount: toStore.length, expectedVersion: options.expectedVersion, toStore });
   }
 
-  private alone(append: PendingAppend): Promise<AppendResult> {
+  /**
+   * One event: a plain INSERT (lone-event-append.ts); refused, or several events: the checked
+   * append, whose refusal is a WrongExpectedVersionError with the stream's actual version.
+   */
+  private async alone(append: PendingAppend): Promise<AppendResult> {
+    const { streamId, toStore, expectedVersion } = append;
+    if (isLoneEvent(toStore, expectedVersion)) {
+      const row = await appendLoneEvent(this.dataSource.manager, streamId, toStore, expectedVersion);
+      if (row) {
+        const events = recordedEvents(streamId, toStore, [row]);
+        return { streamId, version: row.version, position: events[0].position, events };
+      }
+    }
     const transaction = new EventStoreTransaction(this.dataSource.manager, this.registry, this.projections, this.clock);
-    return transaction.appendPrepared(append.streamId, append.toStore, append.expectedVersion);
+    return transaction.appendPrepared(streamId, toStore, expectedVersion);
   }
 
   private async together(appends: readonly PendingAppend[]): Promise<Array<GroupOutcome<AppendResult>>> {

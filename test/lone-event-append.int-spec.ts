@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
+import { EventType, NO_STREAM, WrongExpectedVersionError } from '../src/event-sourcing/index.js';
+import { type EventStoreModule, startEventStoreModule } from './support/event-store-module.js';
+import { countStatements } from './support/statement-counter.js';
+
+// A lone single-event append at an exact expected version (a deposit's) is one plain INSERT of
+// version expected + 1: UNIQUE(stream_id, version) and the insert trigger's "an event follows its
+// stream's previous version" refuse every wrong expectation. Its refusals are then told apart by a
+// second statement, the checked append (APPEND_SQL), so callers see exactly what they saw before.
+
+@EventType('test.LoneThingHappened')
+class LoneThingHappened {
+  readonly n!: number;
+  constructor(data: LoneThingHappened) {
+    Object.assign(this, data);
+  }
+}
+
+const event = (n: number) => new LoneThingHappened({ n });
+
+describe('a lone single-event append', () => {
+  let t: EventStoreModule;
+
+  beforeAll(async () => {
+    t = await startEventStoreModule({ events: [LoneThingHappened], poolSize: 8 });
+  });
+  afterAll(() => t?.close());
+
+  async function streamAt(version: number): Promise<string> {
+    const id = `lone-${randomUUID()}`;
+    for (let n = 1; n <= version; n++) await t.store.append(id, [event(n)], { expectedVersion: n === 1 ? NO_STREAM : n - 1 });
+    return id;
+  }
+
+  async function refusal(promise: Promise<unknown>): Promise<WrongExpectedVersionError> {
+    const error = await promise.then(
+      () => undefined,
+      (reason: unknown) => reason,
+    );
+    expect(error).toBeInstanceOf(WrongExpectedVersionError);
+    return error as WrongExpectedVersionError;
+  }
+
+  it('is one INSERT statement, with no CTE reading the stream version first', async () => {
+    const id = await streamAt(2);
+    const statements = countStatements(t.dataSource, /INSERT INTO events/);
+    statements.start();
+    const result = await t.store.append(id, [event(3)], { expectedVersion: 2 });
+    statements.stop();
+    expect(result).toMatchObject({ streamId: id, version: 3 });
+    expect(statements.texts).toHaveLength(1);
+    expect(statements.texts[0]).not.toMatch(/^WITH/);
+    const [stored] = await t.store.readStream(id, { fromVersion: 3 });
+    expect(stored).toMatchObject({ version: 3, position: result.position, data: { n: 3 } });
+  });
+
+  it('behind, ahead, on a missing stream or NO_STREAM on an existing one: refused with the actual version, nothing written', async () => {
+    const id = await streamAt(2);
+    expect(await refusal(t.store.append(id, [event(9)], { expectedVersion: 1 }))).toMatchObject({ expectedVersion: 1, actualVersion: 2 });
+    expect(await refusal(t.store.append(id, [event(9)], { expectedVersion: 5 }))).toMatchObject({ expectedVersion: 5, actualVersion: 2 });
+    expect(await refusal(t.store.append(id, [event(9)], { expectedVersion: NO_STREAM }))).toMatchObject({ actualVersion: 2 });
+    const missing = `lone-${randomUUID()}`;
+    expect(await refusal(t.store.append(missing, [event(9)], { expectedVersion: 1 }))).toMatchObject({ actualVersion: 0 });
+    expect((await t.store.readStream(id)).map((stored) => stored.version)).toEqual([1, 2]);
+    expect(await t.store.streamVersion(missing)).toBe(0);
+  });
+
+  it('while another transaction holds the next version uncommitted: refused either way it ends, never a database error', async () => {
+    const id = await streamAt(1);
+    const other = new pg.Client({ connectionString: t.database.url });
+    await other.connect();
+    try {
+      // Another writer (say, another instance) has inserted version 2 and not committed yet.
+      await other.query('BEGIN');
+      await other.query(
+        `INSERT INTO events (stream_id, version, type, schema_version, event_id, data, metadata)
+         VALUES ($1, 2, 'test.LoneThingHappened', 1, $2, '{"n":2}', '{}')`,
+        [id, randomUUID()],
+      );
+      // Version 3 expected at 2: version 2 is not visible, the trigger finds nothing to follow (LE002).
+      expect(await refusal(t.store.append(id, [event(3)], { expectedVersion: 2 }))).toMatchObject({ actualVersion: 1 });
+      // Version 2 expected at 1: waits on the unique index for the other writer, which then commits.
+      const racing = refusal(t.store.append(id, [event(2)], { expectedVersion: 1 }));
+      await new Promise((resolve) => setTimeout(resolve, 200)); // let it reach the index and wait
+      await other.query('COMMIT');
+      expect(await racing).toMatchObject({ expectedVersion: 1, actualVersion: 2 });
+    } finally {
+      await other.query('ROLLBACK').catch(() => undefined);
+      await other.end();
+    }
+    expect((await t.store.readStream(id)).map((stored) => (stored.data as LoneThingHappened).n)).toEqual([1, 2]);
+  });
+});

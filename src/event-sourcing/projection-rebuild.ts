@@ -56,8 +56,9 @@ async function rebuildStep(context: RunnerContext, state: ProjectionState): Prom
 /**
  * The rebuilt copy has caught up with the head of the log: in one transaction, bring it exactly to
  * the point the live tables are at, replace the live content with it, and move the live checkpoint.
- * - async: the checkpoint row lock pauses the live runner; the copy is brought to the later of the
- *   two checkpoints, which becomes the live checkpoint: nothing is skipped or applied twice;
+ * - async: an EXCLUSIVE lock on the live tables waits for the segments' batches in flight and holds
+ *   the next ones back, then every segment's row is locked; the copy is brought to the latest
+ *   checkpoint, which becomes every segment's: nothing is skipped or applied twice;
  * - inline: an EXCLUSIVE lock on the live tables holds appends back (readers go on), and every
  *   committed event not yet in the copy is applied to it.
  */
@@ -75,9 +76,14 @@ async function swap(context: RunnerContext): Promise<void> {
       const state = await checkpoints.lockIfLeader(manager, context.row, owner, token);
       if (!state?.rebuild) throw new LostLease();
       let until: Checkpoint | undefined;
-      if (projection.mode === 'inline') {
-        await manager.query(`LOCK TABLE ${context.shadow!.liveTables()} IN EXCLUSIVE MODE`);
-      } else {
+      // Inline: holds appends back. Async: first, before any other segment's row — a live batch
+      // writes the live tables before its fenced UPDATE of its row (advanceIfLeader), so a swap
+      // holding that row while it waited for the batch's rows was a deadlock (aborting the swap, a
+      // failed rebuild attempt). Waiting here, the swap holds nothing the batch needs; later batches
+      // wait for the swap before their first write. (A projection writing its tables in another order
+      // than it lists them can still meet the swap between two tables: a detected deadlock, retried.)
+      await manager.query(`LOCK TABLE ${context.shadow!.liveTables()} IN EXCLUSIVE MODE`);
+      if (projection.mode !== 'inline') {
         // Every segment's row locked too (pausing its runner): the live tables hold each segment's
         // keys up to its own checkpoint, the copy is brought to the latest of them all.
         const others = await checkpoints.lockOtherSegments(manager, context.row);

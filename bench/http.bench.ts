@@ -651,23 +651,28 @@ export async function runHttpBench(server: BenchServer, settings = httpSettings(
         barePoisson,
         poissonSettings,
       );
-      for (const [projection, values] of lags) {
-        report(
-          `projection lag p99 of ${projection} at half the peak rate (${halfRate} deposits/s, Poisson)`,
-          round(percentile(values, 99), 1),
-          'ms',
-          {
-            group: 'http',
-            key: `http.lag.${projection}`,
-            projection,
-            offeredRate: halfRate,
-            p50Ms: round(percentile(values, 50), 1),
-            p99Ms: round(percentile(values, 99), 1),
-            maxMs: round(values.at(-1) ?? Number.NaN, 1),
-            samples: values.length,
-            pollMs: settings.lagPollMs,
-          },
-        );
+      for (const [projection, { applied, everySegment }] of lags) {
+        for (const [values, key, what] of [
+          [applied, `http.lag.${projection}`, 'applied by the segment owning the stream'],
+          [everySegment, `http.lag-every-segment.${projection}`, 'passed by every segment'],
+        ] as const) {
+          report(
+            `projection lag p99 of ${projection}, ${what}, at half the peak rate (${halfRate} deposits/s, Poisson)`,
+            round(percentile(values, 99), 1),
+            'ms',
+            {
+              group: 'http',
+              key,
+              projection,
+              offeredRate: halfRate,
+              p50Ms: round(percentile(values, 50), 1),
+              p99Ms: round(percentile(values, 99), 1),
+              maxMs: round(values.at(-1) ?? Number.NaN, 1),
+              samples: values.length,
+              pollMs: settings.lagPollMs,
+            },
+          );
+        }
       }
 
       const [bareReads, reads] = await measurePair(service, 'bare-read', 'read', ids, settings);

@@ -92,4 +92,51 @@ describe('a lone single-event append', () => {
     }
     expect((await t.store.readStream(id)).map((stored) => (stored.data as LoneThingHappened).n)).toEqual([1, 2]);
   });
+
+  it('at the largest expected version an integer column allows: refused as a version conflict, not a database error', async () => {
+    const id = await streamAt(1);
+    // The checked append answers 2147483647 with the actual version; the plain INSERT of version
+    // 2147483648 would be "integer out of range".
+    expect(await refusal(t.store.append(id, [event(9)], { expectedVersion: 2_147_483_647 }))).toMatchObject({ actualVersion: 1 });
+  });
+
+  it('stores the same data and metadata jsonb as the checked append (unicode, nesting, numbers)', async () => {
+    const tricky = { n: 1, s: 'é😀\u2028"\\', nested: { a: [1, [2, { b: null }], 'x'], big: 1e21, small: 0.1, neg: -0, t: true } };
+    const lone = `lone-${randomUUID()}`;
+    const checked = `lone-${randomUUID()}`;
+    await t.store.append(lone, [new LoneThingHappened(tricky as never)], { expectedVersion: NO_STREAM });
+    await t.store.append(checked, [new LoneThingHappened(tricky as never), event(2)], { expectedVersion: NO_STREAM });
+    const rows = (await t.dataSource.query(
+      `SELECT stream_id, data::text AS data, (metadata - 'eventId' - 'correlationId' - 'causationId' - 'occurredAt')::text AS metadata
+       FROM events WHERE stream_id IN ($1, $2) AND version = 1`,
+      [lone, checked],
+    )) as Array<{ stream_id: string; data: string; metadata: string }>;
+    const byStream = new Map(rows.map((row) => [row.stream_id, row]));
+    expect(byStream.get(lone)!.data).toBe(byStream.get(checked)!.data);
+    expect(byStream.get(lone)!.metadata).toBe(byStream.get(checked)!.metadata);
+  });
+
+  it('two store instances racing single-event appends to one stream at one version: exactly one wins each round', async () => {
+    const second = await startEventStoreModule({ events: [LoneThingHappened], poolSize: 8, database: t.database });
+    try {
+      const id = await streamAt(1);
+      for (let version = 1; version <= 5; version++) {
+        const outcomes = await Promise.allSettled(
+          [t.store, second.store, t.store, second.store, t.store, second.store].map((store, writer) =>
+            store.append(id, [event(version * 10 + writer)], { expectedVersion: version }),
+          ),
+        );
+        const won = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+        const lost = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as unknown] : []));
+        expect(won).toHaveLength(1);
+        for (const reason of lost) {
+          expect(reason).toBeInstanceOf(WrongExpectedVersionError);
+          expect(reason).toMatchObject({ expectedVersion: version, actualVersion: version + 1 });
+        }
+      }
+      expect((await t.store.readStream(id)).map((stored) => stored.version)).toEqual([1, 2, 3, 4, 5, 6]);
+    } finally {
+      await second.close();
+    }
+  });
 });

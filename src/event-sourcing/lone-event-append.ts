@@ -25,9 +25,17 @@ VALUES ($1, $2, $3, $4, $5::uuid, $6::jsonb, $7::jsonb)
 RETURNING position, version, recorded_at, transaction_id`,
 };
 
-/** Whether `appendLoneEvent` can write this append (one event, an exact expected version). */
+/** The largest version the events.version column (integer) holds. */
+const MAX_VERSION = 2_147_483_647;
+
+/**
+ * Whether `appendLoneEvent` can write this append (one event, an exact expected version whose next
+ * version fits the column: at MAX_VERSION, version + 1 would be "integer out of range", a database
+ * error, where the checked append answers a WrongExpectedVersionError; found in review).
+ */
 export function isLoneEvent(toStore: readonly EventToStore[], expectedVersion: ExpectedVersion): boolean {
-  return toStore.length === 1 && toSqlExpectedVersion(expectedVersion) >= 0;
+  const expected = toSqlExpectedVersion(expectedVersion);
+  return toStore.length === 1 && expected >= 0 && expected < MAX_VERSION;
 }
 
 /**

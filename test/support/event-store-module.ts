@@ -41,6 +41,8 @@ export interface EventStoreModuleOptions {
   readonly engine?: Partial<ProjectionEngineOptions>;
   /** Group-commit statements in flight (EventSourcingModule's commands.appendGroupStatements). */
   readonly appendGroupStatements?: number;
+  /** Another module's database, shared (a second instance of the store); not dropped on close. */
+  readonly database?: TestDatabase;
 }
 
 /**
@@ -48,7 +50,7 @@ export interface EventStoreModuleOptions {
  * server with the real migrations applied: DatabaseModule + CqrsModule + EventSourcingModule.
  */
 export async function startEventStoreModule(options: EventStoreModuleOptions): Promise<EventStoreModule> {
-  const database = await createTestDatabase();
+  const database = options.database ?? (await createTestDatabase());
   let builder = Test.createTestingModule({
     imports: [
       DatabaseModule.forRoot(database.url, options.poolSize ?? 10),
@@ -76,7 +78,7 @@ export async function startEventStoreModule(options: EventStoreModuleOptions): P
     database,
     async close() {
       await moduleRef.close();
-      await database.drop();
+      if (!options.database) await database.drop();
     },
   };
 }

@@ -139,4 +139,23 @@ describe('a lone single-event append', () => {
       await second.close();
     }
   });
+
+  it('a retry with the same event id at a version taken meanwhile: a version conflict, whichever unique index PostgreSQL checks first', async () => {
+    // PostgreSQL checks a row's unique indexes in OID order. A restored dump (constraints created by
+    // name: event_id before stream_version) or a REINDEX CONCURRENTLY puts the event id's first.
+    const own = await startEventStoreModule({ events: [LoneThingHappened], poolSize: 2 });
+    try {
+      await own.dataSource.query('REINDEX INDEX CONCURRENTLY events_stream_version_unique');
+      for (const store of [t.store, own.store]) {
+        const id = `lone-${randomUUID()}`;
+        const eventIds = [randomUUID()];
+        await store.append(id, [event(1)], { expectedVersion: NO_STREAM, eventIds });
+        expect(await refusal(store.append(id, [event(1)], { expectedVersion: NO_STREAM, eventIds }))).toMatchObject({ actualVersion: 1 });
+        await store.append(id, [event(2)], { expectedVersion: 1, eventIds: [randomUUID()] });
+        expect(await refusal(store.append(id, [event(2)], { expectedVersion: 1, eventIds }))).toMatchObject({ actualVersion: 2 });
+      }
+    } finally {
+      await own.close();
+    }
+  });
 });

@@ -44,7 +44,12 @@ export function isLoneEvent(toStore: readonly EventToStore[], expectedVersion: E
  * version: the caller then runs the checked append, which tells a conflict (with the stream's actual
  * version) from a version that has meanwhile become right, e.g. a stream head committed by a younger
  * transaction an instant after this one began (LE001), which the checked append on a new transaction
- * writes. Any other failure (a duplicate event id, a lost connection) is thrown as it is.
+ * writes. A duplicate event id is answered the same way: PostgreSQL checks a row's unique indexes in
+ * OID order, so when the event id's index comes first (after a REINDEX CONCURRENTLY of the version's,
+ * or a restored dump) a retry at a version taken meanwhile fails on the event id, where the checked
+ * append, which reads the version first, answers a WrongExpectedVersionError; when the version is
+ * right, the checked append fails on the event id as before (found in review). Any other failure (a
+ * lost connection) is thrown as it is.
  */
 export async function appendLoneEvent(
   manager: EntityManager,
@@ -71,8 +76,12 @@ export async function appendLoneEvent(
   }
 }
 
+const EVENT_ID_UNIQUE = 'events_event_id_unique';
+
 function isVersionRefusal(error: unknown): boolean {
   if (!(error instanceof QueryFailedError)) return false;
   const { constraint, code } = error.driverError as { constraint?: string; code?: string };
-  return constraint === STREAM_VERSION_UNIQUE || code === NO_PREVIOUS_VERSION || code === YOUNGER_STREAM_HEAD;
+  return (
+    constraint === STREAM_VERSION_UNIQUE || constraint === EVENT_ID_UNIQUE || code === NO_PREVIOUS_VERSION || code === YOUNGER_STREAM_HEAD
+  );
 }

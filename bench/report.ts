@@ -44,7 +44,8 @@ export function evaluateTargets(figures: readonly Figure[]): TargetCheck[] {
       : '';
   const reads = byKey(figures, 'http.reads.app');
   const rss = byKey(figures, 'http.cpu.rss.current');
-  const lags = figures.filter((f) => f.group === 'http' && String(f.key).startsWith('http.lag.'));
+  // Both lag figures of each projection count (applied, and passed by every segment): the stricter wins.
+  const lags = figures.filter((f) => f.group === 'http' && /^http\.lag(-every-segment)?\./.test(String(f.key)));
   const worstLag = lags.length ? lags.reduce((worst, f) => (num(f.p99Ms) > num(worst.p99Ms) ? f : worst)) : undefined;
   const check = (
     issue: number,
@@ -133,9 +134,9 @@ export function evaluateTargets(figures: readonly Figure[]): TargetCheck[] {
     check(
       14,
       worstLag,
-      'projection lag p99 < 100 ms at half the peak deposit rate, every projection (applied by the segment owning the stream)',
+      'projection lag p99 < 100 ms at half the peak deposit rate, every projection (applied, and passed by every segment)',
       num(worstLag?.p99Ms),
-      `${fmt(worstLag?.p99Ms, 1)} ms (${text(worstLag?.projection)}, the slowest) at ${fmt(worstLag?.offeredRate)} req/s`,
+      `${fmt(worstLag?.p99Ms, 1)} ms (${text(worstLag?.projection)}${String(worstLag?.key).startsWith('http.lag-every-segment.') ? ', every segment' : ''}, the slowest) at ${fmt(worstLag?.offeredRate)} req/s`,
       (v) => v < 100,
     ),
     check(14, rss, 'peak RSS of the service < 150 MB', num(rss?.value), `${fmt(rss?.value, 1)} MB (VmHWM)`, (v) => v < 150),

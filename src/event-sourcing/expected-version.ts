@@ -8,6 +8,9 @@ export const NO_STREAM = 'no-stream' as const;
 export const ANY = 'any' as const;
 export type ExpectedVersion = typeof NO_STREAM | typeof ANY | number;
 
+/** The largest version the events.version column (integer) holds. */
+export const MAX_STREAM_VERSION = 2_147_483_647;
+
 /** The encoding used by the append statement: -1 = any, 0 = no stream, n = exact. */
 export function toSqlExpectedVersion(expected: ExpectedVersion): number {
   if (expected === ANY) return -1;

@@ -44,7 +44,8 @@ export function groupCommitLimits(poolSize: number, statements = 1): GroupCommit
 /**
  * The appends that need no transaction of their own (outside a unit of work, exact expected
  * version, no inline projection, no fence; see EventStore.canAppendAlone), group-committed: a lone
- * one is one statement on its own (a plain INSERT for one event), concurrent ones to different streams share one GROUP_APPEND_SQL.
+ * one is one statement on its own (a plain INSERT for one event), concurrent ones to different
+ * streams share one GROUP_APPEND_SQL.
  */
 export class GroupAppend {
   private readonly committer: GroupCommitter<PendingAppend, AppendResult>;

@@ -7,7 +7,7 @@ import {
   STREAM_VERSION_UNIQUE,
   YOUNGER_STREAM_HEAD,
 } from './event-store-transaction.js';
-import { type ExpectedVersion, toSqlExpectedVersion } from './expected-version.js';
+import { type ExpectedVersion, MAX_STREAM_VERSION, toSqlExpectedVersion } from './expected-version.js';
 import { type PreparedStatement, prepared } from './sql.js';
 
 /**
@@ -25,17 +25,14 @@ VALUES ($1, $2, $3, $4, $5::uuid, $6::jsonb, $7::jsonb)
 RETURNING position, version, recorded_at, transaction_id`,
 };
 
-/** The largest version the events.version column (integer) holds. */
-const MAX_VERSION = 2_147_483_647;
-
 /**
  * Whether `appendLoneEvent` can write this append (one event, an exact expected version whose next
- * version fits the column: at MAX_VERSION, version + 1 would be "integer out of range", a database
+ * version fits the column: at MAX_STREAM_VERSION, version + 1 would be "integer out of range", a database
  * error, where the checked append answers a WrongExpectedVersionError; found in review).
  */
 export function isLoneEvent(toStore: readonly EventToStore[], expectedVersion: ExpectedVersion): boolean {
   const expected = toSqlExpectedVersion(expectedVersion);
-  return toStore.length === 1 && expected >= 0 && expected < MAX_VERSION;
+  return toStore.length === 1 && expected >= 0 && expected < MAX_STREAM_VERSION;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import type { EventTypeRegistry } from './event-type.registry.js';
+import { MAX_STREAM_VERSION } from './expected-version.js';
 import type { RecordedEvent } from './recorded-event.js';
 import { type PreparedStatement, prepared } from './sql.js';
 import { EVENT_COLUMNS, type StoredEventRow, toRecordedEvent, toSafeNumber } from './stored-event.row.js';
@@ -25,8 +26,6 @@ const SNAPSHOT_SQL: PreparedStatement = {
          WHERE stream_id = $1 AND schema_version = $3 AND version <= $4 AND aggregate = $2
          ORDER BY version DESC LIMIT 1`,
 };
-
-const MAX_VERSION = 2_147_483_647;
 
 const STREAM_AFTER_SQL: PreparedStatement = {
   name: 'ledger_stream_after_v1',
@@ -66,7 +65,7 @@ export class StreamReads {
     streamId: string,
     snapshot: { readonly aggregate: string; readonly schemaVersion: number },
   ): Promise<{ snapshot?: StoredSnapshot; events: RecordedEvent[] }> {
-    const found = await this.readSnapshot(streamId, snapshot, MAX_VERSION);
+    const found = await this.readSnapshot(streamId, snapshot, MAX_STREAM_VERSION);
     const rows = await prepared<StoredEventRow>(this.reader, STREAM_AFTER_SQL, [streamId, found?.version ?? 0]);
     return { snapshot: found, events: rows.map((event) => toRecordedEvent(event, this.registry)) };
   }
@@ -104,7 +103,7 @@ export class StreamReads {
   async readStream(streamId: string, range: { fromVersion?: number; toVersion?: number } = {}): Promise<RecordedEvent[]> {
     const rows = (await this.reader.query(
       `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version`,
-      [streamId, range.fromVersion ?? 1, range.toVersion ?? MAX_VERSION],
+      [streamId, range.fromVersion ?? 1, range.toVersion ?? MAX_STREAM_VERSION],
     )) as StoredEventRow[];
     return rows.map((row) => toRecordedEvent(row, this.registry));
   }

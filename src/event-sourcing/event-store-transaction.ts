@@ -11,6 +11,7 @@ import type { ProjectionRegistry } from './projection.registry.js';
 import type { EventMetadata, RecordedEvent } from './recorded-event.js';
 import { type PreparedStatement, prepared } from './sql.js';
 import { toSafeNumber } from './stored-event.row.js';
+import { settledTransactionStatus } from './transaction-status.js';
 import { activeTraceContext } from '../observability/spans.js';
 
 export interface AppendOptions {
@@ -211,11 +212,11 @@ export class EventStoreTransaction {
   /**
    * Whether PostgreSQL holds this transaction aborted: a statement failed, whoever sent it (the
    * work's own query, a read, a fence check) and whether or not its error was caught. Read from the
-   * connection's last ReadyForQuery (node-postgres getTransactionStatus: 'E'), no round trip.
+   * connection's ReadyForQuery once the server has sent it (see transaction-status.ts), no round trip.
    */
-  aborted(): boolean {
-    const { queryRunner } = this.manager as { queryRunner?: { databaseConnection?: { getTransactionStatus?: () => string | null } } };
-    return queryRunner?.databaseConnection?.getTransactionStatus?.() === 'E';
+  async aborted(): Promise<boolean> {
+    const { queryRunner } = this.manager as { queryRunner?: { databaseConnection?: unknown } };
+    return (await settledTransactionStatus(queryRunner?.databaseConnection)) === 'E';
   }
 
   async append(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {

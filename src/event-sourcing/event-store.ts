@@ -215,7 +215,7 @@ export class EventStore extends StreamReads {
         // Any other failed statement whose error the work swallowed (its own query, a read): COMMIT
         // would silently roll back, and the unit of work must not be reported committed, nor its
         // appends published (found in review).
-        if (tx.aborted()) throw new UnitOfWorkAborted();
+        if (await tx.aborted()) throw new UnitOfWorkAborted();
         // Work of a projection's lease holder commits only while it holds the lease (see lease-fence.ts).
         await fence?.verify(manager);
         return result;

@@ -11,6 +11,7 @@ import { EventNotifier, NO_STREAM } from '../src/event-sourcing/index.js';
 import { type EventStoreModule, startEventStoreModule } from './support/event-store-module.js';
 import {
   Ticked,
+  countingTables,
   createCountingTables,
   defineCountingProjection,
   eventually,
@@ -83,12 +84,20 @@ describe('a runner held back by a transaction of this process', () => {
     try {
       await t.store.append('blocked', [new Ticked({ n: 3 })], { expectedVersion: NO_STREAM });
       await blocking.promise;
-      // The blocker's batch transaction, idle in its transaction while its handler waits. Its xid8
-      // is read as a 32-bit xid: equal on a cluster this young (epoch 0).
+      // The blocker's batch transaction, idle in its transaction while its handler waits: the one
+      // whose last statement wrote the blocker's log (the other projection's batch of the same
+      // event can be idle in its transaction between two statements just now, and be picked
+      // instead: then no runner ever waits on it). pg_stat_activity shows a 32-bit xid, widened
+      // here to the xid8 the runners wait on by the epoch of the next xid (it is older by less than
+      // 2^31): the 32-bit text equals the xid8's only in a cluster's first epoch (this failed
+      // against a server past it, pg_resetwal -e 3).
       const [batch] = await rows<{ xid: string }>(
         t.dataSource,
-        `SELECT backend_xid::text AS xid FROM pg_stat_activity
-          WHERE datname = current_database() AND state = 'idle in transaction' AND backend_xid IS NOT NULL`,
+        `SELECT (s.next - ((s.next % 4294967296 - a.backend_xid::text::bigint + 4294967296) % 4294967296))::text AS xid
+           FROM pg_stat_activity a, (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next) s
+          WHERE a.datname = current_database() AND a.state = 'idle in transaction' AND a.backend_xid IS NOT NULL
+            AND a.query LIKE $1`,
+        [`INSERT INTO ${countingTables(Blocker.prefix).log} %`],
       );
       expect(batch).toBeDefined();
       const after = await t.store.append('after-batch', [new Ticked({ n: 4 })], { expectedVersion: NO_STREAM });

@@ -8,9 +8,11 @@ const REMEMBERED = 4096;
  * projection runner held back by a transaction in flight (commit-order-log.ts: events are read only
  * below pg_snapshot_xmin, the oldest transaction in flight) reads again the moment that transaction
  * ends, instead of after a fixed delay. Reported: appends, when they commit (their events carry the
- * id); live batches and checkpoint passes of the runners, when their transaction is over. Anything
- * else (another instance, a transaction that rolled back before it knew its id, psql) is not known
- * here: the waiter's delay bounds the wait, as before.
+ * id); read models' live batches, when their transaction is over (advanceIfLeader returns its id).
+ * Anything else is not known here: another instance's or psql's transactions, a transaction that
+ * rolled back before it knew its id, and this process's units of work that append nothing,
+ * checkpoint passes (one statement), process managers' checkpoint transactions and rebuild batches;
+ * the waiter's delay bounds the wait, as before.
  */
 export class TransactionEnds {
   private readonly recent = new RecentSet<string>(REMEMBERED);

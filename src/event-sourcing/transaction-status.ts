@@ -7,8 +7,12 @@
  * machine; seen in CI), work that caught the error resumes while getTransactionStatus() still says
  * 'T', and an aborted unit of work would be reported committed while its COMMIT rolls back. Until
  * that ReadyForQuery is in, the client says it is not ready for a query; this waits for it (no
- * round trip, usually no wait at all).
+ * round trip, usually no wait at all). The flag is also looked at again every RECHECK_MS: a query
+ * the driver refuses before sending it clears the flag for one tick and sets it back without any
+ * event (found in review), and that must not hold a COMMIT forever.
  */
+const RECHECK_MS = 10;
+
 export async function settledTransactionStatus(connection: unknown): Promise<string | null> {
   const client = connection as Partial<PgClientInternals> | undefined;
   if (typeof client?.getTransactionStatus !== 'function') return null;
@@ -39,7 +43,9 @@ function open(client: PgClientInternals): boolean {
 function nextReadyOrEnd(client: PgClientInternals): Promise<void> {
   return new Promise((resolve) => {
     // The client's own listener was registered first, so the status is updated when this runs.
+    const recheck = setTimeout(() => done(), RECHECK_MS);
     const done = () => {
+      clearTimeout(recheck);
       client.connection.off('readyForQuery', done);
       client.off('end', done);
       client.off('error', done);

@@ -20,8 +20,9 @@ type LiveStep = 'more' | 'held-back' | 'caught-up';
  * Waits while committed events are held back by an older transaction in flight: until that
  * transaction ends, when it is one of this process's (an append or another runner's batch, the usual
  * holders: TransactionEnds), else 5 ms, doubling up to 50 ms (or the poll interval, if shorter). A
- * long one elsewhere costs a read every 50 ms at most. Sleeping out the delay even when the holder
- * was done within a millisecond made a deposit's projection lag p50 about 30 ms (bench/analysis.md).
+ * long one elsewhere costs a read every 50 ms at most. Before, the delay was slept out even when the
+ * holder was done within a millisecond (held-back reads turned out rare under the deposit load, so
+ * this is not what the projection lag is made of: bench/analysis.md).
  */
 const HELD_BACK_FIRST_DELAY_MS = 5;
 const HELD_BACK_MAX_DELAY_MS = 50;

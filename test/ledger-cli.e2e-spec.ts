@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { createHash, createHmac } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -26,12 +26,17 @@ interface Outcome {
   readonly stderr: string;
 }
 
-/** The project's files as they stand (tracked and new, ignored ones left out), into a fresh directory. */
-function copyWorkingTree(target: string): void {
-  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' })
+/** The project's files as they stand: tracked and new, ignored ones left out. */
+function workingTreeFiles(): string[] {
+  return execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' })
     .split('\0')
-    .filter((file) => file && existsSync(join(ROOT, file)));
-  for (const file of files) {
+    .filter((file) => file && existsSync(join(ROOT, file)))
+    .sort();
+}
+
+/** The project's files as they stand, into a fresh directory. */
+function copyWorkingTree(target: string): void {
+  for (const file of workingTreeFiles()) {
     mkdirSync(dirname(join(target, file)), { recursive: true });
     cpSync(join(ROOT, file), join(target, file));
   }
@@ -89,8 +94,17 @@ function expectNoStackTrace(outcome: Outcome): void {
   expect(outcome.stdout).not.toMatch(/^\s+at /m);
 }
 
-beforeAll(async () => {
-  install = mkdtempSync(join(tmpdir(), 'ledger-install-'));
+/**
+ * Set by .ci/run, which runs the suite twice (two PostgreSQL servers): the production install of one
+ * working tree is built once, under this directory keyed by the tree's content, and the second run
+ * uses it as it stands (the commands below only read it). Unset: a throwaway install per run.
+ */
+const SHARED_INSTALLS = process.env.LEDGER_CLI_INSTALL_CACHE;
+const INSTALLED_MARK = '.ledger-cli-installed';
+
+/** Builds the production install of the working tree in `target` (empty). */
+function buildInstall(target: string): void {
+  install = target;
   copyWorkingTree(install);
   npm(['ci', '--prefer-offline', '--no-audit', '--no-fund']);
   npm(['run', 'build']);
@@ -100,12 +114,37 @@ beforeAll(async () => {
   // so that every command below proves it runs without TypeScript.
   const typescript = join(install, 'node_modules', 'typescript');
   if (existsSync(typescript)) renameSync(typescript, join(install, 'typescript.moved-away'));
+}
+
+/** The working tree's files and contents, hashed: a shared install is reused only for the same tree. */
+function treeKey(): string {
+  const hash = createHash('sha256');
+  for (const file of workingTreeFiles())
+    hash
+      .update(file)
+      .update('\0')
+      .update(readFileSync(join(ROOT, file)))
+      .update('\0');
+  return hash.digest('hex').slice(0, 16);
+}
+
+beforeAll(async () => {
+  if (SHARED_INSTALLS) {
+    const target = join(SHARED_INSTALLS, treeKey());
+    if (existsSync(join(target, INSTALLED_MARK))) install = target;
+    else {
+      rmSync(target, { recursive: true, force: true });
+      mkdirSync(target, { recursive: true });
+      buildInstall(target);
+      writeFileSync(join(target, INSTALLED_MARK), '');
+    }
+  } else buildInstall(mkdtempSync(join(tmpdir(), 'ledger-install-')));
   database = await createTestDatabase();
 }, INSTALL_MS * 3);
 
 afterAll(async () => {
   await database?.drop();
-  if (install) rmSync(install, { recursive: true, force: true });
+  if (install && !SHARED_INSTALLS) rmSync(install, { recursive: true, force: true });
 });
 
 describe('the pruned production install', () => {

@@ -8,19 +8,20 @@ import { distPath } from './support/app-process.js';
 import { readSummaries, readTransactions, replayLedger } from './support/ledger-replay.js';
 import { LedgerAccount } from './support/ledger-writers.js';
 import {
-  type CountingProjectionClass,
-  type EngineModule,
-  Ticked,
   checkpointRow,
+  type CountingProjectionClass,
   countingState,
   createCountingTables,
   defineCountingProjection,
+  type EngineModule,
   eventually,
   gate,
   headOfLog,
+  rebuildEnded,
   rows,
   seededRandom,
   startEngineModule,
+  Ticked,
   waitUntilApplied,
   waitUntilCaughtUp,
 } from './support/projection-fixtures.js';
@@ -691,10 +692,7 @@ describe('a runner process killed in the middle of a rebuild', () => {
       engine: { batchSize: BATCH, leaseTtlMs: 500, pollIntervalMs: 50 },
       poolSize: 4,
     });
-    const done = await eventually('the rebuild to complete in this process', async () => {
-      const report = await seeder.admin.statusOf(NAME);
-      return report.rebuild === null ? report : undefined;
-    });
+    const done = await rebuildEnded(seeder.admin, NAME);
     expect(done.lastError).toBeNull();
     expect(done.lastRebuildCompletedAt).not.toBeNull();
     expect(done.leaseOwner).toBe(finisher.engine.owner);

@@ -12,11 +12,12 @@ import { distPath } from './support/app-process.js';
 import { readSummaries, readTransactions, replayLedger } from './support/ledger-replay.js';
 import { seedLedger } from './support/ledger-writers.js';
 import {
-  Ticked,
   countingState,
   defineCountingProjection,
   eventually,
+  rebuildEnded,
   rows,
+  Ticked,
   waitUntilApplied,
   waitUntilCaughtUp,
 } from './support/projection-fixtures.js';
@@ -226,14 +227,7 @@ describe('rebuilding an inline projection while appends continue', () => {
       expect(requested.rebuild).not.toBeNull();
       // A liveness bound, not a speed figure: the copy chases four writers that never pause, 5–10 s
       // on a quiet machine (078a794 alike); a loaded CI run once needed more than 20 s.
-      const done = await eventually(
-        'the inline rebuild to complete',
-        async () => {
-          const report = await admin.statusOf(Inline.projectionName);
-          return report.rebuild === null ? report : undefined;
-        },
-        45_000,
-      );
+      const done = await rebuildEnded(admin, Inline.projectionName, 45_000);
       expect(done.lastError).toBeNull();
       expect(done.lastRebuildCompletedAt).not.toBeNull();
       expect(done.lastRebuildCompletedAt!.getTime()).toBeGreaterThanOrEqual(requested.rebuild!.requestedAt.getTime());
@@ -299,14 +293,7 @@ describe('rebuilding a projection whose table has a GENERATED ALWAYS identity co
     );
 
     await waitUntilApplied(t.dataSource, Numbered.projectionName, after.position, 5_000);
-    const done = await eventually(
-      'the rebuild to complete',
-      async () => {
-        const report = await admin.statusOf(Numbered.projectionName);
-        return report.rebuild === null ? report : undefined;
-      },
-      5_000,
-    );
+    const done = await rebuildEnded(admin, Numbered.projectionName, 5_000);
     expect(done.lastError).toBeNull();
     await waitUntilCaughtUp(t.dataSource, [Numbered.projectionName]);
     const ticks = (await rows<{ position: string }>(t.dataSource, `SELECT position FROM events ORDER BY position`)).map((row) =>

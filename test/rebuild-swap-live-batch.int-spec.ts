@@ -6,15 +6,16 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { NO_STREAM, segmentOfKey } from '../src/event-sourcing/index.js';
 import {
-  type EngineModule,
-  Ticked,
   countingState,
   createCountingTables,
   defineCountingProjection,
+  type EngineModule,
   eventually,
   gate,
+  rebuildEnded,
   rows,
   startEngineModule,
+  Ticked,
   waitUntilApplied,
 } from './support/projection-fixtures.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
@@ -100,14 +101,7 @@ describe('a rebuild swapping in while another segment applies a live batch', () 
     });
     held.open();
 
-    const done = await eventually(
-      'the rebuild to end',
-      async () => {
-        const report = await engine.admin.statusOf(Ticks.projectionName);
-        return report.rebuild === null ? report : undefined;
-      },
-      20_000,
-    );
+    const done = await rebuildEnded(engine.admin, Ticks.projectionName);
     await waitUntilApplied(engine.dataSource, Ticks.projectionName, lateAppend.position);
     expect(done.lastError).toBeNull();
     expect(await deadlocks(engine)).toBe(deadlocksBefore);

@@ -20,6 +20,7 @@ import {
   type ProjectionEngineOptions,
   ProjectionHandlers,
   type ProjectionMode,
+  type ProjectionStatusReport,
   type RecordedEvent,
   compareCheckpoints,
 } from '../../src/event-sourcing/index.js';
@@ -284,6 +285,18 @@ export async function eventually<T>(
     }
     await sleep(everyMs);
   }
+}
+
+/** Waits until no rebuild of `name` is pending or running, and answers its status then. */
+export function rebuildEnded(admin: ProjectionAdmin, name: string, timeoutMs = 20_000): Promise<ProjectionStatusReport> {
+  return eventually(
+    `the rebuild of ${name} to end`,
+    async () => {
+      const report = await admin.statusOf(name);
+      return report.rebuild === null ? report : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 /**

@@ -16,11 +16,6 @@ export interface LogBatch {
   readonly events: readonly RecordedEvent[];
   /** Committed events after the checkpoint that an older transaction still in flight holds back. */
   readonly heldBack: boolean;
-  /**
-   * When held back: the id of the transaction that holds them back (the oldest in flight,
-   * pg_snapshot_xmin), for a wait that ends when it does (TransactionEnds).
-   */
-  readonly heldBackBy?: string;
 }
 
 /**
@@ -34,12 +29,11 @@ export interface LogBatch {
  * checkpoint and walk the whole backlog on every batch (seen as a slower catch-up).
  */
 const READ_BATCH_SQL: PreparedStatement = {
-  name: 'ledger_read_batch_v4',
-  text: `SELECT h.held_back, h.held_back_by, e.* FROM
+  name: 'ledger_read_batch_v3',
+  text: `SELECT h.held_back, e.* FROM
            (SELECT EXISTS (
               SELECT 1 FROM events
-              WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())) AS held_back,
-              pg_snapshot_xmin(pg_current_snapshot())::text AS held_back_by) h
+              WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())) AS held_back) h
            LEFT JOIN LATERAL (
              SELECT ${EVENT_COLUMNS} FROM events
              WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
@@ -113,14 +107,13 @@ export class CommitOrderLog {
    * committed events beyond them are held back (as hasCommittedAfter), in one prepared statement.
    */
   async readBatch(after: Checkpoint, limit: number): Promise<LogBatch> {
-    const rows = await prepared<StoredEventRow & { held_back: boolean; held_back_by: string }>(this.dataSource.manager, READ_BATCH_SQL, [
+    const rows = await prepared<StoredEventRow & { held_back: boolean }>(this.dataSource.manager, READ_BATCH_SQL, [
       after.transactionId,
       after.position,
       limit,
     ]);
     const events = (rows[0].position as string | null) === null ? [] : rows.map((row) => toRecordedEvent(row, this.registry));
-    const { held_back: heldBack, held_back_by: heldBackBy } = rows[0];
-    return heldBack ? { events, heldBack, heldBackBy } : { events, heldBack };
+    return { events, heldBack: rows[0].held_back };
   }
 
   /**

@@ -5,7 +5,6 @@ import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { PROJECTOR_DATA_SOURCE } from './data-sources.js';
 import type { RecordedEvent } from './recorded-event.js';
-import { TransactionEnds } from './transaction-ends.js';
 
 const CHANNEL = 'events_appended';
 /**
@@ -59,8 +58,6 @@ export class EventNotifier extends EventEmitter {
   private reconnectTimer?: NodeJS.Timeout;
   sequence = 0;
   projectionsChanged = 0;
-  /** The ends of this process's write transactions, for the runners held back by one (transaction-ends.ts). */
-  readonly transactionEnds = new TransactionEnds();
   /** Tells this instance's own wake-up NOTIFY from the others'. */
   private readonly instance = randomUUID();
   private wakeSignalMs = DEFAULT_WAKE_SIGNAL_MS;
@@ -118,10 +115,6 @@ export class EventNotifier extends EventEmitter {
    * loop, once for every commit of that turn, and the other instances' soon after (see the class).
    */
   appendCommitted(events: readonly RecordedEvent[]): void {
-    let ended: string | undefined;
-    for (const event of events) {
-      if (event.transactionId !== ended) this.transactionEnds.ended((ended = event.transactionId));
-    }
     this.committedThisTurn.push(...events);
     if (!this.localWakeQueued) {
       this.localWakeQueued = true;

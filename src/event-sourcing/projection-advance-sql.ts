@@ -26,12 +26,6 @@ export async function advance(
   );
 }
 
-/** A live batch's fenced end: the row as it now stands, and the batch transaction's id (TransactionEnds). */
-export interface AdvancedBatch {
-  readonly state: ProjectionState;
-  readonly transactionId: string;
-}
-
 /**
  * A read model's batch, fenced at its end instead of its start: in the transaction that applied the
  * batch, moves the live checkpoint from `from` to `to` and renews the lease, only while `owner`
@@ -49,8 +43,8 @@ export async function advanceIfLeader(
   from: Checkpoint,
   to: Checkpoint,
   ttlMs: number,
-): Promise<AdvancedBatch | null> {
-  const { rows } = await sql<Row & { batch_transaction_id: string }>(
+): Promise<ProjectionState | null> {
+  const { rows } = await sql<Row>(
     manager,
     `UPDATE projection_checkpoints
        SET transaction_id = $6::xid8, position = $7, attempts = 0, updated_at = now(),
@@ -58,10 +52,10 @@ export async function advanceIfLeader(
            lease_expires_at = clock_timestamp() + make_interval(secs => $8::double precision / 1000)
        WHERE name = $1 AND lease_owner = $2 AND lease_token = $3::bigint AND lease_expires_at > clock_timestamp()
          AND status = 'running' AND transaction_id = $4::xid8 AND position = $5
-       RETURNING *, pg_current_xact_id()::text AS batch_transaction_id`,
+       RETURNING *`,
     [name, owner, token, from.transactionId, from.position, to.transactionId, to.position, ttlMs],
   );
-  return rows.length ? { state: toState(rows[0]), transactionId: rows[0].batch_transaction_id } : null;
+  return rows.length ? toState(rows[0]) : null;
 }
 
 /** A process manager's events completed past a checkpoint that did not move (see advance). */

@@ -84,35 +84,27 @@ async function commit(context: RunnerContext, events: readonly RecordedEvent[], 
   const last = events[events.length - 1];
   const checkpoint = { transactionId: last.transactionId, position: last.position };
   const { token } = context.holding();
-  let batchTransactionId: string | undefined;
-  try {
-    await dataSource.transaction(async (manager) => {
-      if (target === 'live') {
-        // Fenced at the end (advanceIfLeader): applied by a holder that is not one any more, the batch
-        // is rolled back; one round trip fewer per batch than locking the row first.
-        await applyToProjection(projection, events, manager, true);
-        const advanced = await checkpoints.advanceIfLeader(manager, context.row, owner, token, from, checkpoint, options.leaseTtlMs);
-        if (!advanced) throw new LostLease();
-        batchTransactionId = advanced.transactionId;
-        context.state = advanced.state; // what this transaction leaves in the row: the next batch needs no reload
-        return;
-      }
-      const state = await checkpoints.lockIfLeader(manager, context.row, owner, token);
-      const current = state?.rebuild?.checkpoint;
-      // Fencing: only the lease holder, continuing exactly where the stored rebuild checkpoint is.
-      if (!current || !isSameCheckpoint(current, from)) throw new LostLease();
-      await context.shadow!.use(manager);
-      await applyToProjection(projection, events, manager, false); // a rebuild replays: no spans
-      await checkpoints.rebuildAdvanced(manager, context.row, checkpoint, events.length);
-      context.state = {
-        ...state!,
-        rebuild: { ...state!.rebuild!, checkpoint, eventsApplied: state!.rebuild!.eventsApplied + events.length },
-      };
-    });
-  } finally {
-    // Committed or rolled back, the batch holds back no reader any more: the runners held back by it
-    // read again now (TransactionEnds).
-    if (batchTransactionId !== undefined) deps.notifier.transactionEnds.ended(batchTransactionId);
-  }
+  await dataSource.transaction(async (manager) => {
+    if (target === 'live') {
+      // Fenced at the end (advanceIfLeader): applied by a holder that is not one any more, the batch
+      // is rolled back; one round trip fewer per batch than locking the row first.
+      await applyToProjection(projection, events, manager, true);
+      const advanced = await checkpoints.advanceIfLeader(manager, context.row, owner, token, from, checkpoint, options.leaseTtlMs);
+      if (!advanced) throw new LostLease();
+      context.state = advanced; // what this transaction leaves in the row: the next batch needs no reload
+      return;
+    }
+    const state = await checkpoints.lockIfLeader(manager, context.row, owner, token);
+    const current = state?.rebuild?.checkpoint;
+    // Fencing: only the lease holder, continuing exactly where the stored rebuild checkpoint is.
+    if (!current || !isSameCheckpoint(current, from)) throw new LostLease();
+    await context.shadow!.use(manager);
+    await applyToProjection(projection, events, manager, false); // a rebuild replays: no spans
+    await checkpoints.rebuildAdvanced(manager, context.row, checkpoint, events.length);
+    context.state = {
+      ...state!,
+      rebuild: { ...state!.rebuild!, checkpoint, eventsApplied: state!.rebuild!.eventsApplied + events.length },
+    };
+  });
   if (target === 'live') deps.onAdvance(projection.name, checkpoint);
 }

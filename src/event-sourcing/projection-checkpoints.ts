@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { CheckpointPasses } from './checkpoint-passes.js';
-import { type AdvancedBatch, advance, advanceIfLeader, rememberCompletedAhead } from './projection-advance-sql.js';
+import { advance, advanceIfLeader, rememberCompletedAhead } from './projection-advance-sql.js';
 import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import { recordFailure, retry, skip, skips } from './projection-failure-sql.js';
 import { acquireLease, lockIfLeader, releaseLease, renewLease } from './projection-lease-sql.js';
@@ -91,7 +91,7 @@ export class ProjectionCheckpoints {
     from: Checkpoint,
     to: Checkpoint,
     ttlMs: number,
-  ): Promise<AdvancedBatch | null> {
+  ): Promise<ProjectionState | null> {
     return advanceIfLeader(manager, name, owner, token, from, to, ttlMs);
   }
 

@@ -17,12 +17,9 @@ export type { ProjectionRunnerDeps, ProjectionRunnerOptions } from './projection
 type LiveStep = 'more' | 'held-back' | 'caught-up';
 
 /**
- * Waits while committed events are held back by an older transaction in flight: until that
- * transaction ends, when it is one of this process's (an append or another runner's batch, the usual
- * holders: TransactionEnds), else 5 ms, doubling up to 50 ms (or the poll interval, if shorter). A
- * long one elsewhere costs a read every 50 ms at most. Before, the delay was slept out even when the
- * holder was done within a millisecond (held-back reads turned out rare under the deposit load, so
- * this is not what the projection lag is made of: bench/analysis.md).
+ * Waits while committed events are held back by an older transaction in flight: 5 ms, doubling up
+ * to 50 ms (or the poll interval, if shorter). Holders are mostly other runners' batches and
+ * appends, done within milliseconds; a long one elsewhere costs a read every 50 ms at most.
  */
 const HELD_BACK_FIRST_DELAY_MS = 5;
 const HELD_BACK_MAX_DELAY_MS = 50;
@@ -55,8 +52,6 @@ export class ProjectionRunner {
   private readAtSequence?: number;
   /** Set when committed events are held back by an older transaction in flight: look again soon. */
   private heldBackDelayMs = 0;
-  /** The transaction that held them back at the last read (pg_snapshot_xmin), when known. */
-  private heldBackBy?: string;
   /** When the live step last read a batch that was neither empty nor full (performance.now()). */
   private partialBatchReadAt = -Infinity;
 
@@ -115,8 +110,7 @@ export class ProjectionRunner {
             this.heldBackDelayMs === 0
               ? HELD_BACK_FIRST_DELAY_MS
               : Math.min(this.heldBackDelayMs * 2, HELD_BACK_MAX_DELAY_MS, options.pollIntervalMs);
-          // Its end starts the backoff over: the next holder is another transaction.
-          if (await this.heldBackWait(this.heldBackDelayMs)) this.heldBackDelayMs = 0;
+          await sleep(this.heldBackDelayMs);
         } else {
           this.heldBackDelayMs = 0;
           // At once when a notification came while this pass's live step was busy after its read.
@@ -189,15 +183,6 @@ export class ProjectionRunner {
     this.wakeUps.hurry(forMs);
   }
 
-  /** Waits `ms`, or less when the transaction holding back the last read ends here (true). */
-  private async heldBackWait(ms: number): Promise<boolean> {
-    if (this.heldBackBy === undefined) {
-      await sleep(ms);
-      return false;
-    }
-    return this.deps.notifier.transactionEnds.waitFor(this.heldBackBy, ms);
-  }
-
   /** Waits for a wake-up (true) or `ms` (false); see SegmentWakeUps.wait for `since`. */
   private async idle(ms: number, since?: number): Promise<boolean> {
     if (this.context.stopped) return true;
@@ -221,14 +206,7 @@ export class ProjectionRunner {
     if (windowLeft > 0) await sleep(windowLeft);
     this.readAtSequence = this.wakeUps.reading();
     const readAt = performance.now();
-    const { events, heldBack, heldBackBy } = await sharedReadBatch(
-      this.deps.dataSource,
-      log,
-      state.checkpoint,
-      options.batchSize,
-      notifier.sequence,
-    );
-    this.heldBackBy = heldBackBy;
+    const { events, heldBack } = await sharedReadBatch(this.deps.dataSource, log, state.checkpoint, options.batchSize, notifier.sequence);
     this.partialBatchReadAt = events.length > 0 && events.length < options.batchSize ? readAt : -Infinity;
     if (events.length > 0) {
       const mine = this.ofThisSegment(events);

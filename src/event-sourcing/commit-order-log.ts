@@ -19,21 +19,29 @@ export interface LogBatch {
 }
 
 /**
- * readAll and hasCommittedAfter in one round trip, for the projection runners' hot loop. The first
- * row always exists (LEFT JOIN LATERAL): it carries held_back, and an event unless the batch is empty.
- * One statement, so both halves see the same snapshot.
+ * The runners' read, for their hot loop: the next events after a checkpoint in commit-safe order
+ * (as readAll), and whether committed events beyond them are held back by an older transaction
+ * still in flight, in one round trip. The first row always exists (LEFT JOIN LATERAL): it carries
+ * held_back, and an event unless the batch is empty. One statement, so both halves see the same
+ * snapshot.
  *
- * held_back looks only at transaction_id ≥ the horizon, not at the checkpoint: a checkpoint is always
- * below the horizon (it was read below an earlier one, and the horizon never moves back), so every
- * such event is after it. Adding the checkpoint's row comparison made the index scan start at the
- * checkpoint and walk the whole backlog on every batch (seen as a slower catch-up).
+ * held_back asks whether the log's newest transaction id is at or above the horizon: one step of a
+ * backward scan of the commit-order index. It looks only at transaction ids, not at the checkpoint: a
+ * checkpoint is always below the horizon (it was read below an earlier one, and the horizon never
+ * moves back), so every such event is after it. Written as `EXISTS (… WHERE transaction_id >= the
+ * horizon)` it read the whole table on every read: PostgreSQL cannot estimate a comparison with
+ * pg_snapshot_xmin(), guesses that a third of the rows match, and plans the EXISTS as a scan of the
+ * table that stops at the first match, of which there is usually none (test:
+ * projection-read-plan). Its cost grew with the log: 7 ms a read at 21,000 events, two thirds of
+ * PostgreSQL's CPU while transfers settled.
  */
-const READ_BATCH_SQL: PreparedStatement = {
-  name: 'ledger_read_batch_v3',
+export const READ_BATCH_SQL: PreparedStatement = {
+  name: 'ledger_read_batch_v4',
   text: `SELECT h.held_back, e.* FROM
-           (SELECT EXISTS (
-              SELECT 1 FROM events
-              WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())) AS held_back) h
+           (SELECT coalesce(
+              (SELECT transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
+               FROM events ORDER BY transaction_id DESC LIMIT 1),
+              false) AS held_back) h
            LEFT JOIN LATERAL (
              SELECT ${EVENT_COLUMNS} FROM events
              WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
@@ -104,7 +112,7 @@ export class CommitOrderLog {
 
   /**
    * The next `limit` events after the checkpoint in commit-safe order (as readAll), and whether
-   * committed events beyond them are held back (as hasCommittedAfter), in one prepared statement.
+   * committed events beyond them are held back, in one prepared statement (READ_BATCH_SQL).
    */
   async readBatch(after: Checkpoint, limit: number): Promise<LogBatch> {
     const rows = await prepared<StoredEventRow & { held_back: boolean }>(this.dataSource.manager, READ_BATCH_SQL, [
@@ -114,20 +122,6 @@ export class CommitOrderLog {
     ]);
     const events = (rows[0].position as string | null) === null ? [] : rows.map((row) => toRecordedEvent(row, this.registry));
     return { events, heldBack: rows[0].held_back };
-  }
-
-  /**
-   * Whether committed events exist after the checkpoint, including those readAll still holds back
-   * because an older transaction is in flight. Such a transaction may append nothing (a projection's
-   * batch, a lease renewal), so its end is not announced by NOTIFY: a reader that got nothing but sees
-   * this true should look again shortly rather than wait for a notification.
-   */
-  async hasCommittedAfter(after: Checkpoint): Promise<boolean> {
-    const [row] = (await this.dataSource.query(
-      `SELECT EXISTS (SELECT 1 FROM events WHERE (transaction_id, position) > ($1::xid8, $2::bigint)) AS held`,
-      [after.transactionId, after.position],
-    )) as Array<{ held: boolean }>;
-    return row.held;
   }
 
   /**

@@ -25,8 +25,9 @@ export interface LogBatch {
  * held_back, and an event unless the batch is empty. One statement, so both halves see the same
  * snapshot.
  *
- * held_back asks whether the log's newest transaction id is at or above the horizon: one step of a
- * backward scan of the commit-order index. It looks only at transaction ids, not at the checkpoint: a
+ * held_back asks whether the log's newest transaction id is at or above the horizon: a backward scan
+ * of the commit-order index that stops at the newest committed event (it steps over the appends
+ * still in flight, and aborted ones not yet vacuumed, at the top: its only cost that grows). It looks only at transaction ids, not at the checkpoint: a
  * checkpoint is always below the horizon (it was read below an earlier one, and the horizon never
  * moves back), so every such event is after it. Written as `EXISTS (… WHERE transaction_id >= the
  * horizon)` it read the whole table on every read: PostgreSQL cannot estimate a comparison with

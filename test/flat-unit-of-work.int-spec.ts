@@ -190,6 +190,42 @@ describe('a flat unit of work (EventStore.transaction, flat: true)', () => {
     },
   );
 
+  it.each([
+    ['flat', 'ROLLBACK', { flat: true }],
+    ['with savepoints', 'ROLLBACK', {}],
+    ['flat', 'COMMIT', { flat: true }],
+    ['with savepoints', 'COMMIT', {}],
+  ] as const)(
+    'never reports committed, nor publishes, a unit of work (%s) whose work ended its transaction itself with %s',
+    async (label, statement, options) => {
+      const streamId = `ended-by-work-${statement}-${label.replace(/\W/g, '-')}`;
+      const published: unknown[] = [];
+      const subscription = t.moduleRef.get(EventBus).subscribe((event) => published.push(event));
+      let runs = 0;
+      try {
+        await expect(
+          t.store.transaction(async (tx) => {
+            runs++;
+            await t.store.append(streamId, [new Ticked({ n: 1 })], { expectedVersion: NO_STREAM });
+            // No statement failed: the transaction is simply over, and a COMMIT after it commits nothing.
+            await tx.manager.query(statement);
+          }, options),
+        ).rejects.toThrow(/ended its transaction/i);
+      } finally {
+        subscription.unsubscribe();
+      }
+      expect(runs).toBe(1);
+      // Its own COMMIT stored the append (unfenced, unannounced: a bug of the work's, reported as such).
+      expect(await version(streamId)).toBe(statement === 'COMMIT' ? 1 : 0);
+      expect(published).toEqual([]);
+      // The connection went back to the pool usable: the next unit of work commits.
+      await t.store.transaction(async () => {
+        await t.store.append(`${streamId}-next`, [new Ticked({ n: 2 })], { expectedVersion: NO_STREAM });
+      }, options);
+      expect(await version(`${streamId}-next`)).toBe(1);
+    },
+  );
+
   it('under a fence whose lease is taken over during the work commits nothing (the fence is checked once, at COMMIT)', async () => {
     const token = (await t.checkpoints.acquireLease(NAME, 'flat-owner', 60_000))!;
     expect(token).not.toBeNull();

@@ -64,6 +64,20 @@ export class UnitOfWorkAborted extends Error {
   }
 }
 
+/**
+ * The work of a unit of work ended its transaction itself (its own ROLLBACK or COMMIT): what it did
+ * after that ran outside the unit of work, and the unit of work's COMMIT would commit nothing. It is
+ * not reported committed and its appends are not published (after a COMMIT of its own they are
+ * stored nonetheless, unfenced: the runners find them by their poll). The work has a bug: a unit of
+ * work ends only by returning (COMMIT) or throwing (ROLLBACK).
+ */
+export class UnitOfWorkEnded extends Error {
+  constructor() {
+    super('The work of the unit of work ended its transaction itself (ROLLBACK or COMMIT): it is not reported committed');
+    this.name = 'UnitOfWorkEnded';
+  }
+}
+
 /** The store holds (or was asked to write) an event type that no registered class maps to. */
 export class UnknownEventTypeError extends Error {
   readonly code = 'UNKNOWN_EVENT_TYPE';

@@ -210,13 +210,16 @@ export class EventStoreTransaction {
   ) {}
 
   /**
-   * Whether PostgreSQL holds this transaction aborted: a statement failed, whoever sent it (the
-   * work's own query, a read, a fence check) and whether or not its error was caught. Read from the
-   * connection's ReadyForQuery once the server has sent it (see transaction-status.ts), no round trip.
+   * Where PostgreSQL says this unit of work's transaction is, read from the connection's
+   * ReadyForQuery once the server has sent it (see transaction-status.ts), no round trip: 'open';
+   * 'aborted' when a statement failed, whoever sent it (the work's own query, a read, a fence check)
+   * and whether or not its error was caught; 'ended' when the work itself ended it (its own ROLLBACK
+   * or COMMIT: a COMMIT sent after that commits nothing); 'unknown' off node-postgres.
    */
-  async aborted(): Promise<boolean> {
+  async status(): Promise<'open' | 'aborted' | 'ended' | 'unknown'> {
     const { queryRunner } = this.manager as { queryRunner?: { databaseConnection?: unknown } };
-    return (await settledTransactionStatus(queryRunner?.databaseConnection)) === 'E';
+    const status = await settledTransactionStatus(queryRunner?.databaseConnection);
+    return status === 'T' ? 'open' : status === 'E' ? 'aborted' : status === 'I' ? 'ended' : 'unknown';
   }
 
   async append(streamId: string, events: readonly object[], options: AppendOptions): Promise<AppendResult> {

@@ -4,7 +4,7 @@ import { EventBus } from '@nestjs/cqrs';
 import { DataSource } from 'typeorm';
 import { Clock } from './clock.js';
 import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
-import { ConcurrencyConflictError, UnitOfWorkAborted, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
+import { ConcurrencyConflictError, UnitOfWorkAborted, UnitOfWorkEnded, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
 import {
   type AppendOptions,
   type AppendResult,
@@ -214,8 +214,10 @@ export class EventStore extends StreamReads {
         if (tx.failure !== undefined) throw tx.failure; // work swallowed an error that aborted the transaction
         // Any other failed statement whose error the work swallowed (its own query, a read): COMMIT
         // would silently roll back, and the unit of work must not be reported committed, nor its
-        // appends published (found in review).
-        if (await tx.aborted()) throw new UnitOfWorkAborted();
+        // appends published (found in review). Nor when the work ended the transaction itself.
+        const status = await tx.status();
+        if (status === 'aborted') throw new UnitOfWorkAborted();
+        if (status === 'ended') throw new UnitOfWorkEnded();
         // Work of a projection's lease holder commits only while it holds the lease (see lease-fence.ts).
         await fence?.verify(manager);
         return result;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { EventBus } from '@nestjs/cqrs';
-import { NO_STREAM, runFenced } from '../src/event-sourcing/index.js';
+import { NO_STREAM, UnitOfWorkConflict, UnitOfWorkEnded, runFenced } from '../src/event-sourcing/index.js';
 import { type EngineModule, Ticked, eventually, rows, startEngineModule } from './support/projection-fixtures.js';
 import { startLateReadyProxy } from './support/late-ready-proxy.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
@@ -210,7 +210,7 @@ describe('a flat unit of work (EventStore.transaction, flat: true)', () => {
             // No statement failed: the transaction is simply over, and a COMMIT after it commits nothing.
             await tx.manager.query(statement);
           }, options),
-        ).rejects.toThrow(/ended its transaction/i);
+        ).rejects.toBeInstanceOf(UnitOfWorkEnded);
       } finally {
         subscription.unsubscribe();
       }
@@ -218,13 +218,31 @@ describe('a flat unit of work (EventStore.transaction, flat: true)', () => {
       // Its own COMMIT stored the append (unfenced, unannounced: a bug of the work's, reported as such).
       expect(await version(streamId)).toBe(statement === 'COMMIT' ? 1 : 0);
       expect(published).toEqual([]);
-      // The connection went back to the pool usable: the next unit of work commits.
+      // Nothing is left broken: the next unit of work commits.
       await t.store.transaction(async () => {
         await t.store.append(`${streamId}-next`, [new Ticked({ n: 2 })], { expectedVersion: NO_STREAM });
       }, options);
       expect(await version(`${streamId}-next`)).toBe(1);
     },
   );
+
+  it('does not run again, after a conflict, work that ended the transaction itself with COMMIT (what it stored would be stored twice)', async () => {
+    const streamId = 'ended-then-conflict';
+    let runs = 0;
+    await expect(
+      t.store.transaction(
+        async (tx) => {
+          runs++;
+          await t.store.append(streamId, [new Ticked({ n: runs })], { expectedVersion: runs === 1 ? NO_STREAM : runs - 1 });
+          await tx.manager.query('COMMIT');
+          throw new UnitOfWorkConflict(streamId, 'a conflict after the work ended its transaction');
+        },
+        { flat: true },
+      ),
+    ).rejects.toBeInstanceOf(UnitOfWorkEnded);
+    expect(runs).toBe(1);
+    expect(await version(streamId)).toBe(1);
+  });
 
   it('under a fence whose lease is taken over during the work commits nothing (the fence is checked once, at COMMIT)', async () => {
     const token = (await t.checkpoints.acquireLease(NAME, 'flat-owner', 60_000))!;

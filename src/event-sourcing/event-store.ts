@@ -209,7 +209,14 @@ export class EventStore extends StreamReads {
       const result = await this.dataSource.transaction(async (manager) => {
         const fence = currentFence();
         tx = new EventStoreTransaction(manager, this.registry, this.projections, this.clock, options, fence);
-        const result = await ambient.run(tx, () => work(tx!));
+        const result = await ambient
+          .run(tx, () => work(tx!))
+          .catch(async (error: unknown) => {
+            // A conflict after the work ended the transaction itself must not run the work again: what
+            // its own COMMIT stored would be done twice (found in review).
+            if (error instanceof UnitOfWorkConflict && (await tx!.status()) === 'ended') throw new UnitOfWorkEnded();
+            throw error;
+          });
         // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what work caught, unchanged
         if (tx.failure !== undefined) throw tx.failure; // work swallowed an error that aborted the transaction
         // Any other failed statement whose error the work swallowed (its own query, a read): COMMIT

@@ -17,7 +17,7 @@ let user: string;
 beforeAll(async () => {
   database = await createTestDatabase();
   t = await startTestApp({}, database);
-  user = `ledger_review_forger_${randomBytes(4).toString('hex')}`;
+  user = `ledger_test_forger_${randomBytes(4).toString('hex')}`;
   await t.dataSource.query(`CREATE ROLE ${user} LOGIN PASSWORD '${PASSWORD}' IN ROLE ledger_command`);
 });
 

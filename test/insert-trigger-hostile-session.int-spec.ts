@@ -24,7 +24,7 @@ beforeAll(async () => {
   await migrated.app.close();
   owner = new pg.Client({ connectionString: database.url });
   await owner.connect();
-  user = `ledger_review_command_${randomBytes(4).toString('hex')}`;
+  user = `ledger_test_command_${randomBytes(4).toString('hex')}`;
   await owner.query(`CREATE ROLE ${user} LOGIN PASSWORD '${PASSWORD}' IN ROLE ledger_command`);
   const url = new URL(database.url);
   url.username = user;

@@ -51,7 +51,12 @@ describe('the live loop after a batch taken to its end', () => {
     const appended = await engine.store.append('read-once-lone', [new Ticked({ n: 1 })], { expectedVersion: NO_STREAM });
     await eventually('the append to be applied', () => reached(appended.position));
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(reads).toHaveBeenCalledTimes(1);
+    // The horizon is the whole server's: a transaction of another test file, in another database,
+    // may hold the append back for a moment, and a held-back read is looked at again (legitimately).
+    // What must not happen is a second read after the one that found the append and nothing held back.
+    const batches = await Promise.all(reads.mock.results.map((result) => result.value as ReturnType<CommitOrderLog['readBatch']>));
+    const clear = batches.filter((batch) => !batch.heldBack);
+    expect(clear.map((batch) => batch.events.map((event) => event.position))).toEqual([[appended.position]]);
   });
 
   it('an append committed while a batch applies is applied at once after it, not at the next poll', async () => {

@@ -35,7 +35,7 @@ beforeAll(async () => {
   await owner.connect();
   const suffix = randomBytes(4).toString('hex');
   for (const name of ['before', 'after']) {
-    const login = `ledger_review_projector_${name}_${suffix}`;
+    const login = `ledger_test_projector_${name}_${suffix}`;
     await owner.query(`CREATE ROLE ${login} LOGIN PASSWORD '${PASSWORD}' IN ROLE ledger_projector`);
     logins.push(login);
   }

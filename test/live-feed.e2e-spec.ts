@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { DataSource } from 'typeorm';
 import { ALL_SCOPES } from '../src/auth/scopes.js';
 import { EventStore, QUERY_DATA_SOURCE } from '../src/event-sourcing/index.js';
+import { CommitOrderLog } from '../src/event-sourcing/commit-order-log.js';
 import { LiveFeed } from '../src/event-log/live-feed.js';
 import { testToken } from './support/auth.js';
 import { walkFeed } from './support/history-fold.js';
@@ -623,25 +624,36 @@ describe('GET /events/live reads the log once for all connections', () => {
     await Promise.all(streams.map((stream) => stream.waitForId(warmUp)));
 
     const reads = countStatements(dataSource, LOG_READ);
+    const batches = jest.spyOn(CommitOrderLog.prototype, 'readBatch');
     const written: number[] = [];
-    for (let burst = 0; burst < BURSTS; burst++) {
-      const positions = await depositBurst(live.store, account, 3);
-      written.push(...positions);
-      await Promise.all(streams.map((stream) => stream.waitForId(positions.at(-1)!)));
+    try {
+      for (let burst = 0; burst < BURSTS; burst++) {
+        const positions = await depositBurst(live.store, account, 3);
+        written.push(...positions);
+        await Promise.all(streams.map((stream) => stream.waitForId(positions.at(-1)!)));
+      }
+    } finally {
+      reads.stop();
     }
-    reads.stop();
+    // Reads whose batch was held back (by another test file's transaction: the horizon is the whole
+    // server's) are looked at again with backoff, legitimately; they are left out of the bound.
+    const answers = await Promise.all(batches.mock.results.map((result) => result.value as ReturnType<CommitOrderLog['readBatch']>));
+    batches.mockRestore();
+    const heldBack = answers.filter((batch) => batch.heldBack).length;
 
     for (const stream of streams) expect(ids(stream.feedMessages())).toEqual([warmUp, ...written]);
     // One read per burst (each is one batch), plus polls and re-reads of held-back batches — more of
     // those when other test files' transactions on the same server hold the horizon back (it is
     // cluster-wide); a read per connection would be at least CONNECTIONS × BURSTS (80; the old code: 82+).
     const bound = (CONNECTIONS * BURSTS) / 2;
-    expect({ reads: reads.count, texts: reads.count > bound ? reads.texts : [] }).toEqual({
+    expect({ reads: reads.count, heldBack, texts: reads.count - heldBack > bound ? reads.texts : [] }).toEqual({
       reads: expect.any(Number),
+      heldBack: expect.any(Number),
       texts: [],
     });
-    expect(reads.count).toBeLessThanOrEqual(bound);
+    expect(reads.count - heldBack).toBeLessThanOrEqual(bound);
     expect(reads.count).toBeGreaterThanOrEqual(BURSTS); // the counter does see the reads
+    expect(answers.length).toBeGreaterThanOrEqual(BURSTS); // and so does the spy on their answers
   });
 
   it('idle connections do not poll the database each on its own', async () => {

@@ -102,8 +102,8 @@ describe('opposite transfers between two hot accounts, all at once', () => {
     expect(reset[1]).toBe(8);
     const transfers = await Promise.all(requests);
     // An append wakes the runners up. Not to a hot account: while up to 64 units of work race for
-    // it, a client's deposit there can lose its race 10 times and be answered 409 CONCURRENCY_CONFLICT
-    // ("retry the request"; seen in review).
+    // it, a client's deposit there can still lose its race to them 10 times and be answered 409
+    // CONCURRENCY_CONFLICT ("retry the request"; seen in review, rarer since the stream lanes).
     await client.deposit(bystander.id, 1);
     await waitUntilSettled(t.dataSource, 120_000);
 

@@ -1,14 +1,15 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AggregateCache } from './aggregate-cache.js';
 import { AggregateLoader, type LoadedAggregate } from './aggregate-loader.js';
 import { type CommandMetadata, correlationTag } from './command-metadata.js';
 import type { Decider } from './decider.js';
 import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions, DEFAULT_AGGREGATE_CACHE_SIZE } from './command-runner-options.js';
+import { conflictBackoff } from './conflict-backoff.js';
 import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
 import { type AppendResult, EventStore, ambientManager } from './event-store.js';
 import { ambient } from './event-store-transaction.js';
 import { NO_STREAM } from './expected-version.js';
+import { StreamLanes } from './stream-lanes.js';
 import { inSpan } from '../observability/spans.js';
 
 export { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
@@ -31,7 +32,9 @@ export interface RunCommand<State, Event extends object> {
 /**
  * Load → fold → decide → append with the loaded version as expected version. Without a caller's
  * expected version, losing a race to a concurrent writer means the decision was made on stale state:
- * it is reloaded and decided again, up to maxAttempts, then ConcurrencyConflictError.
+ * it is reloaded and decided again after a jittered pause, up to maxAttempts, then
+ * ConcurrencyConflictError. Lone commands of this process take turns per stream (StreamLanes), so
+ * the race they can lose is only to another process or to a unit of work.
  *
  * Inside a unit of work (an idempotent request's transaction) a lost race is not decided again
  * there: the transaction already has its id, and appending again from it could list the stream out
@@ -45,6 +48,9 @@ export class CommandRunner {
   /** The state this process last appended per stream (see AggregateCache: a hint the append checks). */
   private readonly cache: AggregateCache;
 
+  /** Lone commands of this process on one stream take turns (see StreamLanes: none loses to another). */
+  private readonly lanes = new StreamLanes();
+
   constructor(
     private readonly store: EventStore,
     private readonly loader: AggregateLoader,
@@ -57,7 +63,13 @@ export class CommandRunner {
   run<State, Event extends object>(command: RunCommand<State, Event>): Promise<AppendResult> {
     const kind = command.streamId.slice(0, Math.max(0, command.streamId.indexOf('-'))) || command.streamId;
     return inSpan(`command ${kind}`, { attributes: { 'ledger.stream.id': command.streamId } }, async (span) => {
-      const result = await this.runUntraced(command);
+      // Inside a unit of work the stream is read and written in its transaction, which a lane could
+      // not cover: the lane would be left before COMMIT, and held across several streams it could
+      // deadlock two units of work in this process. Units of work retry as a whole instead.
+      const result =
+        ambientManager() === undefined
+          ? await this.lanes.run(command.streamId, () => this.runUntraced(command))
+          : await this.runUntraced(command);
       span?.setAttributes({ 'ledger.stream.version': result.version, 'ledger.events': result.events.map((event) => event.type) });
       return result;
     });
@@ -100,7 +112,7 @@ export class CommandRunner {
           `${correlationTag(command.metadata)} ${command.streamId}@${version}: lost a race (attempt ${attempt}), deciding again`,
         );
         if (attempt >= this.options.maxAttempts) throw new ConcurrencyConflictError(command.streamId, attempt);
-        await sleep(Math.random() * 5 * attempt);
+        await conflictBackoff(attempt); // holding the lane: the commands behind it would lose the same race
         continue;
       }
       this.logger.debug(

@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { EventBus } from '@nestjs/cqrs';
 import { DataSource } from 'typeorm';
 import { Clock } from './clock.js';
+import { conflictBackoff } from './conflict-backoff.js';
 import { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
 import { ConcurrencyConflictError, UnitOfWorkAborted, UnitOfWorkEnded, UnitOfWorkConflict, WrongExpectedVersionError } from './errors.js';
 import {
@@ -197,8 +197,7 @@ export class EventStore extends StreamReads {
       } catch (error) {
         if (!(error instanceof UnitOfWorkConflict)) throw error;
         if (attempt >= this.commandOptions.maxAttempts) throw new ConcurrencyConflictError(error.streamId, attempt);
-        // Full jitter, doubling: contenders on one stream spread out instead of colliding again.
-        await sleep(Math.random() * Math.min(2 * 2 ** attempt, 250));
+        await conflictBackoff(attempt);
       }
     }
   }

@@ -1,0 +1,59 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from '@jest/globals';
+import { StreamLanes } from './stream-lanes.js';
+
+describe('StreamLanes', () => {
+  it('runs the work of one stream one at a time, in the order it was queued', async () => {
+    const lanes = new StreamLanes();
+    const log: string[] = [];
+    let running = 0;
+    let most = 0;
+    const work = (name: string, ms: number) => async () => {
+      running++;
+      most = Math.max(most, running);
+      log.push(`start ${name}`);
+      await sleep(ms);
+      log.push(`end ${name}`);
+      running--;
+      return name;
+    };
+    const results = await Promise.all([lanes.run('a', work('1', 20)), lanes.run('a', work('2', 1)), lanes.run('a', work('3', 5))]);
+    expect(results).toEqual(['1', '2', '3']);
+    expect(most).toBe(1);
+    expect(log).toEqual(['start 1', 'end 1', 'start 2', 'end 2', 'start 3', 'end 3']);
+  });
+
+  it('lets other streams run meanwhile', async () => {
+    const lanes = new StreamLanes();
+    const log: string[] = [];
+    const slow = lanes.run('a', async () => {
+      await sleep(30);
+      log.push('a');
+    });
+    await lanes.run('b', async () => log.push('b'));
+    await slow;
+    expect(log).toEqual(['b', 'a']);
+  });
+
+  it('a failed work fails only its own caller; the next one runs', async () => {
+    const lanes = new StreamLanes();
+    const failed = lanes.run('a', async () => {
+      await sleep(5);
+      throw new Error('lost');
+    });
+    const thrownSync = lanes.run('a', () => {
+      throw new Error('at once');
+    });
+    const next = lanes.run('a', async () => 'ran');
+    await expect(failed).rejects.toThrow('lost');
+    await expect(thrownSync).rejects.toThrow('at once');
+    await expect(next).resolves.toBe('ran');
+  });
+
+  it('forgets a stream once nothing is queued on it', async () => {
+    const lanes = new StreamLanes();
+    await Promise.all(Array.from({ length: 100 }, (_, index) => lanes.run(`s${index % 10}`, async () => index)));
+    await sleep(0);
+    expect(lanes.size).toBe(0);
+  });
+});

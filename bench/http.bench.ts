@@ -78,9 +78,9 @@ const TOKEN = issueToken(loadConfig({}), {
   scopes: ['ledger:commands', 'ledger:queries', 'ledger:events', 'ledger:admin'],
   expiresIn: '1h',
 });
-const AUTH = { authorization: `Bearer ${TOKEN}` };
+export const AUTH = { authorization: `Bearer ${TOKEN}` };
 
-interface Service {
+export interface Service {
   readonly pid: number;
   readonly url: string;
   /** Largest VmRSS seen since the last reset (sampled every 100 ms), in bytes. */
@@ -105,7 +105,12 @@ function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
  * runs another entry point, e.g. a build's dist/src/main.js, with the same environment. `nodeOptions`
  * are the node flags: a build's production ones (productionNodeFlags), and any the caller adds.
  */
-async function startService(databaseUrl: string, settings: HttpSettings, nodeOptions: string[] = [], script?: string): Promise<Service> {
+export async function startService(
+  databaseUrl: string,
+  settings: HttpSettings,
+  nodeOptions: string[] = [],
+  script?: string,
+): Promise<Service> {
   const port = await freePort();
   const cwd = mkdtempSync(join(tmpdir(), 'ledger-bench-service-'));
   const child: ChildProcess = spawn(process.execPath, [...nodeOptions, script ?? join(DIST_BENCH, 'bench-service.js')], {
@@ -173,7 +178,7 @@ async function startService(databaseUrl: string, settings: HttpSettings, nodeOpt
 }
 
 /** Opens `count` accounts directly in the store (one AccountOpened each); returns their ids. */
-async function seedAccounts(databaseUrl: string, count: number): Promise<string[]> {
+export async function seedAccounts(databaseUrl: string, count: number): Promise<string[]> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -443,7 +448,7 @@ function reportLoad(figure: string, key: string, measured: Load, extra: Record<s
 }
 
 /** Until every projection's checkpoint is at the last event (read in the database: no request to the service). */
-async function waitForCheckpoints(databaseUrl: string): Promise<void> {
+export async function waitForCheckpoints(databaseUrl: string): Promise<void> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -470,8 +475,26 @@ async function waitForCheckpoints(databaseUrl: string): Promise<void> {
  * --heap-growing-percent=0` (V8's defaults) with BENCH_HTTP_BASELINE_DIR=. measures the production
  * flags' CPU and RSS against the same code without them.
  */
-function currentNodeOptions(): string[] {
+export function currentNodeOptions(): string[] {
   return [...productionNodeFlags(ROOT), ...(process.env.BENCH_HTTP_NODE_OPTIONS ?? '').split(' ').filter(Boolean)];
+}
+
+/** The builds a same-run comparison starts: this one's dist/src/main.js, and the baseline's if given. */
+export function buildSources(baseline: BaselineBuild | undefined) {
+  return [
+    { name: 'current' as const, ref: 'this worktree', script: join(DIST_BENCH, '..', 'src', 'main.js'), nodeOptions: currentNodeOptions() },
+    ...(baseline
+      ? [
+          {
+            name: 'baseline' as const,
+            ref: baseline.ref,
+            script: baseline.mainScript,
+            // <build>/dist/src/main.js: the baseline's own production flags (none before issue 14's).
+            nodeOptions: productionNodeFlags(join(baseline.mainScript, '..', '..', '..')),
+          },
+        ]
+      : []),
+  ];
 }
 
 interface Build {
@@ -492,20 +515,7 @@ interface Build {
  * caused it.
  */
 async function measureCpuPerRequest(server: BenchServer, settings: HttpSettings, baseline: BaselineBuild | undefined): Promise<void> {
-  const sources = [
-    { name: 'current' as const, ref: 'this worktree', script: join(DIST_BENCH, '..', 'src', 'main.js'), nodeOptions: currentNodeOptions() },
-    ...(baseline
-      ? [
-          {
-            name: 'baseline' as const,
-            ref: baseline.ref,
-            script: baseline.mainScript,
-            // <build>/dist/src/main.js: the baseline's own production flags (none before issue 14's).
-            nodeOptions: productionNodeFlags(join(baseline.mainScript, '..', '..', '..')),
-          },
-        ]
-      : []),
-  ];
+  const sources = buildSources(baseline);
   const builds: Build[] = [];
   const databases: Array<{ close(): Promise<void> }> = [];
   try {

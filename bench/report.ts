@@ -452,6 +452,7 @@ npm run bench:snapshots     # loading a 10,000-event account, without and with s
 npm run bench:projections   # rebuild and lag, 1,000,000 events
 npm run bench:transfers     # settle rate of a 5,000-transfer backlog (one segment, default, ceiling) and 202 → completed latency
 npm run bench:relay         # the NATS relay: published events/s, lag under deposit load, a backlog drained, against a publishing loop
+BENCH_HTTP_BASELINE_REF=<commit> npm run bench:hot-account   # deposits to ONE account from 32 connections, against that commit's build (not in npm run bench; BENCH_HOT_CONNECTIONS, BENCH_HOT_SECONDS, BENCH_HOT_ROUNDS)
 node dist/bench/cpuprofile-summary.js <file.cpuprofile>           # self time per function and per package
 node dist/bench/run-all.bench.js --render bench/results/<date>.json  # rewrite this file from a stored run
 \`\`\`

@@ -1369,6 +1369,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetailsDto"];
                 };
             };
+            /** @description STREAM_BUSY: more commands were queued on this account on this instance than it could take within COMMAND_LANE_MAX_WAIT_MS; nothing was written; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The correlation id of this request */
+                    "X-Correlation-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
         };
     };
     AccountsController_deposit: {
@@ -1522,6 +1535,19 @@ export interface operations {
             /** @description INTERNAL_ERROR: unexpected; nothing is leaked, the error is logged */
             500: {
                 headers: {
+                    /** @description The correlation id of this request */
+                    "X-Correlation-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description STREAM_BUSY: more commands were queued on this account on this instance than it could take within COMMAND_LANE_MAX_WAIT_MS; nothing was written; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     /** @description The correlation id of this request */
                     "X-Correlation-Id"?: string;
                     [name: string]: unknown;
@@ -2202,6 +2228,19 @@ export interface operations {
             /** @description INTERNAL_ERROR: unexpected; nothing is leaked, the error is logged */
             500: {
                 headers: {
+                    /** @description The correlation id of this request */
+                    "X-Correlation-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description STREAM_BUSY: more commands were queued on this account on this instance than it could take within COMMAND_LANE_MAX_WAIT_MS; nothing was written; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     /** @description The correlation id of this request */
                     "X-Correlation-Id"?: string;
                     [name: string]: unknown;

@@ -34,6 +34,7 @@ export class AppModule {
             maxAttempts: config.commandMaxAttempts,
             appendGroupStatements: config.appendGroupStatements,
             aggregateCacheSize: config.aggregateCacheSize,
+            laneMaxWaitMs: config.commandLaneMaxWaitMs,
           },
           projections: config.projections,
           snapshots: { intervals: config.snapshotIntervals },

@@ -14,7 +14,8 @@ import { type TestApp, startTestApp } from './support/test-app.js';
 // of work), 27 and 30 of 40 with src/ of 40f221e (before issue 15): starvation that predates the
 // change, not made worse by it.
 // Since the stream lanes (lone commands of one process take turns per stream), a deposit can lose
-// only to a unit of work (the debits): 10 of 40 answered 409 before, 0 of 40 after, same machine.
+// only to a unit of work (the debits): 10 of 40 answered 409 before, 0 of 40 after, same machine
+// (1 of 40 in the review's run); a unit of work that lost takes the lane for its next attempt.
 
 describe('client deposits to an account the process manager is racing for', () => {
   let t: TestApp;

@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Response } from 'supertest';
 import { accountStreamId } from '../src/accounts/account.js';
+import { LedgerClient } from './support/ledger-client.js';
+import { waitUntilSettled } from './support/ledger-fold.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
@@ -11,6 +14,11 @@ import { type TestDatabase, createTestDatabase } from './support/test-database.j
 // was wrong with it (CI of 2114266, write-path-two-instances). Now the lone commands of one process
 // take turns per stream: within a process none can lose a race to another, and across processes a
 // lost race is retried with doubling full jitter. Every deposit here must be answered 200.
+// A unit of work (an idempotent request, a transfer's debit) that lost a race on the account takes
+// its lane for the next attempt, so the lone commands of its process cannot starve it (review).
+// The queue is bounded: a command that waited longer than COMMAND_LANE_MAX_WAIT_MS for its turn is
+// answered 503 STREAM_BUSY with Retry-After, and nothing of it is written.
+// What lanes do not solve: a race with another instance (see docs/architecture.md).
 
 const RACERS = 60;
 
@@ -84,4 +92,91 @@ describe('lone deposits racing for one account', () => {
     expect(stored).toHaveLength(3 * 2 * RACERS);
     expect(stored.reduce((sum, event) => sum + event.amount, 0)).toBe(expected);
   }, 120_000);
+});
+
+describe('units of work on an account kept hot by lone commands', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ PROJECTION_SEGMENTS_TRANSFER_PROCESS: '2', PROJECTION_REACTION_CONCURRENCY: '4' });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('idempotent deposits and transfers out of it are not starved while 30 clients deposit without a key', async () => {
+    const client = new LedgerClient(t);
+    const hot = await client.openWith(1_000_000);
+    const other = await client.openWith(0);
+    const until = Date.now() + 5000;
+    const lone: Response[] = [];
+    const idempotent: Response[] = [];
+    const loop = (count: number, answers: Response[], send: () => Promise<Response>) =>
+      Promise.all(
+        Array.from({ length: count }, async () => {
+          while (Date.now() < until) answers.push(await send());
+        }),
+      );
+    const load = Promise.all([
+      loop(30, lone, () => t.http.post(`/accounts/${hot.id}/deposits`).send({ amount: 1 })),
+      loop(4, idempotent, () => t.http.post(`/accounts/${hot.id}/deposits`).set('Idempotency-Key', randomUUID()).send({ amount: 1 })),
+    ]);
+    // A reaction that fails (a debit that gave up on its races) counts an attempt on its checkpoint
+    // until the checkpoint moves on: watched while the load lasts.
+    let failedReactions = 0;
+    const watch = (async () => {
+      while (Date.now() < until + 1000) {
+        const [{ attempts }] = await t.dataSource.query(
+          `SELECT coalesce(max(attempts), 0)::int AS attempts FROM projection_checkpoints WHERE projection = 'transfer-process'`,
+        );
+        failedReactions = Math.max(failedReactions, attempts as number);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    })();
+    const transfers: string[] = [];
+    while (Date.now() < until) {
+      transfers.push((await client.transfer(hot.id, other.id, 1)).id);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await Promise.all([load, watch]);
+    await waitUntilSettled(t.dataSource, 60_000);
+
+    expect(statuses(lone)).toEqual({ 200: lone.length });
+    expect(statuses(idempotent)).toEqual({ 200: idempotent.length });
+    expect(idempotent.length).toBeGreaterThan(10);
+    for (const id of transfers) expect((await client.settled(id)).status).toBe('completed');
+    expect(failedReactions).toBe(0); // no debit gave up on its races
+    expect((await client.account(other.id)).balance).toBe(transfers.length);
+    expect((await client.account(hot.id)).balance).toBe(1_000_000 + lone.length + idempotent.length - transfers.length);
+  }, 120_000);
+});
+
+describe('a queue longer than COMMAND_LANE_MAX_WAIT_MS', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ COMMAND_LANE_MAX_WAIT_MS: '30' });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('is answered 503 STREAM_BUSY with Retry-After beyond the bound, and only what was answered 200 is written', async () => {
+    const opened = await t.http.post('/accounts').send({ ownerName: 'Busy', currency: 'EUR' });
+    expect(opened.status).toBe(201);
+    const id = opened.body.id as string;
+    const responses = await Promise.all(
+      Array.from({ length: 300 }, (_, index) => t.http.post(`/accounts/${id}/deposits`).send({ amount: index + 1 })),
+    );
+    const counts = statuses(responses);
+    expect(Object.keys(counts).sort()).toEqual(['200', '503 STREAM_BUSY']);
+    for (const response of responses.filter((one) => one.status === 503)) {
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.headers['retry-after']).toBe('1');
+      expect(response.body).toMatchObject({ status: 503, code: 'STREAM_BUSY', type: 'urn:ledger:problem:stream-busy' });
+    }
+    const acknowledged = responses.filter((one) => one.status === 200).map((one) => one.body.version as number);
+    const stored = await deposits(t, id);
+    expect(stored).toHaveLength(acknowledged.length);
+    const amounts = responses.flatMap((one, index) => (one.status === 200 ? [index + 1] : []));
+    expect(stored.map((event) => event.amount).sort((a, b) => a - b)).toEqual(amounts);
+  }, 60_000);
 });

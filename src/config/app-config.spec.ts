@@ -18,6 +18,7 @@ describe('loadConfig', () => {
       commandMaxAttempts: 10,
       appendGroupStatements: 1,
       aggregateCacheSize: 10_000,
+      commandLaneMaxWaitMs: 5000,
       readYourWritesTimeoutMs: 2000,
       migrationsRun: true,
       databaseTimeouts: { statementMs: 30_000, idleInTransactionMs: 10_000 },
@@ -67,6 +68,7 @@ describe('loadConfig', () => {
       COMMAND_MAX_ATTEMPTS: '3',
       APPEND_GROUP_STATEMENTS: '2',
       AGGREGATE_CACHE_SIZE: '250',
+      COMMAND_LANE_MAX_WAIT_MS: '750',
       READ_YOUR_WRITES_TIMEOUT_MS: '500',
       IDEMPOTENCY_KEY_TTL_HOURS: '48',
       SNAPSHOT_INTERVALS: 'account:50, transfer:0',
@@ -131,6 +133,7 @@ describe('loadConfig', () => {
       commandMaxAttempts: 3,
       appendGroupStatements: 2,
       aggregateCacheSize: 250,
+      commandLaneMaxWaitMs: 750,
       readYourWritesTimeoutMs: 500,
       nats: { url: 'nats://broker-a:4222,tls://broker-b:4222', stream: 'LEDGER_EU', publishConcurrency: 64 },
       projections: {

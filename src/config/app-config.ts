@@ -90,6 +90,8 @@ export interface AppConfig {
   readonly appendGroupStatements: number;
   /** Streams whose last appended state a command may decide on without reading them (0: off). */
   readonly aggregateCacheSize: number;
+  /** COMMAND_LANE_MAX_WAIT_MS: a command's longest wait for its turn on a stream, then 503 STREAM_BUSY. */
+  readonly commandLaneMaxWaitMs: number;
   /** Longest a query with minPosition waits for its projection (then 503). */
   readonly readYourWritesTimeoutMs: number;
   /** How long an Idempotency-Key is remembered (its response replayed) after its request. */
@@ -325,6 +327,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     commandMaxAttempts: integer(env, 'COMMAND_MAX_ATTEMPTS', 10, 1, 100),
     appendGroupStatements: integer(env, 'APPEND_GROUP_STATEMENTS', 1, 1, 64),
     aggregateCacheSize: integer(env, 'AGGREGATE_CACHE_SIZE', 10_000, 0, 10_000_000),
+    commandLaneMaxWaitMs: integer(env, 'COMMAND_LANE_MAX_WAIT_MS', 5_000, 1, 600_000),
     readYourWritesTimeoutMs: integer(env, 'READ_YOUR_WRITES_TIMEOUT_MS', 2000, 0, 60_000),
     idempotencyKeyTtlHours: integer(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 24 * 365),
     snapshotIntervals: snapshotIntervals(env),

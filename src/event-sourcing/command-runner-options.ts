@@ -17,6 +17,11 @@ export interface CommandRunnerOptions {
    * decides without reading it again (AggregateCache; the append still checks the version). 0: off.
    */
   readonly aggregateCacheSize?: number;
+  /**
+   * How long a command may wait for its turn on a stream (StreamLanes) before it is refused with
+   * StreamBusyError (503), nothing written; unbounded when not given.
+   */
+  readonly laneMaxWaitMs?: number;
 }
 
 export const DEFAULT_AGGREGATE_CACHE_SIZE = 10_000;

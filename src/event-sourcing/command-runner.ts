@@ -9,7 +9,6 @@ import { ConcurrencyConflictError, UnitOfWorkConflict, WrongExpectedVersionError
 import { type AppendResult, EventStore, ambientManager } from './event-store.js';
 import { ambient } from './event-store-transaction.js';
 import { NO_STREAM } from './expected-version.js';
-import { StreamLanes } from './stream-lanes.js';
 import { inSpan } from '../observability/spans.js';
 
 export { COMMAND_RUNNER_OPTIONS, type CommandRunnerOptions } from './command-runner-options.js';
@@ -48,9 +47,6 @@ export class CommandRunner {
   /** The state this process last appended per stream (see AggregateCache: a hint the append checks). */
   private readonly cache: AggregateCache;
 
-  /** Lone commands of this process on one stream take turns (see StreamLanes: none loses to another). */
-  private readonly lanes = new StreamLanes();
-
   constructor(
     private readonly store: EventStore,
     private readonly loader: AggregateLoader,
@@ -68,7 +64,7 @@ export class CommandRunner {
       // deadlock two units of work in this process. Units of work retry as a whole instead.
       const result =
         ambientManager() === undefined
-          ? await this.lanes.run(command.streamId, () => this.runUntraced(command))
+          ? await this.store.lanes.run(command.streamId, () => this.runUntraced(command))
           : await this.runUntraced(command);
       span?.setAttributes({ 'ledger.stream.version': result.version, 'ledger.events': result.events.map((event) => event.type) });
       return result;

@@ -36,6 +36,23 @@ export class ConcurrencyConflictError extends Error implements KindedError {
 }
 
 /**
+ * Too many commands were queued on one stream in this process: this one waited longer than
+ * COMMAND_LANE_MAX_WAIT_MS for its turn (StreamLanes) and was not run. Nothing was written.
+ */
+export class StreamBusyError extends Error implements KindedError {
+  readonly code = 'STREAM_BUSY';
+  readonly kind: ErrorKind = 'unavailable';
+  readonly details = {};
+  constructor(
+    readonly streamId: string,
+    readonly waitedMs: number,
+  ) {
+    super(`Stream ${streamId} is busy: this command waited ${waitedMs} ms for the commands queued before it on this instance`);
+    this.name = 'StreamBusyError';
+  }
+}
+
+/**
  * A unit of work (EventStore.transaction) must start over on a fresh transaction: it lost a race
  * for a stream's next version, or a stream it appends to was last written by a younger transaction
  * (appending there would list the stream out of version order in the log). Never retried inside

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from '@jest/globals';
+import { StreamBusyError } from './errors.js';
 import { StreamLanes } from './stream-lanes.js';
 
 describe('StreamLanes', () => {
@@ -55,5 +56,46 @@ describe('StreamLanes', () => {
     await Promise.all(Array.from({ length: 100 }, (_, index) => lanes.run(`s${index % 10}`, async () => index)));
     await sleep(0);
     expect(lanes.size).toBe(0);
+  });
+
+  it('refuses work that waited longer than maxWaitMs for its turn, without running it; the lane goes on', async () => {
+    const lanes = new StreamLanes(20);
+    const ran: string[] = [];
+    const slow = lanes.run('a', async () => {
+      await sleep(60);
+      ran.push('slow');
+    });
+    const late = lanes.run('a', async () => {
+      ran.push('late');
+    });
+    await slow;
+    const refused = await late.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(StreamBusyError);
+    expect(refused).toMatchObject({ streamId: 'a', code: 'STREAM_BUSY', kind: 'unavailable' });
+    expect((refused as StreamBusyError).waitedMs).toBeGreaterThan(20);
+    expect(ran).toEqual(['slow']);
+    await expect(lanes.run('a', async () => 'next')).resolves.toBe('next'); // a fresh turn waits for nothing
+  });
+
+  it('work that queues more work on the lane it holds runs it at once instead of waiting for itself', async () => {
+    const lanes = new StreamLanes();
+    const inner = await Promise.race([
+      lanes.run('a', () => lanes.run('a', async () => 'inner ran')),
+      sleep(1000).then(() => 'waited for itself'),
+    ]);
+    expect(inner).toBe('inner ran');
+    // Holding 'a' does not let it skip the queue of another stream, nor other callers skip 'a'.
+    const order: string[] = [];
+    const holder = lanes.run('a', async () => {
+      await lanes.run('b', async () => order.push('b inside a'));
+      await sleep(20);
+      order.push('a');
+    });
+    const next = lanes.run('a', async () => order.push('next a'));
+    await Promise.all([holder, next]);
+    expect(order).toEqual(['b inside a', 'a', 'next a']);
   });
 });

@@ -27,4 +27,5 @@ export const COMMAND_PROBLEMS = {
   404: 'ACCOUNT_NOT_FOUND',
   409: 'CONCURRENCY_CONFLICT: the account kept changing concurrently; retry',
   412: 'VERSION_MISMATCH: If-Match is not the current version (the current ETag is in the answer)',
+  503: 'STREAM_BUSY: more commands were queued on this account on this instance than it could take within COMMAND_LANE_MAX_WAIT_MS; nothing was written; retry after Retry-After',
 };

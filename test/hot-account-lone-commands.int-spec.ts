@@ -180,3 +180,56 @@ describe('a queue longer than COMMAND_LANE_MAX_WAIT_MS', () => {
     expect(stored.map((event) => event.amount).sort((a, b) => a - b)).toEqual(amounts);
   }, 60_000);
 });
+
+describe('the transfer process on an account whose queue is over COMMAND_LANE_MAX_WAIT_MS', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({
+      COMMAND_LANE_MAX_WAIT_MS: '5',
+      PROJECTION_SEGMENTS_TRANSFER_PROCESS: '2',
+      PROJECTION_REACTION_CONCURRENCY: '4',
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('waits for its turn instead: clients are answered 503, no step of a transfer fails, every transfer completes', async () => {
+    const client = new LedgerClient(t);
+    const hot = await client.openWith(1_000_000);
+    const other = await client.openWith(1_000_000);
+    const until = Date.now() + 4000;
+    const answers: Response[] = [];
+    const load = Promise.all(
+      Array.from({ length: 40 }, async () => {
+        while (Date.now() < until) answers.push(await t.http.post(`/accounts/${hot.id}/deposits`).send({ amount: 1 }));
+      }),
+    );
+    let failedReactions = 0;
+    const watch = (async () => {
+      while (Date.now() < until + 1000) {
+        const [{ attempts }] = await t.dataSource.query(
+          `SELECT coalesce(max(attempts), 0)::int AS attempts FROM projection_checkpoints WHERE projection = 'transfer-process'`,
+        );
+        failedReactions = Math.max(failedReactions, attempts as number);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    })();
+    const transfers: string[] = [];
+    while (Date.now() < until) {
+      // Both ways: the credit of the hot account is a lone command, its debit a unit of work.
+      transfers.push((await client.transfer(other.id, hot.id, 1)).id, (await client.transfer(hot.id, other.id, 1)).id);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await Promise.all([load, watch]);
+    await waitUntilSettled(t.dataSource, 60_000);
+
+    const counts = statuses(answers);
+    expect(counts['503 STREAM_BUSY']).toBeGreaterThan(0); // the bound did bite the clients
+    expect(Object.keys(counts).sort()).toEqual(['200', '503 STREAM_BUSY']);
+    expect(failedReactions).toBe(0);
+    for (const id of transfers) expect((await client.settled(id)).status).toBe('completed');
+    expect((await client.account(hot.id)).balance).toBe(1_000_000 + counts['200']);
+    expect((await client.account(other.id)).balance).toBe(1_000_000);
+  }, 120_000);
+});

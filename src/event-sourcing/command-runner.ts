@@ -64,7 +64,7 @@ export class CommandRunner {
       // deadlock two units of work in this process. Units of work retry as a whole instead.
       const result =
         ambientManager() === undefined
-          ? await this.store.lanes.run(command.streamId, () => this.runUntraced(command))
+          ? await this.store.inLane(command.streamId, () => this.runUntraced(command))
           : await this.runUntraced(command);
       span?.setAttributes({ 'ledger.stream.version': result.version, 'ledger.events': result.events.map((event) => event.type) });
       return result;

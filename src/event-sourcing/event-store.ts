@@ -55,7 +55,7 @@ export class EventStore extends StreamReads {
    * This process's turns per stream (StreamLanes): lone commands (CommandRunner) take them, and a
    * unit of work that lost a race on a stream takes that stream's for its next attempt.
    */
-  readonly lanes: StreamLanes;
+  private readonly lanes: StreamLanes;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -182,6 +182,17 @@ export class EventStore extends StreamReads {
   }
 
   /**
+   * Runs `work` in `streamId`'s turn (StreamLanes). Work of a process manager (under a lease fence)
+   * waits as long as it takes instead of COMMAND_LANE_MAX_WAIT_MS: no client waits for it, and a
+   * refusal would count as a failed reaction, of which PROJECTION_MAX_ATTEMPTS stop the whole
+   * process manager in `failed` (one hot account must not). Its wait stays bounded in practice: the
+   * clients' commands queued ahead of it wait at most that long for their turn.
+   */
+  inLane<T>(streamId: string, work: () => Promise<T>): Promise<T> {
+    return this.lanes.run(streamId, work, currentFence() ? Number.POSITIVE_INFINITY : undefined);
+  }
+
+  /**
    * Runs `work` in one PostgreSQL transaction. Events appended through `tx` are published on the
    * EventBus only after COMMIT succeeds, never on rollback. Called while another unit of work is
    * running (see `ambient`), `work` joins that transaction inside a SAVEPOINT instead: a failure rolls
@@ -206,7 +217,7 @@ export class EventStore extends StreamReads {
         // and only that one: no cycle between two units of work), so that the lone commands of this
         // process, which decide from the aggregate cache without a read, cannot win it again and
         // again (found in review: 28 % of idempotent deposits to a hot account refused).
-        return contended === undefined ? await this.once(work, options) : await this.lanes.run(contended, () => this.once(work, options));
+        return contended === undefined ? await this.once(work, options) : await this.inLane(contended, () => this.once(work, options));
       } catch (error) {
         if (!(error instanceof UnitOfWorkConflict)) throw error;
         if (attempt >= this.commandOptions.maxAttempts) throw new ConcurrencyConflictError(error.streamId, attempt);

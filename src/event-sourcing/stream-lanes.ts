@@ -30,13 +30,14 @@ export class StreamLanes {
 
   constructor(private readonly maxWaitMs: number = Number.POSITIVE_INFINITY) {}
 
-  run<T>(stream: string, work: () => Promise<T>): Promise<T> {
+  /** `maxWaitMs` overrides the lanes' bound for this work (Infinity: it waits as long as it takes). */
+  run<T>(stream: string, work: () => Promise<T>, maxWaitMs: number = this.maxWaitMs): Promise<T> {
     const holding = this.held.getStore();
     if (holding?.has(stream)) return work();
     const queuedAt = performance.now();
     const turn = () => {
       const waited = performance.now() - queuedAt;
-      if (waited > this.maxWaitMs) throw new StreamBusyError(stream, Math.round(waited));
+      if (waited > maxWaitMs) throw new StreamBusyError(stream, Math.round(waited));
       return this.held.run(new Set([...(holding ?? []), stream]), work);
     };
     const result = (this.tails.get(stream) ?? Promise.resolve()).then(turn);

@@ -181,6 +181,47 @@ describe('a queue longer than COMMAND_LANE_MAX_WAIT_MS', () => {
   }, 60_000);
 });
 
+describe('a command stuck at the head of a lane (COMMAND_LANE_MAX_WAIT_MS 100)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ COMMAND_LANE_MAX_WAIT_MS: '100' });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('does not hold the commands behind it past the bound: they are refused while it is still stuck', async () => {
+    const opened = await t.http.post('/accounts').send({ ownerName: 'Stuck', currency: 'EUR' });
+    const id = opened.body.id as string;
+    // Another session locks the log against writes for 2 s (a slow writer, a lock, a stalled disk):
+    // the first deposit's append waits for it, and the deposits queued behind it on the account wait
+    // for their turn. Found in review: they were refused only once the head was done (after 3 s).
+    const blocker = t.dataSource.createQueryRunner();
+    await blocker.connect();
+    await blocker.startTransaction();
+    await blocker.query('LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE');
+    const started = performance.now();
+    const answers = Promise.all(
+      Array.from({ length: 20 }, async (_, index) => {
+        await new Promise((resolve) => setTimeout(resolve, index * 5));
+        const response = await t.http.post(`/accounts/${id}/deposits`).send({ amount: index + 1 });
+        return { status: response.status, code: response.body?.code as unknown, ms: performance.now() - started };
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const released = performance.now() - started;
+    await blocker.rollbackTransaction();
+    await blocker.release();
+    const answered = await answers;
+    const busy = answered.filter((one) => one.status === 503);
+    expect(busy.length).toBeGreaterThan(0);
+    for (const one of busy) expect(one).toMatchObject({ code: 'STREAM_BUSY', ms: expect.any(Number) });
+    expect(Math.max(...busy.map((one) => one.ms))).toBeLessThan(released); // all refused while the head was stuck
+    expect(answered.filter((one) => one.status === 200).length + busy.length).toBe(20);
+    expect((await deposits(t, id)).length).toBe(answered.filter((one) => one.status === 200).length);
+  }, 60_000);
+});
+
 describe('the transfer process on an account whose queue is over COMMAND_LANE_MAX_WAIT_MS', () => {
   let t: TestApp;
   beforeAll(async () => {

@@ -14,46 +14,74 @@ import { StreamBusyError } from './errors.js';
  * stream's lane for its next attempt, so the lone commands of its process cannot beat it again.
  * Lanes do nothing for races with other processes.
  *
- * Bounded: work that waited longer than `maxWaitMs` for its turn is not run; its caller gets
- * StreamBusyError (503 with Retry-After), nothing written, instead of a queue that grows for as long
- * as the load lasts (found in review: deposits applied seconds after their clients gave up).
+ * Bounded: work still waiting for its turn `maxWaitMs` after it was queued is refused then (a timer,
+ * not a check when the turn comes: the work ahead may be stuck on a lock for much longer) and its
+ * turn skipped; its caller gets StreamBusyError (503 with Retry-After), nothing written, instead of
+ * a queue that grows for as long as the load lasts (found in review: deposits applied seconds after
+ * their clients had given up).
  *
- * Work running in a stream's lane that queues more work on the same stream runs it at once, inside
- * its own turn (AsyncLocalStorage knows which lanes the current work holds): waiting for the lane
- * would wait for itself. A lane exists only while work is queued on it.
+ * Work running in a stream's turn that queues more work on the same stream runs it at once, inside
+ * its own turn (re-entrant; AsyncLocalStorage knows the turns the current work is in): waiting for
+ * the lane would wait for itself. Only while the turn lasts: a timer or a promise started in a turn
+ * that calls later queues like anyone else (found in review). A lane exists only while work is
+ * queued on it.
  */
 export class StreamLanes {
-  /** Per stream: settles when the last work queued on it has finished (never rejects). */
+  /** Per stream: settles when the last work queued on it has had its turn (never rejects). */
   private readonly tails = new Map<string, Promise<void>>();
-  /** The streams whose lane the current async context holds. */
-  private readonly held = new AsyncLocalStorage<ReadonlySet<string>>();
+  /** The turns the current async context runs in, per stream: re-entry skips the queue while active. */
+  private readonly turns = new AsyncLocalStorage<ReadonlyMap<string, Turn>>();
 
   constructor(private readonly maxWaitMs: number = Number.POSITIVE_INFINITY) {}
 
   /** `maxWaitMs` overrides the lanes' bound for this work (Infinity: it waits as long as it takes). */
   run<T>(stream: string, work: () => Promise<T>, maxWaitMs: number = this.maxWaitMs): Promise<T> {
-    const holding = this.held.getStore();
-    if (holding?.has(stream)) return work();
-    const queuedAt = performance.now();
-    const turn = () => {
-      const waited = performance.now() - queuedAt;
-      if (waited > maxWaitMs) throw new StreamBusyError(stream, Math.round(waited));
-      return this.held.run(new Set([...(holding ?? []), stream]), work);
-    };
-    const result = (this.tails.get(stream) ?? Promise.resolve()).then(turn);
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
+    const inside = this.turns.getStore();
+    if (inside?.get(stream)?.active) return work();
+    const before = this.tails.get(stream);
+    let turnTaken!: () => void;
+    const tail = new Promise<void>((resolve) => (turnTaken = resolve));
     this.tails.set(stream, tail);
     void tail.then(() => {
       if (this.tails.get(stream) === tail) this.tails.delete(stream);
     });
-    return result;
+    return new Promise<T>((resolve, reject) => {
+      const queuedAt = performance.now();
+      let refused = false;
+      const timer =
+        before && Number.isFinite(maxWaitMs)
+          ? setTimeout(() => {
+              refused = true;
+              reject(new StreamBusyError(stream, Math.round(performance.now() - queuedAt)));
+            }, maxWaitMs)
+          : undefined;
+      void (before ?? Promise.resolve()).then(() => {
+        clearTimeout(timer);
+        if (refused) {
+          turnTaken(); // its turn passes at once
+          return;
+        }
+        const turn: Turn = { active: true };
+        let running: Promise<T>;
+        try {
+          running = this.turns.run(new Map([...(inside ?? []), [stream, turn]]), work);
+        } catch (error) {
+          running = Promise.reject(error as Error);
+        }
+        void running.then(resolve, reject).finally(() => {
+          turn.active = false;
+          turnTaken();
+        });
+      });
+    });
   }
 
   /** Streams with work queued or running (tests). */
   get size(): number {
     return this.tails.size;
   }
+}
+
+interface Turn {
+  active: boolean;
 }

@@ -185,8 +185,9 @@ export class EventStore extends StreamReads {
    * Runs `work` in `streamId`'s turn (StreamLanes). Work of a process manager (under a lease fence)
    * waits as long as it takes instead of COMMAND_LANE_MAX_WAIT_MS: no client waits for it, and a
    * refusal would count as a failed reaction, of which PROJECTION_MAX_ATTEMPTS stop the whole
-   * process manager in `failed` (one hot account must not). Its wait stays bounded in practice: the
-   * clients' commands queued ahead of it wait at most that long for their turn.
+   * process manager in `failed` (one hot account must not). Its wait is then the turns of the work
+   * queued ahead of it: the clients' commands wait at most COMMAND_LANE_MAX_WAIT_MS each for their
+   * turn, but a turn itself lasts as long as its work (a lock, races with another instance).
    */
   inLane<T>(streamId: string, work: () => Promise<T>): Promise<T> {
     return this.lanes.run(streamId, work, currentFence() ? Number.POSITIVE_INFINITY : undefined);

@@ -133,4 +133,58 @@ describe('StreamLanes', () => {
     await Promise.all([later, leaked]);
     expect(order).toEqual(['later start', 'later end', 'leaked start', 'leaked end']);
   });
+
+  it('a turn lasts until every work started in it has settled: nested work never overlaps the next turn', async () => {
+    const lanes = new StreamLanes();
+    const order: string[] = [];
+    const nested = (name: string, ms: number) => async () => {
+      order.push(`start ${name}`);
+      await sleep(ms);
+      order.push(`end ${name}`);
+    };
+    // Started in the turn and left running (review: it overlapped the next waiter).
+    const first = lanes.run('a', async () => {
+      void lanes.run('a', nested('detached', 40));
+      await sleep(5);
+    });
+    const next = lanes.run('a', nested('next', 5));
+    await Promise.all([first, next]);
+    // Started by a continuation of the work's own promise, just as it settles.
+    const third = lanes.run('a', () => {
+      const done = sleep(5);
+      void done.then(() => lanes.run('a', nested('continuation', 30)));
+      return done;
+    });
+    const fourth = lanes.run('a', nested('fourth', 5));
+    await Promise.all([third, fourth]);
+    expect(order).toEqual([
+      'start detached',
+      'end detached',
+      'start next',
+      'end next',
+      'start continuation',
+      'end continuation',
+      'start fourth',
+      'end fourth',
+    ]);
+  });
+
+  it('a work that returns no promise, or throws at once when re-entered, neither hangs the lane nor throws from run', async () => {
+    const lanes = new StreamLanes();
+    const blocker = lanes.run('a', () => sleep(5));
+    const plain = lanes.run('a', (() => 42) as unknown as () => Promise<number>);
+    await blocker;
+    await expect(plain).resolves.toBe(42);
+    const reentered = await lanes.run('a', async () => {
+      const inner = lanes.run('a', () => {
+        throw new Error('at once');
+      });
+      return inner.then(
+        () => 'resolved',
+        (error: unknown) => (error as Error).message,
+      );
+    });
+    expect(reentered).toBe('at once');
+    await expect(lanes.run('a', async () => 'next')).resolves.toBe('next');
+  });
 });

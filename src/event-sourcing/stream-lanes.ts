@@ -20,11 +20,14 @@ import { StreamBusyError } from './errors.js';
  * a queue that grows for as long as the load lasts (found in review: deposits applied seconds after
  * their clients had given up).
  *
- * Work running in a stream's turn that queues more work on the same stream runs it at once, inside
- * its own turn (re-entrant; AsyncLocalStorage knows the turns the current work is in): waiting for
- * the lane would wait for itself. Only while the turn lasts: a timer or a promise started in a turn
- * that calls later queues like anyone else (found in review). A lane exists only while work is
- * queued on it.
+ * Work running in a stream's turn that runs more work on the same stream runs it at once, within
+ * its own turn (re-entrant: AsyncLocalStorage knows the turns the current work is in): waiting for
+ * the lane would wait for itself. Such nested work may run alongside the work that started it, and
+ * the turn lasts until every work started in it has settled, so the next waiter never overlaps one
+ * (found in review: a nested work left running overlapped the next turn). Once the turn is over, a
+ * timer or a promise it left behind queues like anyone else. Work in a lane must not wait for
+ * another stream's lane that may be waiting for its own: with unbounded waits (a process manager's)
+ * that is a deadlock; nothing does it today. A lane exists only while work is queued on it.
  */
 export class StreamLanes {
   /** Per stream: settles when the last work queued on it has had its turn (never rejects). */
@@ -37,7 +40,8 @@ export class StreamLanes {
   /** `maxWaitMs` overrides the lanes' bound for this work (Infinity: it waits as long as it takes). */
   run<T>(stream: string, work: () => Promise<T>, maxWaitMs: number = this.maxWaitMs): Promise<T> {
     const inside = this.turns.getStore();
-    if (inside?.get(stream)?.active) return work();
+    const current = inside?.get(stream);
+    if (current?.active) return within(current, work);
     const before = this.tails.get(stream);
     let turnTaken!: () => void;
     const tail = new Promise<void>((resolve) => (turnTaken = resolve));
@@ -45,33 +49,26 @@ export class StreamLanes {
     void tail.then(() => {
       if (this.tails.get(stream) === tail) this.tails.delete(stream);
     });
+    // Dropped when refused: a waiter refused behind a stuck head keeps no request alive (review).
+    let pending: (() => Promise<T>) | undefined = work;
     return new Promise<T>((resolve, reject) => {
       const queuedAt = performance.now();
-      let refused = false;
       const timer =
         before && Number.isFinite(maxWaitMs)
           ? setTimeout(() => {
-              refused = true;
+              pending = undefined;
               reject(new StreamBusyError(stream, Math.round(performance.now() - queuedAt)));
             }, maxWaitMs)
           : undefined;
       void (before ?? Promise.resolve()).then(() => {
         clearTimeout(timer);
-        if (refused) {
-          turnTaken(); // its turn passes at once
+        const toRun = pending;
+        if (!toRun) {
+          turnTaken(); // refused: its turn passes at once
           return;
         }
-        const turn: Turn = { active: true };
-        let running: Promise<T>;
-        try {
-          running = this.turns.run(new Map([...(inside ?? []), [stream, turn]]), work);
-        } catch (error) {
-          running = Promise.reject(error as Error);
-        }
-        void running.then(resolve, reject).finally(() => {
-          turn.active = false;
-          turnTaken();
-        });
+        const turn: Turn = { active: true, open: 0, end: turnTaken };
+        this.turns.run(new Map([...(inside ?? []), [stream, turn]]), () => within(turn, toRun)).then(resolve, reject);
       });
     });
   }
@@ -84,4 +81,26 @@ export class StreamLanes {
 
 interface Turn {
   active: boolean;
+  /** Works started in the turn and not settled yet (the first one included). */
+  open: number;
+  /** Hands the lane on: called once, when the last open work has settled. */
+  readonly end: () => void;
+}
+
+/** Runs `work` as one of `turn`'s open works; a work that throws at once or returns no promise is normalised. */
+function within<T>(turn: Turn, work: () => Promise<T>): Promise<T> {
+  turn.open++;
+  let running: Promise<T>;
+  try {
+    running = Promise.resolve(work());
+  } catch (error) {
+    running = Promise.reject(error as Error);
+  }
+  const settled = () => {
+    if (--turn.open > 0) return;
+    turn.active = false;
+    turn.end();
+  };
+  running.then(settled, settled);
+  return running;
 }

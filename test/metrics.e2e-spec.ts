@@ -14,8 +14,8 @@ import { type TestApp, startTestApp } from './support/test-app.js';
 let t: TestApp;
 const api = accountsApi(() => t);
 
-async function scrape(): Promise<Exposition> {
-  const response = await t.anonymous.get('/metrics');
+async function scrape(app: TestApp = t): Promise<Exposition> {
+  const response = await app.anonymous.get('/metrics');
   expect(response.status).toBe(200);
   expect(response.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
   return parsePrometheusText(response.text);
@@ -87,6 +87,27 @@ describe('GET /metrics', () => {
     expect(moved(before, after, 'ledger_commands_total', { command: 'DepositMoney', outcome: 'appended' })).toBe(0);
     expect(moved(before, after, 'ledger_events_appended_total')).toBe(0);
     expect(moved(before, after, 'http_request_duration_seconds_count', { route: '/accounts/:id/withdrawals', status_code: '422' })).toBe(1);
+  });
+
+  it('counts a command refused for the queue on its account (503 STREAM_BUSY) as busy, not as an error', async () => {
+    const busy = await startTestApp({ COMMAND_LANE_MAX_WAIT_MS: '1' });
+    try {
+      const opened = await busy.http.post('/accounts').send({ ownerName: 'Busy', currency: 'EUR' });
+      const before = await scrape(busy);
+      const answers = await Promise.all(
+        Array.from({ length: 100 }, () => busy.http.post(`/accounts/${opened.body.id as string}/deposits`).send({ amount: 1 })),
+      );
+      const after = await scrape(busy);
+      const refused = answers.filter((answer) => answer.status === 503);
+      expect(refused.length).toBeGreaterThan(0);
+      for (const answer of refused) expect(answer.body.code).toBe('STREAM_BUSY');
+      expect(moved(before, after, 'ledger_commands_total', { command: 'DepositMoney', outcome: 'busy' })).toBe(refused.length);
+      expect(moved(before, after, 'ledger_commands_total', { command: 'DepositMoney', outcome: 'appended' })).toBe(100 - refused.length);
+      expect(moved(before, after, 'ledger_commands_total', { command: 'DepositMoney', outcome: 'error' })).toBe(0);
+      expect(moved(before, after, 'ledger_events_appended_total')).toBe(100 - refused.length);
+    } finally {
+      await busy.close();
+    }
   });
 
   it('times what no route matched (and what auth refused) without the raw URL', async () => {

@@ -3,8 +3,10 @@ import type { CommandOutcome } from './ledger-metrics.js';
 
 /**
  * What a command's failure counts as: a stale If-Match (WrongExpectedVersionError) is `precondition_failed`, a lost race (ConcurrencyConflictError) or a
- * contradicting state `conflict`, a business refusal or an unknown target `rejected`; anything
- * without a kind (a defect, an unreachable database) or `unavailable` is an `error`.
+ * contradicting state `conflict`, a business refusal or an unknown target `rejected`, a refusal for
+ * load worth retrying shortly (STREAM_BUSY: the account's queue on this instance; the kind
+ * `unavailable`) `busy`; anything without a kind (a defect, an unreachable database) is an `error`,
+ * which alerts: a hot account must not look like a broken service.
  */
 export function commandOutcomeOf(error: unknown): CommandOutcome {
   if (!isKindedError(error)) return 'error';
@@ -16,6 +18,8 @@ export function commandOutcomeOf(error: unknown): CommandOutcome {
     case 'rule-violated':
     case 'not-found':
       return 'rejected';
+    case 'unavailable':
+      return 'busy';
     default:
       return 'error';
   }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The outcomes of a command, as `ledger_commands_total{outcome}` counts them (see command-outcome.ts). */
-export const COMMAND_OUTCOMES = ['appended', 'rejected', 'conflict', 'precondition_failed', 'error'] as const;
+export const COMMAND_OUTCOMES = ['appended', 'rejected', 'conflict', 'precondition_failed', 'busy', 'error'] as const;
 export type CommandOutcome = (typeof COMMAND_OUTCOMES)[number];
 
 /**
@@ -25,7 +25,7 @@ export class LedgerMetrics {
 
   readonly commands = new Counter({
     name: 'ledger_commands_total',
-    help: 'Commands executed, by command and outcome (appended, rejected, conflict, precondition_failed, error)',
+    help: 'Commands executed, by command and outcome (appended, rejected, conflict, precondition_failed, busy, error)',
     labelNames: ['command', 'outcome'] as const,
     registers: [this.registry],
   });

@@ -341,7 +341,7 @@ export interface paths {
         };
         /**
          * Prometheus metrics in the text exposition format (no token needed)
-         * @description HTTP latency by route template, commands by outcome, appends, projection lag and status, live feed connections, process and Node.js metrics.
+         * @description HTTP latency by route template, commands by outcome, appends, the queues of commands per account (lanes), projection lag and status, live feed connections, process and Node.js metrics.
          */
         get: operations["MetricsController_scrape"];
         put?: never;

@@ -48,6 +48,9 @@ describe('GET /metrics', () => {
         ledger_projection_status: 'gauge',
         ledger_live_feed_connections: 'gauge',
         ledger_idempotency_replays_total: 'counter',
+        ledger_command_lane_wait_seconds: 'histogram',
+        ledger_command_lanes_waiting: 'gauge',
+        ledger_command_lanes_busy: 'gauge',
         process_cpu_user_seconds_total: 'counter',
         process_resident_memory_bytes: 'gauge',
         nodejs_eventloop_lag_seconds: 'gauge',
@@ -108,6 +111,41 @@ describe('GET /metrics', () => {
     } finally {
       await busy.close();
     }
+  });
+
+  it('shows the commands queued behind a stuck one on an account, and how long they waited for their turn', async () => {
+    const opened = await api.open();
+    const before = await scrape();
+    expect(valueOf(before, 'ledger_command_lanes_waiting')).toBe(0);
+    expect(valueOf(before, 'ledger_command_lanes_busy')).toBe(0);
+    // The log locked: the first deposit's append waits, and the 9 behind it wait for their turn.
+    const blocker = t.dataSource.createQueryRunner();
+    await blocker.connect();
+    await blocker.startTransaction();
+    await blocker.query('LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE');
+    let answers: Promise<Array<{ status: number }>> | undefined;
+    try {
+      answers = Promise.all(Array.from({ length: 10 }, () => t.http.post(`/accounts/${opened.id}/deposits`).send({ amount: 1 })));
+      let during = await scrape();
+      for (let tries = 0; valueOf(during, 'ledger_command_lanes_waiting') < 9 && tries < 100; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        during = await scrape();
+      }
+      expect(valueOf(during, 'ledger_command_lanes_waiting')).toBe(9);
+      expect(valueOf(during, 'ledger_command_lanes_busy')).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } finally {
+      await blocker.rollbackTransaction();
+      await blocker.release();
+    }
+    expect((await answers!).map((answer) => answer.status)).toEqual(Array.from({ length: 10 }, () => 200));
+    const after = await scrape();
+    expect(valueOf(after, 'ledger_command_lanes_waiting')).toBe(0);
+    expect(valueOf(after, 'ledger_command_lanes_busy')).toBe(0);
+    // Every command took its turn once; the 9 behind the stuck head waited at least the 300 ms above.
+    expect(moved(before, after, 'ledger_command_lane_wait_seconds_count')).toBe(10);
+    expect(moved(before, after, 'ledger_command_lane_wait_seconds_sum')).toBeGreaterThan(9 * 0.3);
+    expect(moved(before, after, 'ledger_command_lane_wait_seconds_bucket', { le: '0.25' })).toBeLessThanOrEqual(1);
   });
 
   it('times what no route matched (and what auth refused) without the raw URL', async () => {

@@ -181,6 +181,16 @@ export class EventStore extends StreamReads {
     return new WrongExpectedVersionError(error.streamId, error.expectedVersion, await this.streamVersion(error.streamId));
   }
 
+  /** The lanes' queue now (metrics at scrape time): works waiting for their turn, streams with work. */
+  get laneDepth(): { readonly waiting: number; readonly streams: number } {
+    return this.lanes.depth;
+  }
+
+  /** Calls `listener` with how long each work run in a lane waited for its turn, in ms (metrics). */
+  onLaneTurn(listener: (waitedMs: number) => void): void {
+    this.lanes.onTurn(listener);
+  }
+
   /**
    * Runs `work` in `streamId`'s turn (StreamLanes). Work of a process manager (under a lease fence)
    * waits as long as it takes instead of COMMAND_LANE_MAX_WAIT_MS: no client waits for it, and a

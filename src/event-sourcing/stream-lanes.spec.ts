@@ -187,4 +187,27 @@ describe('StreamLanes', () => {
     expect(reentered).toBe('at once');
     await expect(lanes.run('a', async () => 'next')).resolves.toBe('next');
   });
+
+  it('counts the works waiting, refused or not, once each, and tells how long each one that ran waited', async () => {
+    const lanes = new StreamLanes(40);
+    const waits: number[] = [];
+    lanes.onTurn((waitedMs) => waits.push(waitedMs));
+    let release!: () => void;
+    const head = lanes.run('a', () => new Promise<void>((resolve) => (release = resolve)));
+    const refused = lanes.run('a', async () => 'never');
+    const patient = lanes.run('a', async () => 'ran', Number.POSITIVE_INFINITY);
+    await sleep(0);
+    expect(lanes.depth).toEqual({ waiting: 2, streams: 1 });
+    await expect(refused).rejects.toBeInstanceOf(StreamBusyError);
+    expect(lanes.depth).toEqual({ waiting: 1, streams: 1 }); // the refused one stopped waiting when refused
+    await sleep(30);
+    release();
+    await expect(patient).resolves.toBe('ran');
+    await head;
+    await sleep(0);
+    expect(lanes.depth).toEqual({ waiting: 0, streams: 0 });
+    expect(waits).toHaveLength(2); // the head and the patient one; the refused one never had a turn
+    expect(waits[0]).toBe(0);
+    expect(waits[1]).toBeGreaterThanOrEqual(60);
+  });
 });

@@ -34,8 +34,22 @@ export class StreamLanes {
   private readonly tails = new Map<string, Promise<void>>();
   /** The turns the current async context runs in, per stream: re-entry skips the queue while active. */
   private readonly turns = new AsyncLocalStorage<ReadonlyMap<string, Turn>>();
+  /** Works queued behind another on their stream, not yet run nor refused. */
+  private waitingNow = 0;
+  /** Told how long each work waited for its turn (metrics; the lanes know nothing of them). */
+  private turnListener?: (waitedMs: number) => void;
 
   constructor(private readonly maxWaitMs: number = Number.POSITIVE_INFINITY) {}
+
+  /** Calls `listener` with the wait of every work that gets its turn (0 for one that found its lane free). */
+  onTurn(listener: (waitedMs: number) => void): void {
+    this.turnListener = listener;
+  }
+
+  /** Works waiting for their turn now, and streams with work queued or running: what a queue looks like. */
+  get depth(): { readonly waiting: number; readonly streams: number } {
+    return { waiting: this.waitingNow, streams: this.tails.size };
+  }
 
   /** `maxWaitMs` overrides the lanes' bound for this work (Infinity: it waits as long as it takes). */
   run<T>(stream: string, work: () => Promise<T>, maxWaitMs: number = this.maxWaitMs): Promise<T> {
@@ -51,12 +65,14 @@ export class StreamLanes {
     });
     // Dropped when refused: a waiter refused behind a stuck head keeps no request alive (review).
     let pending: (() => Promise<T>) | undefined = work;
+    if (before) this.waitingNow++;
     return new Promise<T>((resolve, reject) => {
       const queuedAt = performance.now();
       const timer =
         before && Number.isFinite(maxWaitMs)
           ? setTimeout(() => {
               pending = undefined;
+              this.waitingNow--;
               reject(new StreamBusyError(stream, Math.round(performance.now() - queuedAt)));
             }, maxWaitMs)
           : undefined;
@@ -64,9 +80,11 @@ export class StreamLanes {
         clearTimeout(timer);
         const toRun = pending;
         if (!toRun) {
-          turnTaken(); // refused: its turn passes at once
+          turnTaken(); // refused: its turn passes at once (and stopped waiting when refused)
           return;
         }
+        if (before) this.waitingNow--;
+        this.turnListener?.(before ? performance.now() - queuedAt : 0);
         const turn: Turn = { active: true, open: 0, end: turnTaken };
         this.turns.run(new Map([...(inside ?? []), [stream, turn]]), () => within(turn, toRun)).then(resolve, reject);
       });

@@ -50,6 +50,7 @@ export class MetricsInstrumentation implements OnModuleInit, OnModuleDestroy {
       }
     };
 
+    this.store.onLaneTurn((waitedMs) => this.metrics.laneWait.observe(waitedMs / 1000));
     this.subscription = this.eventBus.subscribe(() => eventsAppended.inc());
   }
 

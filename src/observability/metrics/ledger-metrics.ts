@@ -70,6 +70,25 @@ export class LedgerMetrics {
     registers: [this.registry],
   });
 
+  readonly laneWait = new Histogram({
+    name: 'ledger_command_lane_wait_seconds',
+    help: 'How long commands (and units of work after a lost race) waited for their turn on their stream in this process (0 when it was free)',
+    buckets: [0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly lanesWaiting = new Gauge({
+    name: 'ledger_command_lanes_waiting',
+    help: 'Commands waiting now for the commands ahead of them on their stream in this process (at scrape time)',
+    registers: [this.registry],
+  });
+
+  readonly lanesBusy = new Gauge({
+    name: 'ledger_command_lanes_busy',
+    help: 'Streams with a command running or queued in this process (at scrape time)',
+    registers: [this.registry],
+  });
+
   readonly liveFeedConnections = new Gauge({
     name: 'ledger_live_feed_connections',
     help: 'Open /events/live streams in this process (at scrape time)',

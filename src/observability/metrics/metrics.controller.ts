@@ -17,7 +17,7 @@ export class MetricsController {
   @ApiOperation({
     summary: 'Prometheus metrics in the text exposition format (no token needed)',
     description:
-      'HTTP latency by route template, commands by outcome, appends, projection lag and status, live feed connections, process and Node.js metrics.',
+      'HTTP latency by route template, commands by outcome, appends, the queues of commands per account (lanes), projection lag and status, live feed connections, process and Node.js metrics.',
   })
   @ApiProduces('text/plain')
   @ApiOkResponse({ description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } })

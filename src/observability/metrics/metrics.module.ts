@@ -1,6 +1,6 @@
 import { type DynamicModule, Module, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { ProjectionAdmin } from '../../event-sourcing/index.js';
+import { EventStore, ProjectionAdmin } from '../../event-sourcing/index.js';
 import { LiveFeed } from '../../event-log/live-feed.js';
 import { MetricsInstrumentation } from './instrumentation.js';
 import { LedgerMetrics } from './ledger-metrics.js';
@@ -26,6 +26,7 @@ export class MetricsModule implements OnModuleInit {
   constructor(
     private readonly metrics: LedgerMetrics,
     private readonly projections: ProjectionAdmin,
+    private readonly store: EventStore,
     private readonly moduleRef: ModuleRef,
   ) {}
 
@@ -35,6 +36,7 @@ export class MetricsModule implements OnModuleInit {
     installScrapeTimeGauges(this.metrics, {
       projections: () => this.projections.status(),
       liveFeedConnections: () => (liveFeed ??= this.moduleRef.get(LiveFeed, { strict: false }))?.slots.open,
+      commandLanes: () => this.store.laneDepth,
     });
   }
 }

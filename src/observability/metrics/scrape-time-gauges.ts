@@ -11,10 +11,12 @@ export interface ScrapeSources {
   readonly projections: () => Promise<readonly ProjectionStatusReport[]>;
   /** Open live streams in this process, or undefined while the live feed is not built. */
   readonly liveFeedConnections: () => number | undefined;
+  /** The command lanes' queue in this process (EventStore.laneDepth). */
+  readonly commandLanes: () => { readonly waiting: number; readonly streams: number };
 }
 
 /**
- * Fills the projection and live-feed gauges when Prometheus scrapes, not on every event: the three
+ * Fills the projection, live-feed and command-lane gauges when Prometheus scrapes, not on every event: the three
  * projection gauges are collected concurrently by the registry, so they share one status read per
  * scrape (the pending promise), and a slow database bounds the scrape at STATUS_TIMEOUT_MS.
  */
@@ -42,4 +44,6 @@ export function installScrapeTimeGauges(metrics: LedgerMetrics, sources: ScrapeS
   (metrics.liveFeedConnections as { collect?: () => void }).collect = () => {
     metrics.liveFeedConnections.set(sources.liveFeedConnections() ?? 0);
   };
+  (metrics.lanesWaiting as { collect?: () => void }).collect = () => metrics.lanesWaiting.set(sources.commandLanes().waiting);
+  (metrics.lanesBusy as { collect?: () => void }).collect = () => metrics.lanesBusy.set(sources.commandLanes().streams);
 }

@@ -517,6 +517,16 @@ describe('account transfer legs', () => {
       expect(second.transferSteps.size).toBe(0);
     });
   });
+
+  it('a copy of a state (what a unit of work folds) shares nothing a fold changes with the original', () => {
+    const original = fold(accountDecider, [opened, deposited(100, 100), debited(30, 70)]);
+    const copy = accountDecider.copy!(original);
+    expect(copy).toEqual(original);
+    const folded = [debited(20, 50, otherTransferId), settled(30)].reduce((state, event) => accountDecider.evolve(state, event), copy);
+    expect(folded).toMatchObject({ balance: 50, inFlight: 20 });
+    // The original is still the state after its three events: no step or open debit of the fold above.
+    expect(original).toEqual(fold(accountDecider, [opened, deposited(100, 100), debited(30, 70)]));
+  });
 });
 
 /** What a second resolution of a transfer decides: a refusal (a domain error) counts as nothing decided. */

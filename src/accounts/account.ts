@@ -106,6 +106,9 @@ type AccountSnapshot =
 export const accountDecider: Decider<AccountState, AccountEvent> = {
   initialState: { status: 'none' },
   evolve,
+  // evolve adds to transferSteps and openDebits in place: a unit of work folds copies of them.
+  copy: (state) =>
+    state.status === 'none' ? state : { ...state, transferSteps: new Set(state.transferSteps), openDebits: new Map(state.openDebits) },
   snapshots: {
     aggregate: 'account',
     schemaVersion: 3, // 2: inFlight; 3: openDebits

@@ -35,10 +35,13 @@ export interface RunCommand<State, Event extends object> {
  * ConcurrencyConflictError. Lone commands of this process take turns per stream (StreamLanes), so
  * the race they can lose is only to another process or to a unit of work.
  *
- * Inside a unit of work (an idempotent request's transaction) a lost race is not decided again
- * there: the transaction already has its id, and appending again from it could list the stream out
- * of version order in the log. It throws UnitOfWorkConflict, and the unit of work starts over on a
- * new transaction (EventStore.transaction).
+ * Inside a unit of work (an idempotent request's transaction, a transfer step) a lost race is not
+ * decided again there: the transaction may already have its id, and appending again from it could
+ * list the stream out of version order in the log. It throws UnitOfWorkConflict, and the unit of
+ * work starts over on a new transaction (EventStore.transaction). A unit of work decides from a copy
+ * of the cached state too (when the decider can copy it: Decider.copy), which saves reading the
+ * stream in the transaction; when that state turns out stale (no statement failed: the append found
+ * a newer version), it reads the stream in the transaction and decides again, once.
  */
 @Injectable()
 export class CommandRunner {
@@ -72,11 +75,11 @@ export class CommandRunner {
   }
 
   private async runUntraced<State, Event extends object>(command: RunCommand<State, Event>): Promise<AppendResult> {
+    /** Set once a unit of work's decision on the cache met a stream that had moved on: read it from then on. */
+    let readInTransaction = false;
     for (let attempt = 1; ; attempt++) {
-      // Inside a unit of work the stream is read in its transaction, as before: the cache is for
-      // lone commands (a unit of work may still roll back what it appended).
       const inUnitOfWork = ambientManager() !== undefined;
-      const cached = inUnitOfWork ? undefined : this.cache.get(command.streamId, command.decider);
+      const cached = readInTransaction ? undefined : this.cached(command, inUnitOfWork);
       let loaded = cached ?? (await this.loader.load(command.streamId, command.decider));
       let outcome = this.decide(command, loaded);
       if (cached && !('events' in outcome && outcome.events.length > 0)) {
@@ -103,7 +106,17 @@ export class CommandRunner {
       } catch (error) {
         this.cache.delete(command.streamId);
         if (!(error instanceof WrongExpectedVersionError) || command.expectedVersion !== undefined) throw error;
-        if (ambientManager()) throw new UnitOfWorkConflict(command.streamId, 'a concurrent writer took its next version');
+        if (ambientManager()) {
+          if (cached && !readInTransaction) {
+            // Decided on the cache, and the stream had moved on (another instance wrote it): no
+            // statement failed, so decide again on the stream as this transaction reads it. Should the
+            // new head have been written by a younger transaction than this one, the insert trigger
+            // refuses the append (LE001) and the whole unit of work starts over, as for any lost race.
+            readInTransaction = true;
+            continue;
+          }
+          throw new UnitOfWorkConflict(command.streamId, 'a concurrent writer took its next version');
+        }
         this.logger.debug(
           `${correlationTag(command.metadata)} ${command.streamId}@${version}: lost a race (attempt ${attempt}), deciding again`,
         );
@@ -154,6 +167,23 @@ export class CommandRunner {
       this.cache.set(command.streamId, command.decider, cached);
     }
     await this.loader.appended(command.streamId, command.decider, loaded, appended, after);
+  }
+
+  /**
+   * The state this process last appended to the stream, if it knows it. Inside a unit of work only
+   * for a decider that can copy its state (Decider.copy), and then a copy: the unit of work folds
+   * what it appends into it before it has committed, and may roll back, while lone commands go on
+   * deciding from the cached state (evolve may change a state's collections in place).
+   */
+  private cached<State, Event extends object>(
+    command: RunCommand<State, Event>,
+    inUnitOfWork: boolean,
+  ): LoadedAggregate<State> | undefined {
+    const { decider } = command;
+    if (inUnitOfWork && !decider.copy) return undefined;
+    const cached = this.cache.get(command.streamId, decider);
+    if (!cached || !inUnitOfWork) return cached;
+    return { ...cached, state: decider.copy!(cached.state) };
   }
 
   /** The caller's expected version checked against `loaded`, then the pure decision: events or the error to throw. */

@@ -7,6 +7,14 @@ export interface Decider<State, Event extends object> {
   evolve(state: State, event: Event): State;
   /** How this aggregate's state is snapshotted (see SnapshotStore); absent: never snapshotted. */
   readonly snapshots?: SnapshotCodec<State>;
+  /**
+   * A state equal to `state` that folding it further cannot change `state` through (an evolve that
+   * adds to a collection in place must copy that collection here). With it, a command inside a unit
+   * of work decides from the state this process last appended (CommandRunner's aggregate cache)
+   * instead of reading the stream in its transaction: the unit of work may still roll back, so it
+   * must fold a state of its own. Absent: units of work always read the stream.
+   */
+  copy?(state: State): State;
 }
 
 /**

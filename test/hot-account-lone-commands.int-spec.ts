@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Response } from 'supertest';
 import { accountStreamId } from '../src/accounts/account.js';
+import { mostFailedReactions } from './support/failed-reactions.js';
 import { LedgerClient } from './support/ledger-client.js';
 import { waitUntilSettled } from './support/ledger-fold.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
@@ -120,24 +121,14 @@ describe('units of work on an account kept hot by lone commands', () => {
       loop(30, lone, () => t.http.post(`/accounts/${hot.id}/deposits`).send({ amount: 1 })),
       loop(4, idempotent, () => t.http.post(`/accounts/${hot.id}/deposits`).set('Idempotency-Key', randomUUID()).send({ amount: 1 })),
     ]);
-    // A reaction that fails (a debit that gave up on its races) counts an attempt on its checkpoint
-    // until the checkpoint moves on: watched while the load lasts.
-    let failedReactions = 0;
-    const watch = (async () => {
-      while (Date.now() < until + 1000) {
-        const [{ attempts }] = await t.dataSource.query(
-          `SELECT coalesce(max(attempts), 0)::int AS attempts FROM projection_checkpoints WHERE projection = 'transfer-process'`,
-        );
-        failedReactions = Math.max(failedReactions, attempts as number);
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-    })();
+    // A debit that gave up on its races would be a failed reaction: watched while the load lasts.
+    const watch = mostFailedReactions(t.dataSource, until + 1000);
     const transfers: string[] = [];
     while (Date.now() < until) {
       transfers.push((await client.transfer(hot.id, other.id, 1)).id);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    await Promise.all([load, watch]);
+    const [, failedReactions] = await Promise.all([load, watch]);
     await waitUntilSettled(t.dataSource, 60_000);
 
     expect(statuses(lone)).toEqual({ 200: lone.length });
@@ -246,23 +237,14 @@ describe('the transfer process on an account whose queue is over COMMAND_LANE_MA
         while (Date.now() < until) answers.push(await t.http.post(`/accounts/${hot.id}/deposits`).send({ amount: 1 }));
       }),
     );
-    let failedReactions = 0;
-    const watch = (async () => {
-      while (Date.now() < until + 1000) {
-        const [{ attempts }] = await t.dataSource.query(
-          `SELECT coalesce(max(attempts), 0)::int AS attempts FROM projection_checkpoints WHERE projection = 'transfer-process'`,
-        );
-        failedReactions = Math.max(failedReactions, attempts as number);
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-    })();
+    const watch = mostFailedReactions(t.dataSource, until + 1000);
     const transfers: string[] = [];
     while (Date.now() < until) {
       // Both ways: the credit of the hot account is a lone command, its debit a unit of work.
       transfers.push((await client.transfer(other.id, hot.id, 1)).id, (await client.transfer(hot.id, other.id, 1)).id);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    await Promise.all([load, watch]);
+    const [, failedReactions] = await Promise.all([load, watch]);
     await waitUntilSettled(t.dataSource, 60_000);
 
     const counts = statuses(answers);

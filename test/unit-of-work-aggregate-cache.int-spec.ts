@@ -77,6 +77,19 @@ describe('a unit of work on an account this process wrote last', () => {
   });
 });
 
+describe('a unit of work refused on the copy', () => {
+  it('leaves the cache entry in place when the stream had not moved on: the next lone deposit reads nothing (review)', async () => {
+    const account = await client.openWith(100);
+    const refused = await t.http.post(`/accounts/${account.id}/withdrawals`).set('Idempotency-Key', randomUUID()).send({ amount: 1_000 });
+    expect(refused.status).toBe(422);
+    loads.start();
+    expect((await client.deposit(account.id, 1)).status).toBe(200);
+    loads.stop();
+    expect(loads.count).toBe(0);
+    expect(await balanceOf(account.id)).toBe(101);
+  });
+});
+
 describe('a unit of work that rolls back', () => {
   it('leaves nothing of what it folded in the state the next commands decide from', async () => {
     const account = await client.openWith(1_000);

@@ -40,8 +40,8 @@ export interface RunCommand<State, Event extends object> {
  * list the stream out of version order in the log. It throws UnitOfWorkConflict, and the unit of
  * work starts over on a new transaction (EventStore.transaction). A unit of work decides from a copy
  * of the cached state too (when the decider can copy it: Decider.copy), which saves reading the
- * stream in the transaction; when that state turns out stale (no statement failed: the append found
- * a newer version), it reads the stream in the transaction and decides again, once.
+ * stream in the transaction; when that state turns out stale (the append found a newer version and
+ * inserted nothing), it reads the stream in the transaction and decides again, once.
  */
 @Injectable()
 export class CommandRunner {
@@ -85,9 +85,12 @@ export class CommandRunner {
       if (cached && !('events' in outcome && outcome.events.length > 0)) {
         // A refusal, a version mismatch or nothing to do, decided on the cached state: the stream may
         // have moved on in another instance, so it is decided again on the stream as stored. Only an
-        // append trusts the cache, because the database checks its expected version.
-        this.cache.delete(command.streamId);
+        // append trusts the cache, because the database checks its expected version. The entry stays
+        // if the stream had not moved on (found in review: a refused idempotent request dropped the
+        // entry its account's lone commands decide from); it is never set from this read, which in a
+        // unit of work also sees the transaction's own appends, not committed yet.
         loaded = await this.loader.load(command.streamId, command.decider);
+        if (loaded.version !== cached.version) this.cache.delete(command.streamId);
         outcome = this.decide(command, loaded);
       }
       if ('error' in outcome) throw outcome.error;
@@ -108,10 +111,12 @@ export class CommandRunner {
         if (!(error instanceof WrongExpectedVersionError) || command.expectedVersion !== undefined) throw error;
         if (ambientManager()) {
           if (cached && !readInTransaction) {
-            // Decided on the cache, and the stream had moved on (another instance wrote it): no
-            // statement failed, so decide again on the stream as this transaction reads it. Should the
-            // new head have been written by a younger transaction than this one, the insert trigger
-            // refuses the append (LE001) and the whole unit of work starts over, as for any lost race.
+            // Decided on the cache, and the stream had moved on (another instance or another unit of
+            // work of this process wrote it): the append found a newer version and inserted nothing
+            // (in a nested unit of work, a version taken meanwhile was rolled back to its savepoint),
+            // so decide again on the stream as this transaction reads it. Should the new head have been
+            // written by a younger transaction than this one, the insert trigger refuses the append
+            // (LE001) and the whole unit of work starts over, as for any lost race.
             readInTransaction = true;
             continue;
           }

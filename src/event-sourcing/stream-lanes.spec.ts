@@ -210,4 +210,16 @@ describe('StreamLanes', () => {
     expect(waits[0]).toBe(0);
     expect(waits[1]).toBeGreaterThanOrEqual(60);
   });
+
+  it('a turn listener that throws keeps no work from its turn and no lane blocked (review)', async () => {
+    const lanes = new StreamLanes(50);
+    let calls = 0;
+    lanes.onTurn(() => {
+      if (++calls === 1) throw new Error('listener failed once');
+    });
+    await expect(lanes.run('a', async () => 'first')).resolves.toBe('first');
+    await expect(lanes.run('a', async () => 'next')).resolves.toBe('next');
+    await sleep(0);
+    expect(lanes.depth).toEqual({ waiting: 0, streams: 0 });
+  });
 });

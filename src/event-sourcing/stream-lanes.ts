@@ -84,7 +84,12 @@ export class StreamLanes {
           return;
         }
         if (before) this.waitingNow--;
-        this.turnListener?.(before ? performance.now() - queuedAt : 0);
+        try {
+          this.turnListener?.(before ? performance.now() - queuedAt : 0);
+        } catch {
+          // Metrics only: a listener that throws must not keep the work from its turn, nor the lane
+          // from the works behind it (found in review: the lane stayed blocked for good).
+        }
         const turn: Turn = { active: true, open: 0, end: turnTaken };
         this.turns.run(new Map([...(inside ?? []), [stream, turn]]), () => within(turn, toRun)).then(resolve, reject);
       });

@@ -1,4 +1,7 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from '@jest/globals';
 import { StreamBusyError } from './errors.js';
 import { StreamLanes } from './stream-lanes.js';
@@ -186,6 +189,51 @@ describe('StreamLanes', () => {
     });
     expect(reentered).toBe('at once');
     await expect(lanes.run('a', async () => 'next')).resolves.toBe('next');
+  });
+
+  it('a refused work leaves nothing behind while the work ahead is still stuck (review)', async () => {
+    // A full collection on demand (jest runs without --expose-gc).
+    setFlagsFromString('--expose-gc');
+    const collect = runInNewContext('gc') as () => void;
+    const lanes = new StreamLanes(1);
+    let release!: () => void;
+    const head = lanes.run('a', () => new Promise<void>((resolve) => (release = resolve))); // stuck on a lock, say
+    const callers: Array<WeakRef<Promise<unknown>>> = [];
+    const refusals: Array<Promise<unknown>> = [];
+    collect();
+    const heapBefore = process.memoryUsage().heapUsed;
+    for (let index = 0; index < 20_000; index++) {
+      const caller = lanes.run('a', async () => 'never');
+      if (index % 200 === 0) callers.push(new WeakRef(caller));
+      refusals.push(caller.catch((error: unknown) => error));
+    }
+    const answers = await Promise.all(refusals);
+    expect(answers.every((answer) => answer instanceof StreamBusyError)).toBe(true);
+    refusals.length = 0;
+    answers.length = 0;
+    await sleep(0);
+    collect();
+    const retained = process.memoryUsage().heapUsed - heapBefore;
+    // A chain of promises behind the head kept every refused caller's promise (about 1.7 KB each).
+    expect(callers.filter((caller) => caller.deref() !== undefined)).toHaveLength(0);
+    expect(retained).toBeLessThan(4 * 1024 * 1024);
+    expect(lanes.depth).toEqual({ waiting: 0, streams: 1 });
+    release();
+    await head;
+    await sleep(0);
+    expect(lanes.depth).toEqual({ waiting: 0, streams: 0 });
+  });
+
+  it('a queued work runs in the async context it was queued in, not in that of the turn before it', async () => {
+    const lanes = new StreamLanes();
+    const context = new AsyncLocalStorage<string>();
+    let release!: () => void;
+    const head = context.run('head', () => lanes.run('a', () => new Promise<void>((resolve) => (release = resolve))));
+    const seen = context.run('caller', () => lanes.run('a', async () => context.getStore()));
+    await sleep(0);
+    context.run('releaser', () => release());
+    await head;
+    await expect(seen).resolves.toBe('caller');
   });
 
   it('counts the works waiting, refused or not, once each, and tells how long each one that ran waited', async () => {

@@ -224,6 +224,66 @@ describe('StreamLanes', () => {
     expect(lanes.depth).toEqual({ waiting: 0, streams: 0 });
   });
 
+  it('a work that ran is not kept alive by a long-lived resource opened in its turn, nor by turns queued from it (review)', async () => {
+    setFlagsFromString('--expose-gc');
+    const collect = runInNewContext('gc') as () => void;
+    const lanes = new StreamLanes();
+    const payloads: Array<WeakRef<Uint8Array>> = [];
+    const intervals: NodeJS.Timeout[] = [];
+    // A pooled socket or an idle timer opened during a turn keeps the lanes' async context alive.
+    const openLongLived = () => intervals.push(setInterval(() => undefined, 1e6));
+    const command = (open: boolean) => {
+      const payload = new Uint8Array(1e6);
+      payloads.push(new WeakRef(payload));
+      return lanes.run('a', async () => {
+        payload[0] = 1;
+        if (open) openLongLived();
+        await Promise.resolve();
+      });
+    };
+    await Promise.all([lanes.run('a', () => sleep(5)), command(true), command(false)]);
+    // Turns queued one after the other from the turn before (a timer it left behind).
+    await new Promise<void>((finish) => {
+      const next = (count: number) => {
+        const payload = new Uint8Array(1e6);
+        payloads.push(new WeakRef(payload));
+        void lanes.run('a', async () => {
+          payload[0] = 1;
+          if (count === 19) {
+            openLongLived();
+            finish();
+          } else setTimeout(next, 0, count + 1);
+        });
+      };
+      next(0);
+    });
+    for (let pass = 0; pass < 3; pass++) {
+      await sleep(10);
+      collect();
+    }
+    const alive = payloads.filter((payload) => payload.deref() !== undefined).length;
+    intervals.forEach(clearInterval);
+    expect(alive).toBe(0);
+  });
+
+  it('drains a long queue in order, refusals taken out from anywhere in it', async () => {
+    const lanes = new StreamLanes();
+    let release!: () => void;
+    const head = lanes.run('a', () => new Promise<void>((resolve) => (release = resolve)));
+    const ran: number[] = [];
+    const waiting = Array.from({ length: 50_000 }, (_, index) =>
+      lanes.run('a', async () => void ran.push(index), index % 3 === 0 ? 1 : Number.POSITIVE_INFINITY).catch((error: unknown) => error),
+    );
+    await sleep(20); // every third one refused meanwhile, from the middle of the queue
+    expect(lanes.depth.waiting).toBe(50_000 - Math.ceil(50_000 / 3));
+    release();
+    const answers = await Promise.all([head, ...waiting]);
+    expect(answers.filter((answer) => answer instanceof StreamBusyError)).toHaveLength(Math.ceil(50_000 / 3));
+    expect(ran).toEqual(Array.from({ length: 50_000 }, (_, index) => index).filter((index) => index % 3 !== 0)); // in order
+    await sleep(0);
+    expect(lanes.depth).toEqual({ waiting: 0, streams: 0 });
+  });
+
   it('a queued work runs in the async context it was queued in, not in that of the turn before it', async () => {
     const lanes = new StreamLanes();
     const context = new AsyncLocalStorage<string>();

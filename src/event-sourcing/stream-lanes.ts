@@ -33,8 +33,8 @@ import { StreamBusyError } from './errors.js';
  * that is a deadlock; nothing does it today. A lane exists only while work is queued on it.
  */
 export class StreamLanes {
-  /** Per stream with a turn running: the works queued behind it, in arrival order (a Set: a refusal deletes in O(1)). */
-  private readonly lanes = new Map<string, Set<Waiter>>();
+  /** Per stream with a turn running: the works queued behind it, in arrival order. */
+  private readonly lanes = new Map<string, WaitingList>();
   /** The turns the current async context runs in, per stream: re-entry skips the queue while active. */
   private readonly turns = new AsyncLocalStorage<ReadonlyMap<string, Turn>>();
   /** Works queued behind another on their stream, not yet run nor refused. */
@@ -67,12 +67,12 @@ export class StreamLanes {
           // Metrics only: a listener that throws must not keep the work from its turn, nor the lane
           // from the works behind it (found in review: the lane stayed blocked for good).
         }
-        const turn: Turn = { active: true, open: 0, end: () => this.handOn(stream) };
+        const turn = this.newTurn(stream);
         this.turns.run(new Map([...(inside ?? []), [stream, turn]]), () => within(turn, work)).then(resolve, reject);
       };
       const queue = this.lanes.get(stream);
       if (!queue) {
-        this.lanes.set(stream, new Set());
+        this.lanes.set(stream, new WaitingList());
         // On the next microtask, as a queued work starts: never inside the caller's own call.
         void Promise.resolve().then(() => begin(0));
         return;
@@ -81,19 +81,22 @@ export class StreamLanes {
       this.waitingNow++;
       let timer: NodeJS.Timeout | undefined;
       // Started by the turn before it, in this caller's async context (its log context, its fence).
-      const waiter: Waiter = AsyncResource.bind(() => {
-        clearTimeout(timer);
-        this.waitingNow--;
-        begin(performance.now() - queuedAt);
-      });
+      // A plain AsyncResource: AsyncResource.bind cost about 9 µs and 2 KB more per waiter (review).
+      const context = new AsyncResource('StreamLaneWaiter');
+      const waiter = queue.push(() =>
+        context.runInAsyncScope(() => {
+          clearTimeout(timer);
+          this.waitingNow--;
+          begin(performance.now() - queuedAt);
+        }),
+      );
       if (Number.isFinite(maxWaitMs)) {
         timer = setTimeout(() => {
-          queue.delete(waiter);
+          queue.remove(waiter);
           this.waitingNow--;
           reject(new StreamBusyError(stream, Math.round(performance.now() - queuedAt)));
         }, maxWaitMs);
       }
-      queue.add(waiter);
     });
   }
 
@@ -102,21 +105,65 @@ export class StreamLanes {
     return this.lanes.size;
   }
 
+  /**
+   * A turn made where nothing of the work is in scope: its `end` is kept by whatever async resource
+   * the work opened (a pooled socket, a timer) through the lanes' context, and a closure made in
+   * `run` would keep the work, its caller and its waiter alive with it (found in review).
+   */
+  private newTurn(stream: string): Turn {
+    return { active: true, open: 0, end: () => this.handOn(stream) };
+  }
+
   /** A turn on `stream` ended: the first work still queued takes the next one, or the lane goes. */
   private handOn(stream: string): void {
-    const queue = this.lanes.get(stream);
-    const next = queue?.values().next();
-    if (!queue || !next || next.done) {
-      this.lanes.delete(stream);
-      return;
-    }
-    queue.delete(next.value);
-    next.value();
+    const start = this.lanes.get(stream)?.shift();
+    if (start) start();
+    else this.lanes.delete(stream);
   }
 }
 
-/** A queued work: starts its turn (bound to the async context it was queued in). */
-type Waiter = () => void;
+/** A queued work's place in its lane: starts its turn; unlinked when started or refused. */
+interface Waiter {
+  start?: () => void;
+  previous?: Waiter;
+  next?: Waiter;
+}
+
+/**
+ * The works waiting on one stream, first come first served: a doubly linked list, so that a refusal
+ * leaves in O(1) from anywhere and the first is taken in O(1) (a Set taken from its front scans the
+ * holes its deletions left: draining n waiters was O(n²), found in review).
+ */
+class WaitingList {
+  private first?: Waiter;
+  private last?: Waiter;
+
+  push(start: () => void): Waiter {
+    const waiter: Waiter = { start, previous: this.last };
+    if (this.last) this.last.next = waiter;
+    else this.first = waiter;
+    this.last = waiter;
+    return waiter;
+  }
+
+  /** Takes the first waiter out and answers its start, or undefined when none waits. */
+  shift(): (() => void) | undefined {
+    const waiter = this.first;
+    if (!waiter) return undefined;
+    const start = waiter.start;
+    this.remove(waiter);
+    return start;
+  }
+
+  remove(waiter: Waiter): void {
+    if (!waiter.start) return; // already out
+    if (waiter.previous) waiter.previous.next = waiter.next;
+    else this.first = waiter.next;
+    if (waiter.next) waiter.next.previous = waiter.previous;
+    else this.last = waiter.previous;
+    waiter.start = waiter.previous = waiter.next = undefined;
+  }
+}
 
 interface Turn {
   active: boolean;

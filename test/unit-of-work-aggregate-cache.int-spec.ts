@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { CommandBus } from '@nestjs/cqrs';
 import { DebitForTransfer } from '../src/accounts/index.js';
 import { DepositMoney } from '../src/accounts/deposit-money/deposit-money.command.js';
 import { EventStore } from '../src/event-sourcing/index.js';
-import { LedgerClient } from './support/ledger-client.js';
+import type { LedgerClient } from './support/ledger-client.js';
 import { foldLedger, waitUntilSettled } from './support/ledger-fold.js';
 import { type StatementCounter, countStatements } from './support/statement-counter.js';
-import { type TestApp, startTestApp } from './support/test-app.js';
+import type { TestApp } from './support/test-app.js';
+import { twoInstancesCountingAccountLoads } from './support/two-instances.js';
 
 // A unit of work (an idempotent request, a step of the transfer process) decides from a copy of the
 // state this process last appended to the account (Decider.copy), instead of reading the account's
@@ -19,27 +20,12 @@ import { type TestApp, startTestApp } from './support/test-app.js';
 // - an account another instance wrote meanwhile (the cache is stale) is read in the transaction and
 //   decided again there, once, without restarting the unit of work, and nothing is lost or doubled.
 
-/** An account load: the snapshot lookup that starts it (accounts are snapshotted). */
-const ACCOUNT_LOAD = /FROM snapshots\s+WHERE stream_id/;
-
 let t: TestApp;
 let other: TestApp;
 let client: LedgerClient;
 let loads: StatementCounter;
-
-beforeAll(async () => {
-  t = await startTestApp({ LOG_LEVEL: 'error' });
-  // A second instance on the same database, with its projections off: the "other process" that
-  // makes this one's cache stale.
-  other = await startTestApp({ LOG_LEVEL: 'error', PROJECTIONS_ENABLED: 'false' }, t.database);
-  client = new LedgerClient(t);
-  loads = countStatements(t.dataSource, ACCOUNT_LOAD);
-}, 60_000);
-
-afterAll(async () => {
-  await other?.close();
-  await t?.close();
-});
+const instances = twoInstancesCountingAccountLoads();
+beforeAll(() => void ({ t, other, client, loads } = instances));
 
 async function balanceOf(id: string): Promise<number> {
   const ledger = await foldLedger(t.dataSource);

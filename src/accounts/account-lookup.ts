@@ -1,17 +1,43 @@
 import { Injectable } from '@nestjs/common';
 import { AggregateLoader } from '../event-sourcing/index.js';
-import { type AccountState, accountDecider, accountStreamId } from './account.js';
+import { RecentMap } from '../shared/recent-map.js';
+import { accountDecider, accountStreamId } from './account.js';
+
+/** What never changes about an account once it was opened: that it exists, and its currency. */
+export interface OpenedAccount {
+  readonly accountId: string;
+  readonly currency: string;
+}
+
+/** How many opened accounts a process remembers (about 1 MB at most). */
+const KNOWN_ACCOUNTS = 10_000;
 
 /**
- * The current state of an account, folded from its stream (always up to date, unlike the read
- * models). What other features may ask of an account, e.g. transfers checking that both accounts
- * exist and which currency the source holds.
+ * What other features may ask of an account, e.g. transfers checking that both accounts exist and
+ * which currency the source holds: facts folded from its stream (always up to date, unlike the read
+ * models).
+ *
+ * Only facts that cannot change once true are answered, so they are remembered (a bounded memory,
+ * like the transfer process's finished transfers): an account's stream is append-only, nothing after
+ * AccountOpened removes the account or changes its currency. A request for an account this process
+ * has looked up before reads nothing (two round trips per account, four per transfer request, before).
+ * An account not found is never remembered: it may be opened a moment later, by any instance. Whether
+ * it is open, and its balance, do change: the transfer process decides them on the stored stream.
  */
 @Injectable()
 export class AccountLookup {
+  private readonly known = new RecentMap<string, OpenedAccount>(KNOWN_ACCOUNTS);
+
   constructor(private readonly loader: AggregateLoader) {}
 
-  async current(accountId: string): Promise<AccountState> {
-    return (await this.loader.load(accountStreamId(accountId), accountDecider)).state;
+  /** The account's unchanging facts, or undefined when no such account was opened. */
+  async opened(accountId: string): Promise<OpenedAccount | undefined> {
+    const remembered = this.known.get(accountId);
+    if (remembered) return remembered;
+    const { state } = await this.loader.load(accountStreamId(accountId), accountDecider);
+    if (state.status === 'none') return undefined;
+    const opened = { accountId, currency: state.currency };
+    this.known.set(accountId, opened);
+    return opened;
   }
 }

@@ -17,10 +17,10 @@ export class RequestTransferHandler implements ICommandHandler<RequestTransfer> 
   ) {}
 
   async execute(command: RequestTransfer): Promise<AppendResult> {
-    const source = await this.accounts.current(command.fromAccountId);
-    if (source.status === 'none') throw new AccountNotFoundError(command.fromAccountId);
-    const target = await this.accounts.current(command.toAccountId);
-    if (target.status === 'none') throw new AccountNotFoundError(command.toAccountId);
+    const source = await this.accounts.opened(command.fromAccountId);
+    if (!source) throw new AccountNotFoundError(command.fromAccountId);
+    const target = await this.accounts.opened(command.toAccountId);
+    if (!target) throw new AccountNotFoundError(command.toAccountId);
     return this.runner.run({
       streamId: transferStreamId(command.transferId),
       decider: transferDecider,

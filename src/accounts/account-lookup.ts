@@ -23,6 +23,9 @@ const KNOWN_ACCOUNTS = 10_000;
  * has looked up before reads nothing (two round trips per account, four per transfer request, before).
  * An account not found is never remembered: it may be opened a moment later, by any instance. Whether
  * it is open, and its balance, do change: the transfer process decides them on the stored stream.
+ * The memory is per process: after restoring the database to an earlier point in time, restart the
+ * instances (a remembered account the restore removed would be accepted with 202, then fail in the
+ * transfer process with ACCOUNT_NOT_FOUND, where a fresh read answers 404; no money moves either way).
  */
 @Injectable()
 export class AccountLookup {

@@ -1,5 +1,5 @@
 /**
- * A map that keeps only the `capacity` most recently set entries: the oldest is forgotten first.
+ * A map that keeps only the `capacity` most recently set or read entries: the least recent is forgotten first.
  * For memories that save work and may be lost (a forgotten entry costs a look-up, never a wrong answer).
  */
 export class RecentMap<K, V> {
@@ -7,8 +7,14 @@ export class RecentMap<K, V> {
 
   constructor(private readonly capacity: number) {}
 
+  /** The entry's value; a hit makes it the most recent again (forgotten last). */
   get(key: K): V | undefined {
-    return this.entries.get(key);
+    const value = this.entries.get(key);
+    if (value !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, value);
+    }
+    return value;
   }
 
   has(key: K): boolean {

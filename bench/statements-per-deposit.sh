@@ -4,23 +4,7 @@
 # Needs the Debian PostgreSQL server (its pg_stat_statements is preloaded in a throwaway cluster).
 set -euo pipefail
 DIST=$(cd "${1:-$(dirname "$0")/..}" && pwd)
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-DIR=$(mktemp -d /tmp/ledger-statements.XXXXXX)
-chmod 755 "$DIR"
-free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
-as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres "$DIR"
-PORT=$(free_port)
-APP_PORT=$(free_port)
-as_owner "$PGBIN/initdb" -D "$DIR/data" -U postgres --auth=trust -E UTF8 >/dev/null
-as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
-  -o "-p $PORT -c listen_addresses=127.0.0.1 -k $DIR -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" start >/dev/null
-SERVICE=
-trap '[ -n "$SERVICE" ] && kill $SERVICE 2>/dev/null; as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null; rm -rf "$DIR"' EXIT
-URL=postgres://postgres@127.0.0.1:$PORT/postgres
-(cd "$DIST" && DATABASE_URL=$URL PORT=$APP_PORT LOG_LEVEL=warn node dist/src/main.js >"$DIR/service.log" 2>&1) &
-SERVICE=$!
-for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$APP_PORT/health/ready" >/dev/null && break; sleep 0.5; done
+source "$(dirname "$0")/statements-cluster.sh"
 cd "$DIST" && DEPOSITS=${DEPOSITS:-500} node --input-type=module -e "
 import pg from 'pg';
 const { issueToken } = await import('$DIST/dist/src/auth/token-issuer.js');

@@ -54,7 +54,15 @@ describe('a process manager reacts to different keys of one segment concurrently
       if (key === 'a') {
         // Reacted to one event at a time, this waits forever (until the lease's third stops the batch
         // and the next batch starts with this event again).
-        await Promise.race([b, new Promise((_, reject) => setTimeout(() => reject(new Error('b never started while a waited')), 10_000))]);
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([
+            b,
+            new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('b never started while a waited')), 10_000))),
+          ]);
+        } finally {
+          clearTimeout(timer); // b won the race: the timer must not outlive the test (it held the jest worker open 10 s)
+        }
       } else {
         bStarted();
       }

@@ -17,5 +17,9 @@ export default {
   globalSetup: '<rootDir>/test/support/global-setup.js',
   globalTeardown: '<rootDir>/test/support/global-teardown.js',
   maxWorkers: 2,
+  // A worker keeps memory from every file it ran (ESM module registries): past this after a file it
+  // is replaced, so that a late file's own allocations do not meet V8's heap limit (a worker ran out
+  // of memory in CI at its ~60th file).
+  workerIdleMemoryLimit: '1GB',
   testTimeout: 60_000,
 };

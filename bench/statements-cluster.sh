@@ -1,5 +1,8 @@
 # Sourced by bench/statements-per-*.sh: a throwaway Debian PostgreSQL cluster with pg_stat_statements
-# preloaded, and the service of the checkout in $DIST on it ($URL, $APP_PORT); both stopped on exit.
+# preloaded, and the service of the checkout named by the script's first argument (default: this one;
+# built, in $DIST) on it ($URL, $APP_PORT); both stopped on exit.
+set -euo pipefail
+DIST=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 DIR=$(mktemp -d /tmp/ledger-statements.XXXXXX)
 chmod 755 "$DIR"

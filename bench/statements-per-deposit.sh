@@ -2,8 +2,6 @@
 # Statements per deposit at 1 connection, counted by pg_stat_statements (docs/BENCHMARKS.md, issue 14).
 # Usage: bench/statements-per-deposit.sh [built checkout, default: this one]   (run `npx tsc` there first)
 # Needs the Debian PostgreSQL server (its pg_stat_statements is preloaded in a throwaway cluster).
-set -euo pipefail
-DIST=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 source "$(dirname "$0")/statements-cluster.sh"
 cd "$DIST" && DEPOSITS=${DEPOSITS:-500} node --input-type=module -e "
 import pg from 'pg';

@@ -4,8 +4,6 @@
 # requested by 8 clients and settle (bench/analysis.md, issue 15).
 # Usage: bench/statements-per-transfer.sh [built checkout, default: this one]   (run `npx tsc` there first)
 # Needs the Debian PostgreSQL server (its pg_stat_statements is preloaded in a throwaway cluster).
-set -euo pipefail
-DIST=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 source "$(dirname "$0")/statements-cluster.sh"
 cd "$DIST" && TRANSFERS=${TRANSFERS:-1000} node --input-type=module -e "
 import pg from 'pg';

@@ -17,7 +17,15 @@ import {
   segmentOfKey,
 } from '../src/event-sourcing/index.js';
 import { COMPLETED_AHEAD_LIMIT } from '../src/event-sourcing/completed-ahead.js';
-import { type EngineModule, Ticked, eventually, headOfLog, rows, startEngineModule } from './support/projection-fixtures.js';
+import {
+  type EngineModule,
+  Ticked,
+  eventually,
+  headOfLog,
+  rows,
+  startEngineModule,
+  untilNothingHeldBack,
+} from './support/projection-fixtures.js';
 import { Reacted, committedEffects, reactedStream } from './support/reaction-fixtures.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
@@ -62,12 +70,20 @@ function keysOf(segment: number, count: number, how: number): string[] {
 describe('completed_ahead under operator actions and a re-split', () => {
   let database: TestDatabase;
   let t: EngineModule | undefined;
+  /** A second engine a test starts besides `t`: closed after the test even when it fails. */
+  let other: EngineModule | undefined;
+  /** Ends a step a test holds (see the takeover case). */
+  let release: (() => void) | undefined;
 
   // A database of its own per test: each reads every event of the log.
   beforeEach(async () => {
     database = await createTestDatabase();
   });
   afterEach(async () => {
+    release?.(); // a step still held would keep its engine from closing
+    release = undefined;
+    await other?.close();
+    other = undefined;
     await t?.close();
     t = undefined;
     behaviour.fails = () => false;
@@ -289,16 +305,19 @@ describe('completed_ahead under operator actions and a re-split', () => {
     const writer = await start(1, false);
     const keys = keysOf(0, 1, 5);
     const positions = await appendOnePerKey(writer, keys);
+    // The first holder must read all five in one batch: the held step below blocks that batch until
+    // the test releases it, so an event held back by a transaction elsewhere in the cluster (another
+    // test file's) would never be read and its lane never committed.
+    await untilNothingHeldBack(writer.dataSource);
     await writer.close();
     // The first holder's step for keys[0] waits (a slow step); the other lanes complete meanwhile.
     const slow = positions.get(keys[0])!;
-    let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     let slowCalls = 0;
     behaviour.fails = (event) => event.position === slow && slowCalls++ === 0;
     behaviour.failAfterMs = 0;
     behaviour.waitBeforeFailing = () => held;
-    const first = await start(1);
+    const first = (other = await start(1));
     await eventually(
       'the other lanes committed by the first holder',
       async () => {
@@ -314,8 +333,9 @@ describe('completed_ahead under operator actions and a re-split', () => {
     );
     t = await start(1);
     await caughtUp(t);
-    release(); // the old holder's slow step ends now: its lanes' memory is refused with the checkpoint
+    release!(); // the old holder's slow step ends now: its lanes' memory is refused with the checkpoint
     await first.close();
+    other = undefined;
     const effects = await effectsOfEveryTick(t);
     expect(effects.filter((tick) => tick.effects === 0)).toEqual([]); // nothing skipped
     // At least once: the first holder's completed lanes were not written (its batch never ended while

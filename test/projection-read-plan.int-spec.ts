@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { READ_BATCH_SQL } from '../src/event-sourcing/commit-order-log.js';
+import { untilNothingHeldBack } from './support/projection-fixtures.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
@@ -67,23 +68,6 @@ async function checkpointBehind(behind: number): Promise<[string, string]> {
   return [rows[0].transaction_id, rows[0].position];
 }
 
-/**
- * Waits until no transaction in flight anywhere in the cluster holds back the newest committed event.
- * The horizon (pg_snapshot_xmin) is cluster-wide, so another test file's transaction in another
- * database of the same server holds it too: the cases that expect nothing held back wait for it first.
- */
-async function untilNothingHeldBack(): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const { rows } = await client.query<{ clear: boolean }>(
-      'SELECT coalesce((SELECT max(transaction_id) FROM events) < pg_snapshot_xmin(pg_current_snapshot()), true) AS clear',
-    );
-    if (rows[0].clear) return;
-    if (Date.now() > deadline) throw new Error('a transaction in flight elsewhere in the cluster held the log back for 30 s');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** The nodes of the plan PostgreSQL ran that read `events`, and the read's answer. */
 async function explainRead(mode: string, checkpoint: [string, string], limit: number) {
   // EXECUTE takes no bind parameters: the values are inlined (numbers read from the table above).
@@ -133,7 +117,7 @@ describe('a projection runner’s read of the log reads only its batch, however 
   it('before ANALYZE and after it: a runner at the head and one 250 events behind', async () => {
     for (const analysed of [false, true]) {
       if (analysed) await client.query('ANALYZE events');
-      await untilNothingHeldBack();
+      await untilNothingHeldBack(client);
       await expectBounded(await checkpointBehind(0), 100, { events: 0, heldBack: false });
       await expectBounded(await checkpointBehind(250), 100, { events: 100, heldBack: false });
     }
@@ -154,7 +138,7 @@ describe('a projection runner’s read of the log reads only its batch, however 
       );
       await expectBounded(head, 100, { events: 0, heldBack: true });
       await holder.query('ROLLBACK');
-      await untilNothingHeldBack();
+      await untilNothingHeldBack(client);
       await expectBounded(head, 100, { events: 1, heldBack: false });
     } finally {
       await Promise.all([holder.end(), later.end()]);
@@ -168,7 +152,7 @@ describe('a projection runner’s read of the log reads only its batch, however 
     const bulk = new pg.Client({ connectionString: database.url });
     await bulk.connect();
     try {
-      await untilNothingHeldBack();
+      await untilNothingHeldBack(client);
       const head = await checkpointBehind(0);
       await bulk.query('BEGIN');
       await bulk.query(

@@ -300,6 +300,26 @@ export function rebuildEnded(admin: ProjectionAdmin, name: string, timeoutMs = 2
 }
 
 /**
+ * Waits until no transaction in flight anywhere in the cluster holds back the newest committed event.
+ * The horizon (pg_snapshot_xmin) is cluster-wide, so another test file's transaction in another
+ * database of the same server holds it too: a case that needs every event readable at once (one
+ * batch, nothing held back) waits for it first.
+ */
+export async function untilNothingHeldBack(query: Queryable, timeoutMs = 30_000): Promise<void> {
+  await eventually(
+    'no transaction in flight in the cluster to hold the newest event back',
+    async () => {
+      const [row] = await rows<{ clear: boolean }>(
+        query,
+        'SELECT coalesce((SELECT max(transaction_id) FROM events) < pg_snapshot_xmin(pg_current_snapshot()), true) AS clear',
+      );
+      return row.clear ? true : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/**
  * Why a projection may not move: its checkpoint row, and the transactions holding every commit-safe
  * reader of the server back (pg_snapshot_xmin is cluster-wide: any database's open transaction counts).
  */

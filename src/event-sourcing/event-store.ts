@@ -21,6 +21,7 @@ import { EventNotifier } from './event-notifier.js';
 import { StreamLanes } from './stream-lanes.js';
 import { GroupAppend } from './group-append.js';
 import { currentFence } from './lease-fence.js';
+import { inTransaction } from './fenced-transaction.js';
 import { ProjectionRegistry } from './projection.registry.js';
 import { StreamReads } from './stream-reads.js';
 import { inSpan } from '../observability/spans.js';
@@ -111,7 +112,7 @@ export class EventStore extends StreamReads {
    * write in the append's transaction.
    */
   private canAppendAlone(options: AppendOptions): boolean {
-    // A lease holder's append must run in a transaction: its fence is checked just before COMMIT.
+    // A lease holder's append must run in a transaction: its fence is checked with the COMMIT.
     return (
       ambient.getStore() === undefined && options.expectedVersion !== ANY && !this.projections.hasInline() && currentFence() === undefined
     );
@@ -241,8 +242,8 @@ export class EventStore extends StreamReads {
   private async once<T>(work: (tx: EventStoreTransaction) => Promise<T>, options: UnitOfWorkOptions): Promise<T> {
     let tx: EventStoreTransaction | undefined;
     try {
-      const result = await this.dataSource.transaction(async (manager) => {
-        const fence = currentFence();
+      const fence = currentFence();
+      const result = await inTransaction(this.dataSource, fence, async (manager) => {
         tx = new EventStoreTransaction(manager, this.registry, this.projections, this.clock, options, fence);
         const result = await ambient
           .run(tx, () => work(tx!))
@@ -260,8 +261,8 @@ export class EventStore extends StreamReads {
         const status = await tx.status();
         if (status === 'aborted') throw new UnitOfWorkAborted();
         if (status === 'ended') throw new UnitOfWorkEnded();
-        // Work of a projection's lease holder commits only while it holds the lease (see lease-fence.ts).
-        await fence?.verify(manager);
+        // Work of a projection's lease holder commits only while it holds the lease: inTransaction
+        // checks it with the COMMIT (see lease-fence.ts).
         return result;
       });
       this.committed(tx!.appended);

@@ -1,5 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { type EntityManager, QueryFailedError } from 'typeorm';
+import pg from 'pg';
+import { type EntityManager, QueryFailedError, type QueryRunner } from 'typeorm';
+
+const { escapeLiteral } = pg;
 
 /** SQLSTATE raised by ledger_fence (migration 1764230400013) when the lease is no longer held. */
 const LEASE_LOST_SQLSTATE = 'LF001';
@@ -28,7 +31,7 @@ export interface LeaseHolding {
 
 /**
  * Work done for a lease holder (a process manager's reaction) carries its holding with it, through
- * the command bus and every await: EventStore checks it in each transaction just before COMMIT, so
+ * the command bus and every await: EventStore checks it in each transaction with its COMMIT, so
  * a holder that lost its lease (paused, partitioned, slower than its lease) commits nothing.
  */
 export class LeaseFence {
@@ -43,10 +46,30 @@ export class LeaseFence {
     try {
       await manager.query('SELECT ledger_fence($1, $2, $3::bigint)', [name, owner, token]);
     } catch (error) {
-      const driverError = (error instanceof QueryFailedError ? error.driverError : error) as { code?: string; message?: string };
-      if (driverError?.code === LEASE_LOST_SQLSTATE) throw new LeaseLostError(name, driverError.message ?? 'refused');
-      throw error;
+      throw this.asLeaseLost(error);
     }
+  }
+
+  /**
+   * Checks the holding and commits `queryRunner`'s transaction in ONE message (the simple query
+   * protocol runs both statements; the COMMIT only if the check passed). The row's FOR SHARE lock then
+   * lasts only while the server runs the COMMIT: a holder paused between two round trips (a GC pause,
+   * SIGSTOP) would otherwise keep it, and every takeover waiting for the row with it, until the
+   * idle-in-transaction timeout. A refused check leaves the transaction open and aborted: the caller
+   * rolls it back. The values are inlined (the simple protocol takes no parameters), as literals.
+   */
+  async verifyAndCommit(queryRunner: QueryRunner): Promise<void> {
+    const { name, owner, token } = this.holding;
+    try {
+      await queryRunner.query(`SELECT ledger_fence(${escapeLiteral(name)}, ${escapeLiteral(owner)}, ${BigInt(token)}::bigint); COMMIT`);
+    } catch (error) {
+      throw this.asLeaseLost(error);
+    }
+  }
+
+  private asLeaseLost(error: unknown): unknown {
+    const driverError = (error instanceof QueryFailedError ? error.driverError : error) as { code?: string; message?: string };
+    return driverError?.code === LEASE_LOST_SQLSTATE ? new LeaseLostError(this.holding.name, driverError.message ?? 'refused') : error;
   }
 }
 

@@ -1,10 +1,17 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { LeaseFence } from './lease-fence.js';
+import { settledTransactionStatus } from './transaction-status.js';
 
 /**
  * Runs `work` in one transaction of `dataSource`, as `DataSource.transaction` does; under a lease
  * fence the transaction is committed by `LeaseFence.verifyAndCommit`: the lease check and the COMMIT
  * in one message, so that no pause of this process between the two holds the lease row's lock.
+ *
+ * As with any COMMIT, an error from that message on a lost connection is ambiguous: the server may
+ * still run the message (its check may first wait for the row behind a takeover or a renewal) and
+ * commit. Before, the check went alone and a connection lost during its wait could only roll back;
+ * now the step is then counted as a failed attempt and met again, which process managers' steps, being
+ * idempotent, make a no-op (test fenced-commit-edges).
  */
 export async function inTransaction<T>(
   dataSource: DataSource,
@@ -17,6 +24,11 @@ export async function inTransaction<T>(
     await queryRunner.startTransaction();
     const result = await work(queryRunner.manager);
     await fence.verifyAndCommit(queryRunner);
+    // The server must say the session is out of its transaction ('I'): anything else (a driver or
+    // TypeORM that ran the message otherwise) fails here and is rolled back below, rather than the
+    // connection going back to the pool inside a transaction.
+    const status = await settledTransactionStatus((queryRunner as { databaseConnection?: unknown }).databaseConnection);
+    if (status !== null && status !== 'I') throw new Error(`fenced COMMIT left the session in transaction status ${status}`);
     // TypeORM did not send that COMMIT: its query runner still counts the transaction as open, and
     // would roll back or nest into a transaction that no longer exists.
     markCommitted(queryRunner);

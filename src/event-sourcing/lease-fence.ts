@@ -56,7 +56,8 @@ export class LeaseFence {
    * lasts only while the server runs the COMMIT: a holder paused between two round trips (a GC pause,
    * SIGSTOP) would otherwise keep it, and every takeover waiting for the row with it, until the
    * idle-in-transaction timeout. A refused check leaves the transaction open and aborted: the caller
-   * rolls it back. The values are inlined (the simple protocol takes no parameters), as literals.
+   * rolls it back. A connection lost meanwhile leaves the outcome unknown, as for any COMMIT. The
+   * values are inlined (the simple protocol takes no parameters), as literals.
    */
   async verifyAndCommit(queryRunner: QueryRunner): Promise<void> {
     const { name, owner, token } = this.holding;

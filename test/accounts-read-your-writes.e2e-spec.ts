@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { accountsApi, expectProblem } from './support/accounts-api.js';
+import { untilNothingHeldBack } from './support/projection-fixtures.js';
 import { type Via, projectionPosition, reflecting } from './support/read-your-writes.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 
@@ -210,6 +211,9 @@ describe('read-your-writes: minPosition, X-Min-Position and X-Projection-Positio
 
     it('the projection catches up once that transaction ends, not a poll interval later', async () => {
       const opened = await held.http.post('/accounts').send({ ownerName: 'Ada', currency: 'EUR' }).expect(201);
+      // The 3 s reads are timed from when commit-safe readers can see the write: a transaction of
+      // another test file (the horizon is server-wide) may hold it back longer than that.
+      await untilNothingHeldBack(held.dataSource);
       await reflecting(held.http.get(`/accounts/${opened.body.id}`), opened.body.position).expect(200);
 
       const holder = held.dataSource.createQueryRunner();
@@ -220,6 +224,7 @@ describe('read-your-writes: minPosition, X-Min-Position and X-Projection-Positio
         const deposited = await held.http.post(`/accounts/${opened.body.id}/deposits`).send({ amount: 5 }).expect(200);
         await new Promise((resolve) => setTimeout(resolve, 100)); // the deposit's NOTIFY has been delivered
         await holder.commitTransaction();
+        await untilNothingHeldBack(held.dataSource); // this test's holder is gone; another file's may not be yet
 
         const read = await reflecting(held.http.get(`/accounts/${opened.body.id}`), deposited.body.position, 'header');
         expect(read.status).toBe(200);

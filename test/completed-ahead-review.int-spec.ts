@@ -70,8 +70,8 @@ function keysOf(segment: number, count: number, how: number): string[] {
 describe('completed_ahead under operator actions and a re-split', () => {
   let database: TestDatabase;
   let t: EngineModule | undefined;
-  /** A second engine a test starts besides `t`: closed after the test even when it fails. */
-  let other: EngineModule | undefined;
+  /** Every engine a test started (`t`, a writer, a first holder) and has not closed: closed after the test even when it fails. */
+  const running = new Set<EngineModule>();
   /** Ends a step a test holds (see the takeover case). */
   let release: (() => void) | undefined;
 
@@ -82,9 +82,7 @@ describe('completed_ahead under operator actions and a re-split', () => {
   afterEach(async () => {
     release?.(); // a step still held would keep its engine from closing
     release = undefined;
-    await other?.close();
-    other = undefined;
-    await t?.close();
+    for (const engine of [...running].reverse()) await engine.close();
     t = undefined;
     behaviour.fails = () => false;
     behaviour.failAfterMs = 0;
@@ -92,8 +90,8 @@ describe('completed_ahead under operator actions and a re-split', () => {
     await database?.drop();
   });
 
-  const start = (segments: number, enabled = true, maxAttempts = 1000, batchSize = 100) =>
-    startEngineModule({
+  const start = async (segments: number, enabled = true, maxAttempts = 1000, batchSize = 100): Promise<EngineModule> => {
+    const engine = await startEngineModule({
       url: database.url,
       events: [Ticked, Reacted],
       projections: [],
@@ -109,6 +107,16 @@ describe('completed_ahead under operator actions and a re-split', () => {
         maxAttempts,
       },
     });
+    const tracked: EngineModule = {
+      ...engine,
+      close: async () => {
+        running.delete(tracked);
+        await engine.close();
+      },
+    };
+    running.add(tracked);
+    return tracked;
+  };
 
   /** Appends one Ticked to a new stream of each key; the positions, by key. */
   async function appendOnePerKey(module: EngineModule, keys: readonly string[]): Promise<Map<string, number>> {
@@ -236,6 +244,10 @@ describe('completed_ahead under operator actions and a re-split', () => {
     const writer = await start(1, false);
     const keys = keysOf(0, 1, 6);
     const positions = await appendOnePerKey(writer, keys);
+    // The others must be read with the failing one: its three attempts are over in a fraction of a
+    // second, and the others held back that long by a transaction elsewhere in the cluster (another
+    // test file's) would be read only after it failed, never completed ahead of it.
+    await untilNothingHeldBack(writer.dataSource);
     await writer.close();
     const failing = positions.get(keys[0])!;
     behaviour.fails = (event) => event.position === failing;
@@ -317,7 +329,7 @@ describe('completed_ahead under operator actions and a re-split', () => {
     behaviour.fails = (event) => event.position === slow && slowCalls++ === 0;
     behaviour.failAfterMs = 0;
     behaviour.waitBeforeFailing = () => held;
-    const first = (other = await start(1));
+    const first = await start(1);
     await eventually(
       'the other lanes committed by the first holder',
       async () => {
@@ -335,7 +347,6 @@ describe('completed_ahead under operator actions and a re-split', () => {
     await caughtUp(t);
     release!(); // the old holder's slow step ends now: its lanes' memory is refused with the checkpoint
     await first.close();
-    other = undefined;
     const effects = await effectsOfEveryTick(t);
     expect(effects.filter((tick) => tick.effects === 0)).toEqual([]); // nothing skipped
     // At least once: the first holder's completed lanes were not written (its batch never ended while

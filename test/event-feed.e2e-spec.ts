@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { EventStore } from '../src/event-sourcing/index.js';
 import { type ApiEvent, walkFeed } from './support/history-fold.js';
 import { LedgerAccount, seedLedger } from './support/ledger-writers.js';
@@ -15,6 +15,15 @@ let store: EventStore;
 beforeAll(async () => {
   t = await startTestApp();
   store = t.app.get(EventStore);
+});
+/**
+ * Gates of transactions a test holds open: opened after the test even when it fails. An open
+ * transaction would keep `t` from closing and hold every commit-safe reader of the server (other
+ * test files') back until the end of the run.
+ */
+const heldOpen: Array<ReturnType<typeof gate>> = [];
+afterEach(() => {
+  for (const held of heldOpen.splice(0)) held.open();
 });
 afterAll(() => t?.close());
 
@@ -135,6 +144,7 @@ describe('GET /events', () => {
     const late = new LedgerAccount('Late Writer');
     const lateHeld = gate();
     const lateStarted = gate();
+    heldOpen.push(lateHeld);
     let latePositions: number[] = [];
     const lateDone = store.transaction(async (tx) => {
       latePositions = await late.write(tx, [500, -20]);
@@ -148,6 +158,7 @@ describe('GET /events', () => {
     const earlyHeld = gate();
     const earlyStarted = gate();
     const earlyCommit = gate();
+    heldOpen.push(earlyHeld, earlyCommit);
     let earlyPositions: number[] = [];
     const earlyDone = store.transaction(async (tx) => {
       await tx.manager.query('SELECT pg_current_xact_id()');

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { EventBus } from '@nestjs/cqrs';
 import { NO_STREAM, UnitOfWorkConflict, UnitOfWorkEnded, runFenced } from '../src/event-sourcing/index.js';
 import { type EngineModule, Ticked, eventually, rows, startEngineModule } from './support/projection-fixtures.js';
@@ -15,11 +15,21 @@ describe('a flat unit of work (EventStore.transaction, flat: true)', () => {
   const NAME = 'review15-flat';
   let database: TestDatabase;
   let t: EngineModule;
+  /**
+   * Ends a transaction a test holds open (see the version race): released after the test even when it
+   * fails, as an open transaction would keep `t` from closing and hold every commit-safe reader of
+   * the server (other test files') back.
+   */
+  let release: (() => void) | undefined;
 
   beforeAll(async () => {
     database = await createTestDatabase();
     t = await startEngineModule({ url: database.url, events: [Ticked], projections: [], engine: { enabled: false } });
     await t.checkpoints.ensure([NAME]);
+  });
+  afterEach(() => {
+    release?.();
+    release = undefined;
   });
   afterAll(async () => {
     await t?.close();
@@ -38,7 +48,6 @@ describe('a flat unit of work (EventStore.transaction, flat: true)', () => {
   it('loses a version race after an earlier append (unique violation: transaction aborted), restarts whole and commits once', async () => {
     await t.store.append('flat-hot', [new Ticked({ n: 0 })], { expectedVersion: NO_STREAM });
     // Another writer holds flat-hot's next version, uncommitted, until released.
-    let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     let held!: () => void;
     const holding = new Promise<void>((resolve) => (held = resolve));
@@ -61,7 +70,7 @@ describe('a flat unit of work (EventStore.transaction, flat: true)', () => {
       { flat: true },
     );
     await eventually('the unit of work waiting on the held version', async () => ((await lockWaiters()) > 0 ? true : undefined));
-    release();
+    release!();
     await holder;
     await unit;
 

@@ -31,20 +31,24 @@ describe('a live stream aborted during its handshake frees its slot', () => {
     const locker = t.dataSource.createQueryRunner();
     await locker.connect();
     await locker.startTransaction();
-    await locker.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
-    const client = request({
-      host: '127.0.0.1',
-      port,
-      path: '/events/live',
-      headers: { authorization: `Bearer ${testToken()}`, accept: 'text/event-stream' },
-    });
-    client.on('error', () => undefined);
-    client.end();
-    await eventually('the stream to be admitted', async () => (feed.slots.open === 1 ? true : undefined), 20_000, 20);
-    client.destroy(); // the client goes while the server reads its starting point
-    await sleep(300);
-    await locker.rollbackTransaction();
-    await locker.release();
+    try {
+      await locker.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
+      const client = request({
+        host: '127.0.0.1',
+        port,
+        path: '/events/live',
+        headers: { authorization: `Bearer ${testToken()}`, accept: 'text/event-stream' },
+      });
+      client.on('error', () => undefined);
+      client.end();
+      await eventually('the stream to be admitted', async () => (feed.slots.open === 1 ? true : undefined), 20_000, 20);
+      client.destroy(); // the client goes while the server reads its starting point
+      await sleep(300);
+    } finally {
+      // Even when the test fails: the lock held would keep the app from closing (its readers wait on it).
+      await locker.rollbackTransaction();
+      await locker.release();
+    }
     // Nothing is written to the log: the server sends only keep-alives (every 200 ms here), and none of them notices the dead socket.
     await sleep(3000);
     expect(feed.slots.open).toBe(0);

@@ -97,10 +97,17 @@ const ids = (messages: readonly FeedMessage[]) => messages.map((message) => mess
 
 describe('GET /events/live', () => {
   let live: LiveApp;
+  /**
+   * Gates of transactions a test holds open: opened after the test even when it fails. An open
+   * transaction would keep the app from closing and hold every commit-safe reader of the server
+   * (other test files') back until the end of the run.
+   */
+  const heldOpen: Array<ReturnType<typeof gate>> = [];
   beforeAll(async () => {
     live = await startLiveApp();
   });
   afterEach(() => {
+    for (const held of heldOpen.splice(0)) held.open();
     for (const connection of live.connections.splice(0)) connection.close();
   });
   afterAll(() => stopLiveApp(live));
@@ -164,6 +171,7 @@ describe('GET /events/live', () => {
     const late = new LedgerAccount('Late Live');
     const held = gate();
     const started = gate();
+    heldOpen.push(held);
     let latePositions: number[] = [];
     const lateDone = live.store.transaction(async (tx) => {
       latePositions = await late.write(tx, [40, 2]);
@@ -194,6 +202,7 @@ describe('GET /events/live', () => {
         // HTTP writers on three accounts, and direct multi-event transactions, one of them committing late.
         const direct = new LedgerAccount('Direct Live');
         const late = gate();
+        heldOpen.push(late);
         const lateDone = live.store.transaction(async (tx) => {
           await new LedgerAccount('Late In The Middle').write(tx, [10, 20, -5]);
           await late.promise;
@@ -580,6 +589,7 @@ const LOG_READ = /^\s*SELECT\b[\s\S]*\bFROM\s+events\b/i;
 describe('GET /events/live at shutdown', () => {
   it('the server ends every open stream and frees every slot (a refused request held none)', async () => {
     const live = await startLiveApp({ LIVE_FEED_MAX_CONNECTIONS: '4' });
+    let closing: Promise<void> | undefined;
     try {
       const feed = live.t.app.get(LiveFeed);
       const streams = [
@@ -592,12 +602,13 @@ describe('GET /events/live at shutdown', () => {
       expect(feed.slots.open).toBe(3);
       streams[0].close();
       await eventually("the closed stream's slot to be free", async () => (feed.slots.open === 2 ? true : undefined));
-      const closing = live.t.close();
+      closing = live.t.close();
       expect(await Promise.all(streams.slice(1).map((stream) => stream.ended))).toEqual(['end', 'end']);
       await closing;
       expect(feed.slots.open).toBe(0);
     } finally {
       for (const connection of live.connections.splice(0)) connection.close();
+      await (closing ?? live.t.close()); // the app is closed even when the test fails before it closes it
     }
   });
 });

@@ -22,6 +22,7 @@ import {
   seededRandom,
   startEngineModule,
   Ticked,
+  untilNothingHeldBack,
   waitUntilApplied,
   waitUntilCaughtUp,
 } from './support/projection-fixtures.js';
@@ -49,6 +50,12 @@ describe('async projections under many concurrent writers with out-of-order comm
   let database: TestDatabase;
   let app: TestApp;
   let counter: EngineModule;
+  /**
+   * The direct writers' gates: opened before the app closes even when the test fails. Their
+   * transactions, left open, would keep the app from closing and hold every commit-safe reader of the
+   * server (other test files') back until the end of the run.
+   */
+  const held: Array<ReturnType<typeof gate>> = [];
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -67,6 +74,7 @@ describe('async projections under many concurrent writers with out-of-order comm
     });
   });
   afterAll(async () => {
+    for (const writerGate of held) writerGate.open();
     await counter?.close();
     await app?.close();
     await database?.drop();
@@ -90,7 +98,8 @@ describe('async projections under many concurrent writers with out-of-order comm
     const commitOrder: number[] = [];
     for (let index = 0; index < WRITERS; index++) {
       const kind = index % 3 === 1 ? 'early-xid' : 'late';
-      const held = gate();
+      const writerGate = gate();
+      held.push(writerGate);
       const started = gate();
       const accounts = [new LedgerAccount(`Direct ${index}a`), new LedgerAccount(`Direct ${index}b`)];
       const positions: number[] = [];
@@ -99,19 +108,19 @@ describe('async projections under many concurrent writers with out-of-order comm
           if (kind === 'early-xid') {
             await tx.manager.query('SELECT pg_current_xact_id()');
             started.open();
-            await held.promise;
+            await writerGate.promise;
           }
           for (const account of accounts) positions.push(...(await account.write(tx, [100 + index, 250, -75])));
           if (kind === 'late') {
             started.open();
-            await held.promise;
+            await writerGate.promise;
           }
         })
         .then(() => {
           commitOrder.push(index);
         });
       await started.promise; // the next writer starts only once this one holds its place
-      writers.push({ kind, gate: held, done, positions, accounts });
+      writers.push({ kind, gate: writerGate, done, positions, accounts });
     }
 
     // --- Concurrent HTTP commands while the direct transactions are still open.
@@ -597,6 +606,10 @@ describe('a runner process killed in the middle of a batch', () => {
   it('nothing of the open batch survives, and the next runner (after the lease TTL) applies every event exactly once', async () => {
     const positions = await allPositions(seeder.dataSource);
     expect(positions).toHaveLength(EVENTS);
+    // Where a batch ends is counted below: every batch must be a full one. The child's first reads
+    // would stop short at events held back by a transaction elsewhere in the cluster (another test
+    // file's), shifting every batch after it.
+    await untilNothingHeldBack(seeder.dataSource);
 
     await runAndKill(110, 0, positions); // batches 1–4 committed, killed in batch 5
     await runAndKill(130, 100, positions); // the next child takes over from 100, killed in batch 10

@@ -7,7 +7,15 @@ import { runMigrations } from '../src/database/run-migrations.js';
 import { ProjectionEngine } from '../src/event-sourcing/index.js';
 import { type AppProcess, call, startAppProcess } from './support/app-process.js';
 import { readSummaries, readTransactions, replayLedger } from './support/ledger-replay.js';
-import { checkpointRow, eventually, rows, seededRandom, waitUntilApplied, waitUntilCaughtUp } from './support/projection-fixtures.js';
+import {
+  checkpointRow,
+  eventually,
+  rows,
+  seededRandom,
+  untilNothingHeldBack,
+  waitUntilApplied,
+  waitUntilCaughtUp,
+} from './support/projection-fixtures.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
@@ -367,6 +375,9 @@ describe('minPosition when no runner applies the projection', () => {
 
     // Another instance on the same database runs the projections: the same query now succeeds.
     runner = await startTestApp({}, database);
+    // Within TIMEOUT_MS of when commit-safe readers can see the opening: a transaction of another test
+    // file (the horizon is server-wide) may hold it back longer than that.
+    await untilNothingHeldBack(reader.dataSource);
     const served = await reader.http.get(`/accounts/${id}`).query({ minPosition: open.body.position });
     expect(served.status).toBe(200);
     expect(served.body).toMatchObject({ id, balance: 0 });

@@ -26,6 +26,7 @@ import {
   defineCountingProjection,
   eventually,
   headOfLog,
+  untilNothingHeldBack,
   waitUntilApplied,
 } from './support/projection-fixtures.js';
 
@@ -82,8 +83,15 @@ describe('the projection runner hot loop', () => {
   afterAll(() => t?.close());
 
   const append = (events: object[]) => t.store.append(`stream-${randomUUID()}`, events, { expectedVersion: NO_STREAM });
-  /** Well below the 20 s a runner waits without a notification. */
-  const applied = (name: string, position: number) => waitUntilApplied(t.dataSource, name, position, 5_000);
+  /**
+   * Well below the 20 s a runner waits without a notification; timed from when commit-safe readers can
+   * see the event (a transaction of another test file may hold the server-wide horizon back longer;
+   * meanwhile the runner looks again every few milliseconds, it does not wait for its poll).
+   */
+  const applied = async (name: string, position: number) => {
+    await untilNothingHeldBack(t.dataSource);
+    await waitUntilApplied(t.dataSource, name, position, 5_000);
+  };
 
   it('readBatch returns what readAll returns, and says when a later commit is held back by an older transaction', async () => {
     const start = await headOfLog(t.dataSource);
@@ -228,6 +236,7 @@ describe('the batch window (PROJECTION_BATCH_WINDOW_MS)', () => {
     });
     await sleep(WINDOW_MS); // quiet for a whole window
     const first = await tick(0);
+    await untilNothingHeldBack(t.dataSource); // timed from when commit-safe readers can see it (see `applied` above)
     const sentAt = Date.now();
     await waitUntilApplied(t.dataSource, Windowed.projectionName, first.position);
     expect(Date.now() - sentAt).toBeLessThan(WINDOW_MS); // not held for the window

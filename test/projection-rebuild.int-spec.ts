@@ -18,6 +18,7 @@ import {
   rebuildEnded,
   rows,
   Ticked,
+  untilNothingHeldBack,
   waitUntilApplied,
   waitUntilCaughtUp,
 } from './support/projection-fixtures.js';
@@ -292,6 +293,9 @@ describe('rebuilding a projection whose table has a GENERATED ALWAYS identity co
       },
     );
 
+    // The 5 s below are timed from when commit-safe readers can see it: a transaction of another test
+    // file (the horizon is server-wide) may hold it back longer.
+    await untilNothingHeldBack(t.dataSource);
     await waitUntilApplied(t.dataSource, Numbered.projectionName, after.position, 5_000);
     const done = await rebuildEnded(admin, Numbered.projectionName, 5_000);
     expect(done.lastError).toBeNull();

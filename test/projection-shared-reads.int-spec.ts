@@ -6,7 +6,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { CommitOrderLog, NO_STREAM, type RecordedEvent } from '../src/event-sourcing/index.js';
 import { type EventStoreModule, startEventStoreModule } from './support/event-store-module.js';
-import { Ticked, countingState, createCountingTables, defineCountingProjection, waitUntilApplied } from './support/projection-fixtures.js';
+import {
+  Ticked,
+  countingState,
+  createCountingTables,
+  defineCountingProjection,
+  untilNothingHeldBack,
+  waitUntilApplied,
+} from './support/projection-fixtures.js';
 
 const projections = ['shared-a', 'shared-b', 'shared-c'].map((name) => defineCountingProjection(name, 'async', [Ticked]));
 const APPENDS = 30;
@@ -40,14 +47,21 @@ describe('one read of the log per wake-up, shared by the runners', () => {
         positions.push(appended.position);
         await sleep(15); // each append alone: every runner is woken, reads and applies it on its own
       }
+      // Timed from when commit-safe readers can see the last append: a transaction of another test file
+      // (the horizon is server-wide) may hold it back for seconds, the runners looking again meanwhile.
+      await untilNothingHeldBack(t.dataSource);
       const sentAt = performance.now();
       for (const projection of projections) await waitUntilApplied(t.dataSource, projection.projectionName, positions.at(-1)!);
       expect(performance.now() - sentAt).toBeLessThan(5_000); // woken, not left to the 60 s poll
 
       // Alone, each runner reads twice per append (the batch, then an empty read after applying it):
       // 6 per append for the three (180 measured). Shared, the first read of each wake-up is one for
-      // all three (91 measured); the empty reads after applying still go one by one.
-      expect(reads.mock.calls.length).toBeLessThan(1.5 * projections.length * APPENDS);
+      // all three (91 measured); the empty reads after applying still go one by one. Reads that found
+      // events held back (by such a transaction) are looked at again with backoff, legitimately: they
+      // are left out of the bound (a 6 s hold cost about 60 of them).
+      const answers = await Promise.all(reads.mock.results.map((result) => result.value as ReturnType<CommitOrderLog['readBatch']>));
+      const heldBack = answers.filter((batch) => batch.heldBack).length;
+      expect(reads.mock.calls.length - heldBack).toBeLessThan(1.5 * projections.length * APPENDS);
       for (const projection of projections) {
         const state = await countingState(t.dataSource, projection.prefix);
         expect(state.duplicates).toEqual([]);

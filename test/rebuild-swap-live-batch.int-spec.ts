@@ -38,6 +38,8 @@ async function deadlocks(engine: EngineModule): Promise<number> {
 describe('a rebuild swapping in while another segment applies a live batch', () => {
   let database: TestDatabase;
   let engine: EngineModule;
+  /** The live batch the test holds open: released before the engine closes even when the test fails (the close would wait for it). */
+  let held: ReturnType<typeof gate> | undefined;
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -66,6 +68,8 @@ describe('a rebuild swapping in while another segment applies a live batch', () 
     });
   });
   afterAll(async () => {
+    held?.open();
+    Ticks.behaviour.onApplied = undefined;
     await engine?.close();
     await database?.drop();
   });
@@ -77,14 +81,14 @@ describe('a rebuild swapping in while another segment applies a live batch', () 
     await waitUntilApplied(engine.dataSource, Ticks.projectionName, first.position);
 
     // Segment 1's next batch stops after writing its rows (the counter row locked), before its fence.
-    const held = gate();
+    held = gate();
     const applying = gate();
     const late = streamIn(1, 'one');
     Ticks.behaviour.onApplied = async (event) => {
       if (event.streamId !== late) return;
       Ticks.behaviour.onApplied = undefined;
       applying.open();
-      await held.promise;
+      await held!.promise;
     };
     const lateAppend = await engine.store.append(late, [new Ticked({ n: 3 })], { expectedVersion: NO_STREAM });
     await applying.promise;

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { type AppProcess, call, startAppProcess } from './support/app-process.js';
 import { type NatsServer, startNatsServer } from './support/nats-server.js';
-import { checkpointRow, waitUntilCaughtUp } from './support/projection-fixtures.js';
+import { checkpointRow, untilNothingHeldBack, waitUntilCaughtUp } from './support/projection-fixtures.js';
 import { readJetStream } from './support/relay-fixtures.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
@@ -60,21 +60,27 @@ describe('relay refusal in one lane, then a restart: duplicates of the other lan
     const headerBytes = Object.entries(messages[0].headers).reduce((sum, [k, v]) => sum + k.length + v.length + 4, 12);
     const size = JSON.stringify(messages[0].body).length + headerBytes;
     const connection = await connect({ servers: broker.url });
-    const manager = await jetstreamManager(connection);
-    const info = await manager.streams.info('LEDGER');
-    // A bigger AccountOpened (a 100-character owner name) is refused; the small ones are not.
-    await manager.streams.update('LEDGER', { ...info.config, max_msg_size: size + 50, duplicate_window: 1_000_000_000 });
+    try {
+      const manager = await jetstreamManager(connection);
+      const info = await manager.streams.info('LEDGER');
+      // A bigger AccountOpened (a 100-character owner name) is refused; the small ones are not.
+      await manager.streams.update('LEDGER', { ...info.config, max_msg_size: size + 50, duplicate_window: 1_000_000_000 });
 
-    await open('y'.repeat(100));
-    for (let i = 0; i < 5; i++) await open(`s${i}`);
-    await sleep(4_000); // the lanes publish s0..s4 past the refused event; the engine retries it
-    const stuck = await checkpointRow(client, 'nats-relay');
-    expect(stuck?.attempts).toBeGreaterThan(0); // the refusal holds the checkpoint
+      await open('y'.repeat(100));
+      for (let i = 0; i < 5; i++) await open(`s${i}`);
+      // The 4 s are timed from when the relay can read these events: a transaction of another test file
+      // (the commit-safe horizon is server-wide) may hold them back for a while.
+      await untilNothingHeldBack(client);
+      await sleep(4_000); // the lanes publish s0..s4 past the refused event; the engine retries it
+      const stuck = await checkpointRow(client, 'nats-relay');
+      expect(stuck?.attempts).toBeGreaterThan(0); // the refusal holds the checkpoint
 
-    // The operator's fix: raise the limit, restart the service (graceful).
-    await app.stop();
-    await manager.streams.update('LEDGER', { ...info.config, max_msg_size: -1, duplicate_window: 1_000_000_000 });
-    await connection.close();
+      // The operator's fix: raise the limit, restart the service (graceful).
+      await app.stop();
+      await manager.streams.update('LEDGER', { ...info.config, max_msg_size: -1, duplicate_window: 1_000_000_000 });
+    } finally {
+      await connection.close(); // even when the test fails: an open client would go on reconnecting after this file
+    }
     await sleep(1_500); // past the (shortened) duplicate window, as a restart is past 2 minutes
     app = await startAppProcess(database.url, env);
     await waitUntilCaughtUp(client, ['nats-relay'], 30_000);

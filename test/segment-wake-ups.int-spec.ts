@@ -5,7 +5,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { NO_STREAM, ProjectionWaiter, segmentOfKey } from '../src/event-sourcing/index.js';
 import { type EventStoreModule, startEventStoreModule } from './support/event-store-module.js';
-import { Ticked, createCountingTables, defineCountingProjection, eventually, rows } from './support/projection-fixtures.js';
+import {
+  Ticked,
+  createCountingTables,
+  defineCountingProjection,
+  eventually,
+  rows,
+  untilNothingHeldBack,
+} from './support/projection-fixtures.js';
 
 const SEGMENTS = 4;
 const IDLE_SEGMENT_DELAY_MS = 6_000;
@@ -78,6 +85,9 @@ describe('segment-targeted wake-ups', () => {
 
   it('a query waiting for a position does not wait for the idle delay: the idle segments are hurried', async () => {
     const appended = await t.store.append(streamIn(1, 'read-your-writes'), [new Ticked({ n: 2 })], { expectedVersion: NO_STREAM });
+    // Timed from when commit-safe readers can see it: a transaction of another test file (the horizon
+    // is server-wide) may hold it back longer than the wait below, hurried or not.
+    await untilNothingHeldBack(t.dataSource);
     const waiter = t.moduleRef.get(ProjectionWaiter);
     const startedAt = performance.now();
     // Every segment must have passed the event for the projection to reflect it (the earliest decides).

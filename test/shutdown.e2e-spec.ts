@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { type AppProcess, call, startAppProcess } from './support/app-process.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
@@ -31,8 +31,12 @@ async function exitOf(app: AppProcess): Promise<{ code: number | null; signal: s
 beforeAll(async () => {
   database = await createTestDatabase();
 });
-afterAll(async () => {
+// After each test: a test that failed leaves its service running, and the next one would start another.
+afterEach(async () => {
   await service?.kill();
+  service = undefined;
+});
+afterAll(async () => {
   await database?.drop();
 });
 

@@ -220,9 +220,12 @@ describe('GET /accounts/{id}/state when a unit of work began before a concurrent
       return t.app.get(CommandBus).execute(new DepositMoney(id, 5));
     });
     await begun.promise;
-    await sleep(20); // the concurrent deposit begins well after the unit of work
-    await post(`/accounts/${id}/deposits`, { amount: 1000 });
-    proceed.open();
+    try {
+      await sleep(20); // the concurrent deposit begins well after the unit of work
+      await post(`/accounts/${id}/deposits`, { amount: 1000 });
+    } finally {
+      proceed.open(); // even when the deposit fails: the unit of work's connection would keep the app from closing
+    }
     expect((await unitOfWork).version).toBe(4);
 
     const events = await accountEvents(t, id);

@@ -790,8 +790,11 @@ describe('read models while the process manager is inside a step', () => {
   let t: TestApp;
   let ledger: LedgerClient;
   beforeAll(async () => {
-    // a snapshot every 2 account events: the step below writes one, which the test can hold up
-    t = await startTestApp({ SNAPSHOT_INTERVALS: 'account:2', READ_YOUR_WRITES_TIMEOUT_MS: '1000', PROJECTION_POLL_INTERVAL_MS: '100' });
+    // a snapshot every 2 account events: the step below writes one, which the test can hold up.
+    // READ_YOUR_WRITES_TIMEOUT_MS stays test-app.ts's 15 s: a transaction of another test file holds
+    // the (server-wide) horizon back for a moment, and 1 s failed the read then; the step the test
+    // holds lasts until after the read, so a step that held the horizon would still answer 503.
+    t = await startTestApp({ SNAPSHOT_INTERVALS: 'account:2', PROJECTION_POLL_INTERVAL_MS: '100' });
     ledger = new LedgerClient(t);
   });
   afterAll(() => t.close());

@@ -70,7 +70,8 @@ describe('a read model whose holder loses the lease while it applies a batch', (
     await eventually('the refused batch to be over', async () => {
       const [row] = await rows<{ n: string }>(
         engine.dataSource,
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'idle in transaction'",
+        // This database only: pg_stat_activity lists the whole server (other test files' sessions).
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'",
       );
       return Number(row.n) === 0 ? true : undefined;
     });

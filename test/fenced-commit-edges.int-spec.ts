@@ -4,10 +4,10 @@
 // that committed nonetheless (the connection lost while its check waited for the row: ambiguous, as
 // any lost COMMIT; documented, harmless for idempotent steps).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type Server, type Socket, connect, createServer } from 'node:net';
 import { LeaseLostError, NO_STREAM, runFenced } from '../src/event-sourcing/index.js';
 import { type EngineModule, Ticked, rows, startEngineModule, withClient } from './support/projection-fixtures.js';
 import { startLateReadyProxy } from './support/late-ready-proxy.js';
+import { type DatabaseProxy, startDatabaseProxy } from './support/tcp-proxy.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
 const NAME = 'review-fenced-edges';
@@ -141,12 +141,8 @@ describe('the fenced COMMIT at its edges', () => {
 });
 
 /** A TCP proxy that destroys the client side (only) right after forwarding a Query message matching `cut`. */
-async function cuttingProxy(databaseUrl: string, cut: (text: string) => boolean): Promise<{ url: string; close(): Promise<void> }> {
-  const target = new URL(databaseUrl);
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    sockets.add(client).add(upstream);
+function cuttingProxy(databaseUrl: string, cut: (text: string) => boolean): Promise<DatabaseProxy> {
+  return startDatabaseProxy(databaseUrl, (client, upstream) => {
     client.on('error', () => undefined);
     upstream.on('error', () => undefined);
     upstream.on('close', () => client.destroy());
@@ -166,16 +162,4 @@ async function cuttingProxy(databaseUrl: string, cut: (text: string) => boolean)
       if (!armed) upstream.destroy();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = new URL(databaseUrl);
-  url.hostname = '127.0.0.1';
-  url.port = String((server.address() as { port: number }).port);
-  return {
-    url: url.toString(),
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }

@@ -1,10 +1,7 @@
-import { type Server, type Socket, connect, createServer } from 'node:net';
+import type { Socket } from 'node:net';
+import { type DatabaseProxy, startDatabaseProxy } from './tcp-proxy.js';
 
-export interface LateReadyProxy {
-  /** The database URL rewritten to go through the proxy. */
-  readonly url: string;
-  close(): Promise<void>;
-}
+export type LateReadyProxy = DatabaseProxy;
 
 /**
  * A TCP proxy in front of PostgreSQL that delivers every ReadyForQuery message ('Z') of the server
@@ -14,12 +11,8 @@ export interface LateReadyProxy {
  * time. The stream is parsed by message (a type byte, then an int32 length that counts itself), which
  * holds from the server's first byte as long as the client does not ask for TLS.
  */
-export async function startLateReadyProxy(databaseUrl: string, delayMs: number): Promise<LateReadyProxy> {
-  const target = new URL(databaseUrl);
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    sockets.add(client).add(upstream);
+export function startLateReadyProxy(databaseUrl: string, delayMs: number): Promise<LateReadyProxy> {
+  return startDatabaseProxy(databaseUrl, (client, upstream) => {
     const drop = () => {
       client.destroy();
       upstream.destroy();
@@ -29,18 +22,6 @@ export async function startLateReadyProxy(databaseUrl: string, delayMs: number):
     client.pipe(upstream);
     relayHoldingBackReady(upstream, client, delayMs);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = new URL(databaseUrl);
-  url.hostname = '127.0.0.1';
-  url.port = String((server.address() as { port: number }).port);
-  return {
-    url: url.toString(),
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 /** Copies the server's messages to the client in order; each ReadyForQuery goes alone, late. */

@@ -20,6 +20,7 @@ import { IndexTransferChains1764230400016 } from './1764230400016-index-transfer
 import { WakeReadersAfterCommit1764230400017 } from './1764230400017-wake-readers-after-commit.js';
 import { SegmentProjections1764230400018 } from './1764230400018-segment-projections.js';
 import { RememberReactionsAhead1764230400019 } from './1764230400019-remember-reactions-ahead.js';
+import { AdvanceReadModelsWithCommit1764230400020 } from './1764230400020-advance-read-models-with-commit.js';
 
 export const migrations = [
   CreateEventStore1764230400000,
@@ -42,4 +43,5 @@ export const migrations = [
   WakeReadersAfterCommit1764230400017,
   SegmentProjections1764230400018,
   RememberReactionsAhead1764230400019,
+  AdvanceReadModelsWithCommit1764230400020,
 ];

@@ -5,9 +5,9 @@
 // the idle-in-transaction timeout — with every segment of the projection stalled meanwhile. Sent in
 // one message, the lock lasts only as long as the server takes to run the COMMIT.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import pg from 'pg';
 import { LeaseLostError, NO_STREAM, runFenced } from '../src/event-sourcing/index.js';
 import { type EngineModule, Ticked, checkpointRow, rows, startEngineModule } from './support/projection-fixtures.js';
+import { pauseAfterStatement, restore, takeOverWithin } from './support/paused-holder.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
 const NAME = 'fenced-commit';
@@ -16,83 +16,29 @@ const PAUSE_MS = 3_000;
 /** How long the takeover may wait for the row's lock before it gives up (lock_timeout). */
 const TAKEOVER_LOCK_TIMEOUT_MS = 1_000;
 
-type Query = (this: pg.Client, ...args: unknown[]) => unknown;
-
 describe('a fenced unit of work checks its lease and commits in one message', () => {
   let database: TestDatabase;
   let t: EngineModule;
-  // eslint-disable-next-line @typescript-eslint/unbound-method -- kept to be called with its client as `this`
-  const originalQuery = pg.Client.prototype.query as Query;
 
   beforeAll(async () => {
     database = await createTestDatabase();
     t = await startEngineModule({ url: database.url, events: [Ticked], projections: [], engine: { enabled: false } });
     await t.checkpoints.ensure([NAME]);
   });
-  afterEach(() => {
-    (pg.Client.prototype as { query: Query }).query = originalQuery;
-  });
+  afterEach(restore);
   afterAll(async () => {
     await t?.close();
     await database?.drop();
   });
 
-  /**
-   * From now on, a connection whose fence check has returned is paused for PAUSE_MS before it sends
-   * anything more (as if its process had stopped right there); resolves when a fence check returned.
-   */
-  function pauseAfterFenceCheck(): Promise<void> {
-    let fenceReturned!: () => void;
-    const returned = new Promise<void>((resolve) => (fenceReturned = resolve));
-    const paused = new WeakSet<pg.Client>();
-    (pg.Client.prototype as { query: Query }).query = function (this: pg.Client, ...args: unknown[]) {
-      const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
-      const callback = typeof args[args.length - 1] === 'function';
-      if (callback || typeof text !== 'string') return originalQuery.apply(this, args);
-      const send = async () => {
-        if (paused.has(this)) {
-          paused.delete(this);
-          await new Promise((resolve) => setTimeout(resolve, PAUSE_MS));
-        }
-        const result = await (originalQuery.apply(this, args) as Promise<unknown>);
-        if (text.includes('ledger_fence')) {
-          paused.add(this);
-          fenceReturned();
-        }
-        return result;
-      };
-      return send();
-    };
-    return returned;
-  }
-
-  /** Another instance takes the lease over; refused (lock_timeout) if it waited more than TAKEOVER_LOCK_TIMEOUT_MS for the row. */
-  async function takeOver(): Promise<void> {
-    const client = new pg.Client({ connectionString: database.url });
-    await client.connect();
-    try {
-      await originalQuery.call(client, 'BEGIN');
-      await originalQuery.call(client, `SET LOCAL lock_timeout = '${TAKEOVER_LOCK_TIMEOUT_MS}ms'`);
-      await originalQuery.call(
-        client,
-        `UPDATE projection_checkpoints SET lease_owner = 'next-holder', lease_token = lease_token + 1,
-           lease_expires_at = clock_timestamp() + interval '1 minute' WHERE name = $1`,
-        [NAME],
-      );
-      await originalQuery.call(client, 'COMMIT');
-    } finally {
-      await client.end();
-    }
-  }
-
   it('a holder paused after its fence check keeps no takeover waiting, and what it committed is there', async () => {
     const token = (await t.checkpoints.acquireLease(NAME, 'holder', 60_000))!;
-    const checked = pauseAfterFenceCheck();
+    const checked = pauseAfterStatement((text) => text.includes('ledger_fence'), PAUSE_MS);
     const step = runFenced({ name: NAME, owner: 'holder', token }, () =>
       t.store.transaction(() => t.store.append('fenced-commit-1', [new Ticked({ n: 1 })], { expectedVersion: NO_STREAM })),
     );
     await checked;
-    await expect(takeOver()).resolves.toBeUndefined();
+    await expect(takeOverWithin(database.url, 'name = $1', NAME, 'next-holder', TAKEOVER_LOCK_TIMEOUT_MS)).resolves.toBeUndefined();
     await step;
     // The check passed and the COMMIT ran with it, before the takeover: the step is stored.
     expect((await t.store.readStream('fenced-commit-1')).map((event) => event.version)).toEqual([1]);

@@ -1,4 +1,4 @@
-// A read model's live batch is fenced at its end (advanceIfLeader, issue 14): the checkpoint row is
+// A read model's live batch is fenced at its end (advanceAndCommit, issue 14): the checkpoint row is
 // not locked while the batch applies, so a holder that loses the lease in the middle of applying must
 // find out at the checkpoint's move and roll the whole batch back.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';

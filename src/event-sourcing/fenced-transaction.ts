@@ -1,4 +1,4 @@
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import type { LeaseFence } from './lease-fence.js';
 import { settledTransactionStatus } from './transaction-status.js';
 
@@ -19,22 +19,38 @@ export async function inTransaction<T>(
   work: (manager: EntityManager) => Promise<T>,
 ): Promise<T> {
   if (!fence) return dataSource.transaction(work);
+  const { result } = await transactionEndedBy(dataSource, work, (queryRunner) => fence.verifyAndCommit(queryRunner));
+  return result;
+}
+
+/**
+ * Runs `work` in one transaction of `dataSource` and ends it with `end`, which must send a last
+ * statement and the COMMIT in one simple-protocol message (the COMMIT then runs only if that
+ * statement did not raise): the lease fence of a unit of work, a read model's checkpoint move. It
+ * answers what both answered. A raising `end` (or `work`) rolls the transaction back.
+ */
+export async function transactionEndedBy<T, E>(
+  dataSource: DataSource,
+  work: (manager: EntityManager) => Promise<T>,
+  end: (queryRunner: QueryRunner) => Promise<E>,
+): Promise<{ result: T; ended: E }> {
   const queryRunner = dataSource.createQueryRunner();
   try {
     await queryRunner.startTransaction();
     const result = await work(queryRunner.manager);
-    await fence.verifyAndCommit(queryRunner);
+    const ended = await end(queryRunner);
     // The server must say the session is out of its transaction ('I'): anything else (a driver or
     // TypeORM that ran the message otherwise) fails here and is rolled back below, rather than the
     // connection going back to the pool inside a transaction.
     const status = await settledTransactionStatus((queryRunner as { databaseConnection?: unknown }).databaseConnection);
-    if (status !== null && status !== 'I') throw new Error(`fenced COMMIT left the session in transaction status ${status}`);
+    if (status !== null && status !== 'I')
+      throw new Error(`a COMMIT sent with its last statement left the session in transaction status ${status}`);
     // TypeORM did not send that COMMIT: its query runner still counts the transaction as open, and
     // would roll back or nest into a transaction that no longer exists.
     markCommitted(queryRunner);
-    return result;
+    return { result, ended };
   } catch (error) {
-    // After a refused check the transaction is open and aborted; after a failed COMMIT it is over
+    // After a refused statement the transaction is open and aborted; after a failed COMMIT it is over
     // already, and the ROLLBACK only draws a warning. Its own failure must not hide `error`.
     if (queryRunner.isTransactionActive) await queryRunner.rollbackTransaction().catch(() => undefined);
     throw error;

@@ -4,8 +4,11 @@ import { type EntityManager, QueryFailedError, type QueryRunner } from 'typeorm'
 
 const { escapeLiteral } = pg;
 
-/** SQLSTATE raised by ledger_fence (migration 1764230400013) when the lease is no longer held. */
-const LEASE_LOST_SQLSTATE = 'LF001';
+/**
+ * SQLSTATE raised by ledger_fence (migration 1764230400013) when the lease is no longer held, and by
+ * ledger_advance_checkpoint (migration 1764230400020) when a read model's batch is not its holder's.
+ */
+export const LEASE_LOST_SQLSTATE = 'LF001';
 
 /**
  * A write made on behalf of a projection's lease holder was refused: another process took the lease

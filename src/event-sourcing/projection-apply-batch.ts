@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eventLogContext, withLogContext } from '../observability/log-context.js';
 import { isSameCheckpoint } from './checkpoint-order.js';
+import { transactionEndedBy } from './fenced-transaction.js';
 import { commitReaction } from './projection-reactions.js';
 import { rebuildAttemptFailed } from './projection-rebuild-failures.js';
 import { LostLease, type RunnerContext, type Target } from './projection-runner-context.js';
@@ -84,16 +85,23 @@ async function commit(context: RunnerContext, events: readonly RecordedEvent[], 
   const last = events[events.length - 1];
   const checkpoint = { transactionId: last.transactionId, position: last.position };
   const { token } = context.holding();
+  if (target === 'live') {
+    // Fenced at the end, with the COMMIT (advanceAndCommit): applied by a holder that is not one any
+    // more, the batch is rolled back; no lock of the row is held across a round trip of this process.
+    const { ended: advanced } = await transactionEndedBy(
+      dataSource,
+      (manager) => applyToProjection(projection, events, manager, true),
+      async (queryRunner) => {
+        const state = await checkpoints.advanceAndCommit(queryRunner, context.row, owner, token, from, checkpoint, options.leaseTtlMs);
+        if (!state) throw new LostLease();
+        return state;
+      },
+    );
+    context.state = advanced; // what this transaction left in the row: the next batch needs no reload
+    deps.onAdvance(projection.name, checkpoint);
+    return;
+  }
   await dataSource.transaction(async (manager) => {
-    if (target === 'live') {
-      // Fenced at the end (advanceIfLeader): applied by a holder that is not one any more, the batch
-      // is rolled back; one round trip fewer per batch than locking the row first.
-      await applyToProjection(projection, events, manager, true);
-      const advanced = await checkpoints.advanceIfLeader(manager, context.row, owner, token, from, checkpoint, options.leaseTtlMs);
-      if (!advanced) throw new LostLease();
-      context.state = advanced; // what this transaction leaves in the row: the next batch needs no reload
-      return;
-    }
     const state = await checkpoints.lockIfLeader(manager, context.row, owner, token);
     const current = state?.rebuild?.checkpoint;
     // Fencing: only the lease holder, continuing exactly where the stored rebuild checkpoint is.
@@ -106,5 +114,4 @@ async function commit(context: RunnerContext, events: readonly RecordedEvent[], 
       rebuild: { ...state!.rebuild!, checkpoint, eventsApplied: state!.rebuild!.eventsApplied + events.length },
     };
   });
-  if (target === 'live') deps.onAdvance(projection.name, checkpoint);
 }

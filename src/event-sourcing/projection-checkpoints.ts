@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource, type EntityManager } from 'typeorm';
+import { DataSource, type EntityManager, type QueryRunner } from 'typeorm';
 import { CheckpointPasses } from './checkpoint-passes.js';
-import { advance, advanceIfLeader, rememberCompletedAhead } from './projection-advance-sql.js';
+import { advance, advanceAndCommit, rememberCompletedAhead } from './projection-advance-sql.js';
 import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import { recordFailure, retry, skip, skips } from './projection-failure-sql.js';
 import { acquireLease, lockIfLeader, releaseLease, renewLease } from './projection-lease-sql.js';
@@ -82,9 +82,9 @@ export class ProjectionCheckpoints {
     return advance(manager, name, checkpoint, ttlMs, completedAhead);
   }
 
-  /** Ends a read model's live batch: the fenced move of its checkpoint (null: not this holder's any more). */
-  advanceIfLeader(
-    manager: EntityManager,
+  /** Ends a read model's live batch: the fenced move of its checkpoint with the COMMIT (null: not this holder's any more). */
+  advanceAndCommit(
+    queryRunner: QueryRunner,
     name: string,
     owner: string,
     token: string,
@@ -92,7 +92,7 @@ export class ProjectionCheckpoints {
     to: Checkpoint,
     ttlMs: number,
   ): Promise<ProjectionState | null> {
-    return advanceIfLeader(manager, name, owner, token, from, to, ttlMs);
+    return advanceAndCommit(queryRunner, name, owner, token, from, to, ttlMs);
   }
 
   rememberCompletedAhead(manager: EntityManager, name: string, completedAhead: readonly number[]): Promise<void> {

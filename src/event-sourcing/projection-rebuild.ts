@@ -77,7 +77,7 @@ async function swap(context: RunnerContext): Promise<void> {
       if (!state?.rebuild) throw new LostLease();
       let until: Checkpoint | undefined;
       // Inline: holds appends back. Async: first, before any other segment's row — a live batch
-      // writes the live tables before its fenced UPDATE of its row (advanceIfLeader), so a swap
+      // writes the live tables before its fenced UPDATE of its row (advanceAndCommit), so a swap
       // holding that row while it waited for the batch's rows was a deadlock (aborting the swap, a
       // failed rebuild attempt). Waiting here, the swap holds nothing the batch needs; later batches
       // wait for the swap before their first write. (A projection writing its tables in another order

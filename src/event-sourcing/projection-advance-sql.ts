@@ -8,26 +8,46 @@ import { sql } from './sql.js';
 const { escapeLiteral } = pg;
 
 /**
- * Advances the live checkpoint (same transaction as the read-table writes) and renews the lease;
- * `completedAhead`: a process manager's events completed past the new checkpoint (empty for a
- * projection with tables).
+ * Ends a process manager's batch (projection-reactions.ts): its steps committed in transactions of
+ * their own, so the checkpoint's move is alone in its transaction, and one fenced autocommit
+ * statement is that transaction. Moves the checkpoint from `from` to `to` (resetting attempts and
+ * renewing the lease) and writes `completedAhead`, or, with no `to`, writes only `completedAhead`
+ * (the checkpoint did not move: attempts are kept, a failure is counted after this), only while
+ * `owner` holds the lease with this token, the process manager runs and the stored checkpoint is
+ * still exactly `from`. Answers the row as it now stands, or null when any of that no longer held.
+ * Before: START, a SELECT … FOR UPDATE of the row, the UPDATE, COMMIT — four round trips.
  */
-export async function advance(
+export async function advanceReaction(
   manager: EntityManager,
   name: string,
-  checkpoint: Checkpoint,
+  holder: { readonly owner: string; readonly token: string },
+  from: Checkpoint,
+  to: Checkpoint | undefined,
   ttlMs: number,
-  completedAhead: readonly number[] = [],
-): Promise<void> {
-  await sql(
-    manager,
-    `UPDATE projection_checkpoints
-       SET transaction_id = $2::xid8, position = $3, attempts = 0, updated_at = now(),
-           last_error = NULL, failed_position = NULL, failed_at = NULL, completed_ahead = $5::bigint[],
-           lease_expires_at = clock_timestamp() + make_interval(secs => $4::double precision / 1000)
-       WHERE name = $1`,
-    [name, checkpoint.transactionId, checkpoint.position, ttlMs, completedAhead],
-  );
+  completedAhead: readonly number[],
+): Promise<ProjectionState | null> {
+  const fence = `WHERE name = $1 AND lease_owner = $2 AND lease_token = $3::bigint AND lease_expires_at > clock_timestamp()
+         AND status = 'running' AND transaction_id = $4::xid8 AND position = $5`;
+  const fenced = [name, holder.owner, holder.token, from.transactionId, from.position];
+  const { rows } = to
+    ? await sql<Row>(
+        manager,
+        `UPDATE projection_checkpoints
+           SET transaction_id = $6::xid8, position = $7, attempts = 0, updated_at = now(),
+               last_error = NULL, failed_position = NULL, failed_at = NULL, completed_ahead = $9::bigint[],
+               lease_expires_at = clock_timestamp() + make_interval(secs => $8::double precision / 1000)
+         ${fence}
+         RETURNING *`,
+        [...fenced, to.transactionId, to.position, ttlMs, completedAhead],
+      )
+    : await sql<Row>(
+        manager,
+        `UPDATE projection_checkpoints SET completed_ahead = $6::bigint[], updated_at = now()
+         ${fence}
+         RETURNING *`,
+        [...fenced, completedAhead],
+      );
+  return rows.length ? toState(rows[0]) : null;
 }
 
 /**
@@ -78,14 +98,6 @@ function integer(value: string | number): string {
 function finite(value: number): string {
   if (!Number.isFinite(value)) throw new RangeError(`not a finite number: ${value}`);
   return String(value);
-}
-
-/** A process manager's events completed past a checkpoint that did not move (see advance). */
-export async function rememberCompletedAhead(manager: EntityManager, name: string, completedAhead: readonly number[]): Promise<void> {
-  await sql(manager, `UPDATE projection_checkpoints SET completed_ahead = $2::bigint[], updated_at = now() WHERE name = $1`, [
-    name,
-    completedAhead,
-  ]);
 }
 
 /** A segment's checkpoint to move from `from` to `to` past events it does not handle, by its lease's holder. */

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager, type QueryRunner } from 'typeorm';
 import { CheckpointPasses } from './checkpoint-passes.js';
-import { advance, advanceAndCommit, rememberCompletedAhead } from './projection-advance-sql.js';
+import { advanceAndCommit, advanceReaction } from './projection-advance-sql.js';
 import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import { recordFailure, retry, skip, skips } from './projection-failure-sql.js';
 import { acquireLease, lockIfLeader, releaseLease, renewLease } from './projection-lease-sql.js';
@@ -78,8 +78,16 @@ export class ProjectionCheckpoints {
     return lockIfLeader(manager, name, owner, token);
   }
 
-  advance(manager: EntityManager, name: string, checkpoint: Checkpoint, ttlMs: number, completedAhead?: readonly number[]): Promise<void> {
-    return advance(manager, name, checkpoint, ttlMs, completedAhead);
+  /** Ends a process manager's batch: one fenced statement (null: not this holder's any more). */
+  advanceReaction(
+    name: string,
+    holder: { readonly owner: string; readonly token: string },
+    from: Checkpoint,
+    to: Checkpoint | undefined,
+    ttlMs: number,
+    completedAhead: readonly number[],
+  ): Promise<ProjectionState | null> {
+    return advanceReaction(this.manager, name, holder, from, to, ttlMs, completedAhead);
   }
 
   /** Ends a read model's live batch: the fenced move of its checkpoint with the COMMIT (null: not this holder's any more). */
@@ -93,10 +101,6 @@ export class ProjectionCheckpoints {
     ttlMs: number,
   ): Promise<ProjectionState | null> {
     return advanceAndCommit(queryRunner, name, owner, token, from, to, ttlMs);
-  }
-
-  rememberCompletedAhead(manager: EntityManager, name: string, completedAhead: readonly number[]): Promise<void> {
-    return rememberCompletedAhead(manager, name, completedAhead);
   }
 
   /** Moves a segment's checkpoint past events it does not handle; moves asked for in one turn share a statement. */

@@ -13,8 +13,8 @@ import { keyOf } from './subscriber.js';
  * A process manager (process-manager.ts) reacts with commands of its own, each in its own
  * transaction. Those run outside the checkpoint transaction: that one locks the checkpoint row,
  * which gives it a transaction id, and commit-safe readers wait for every older transaction id — a
- * long step inside it would hold every projection back. The checkpoint then advances in a short
- * fenced transaction.
+ * long step inside it would hold every projection back. The checkpoint then advances in one fenced
+ * statement of its own (advanceReaction).
  *
  * Every step is fenced: the reaction runs with this holding ambient (runFenced), and each of its
  * transactions commits only if the database still sees this holding (ledger_fence, just before
@@ -35,7 +35,7 @@ export async function commitReaction(
   from: Checkpoint,
 ): Promise<void> {
   const { deps } = context;
-  const { dataSource, checkpoints, options, owner } = deps;
+  const { checkpoints, options, owner } = deps;
   const holding = context.holding();
   // A cheap look first (no lock): the fenced steps and the fenced advance below are what decide.
   const before = await checkpoints.load(context.row);
@@ -77,13 +77,9 @@ export async function commitReaction(
   if (done > 0 || !samePositions(ahead, before.completedAhead)) {
     const last = done > 0 ? events[done - 1] : undefined;
     const checkpoint = last ? { transactionId: last.transactionId, position: last.position } : from;
-    await dataSource.transaction(async (manager) => {
-      const state = await checkpoints.lockIfLeader(manager, context.row, owner, holding.token);
-      if (!state || !isSameCheckpoint(state.checkpoint, from) || state.status !== 'running') throw new LostLease();
-      if (last) await checkpoints.advance(manager, context.row, checkpoint, options.leaseTtlMs, ahead);
-      else await checkpoints.rememberCompletedAhead(manager, context.row, ahead);
-      context.state = last ? { ...state, checkpoint, attempts: 0, completedAhead: ahead } : { ...state, completedAhead: ahead };
-    });
+    const state = await checkpoints.advanceReaction(context.row, holding, from, last ? checkpoint : undefined, options.leaseTtlMs, ahead);
+    if (!state) throw new LostLease();
+    context.state = state;
     if (last) deps.onAdvance(processManager.name, checkpoint);
   }
   // A step given up because the process stops is no failure: count nothing, and look again after a

@@ -7,10 +7,13 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * lets the engine send it together with the COMMIT in one message (simple protocol): the COMMIT runs
  * only if the move did, and the row's lock is not held across a round trip (a holder paused there
  * kept the next holder's takeover waiting). Answers the row as it now stands.
- * SECURITY INVOKER: it does only what its caller (the projector) may do anyway; the search_path is
- * pinned (pg_temp last, see FenceProjectionLeases1764230400013) so a caller cannot redirect its names.
+ * SECURITY INVOKER: it does only what its caller may do anyway (UPDATE on projection_checkpoints,
+ * which only the projector has), so EXECUTE stays with PUBLIC, as for any function: a projector
+ * login a DBA creates after this migration, with the table grants docs/architecture.md lists, needs
+ * nothing more (found in review: revoked from PUBLIC and granted only to a role existing at migration
+ * time, such a login had every batch refused). The search_path is pinned (pg_temp last, see
+ * FenceProjectionLeases1764230400013) so a caller cannot redirect its names.
  */
-const ROLES = ['ledger_projector'] as const;
 const SIGNATURE = 'ledger_advance_checkpoint(text, text, bigint, xid8, bigint, xid8, bigint, double precision)';
 
 export class AdvanceReadModelsWithCommit1764230400020 implements MigrationInterface {
@@ -44,17 +47,7 @@ export class AdvanceReadModelsWithCommit1764230400020 implements MigrationInterf
           END
           $advance$
         $create$, current_schema());
-        EXECUTE format('REVOKE EXECUTE ON FUNCTION %I.${SIGNATURE} FROM PUBLIC', current_schema());
       END $do$`);
-    for (const role of ROLES) {
-      // Roles may be missing (see CreateRoles1764230400011): grant only to those that exist.
-      await queryRunner.query(`
-        DO $do$ BEGIN
-          IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${role}') THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %I.${SIGNATURE} TO ${role}', current_schema());
-          END IF;
-        END $do$`);
-    }
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

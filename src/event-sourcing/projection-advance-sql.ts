@@ -58,6 +58,14 @@ export async function advanceReaction(
  * null when any of that no longer held: the function raised, the COMMIT did not run, and the caller
  * rolls the batch back.
  *
+ * As with any COMMIT, an error from a connection lost during the message is ambiguous: the server
+ * may still run it once the row is free (it may be waiting behind a lease renewal or a takeover's
+ * lock) and commit the batch with its checkpoint. Both stay consistent, and nothing is applied twice:
+ * the runner reloads its row after the error, and a batch from the old checkpoint would be refused.
+ * Only the error is spurious, and the local `advanced` signal for that batch is not given (a query
+ * waiting on it looks again after its fallback interval, or at the next batch). Test
+ * read-model-commit-review.
+ *
  * Why fenced at the end: locking the row with a SELECT … FOR UPDATE before applying cost a round
  * trip per batch, and a holder that lost the lease while applying finds the row changed under it.
  * Why with the COMMIT: the move locks the row, and sent on its own it stayed locked for a round trip
@@ -79,18 +87,25 @@ export async function advanceAndCommit(
     `SELECT * FROM ledger_advance_checkpoint(${escapeLiteral(name)}, ${escapeLiteral(owner)}, ${integer(token)}::bigint, ` +
     `'${integer(from.transactionId)}'::xid8, ${integer(from.position)}, '${integer(to.transactionId)}'::xid8, ${integer(to.position)}, ` +
     `${finite(ttlMs)}::double precision)`;
+  const message = `${call}; COMMIT`;
   let results: Array<pg.QueryResult<Row>>;
   try {
-    results = (await client.query<Row>(`${call}; COMMIT`)) as unknown as Array<pg.QueryResult<Row>>;
+    results = (await client.query<Row>(message)) as unknown as Array<pg.QueryResult<Row>>;
   } catch (error) {
     if ((error as { code?: string }).code === LEASE_LOST_SQLSTATE) return null;
-    throw new QueryFailedError(call, [], error as Error);
+    throw new QueryFailedError(message, [], error as Error); // the COMMIT may be what failed (a deferred constraint)
   }
   return toState(results[0].rows[0]);
 }
 
-/** A whole number as SQL text (what a bigint, an xid8 or a position must be), refusing anything else. */
+/**
+ * A whole number as SQL text (what a bigint, an xid8 or a position must be), refusing anything else:
+ * BigInt() alone would take '', ' ', '0x3' and '3 ' (found in review; harmless, as its output is
+ * always plain digits, but not what the caller meant).
+ */
 function integer(value: string | number): string {
+  const valid = typeof value === 'number' ? Number.isSafeInteger(value) : /^-?\d+$/.test(value);
+  if (!valid) throw new RangeError(`not a whole number: ${JSON.stringify(value)}`);
   return BigInt(value).toString();
 }
 

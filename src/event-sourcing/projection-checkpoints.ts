@@ -78,7 +78,10 @@ export class ProjectionCheckpoints {
     return lockIfLeader(manager, name, owner, token);
   }
 
-  /** Ends a process manager's batch: one fenced statement (null: not this holder's any more). */
+  /**
+   * Ends a process manager's batch: one fenced autocommit statement on a pooled connection of its
+   * own, never inside a caller's transaction (null: not this holder's any more).
+   */
   advanceReaction(
     name: string,
     holder: { readonly owner: string; readonly token: string },

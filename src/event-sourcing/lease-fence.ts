@@ -1,8 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import pg from 'pg';
+import { textLiteral, wholeNumberLiteral } from './sql-literals.js';
 import { type EntityManager, QueryFailedError, type QueryRunner } from 'typeorm';
-
-const { escapeLiteral } = pg;
 
 /**
  * SQLSTATE raised by ledger_fence (migration 1764230400013) when the lease is no longer held, and by
@@ -65,7 +63,9 @@ export class LeaseFence {
   async verifyAndCommit(queryRunner: QueryRunner): Promise<void> {
     const { name, owner, token } = this.holding;
     try {
-      await queryRunner.query(`SELECT ledger_fence(${escapeLiteral(name)}, ${escapeLiteral(owner)}, ${BigInt(token)}::bigint); COMMIT`);
+      await queryRunner.query(
+        `SELECT ledger_fence(${textLiteral(name)}, ${textLiteral(owner)}, ${wholeNumberLiteral(token)}::bigint); COMMIT`,
+      );
     } catch (error) {
       throw this.asLeaseLost(error);
     }

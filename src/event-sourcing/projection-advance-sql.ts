@@ -1,11 +1,10 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { type EntityManager, QueryFailedError, type QueryRunner } from 'typeorm';
 import { LEASE_LOST_SQLSTATE } from './lease-fence.js';
 import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import type { Checkpoint } from './recorded-event.js';
 import { sql } from './sql.js';
-
-const { escapeLiteral } = pg;
+import { finiteNumberLiteral, textLiteral, wholeNumberLiteral } from './sql-literals.js';
 
 /**
  * Ends a process manager's batch (projection-reactions.ts): its steps committed in transactions of
@@ -71,7 +70,7 @@ export async function advanceReaction(
  * Why with the COMMIT: the move locks the row, and sent on its own it stayed locked for a round trip
  * more — across any pause of this process there, during which a takeover waited (test
  * read-model-commit); it is also one round trip fewer per batch. Simple protocol, so the values go
- * in as literals: strings quoted by the driver, numbers and ids checked as integers first.
+ * in as literals (sql-literals.ts): strings quoted by the driver, numbers and ids checked first.
  */
 export async function advanceAndCommit(
   queryRunner: QueryRunner,
@@ -84,9 +83,9 @@ export async function advanceAndCommit(
 ): Promise<ProjectionState | null> {
   const client = (await queryRunner.connect()) as pg.PoolClient;
   const call =
-    `SELECT * FROM ledger_advance_checkpoint(${escapeLiteral(name)}, ${escapeLiteral(owner)}, ${integer(token)}::bigint, ` +
-    `'${integer(from.transactionId)}'::xid8, ${integer(from.position)}, '${integer(to.transactionId)}'::xid8, ${integer(to.position)}, ` +
-    `${finite(ttlMs)}::double precision)`;
+    `SELECT * FROM ledger_advance_checkpoint(${textLiteral(name)}, ${textLiteral(owner)}, ${wholeNumberLiteral(token)}::bigint, ` +
+    `'${wholeNumberLiteral(from.transactionId)}'::xid8, ${wholeNumberLiteral(from.position)}, ` +
+    `'${wholeNumberLiteral(to.transactionId)}'::xid8, ${wholeNumberLiteral(to.position)}, ${finiteNumberLiteral(ttlMs)}::double precision)`;
   const message = `${call}; COMMIT`;
   let results: Array<pg.QueryResult<Row>>;
   try {
@@ -96,23 +95,6 @@ export async function advanceAndCommit(
     throw new QueryFailedError(message, [], error as Error); // the COMMIT may be what failed (a deferred constraint)
   }
   return toState(results[0].rows[0]);
-}
-
-/**
- * A whole number as SQL text (what a bigint, an xid8 or a position must be), refusing anything else:
- * BigInt() alone would take '', ' ', '0x3' and '3 ' (found in review; harmless, as its output is
- * always plain digits, but not what the caller meant).
- */
-function integer(value: string | number): string {
-  const valid = typeof value === 'number' ? Number.isSafeInteger(value) : /^-?\d+$/.test(value);
-  if (!valid) throw new RangeError(`not a whole number: ${JSON.stringify(value)}`);
-  return BigInt(value).toString();
-}
-
-/** A finite number as SQL text, refusing NaN and infinities (which would print as words). */
-function finite(value: number): string {
-  if (!Number.isFinite(value)) throw new RangeError(`not a finite number: ${value}`);
-  return String(value);
 }
 
 /** A segment's checkpoint to move from `from` to `to` past events it does not handle, by its lease's holder. */

@@ -11,7 +11,7 @@ import { runMigrations } from '../src/database/run-migrations.js';
 import { transactionEndedBy } from '../src/event-sourcing/fenced-transaction.js';
 import { advanceAndCommit } from '../src/event-sourcing/projection-advance-sql.js';
 import type { Checkpoint } from '../src/event-sourcing/recorded-event.js';
-import { startDatabaseProxy } from './support/tcp-proxy.js';
+import { startCuttingProxy } from './support/tcp-proxy.js';
 import { type TestDatabase, createTestDatabase } from './support/test-database.js';
 
 const FROM: Checkpoint = { transactionId: '0', position: 0 };
@@ -358,25 +358,7 @@ describe('privileges and schemas', () => {
 describe('a connection lost while the move waits for its row', () => {
   it('is reported failed, the batch commits with its checkpoint once the row is free, and a second try from the old checkpoint is refused', async () => {
     // Cuts the client's side as soon as the message with the move has gone up; the server keeps it.
-    const proxy = await startDatabaseProxy(database.url, (client, upstream) => {
-      client.on('error', () => undefined);
-      upstream.on('error', () => undefined);
-      upstream.on('close', () => client.destroy());
-      upstream.pipe(client);
-      let cut = false;
-      client.on('data', (chunk: Buffer) => {
-        upstream.write(chunk);
-        if (!cut && chunk.toString('utf8').includes('ledger_advance_checkpoint')) {
-          cut = true;
-          upstream.unpipe(client);
-          client.destroy();
-          setTimeout(() => upstream.end(), 3_000).unref();
-        }
-      });
-      client.on('close', () => {
-        if (!cut) upstream.destroy();
-      });
-    });
+    const proxy = await startCuttingProxy(database.url, (text) => text.includes('ledger_advance_checkpoint'));
     const throughProxy = await openDataSource(proxy.url);
     const locker = new pg.Client({ connectionString: database.url });
     await locker.connect();

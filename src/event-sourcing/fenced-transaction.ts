@@ -27,16 +27,19 @@ export async function inTransaction<T>(
  * Runs `work` in one transaction of `dataSource` and ends it with `end`, which must send a last
  * statement and the COMMIT in one simple-protocol message (the COMMIT then runs only if that
  * statement did not raise): the lease fence of a unit of work, a read model's checkpoint move. It
- * answers what both answered. A raising `end` (or `work`) rolls the transaction back.
+ * answers what both answered. A raising `end` (or `work`) rolls the transaction back. `settings`,
+ * when given, are statements sent with the START in its message (e.g. a SET LOCAL): no round trip more.
  */
 export async function transactionEndedBy<T, E>(
   dataSource: DataSource,
   work: (manager: EntityManager) => Promise<T>,
   end: (queryRunner: QueryRunner) => Promise<E>,
+  settings = '',
 ): Promise<{ result: T; ended: E }> {
   const queryRunner = dataSource.createQueryRunner();
   try {
-    await queryRunner.startTransaction();
+    if (settings) await startTransactionWith(queryRunner, settings);
+    else await queryRunner.startTransaction();
     const result = await work(queryRunner.manager);
     const ended = await end(queryRunner);
     // The server must say the session is out of its transaction ('I'): anything else (a driver or
@@ -57,6 +60,18 @@ export async function transactionEndedBy<T, E>(
   } finally {
     await queryRunner.release();
   }
+}
+
+/**
+ * START TRANSACTION and `settings` in one simple-protocol message. The query runner is told its
+ * transaction is open before the message goes, so that any failure of it is rolled back.
+ */
+async function startTransactionWith(queryRunner: QueryRunner, settings: string): Promise<void> {
+  const client = (await queryRunner.connect()) as { query(text: string): Promise<unknown> };
+  const state = queryRunner as unknown as { isTransactionActive: boolean; transactionDepth: number };
+  state.isTransactionActive = true;
+  state.transactionDepth = 1;
+  await client.query(`START TRANSACTION; ${settings}`);
 }
 
 /** What TypeORM's commitTransaction() sets after its COMMIT (BaseQueryRunner's fields). */

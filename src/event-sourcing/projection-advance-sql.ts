@@ -81,12 +81,20 @@ export async function advanceAndCommit(
   to: Checkpoint,
   ttlMs: number,
 ): Promise<ProjectionState | null> {
+  const moved = await advanceAllAndCommit(queryRunner, [{ name, owner, token, from, to, ttlMs }]);
+  return moved?.[0] ?? null;
+}
+
+/**
+ * advanceAndCommit for the batches of several read models applied in one transaction
+ * (read-model-batch-commits.ts): every move and the COMMIT in one message, the COMMIT run only if
+ * every move was made. Answers the rows in the order of `moves`, committed; null when any move was
+ * refused (which one is not told: the caller retries each batch on its own). One row at most once.
+ */
+export async function advanceAllAndCommit(queryRunner: QueryRunner, moves: readonly CheckpointPass[]): Promise<ProjectionState[] | null> {
+  if (new Set(moves.map((move) => move.name)).size !== moves.length) throw new Error('a checkpoint row can move only once per message');
   const client = (await queryRunner.connect()) as pg.PoolClient;
-  const call =
-    `SELECT * FROM ledger_advance_checkpoint(${textLiteral(name)}, ${textLiteral(owner)}, ${wholeNumberLiteral(token)}::bigint, ` +
-    `'${wholeNumberLiteral(from.transactionId)}'::xid8, ${wholeNumberLiteral(from.position)}, ` +
-    `'${wholeNumberLiteral(to.transactionId)}'::xid8, ${wholeNumberLiteral(to.position)}, ${finiteNumberLiteral(ttlMs)}::double precision)`;
-  const message = `${call}; COMMIT`;
+  const message = [...moves.map(advanceCall), 'COMMIT'].join('; ');
   let results: Array<pg.QueryResult<Row>>;
   try {
     results = (await client.query<Row>(message)) as unknown as Array<pg.QueryResult<Row>>;
@@ -94,7 +102,15 @@ export async function advanceAndCommit(
     if ((error as { code?: string }).code === LEASE_LOST_SQLSTATE) return null;
     throw new QueryFailedError(message, [], error as Error); // the COMMIT may be what failed (a deferred constraint)
   }
-  return toState(results[0].rows[0]);
+  return moves.map((_, index) => toState(results[index].rows[0]));
+}
+
+function advanceCall({ name, owner, token, from, to, ttlMs }: CheckpointPass): string {
+  return (
+    `SELECT * FROM ledger_advance_checkpoint(${textLiteral(name)}, ${textLiteral(owner)}, ${wholeNumberLiteral(token)}::bigint, ` +
+    `'${wholeNumberLiteral(from.transactionId)}'::xid8, ${wholeNumberLiteral(from.position)}, ` +
+    `'${wholeNumberLiteral(to.transactionId)}'::xid8, ${wholeNumberLiteral(to.position)}, ${finiteNumberLiteral(ttlMs)}::double precision)`
+  );
 }
 
 /** A segment's checkpoint to move from `from` to `to` past events it does not handle, by its lease's holder. */

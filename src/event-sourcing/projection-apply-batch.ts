@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eventLogContext, withLogContext } from '../observability/log-context.js';
 import { isSameCheckpoint } from './checkpoint-order.js';
-import { transactionEndedBy } from './fenced-transaction.js';
 import { commitReaction } from './projection-reactions.js';
 import { rebuildAttemptFailed } from './projection-rebuild-failures.js';
 import { LostLease, type RunnerContext, type Target } from './projection-runner-context.js';
@@ -86,17 +85,15 @@ async function commit(context: RunnerContext, events: readonly RecordedEvent[], 
   const checkpoint = { transactionId: last.transactionId, position: last.position };
   const { token } = context.holding();
   if (target === 'live') {
-    // Fenced at the end, with the COMMIT (advanceAndCommit): applied by a holder that is not one any
-    // more, the batch is rolled back; no lock of the row is held across a round trip of this process.
-    const { ended: advanced } = await transactionEndedBy(
-      dataSource,
-      (manager) => applyToProjection(projection, events, manager, true),
-      async (queryRunner) => {
-        const state = await checkpoints.advanceAndCommit(queryRunner, context.row, owner, token, from, checkpoint, options.leaseTtlMs);
-        if (!state) throw new LostLease();
-        return state;
-      },
-    );
+    // Fenced at the end, with the COMMIT (advanceAllAndCommit): applied by a holder that is not one
+    // any more, the batch is rolled back; no lock of the row is held across a round trip of this
+    // process. Other read models' batches of the same turn share the transaction (ReadModelBatchCommits).
+    const advanced = await checkpoints.commitLiveBatch({
+      apply: (manager) => applyToProjection(projection, events, manager, true),
+      move: { name: context.row, owner, token, from, to: checkpoint, ttlMs: options.leaseTtlMs },
+      alone: projection.commitsAlone === true,
+    });
+    if (!advanced) throw new LostLease();
     context.state = advanced; // what this transaction left in the row: the next batch needs no reload
     deps.onAdvance(projection.name, checkpoint);
     return;

@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource, type EntityManager, type QueryRunner } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { CheckpointPasses } from './checkpoint-passes.js';
-import { advanceAndCommit, advanceReaction } from './projection-advance-sql.js';
+import { type ReadModelBatch, ReadModelBatchCommits } from './read-model-batch-commits.js';
+import { advanceReaction } from './projection-advance-sql.js';
 import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import { recordFailure, retry, skip, skips } from './projection-failure-sql.js';
 import { acquireLease, lockIfLeader, releaseLease, renewLease } from './projection-lease-sql.js';
@@ -28,6 +29,8 @@ export type { ProjectionRunStatus, ProjectionState, RebuildStatus } from './proj
 @Injectable()
 export class ProjectionCheckpoints {
   private readonly passes = new CheckpointPasses(() => this.manager);
+  /** Read models' live batches of one turn, committed in one transaction (read-model-batch-commits.ts). */
+  readonly batchCommits = new ReadModelBatchCommits(() => this.dataSource);
 
   constructor(@Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource) {}
 
@@ -93,17 +96,12 @@ export class ProjectionCheckpoints {
     return advanceReaction(this.manager, name, holder, from, to, ttlMs, completedAhead);
   }
 
-  /** Ends a read model's live batch: the fenced move of its checkpoint with the COMMIT (null: not this holder's any more). */
-  advanceAndCommit(
-    queryRunner: QueryRunner,
-    name: string,
-    owner: string,
-    token: string,
-    from: Checkpoint,
-    to: Checkpoint,
-    ttlMs: number,
-  ): Promise<ProjectionState | null> {
-    return advanceAndCommit(queryRunner, name, owner, token, from, to, ttlMs);
+  /**
+   * Commits a read model's live batch: its writes, then the fenced move of its checkpoint with the
+   * COMMIT; batches ready in the same turn share the transaction (null: not this holder's any more).
+   */
+  commitLiveBatch(batch: ReadModelBatch): Promise<ProjectionState | null> {
+    return this.batchCommits.commit(batch);
   }
 
   /** Moves a segment's checkpoint past events it does not handle; moves asked for in one turn share a statement. */

@@ -71,6 +71,13 @@ export interface Projection {
    * the stream id. Must be a function of the event alone, the same in every process and release.
    */
   keyOf?(event: RecordedEvent): string;
+  /**
+   * True: its live batches always commit in transactions of their own. By default a batch shares its
+   * transaction with the other read models' batches ready in the same turn (read-model-batch-commits.ts):
+   * fewer round trips and commits, but a slow batch (heavy handlers) holds its peers' back for as
+   * long as it takes, a lock only for SHARED_LOCK_TIMEOUT_MS. Set it for such a read model.
+   */
+  readonly commitsAlone?: boolean;
 }
 
 /** Applying failed; `index` is the failing event's index in the batch when it is known. */

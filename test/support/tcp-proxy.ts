@@ -31,3 +31,31 @@ export async function startDatabaseProxy(databaseUrl: string, relay: (client: So
       }),
   };
 }
+
+/**
+ * A proxy that passes everything on, and cuts a client off right after it sent a message for which
+ * `cutAfter(text)` answers true: that message reaches the server, which runs it (its side stays
+ * open 3 s more), and its answer is lost — a connection lost during a COMMIT. `cutAfter` keeps any
+ * state of its own (cut once, or only when armed).
+ */
+export function startCuttingProxy(databaseUrl: string, cutAfter: (text: string) => boolean): Promise<DatabaseProxy> {
+  return startDatabaseProxy(databaseUrl, (client, upstream) => {
+    let cut = false;
+    client.on('error', () => undefined);
+    upstream.on('error', () => undefined);
+    upstream.on('close', () => client.destroy());
+    upstream.pipe(client);
+    client.on('data', (chunk: Buffer) => {
+      upstream.write(chunk);
+      if (!cut && cutAfter(chunk.toString('utf8'))) {
+        cut = true;
+        upstream.unpipe(client);
+        client.destroy();
+        setTimeout(() => upstream.end(), 3_000).unref();
+      }
+    });
+    client.on('close', () => {
+      if (!cut) upstream.destroy();
+    });
+  });
+}

@@ -52,7 +52,7 @@ describe('a read model held by a lock', () => {
       await sleep(300); // the shared transaction timed out; a waits alone, b committed
       expect((await b)?.checkpoint).toEqual(TO);
       const c = commits.commit(batch('c', 'free_writes'));
-      const outcome = await Promise.race([c.then(() => 'committed'), sleep(2_000).then(() => 'still waiting')]);
+      const outcome = await Promise.race([c.then(() => 'committed'), sleep(2_000, undefined, { ref: false }).then(() => 'still waiting')]);
       await locker.query('COMMIT');
       await Promise.allSettled([held, again, c]);
       expect(outcome).toBe('committed');

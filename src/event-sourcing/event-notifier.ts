@@ -4,6 +4,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { PROJECTOR_DATA_SOURCE } from './data-sources.js';
+import { ListeningPeers } from './listening-peers.js';
 import type { RecordedEvent } from './recorded-event.js';
 
 const CHANNEL = 'events_appended';
@@ -13,6 +14,8 @@ const CHANNEL = 'events_appended';
  * of its own, so that these never wake the runners or the live feed.
  */
 const PROGRESS_CHANNEL = 'projection_progress';
+/** Which instances listen (ListeningPeers): `hello:<instance>`, `here:<instance>`, `bye:<instance>`. */
+const PRESENCE_CHANNEL = 'ledger_instances';
 export type ProgressSignal = 'waiting' | 'advanced';
 const RECONNECT_DELAY_MS = 1000;
 /** How long a stopping notifier waits for its last wake-up NOTIFY to be sent. */
@@ -23,6 +26,8 @@ export const PROJECTIONS_CHANGED = 'projections';
 const APPENDED = 'appended:';
 /** Default of `wakeSignalMs`: at most this often an instance tells the others that it appended. */
 export const DEFAULT_WAKE_SIGNAL_MS = 10;
+/** How often an instance says it still listens (`here:<instance>:<this interval>`). */
+const PRESENCE_INTERVAL_MS = 2000;
 
 export interface EventNotifierOptions {
   /** At most one cross-instance wake-up NOTIFY per this many ms (PROJECTION_WAKE_SIGNAL_MS). */
@@ -36,8 +41,9 @@ export interface EventNotifierOptions {
  *   appended (wake-ups of one tick are coalesced into one);
  * - in other instances, by a NOTIFY on `events_appended` sent after the commit, outside the append's
  *   transaction, at most once per `wakeSignalMs` per instance (a throttle with a trailing send, so
- *   the last append of a burst is always signalled). A NOTIFY inside every append transaction (the
- *   trigger of migration 002, dropped by 017) made appends commit one at a time: PostgreSQL holds a
+ *   the last append of a burst is always signalled), and only while another instance listens
+ *   (ListeningPeers: the instances say so on a channel of their own). A NOTIFY inside every append
+ *   transaction (the trigger of migration 002, dropped by 017) made appends commit one at a time: PostgreSQL holds a
  *   database-wide lock on the notification queue from a notifying transaction's pre-commit through
  *   its commit, which defeated the server's group commit (docs/BENCHMARKS.md).
  * LISTEN needs a dedicated connection (it is session state, so it cannot come from the pool); if it
@@ -68,6 +74,8 @@ export class EventNotifier extends EventEmitter {
   private signalSending = false;
   private signalTimer?: NodeJS.Timeout;
   private lastSignalAt = -Infinity;
+  private readonly peers = new ListeningPeers();
+  private presenceTimer?: NodeJS.Timeout;
 
   constructor(@Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource) {
     super();
@@ -78,12 +86,15 @@ export class EventNotifier extends EventEmitter {
     this.wakeSignalMs = options.wakeSignalMs ?? DEFAULT_WAKE_SIGNAL_MS;
     this.stopped = false;
     await this.connect();
+    this.presenceTimer = setInterval(() => void this.sendPresence('here'), PRESENCE_INTERVAL_MS);
+    this.presenceTimer.unref();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.signalTimer);
+    clearInterval(this.presenceTimer);
     this.signalTimer = undefined;
     // Appends the throttle was still holding back are announced now: dropping the NOTIFY left the
     // other instances waiting for their poll after every graceful stop (found in review). Bounded: a
@@ -93,6 +104,13 @@ export class EventNotifier extends EventEmitter {
       await Promise.race([this.sendSignal(), new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_SIGNAL_TIMEOUT_MS)))]);
       clearTimeout(timer);
     }
+    // The others stop sending wake-ups for this instance now rather than after their TTL. Bounded too.
+    let byeTimer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.sendOnListenConnection(PRESENCE_CHANNEL, `bye:${this.instance}`),
+      new Promise<void>((resolve) => (byeTimer = setTimeout(resolve, STOP_SIGNAL_TIMEOUT_MS))),
+    ]);
+    clearTimeout(byeTimer);
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => undefined);
@@ -125,9 +143,36 @@ export class EventNotifier extends EventEmitter {
         this.notify(false, committed);
       });
     }
-    if (this.stopped) return;
+    // Nobody else listens: the readers of this process were all woken above. While this instance's
+    // own LISTEN is down it cannot know, and signals as if somebody did.
+    if (this.stopped || (this.client && !this.peers.any())) return;
     this.signalWanted = true;
     this.scheduleSignal();
+  }
+
+  /**
+   * A word from another instance, which says it again every `intervalMs`. One not heard from before
+   * is sent a wake-up now: it covers the appends this instance committed (and did not signal) before
+   * it knew that one listened.
+   */
+  private heardFrom(instance: string, intervalMs: number): void {
+    if (!this.peers.heard(instance, intervalMs) || this.stopped) return;
+    this.signalWanted = true;
+    this.scheduleSignal();
+  }
+
+  /** `hello` or `here`, with this instance's interval: the others forget it after a few missed. */
+  private sendPresence(word: 'hello' | 'here'): Promise<void> {
+    return this.sendOnListenConnection(PRESENCE_CHANNEL, `${word}:${this.instance}:${PRESENCE_INTERVAL_MS}`);
+  }
+
+  /** Best effort, on the LISTEN connection only: a presence word means "I listen", so without it there is nothing to say. */
+  private async sendOnListenConnection(channel: string, payload: string): Promise<void> {
+    try {
+      await this.client?.query('SELECT pg_notify($1, $2)', [channel, payload]);
+    } catch (error) {
+      this.logger.debug(`Could not send ${payload} (${(error as Error).message})`);
+    }
   }
 
   /** Sends the wake-up NOTIFY now, or when the throttle allows; one at a time. */
@@ -194,9 +239,15 @@ export class EventNotifier extends EventEmitter {
   }
 
   private onNotification(message: pg.Notification): void {
+    if (message.channel === PRESENCE_CHANNEL) {
+      this.onPresence(message.payload ?? '');
+      return;
+    }
     if (message.channel !== PROGRESS_CHANNEL) {
       // Our own wake-up: this process's readers were woken when the append committed.
       if (message.payload === APPENDED + this.instance) return;
+      // Builds from before the presence channel say nothing else: take them to speak at its pace.
+      if (message.payload?.startsWith(APPENDED)) this.heardFrom(message.payload.slice(APPENDED.length), PRESENCE_INTERVAL_MS);
       this.notify(message.payload === PROJECTIONS_CHANGED);
       return;
     }
@@ -204,6 +255,21 @@ export class EventNotifier extends EventEmitter {
     if (!projection) return;
     if (signal === 'waiting') this.emit('projectionWaiting', projection);
     else if (signal === 'advanced') this.emit('projectionAdvanced', projection);
+  }
+
+  /** `hello:<instance>:<interval ms>`, `here:<instance>:<interval ms>` or `bye:<instance>`. */
+  private onPresence(payload: string): void {
+    const [word, instance, interval] = payload.split(':');
+    if (!instance || instance === this.instance) return;
+    if (word === 'bye') {
+      this.peers.left(instance);
+      return;
+    }
+    const intervalMs = Number(interval);
+    if ((word !== 'hello' && word !== 'here') || !Number.isFinite(intervalMs)) return;
+    this.heardFrom(instance, intervalMs);
+    // A newcomer learns who already listens from the answers.
+    if (word === 'hello') void this.sendPresence('here');
   }
 
   private async connect(): Promise<void> {
@@ -218,8 +284,12 @@ export class EventNotifier extends EventEmitter {
     client.on('end', () => this.scheduleReconnect(client));
     try {
       await client.connect();
-      await client.query(`LISTEN ${CHANNEL}; LISTEN ${PROGRESS_CHANNEL}`);
+      await client.query(`LISTEN ${CHANNEL}; LISTEN ${PROGRESS_CHANNEL}; LISTEN ${PRESENCE_CHANNEL}`);
+      // Who listens is heard again from the answers to this hello (whoever was heard before may have
+      // left while this connection was down).
+      this.peers.clear();
       this.client = client;
+      await this.sendPresence('hello');
       // Whatever was sent while no connection listened is lost: wake everyone, and have the
       // runners read their projection's row again (an operator's change may be among it).
       this.notify(true);

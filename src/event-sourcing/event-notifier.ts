@@ -28,6 +28,8 @@ const APPENDED = 'appended:';
 export const DEFAULT_WAKE_SIGNAL_MS = 10;
 /** How often an instance says it still listens (`here:<instance>:<this interval>`). */
 const PRESENCE_INTERVAL_MS = 2000;
+/** How long an answer to a newcomer's hello waits, to answer every hello of that wait at once. */
+const ANSWER_DELAY_MS = 20;
 
 export interface EventNotifierOptions {
   /** At most one cross-instance wake-up NOTIFY per this many ms (PROJECTION_WAKE_SIGNAL_MS). */
@@ -76,6 +78,8 @@ export class EventNotifier extends EventEmitter {
   private lastSignalAt = -Infinity;
   private readonly peers = new ListeningPeers();
   private presenceTimer?: NodeJS.Timeout;
+  /** Set while an answer to newcomers' hellos is due: one `here` answers every hello of its wait. */
+  private answerTimer?: NodeJS.Timeout;
 
   constructor(@Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource) {
     super();
@@ -86,6 +90,8 @@ export class EventNotifier extends EventEmitter {
     this.wakeSignalMs = options.wakeSignalMs ?? DEFAULT_WAKE_SIGNAL_MS;
     this.stopped = false;
     await this.connect();
+    if (this.stopped) return; // stopped while connecting: no timer may outlive the stop
+    clearInterval(this.presenceTimer);
     this.presenceTimer = setInterval(() => void this.sendPresence('here'), PRESENCE_INTERVAL_MS);
     this.presenceTimer.unref();
   }
@@ -95,22 +101,18 @@ export class EventNotifier extends EventEmitter {
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.signalTimer);
     clearInterval(this.presenceTimer);
+    clearTimeout(this.answerTimer);
     this.signalTimer = undefined;
     // Appends the throttle was still holding back are announced now: dropping the NOTIFY left the
-    // other instances waiting for their poll after every graceful stop (found in review). Bounded: a
-    // connection that no longer answers must not hold the shutdown (the others still poll).
-    if (this.signalWanted) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.sendSignal(), new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_SIGNAL_TIMEOUT_MS)))]);
-      clearTimeout(timer);
-    }
-    // The others stop sending wake-ups for this instance now rather than after their TTL. Bounded too.
-    let byeTimer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.sendOnListenConnection(PRESENCE_CHANNEL, `bye:${this.instance}`),
-      new Promise<void>((resolve) => (byeTimer = setTimeout(resolve, STOP_SIGNAL_TIMEOUT_MS))),
-    ]);
-    clearTimeout(byeTimer);
+    // other instances waiting for their poll after every graceful stop (found in review). Then the
+    // `bye`, after it on the same connection, so that the others stop waking this instance now rather
+    // than after its words are missed. Both bounded together: a connection that no longer answers
+    // must not hold the shutdown (the others still poll).
+    const signalled = this.signalWanted ? this.sendSignal() : Promise.resolve();
+    const said = signalled.then(() => this.sendOnListenConnection(PRESENCE_CHANNEL, `bye:${this.instance}`));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([said, new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_SIGNAL_TIMEOUT_MS)))]);
+    clearTimeout(timer);
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => undefined);
@@ -268,8 +270,22 @@ export class EventNotifier extends EventEmitter {
     const intervalMs = Number(interval);
     if ((word !== 'hello' && word !== 'here') || !Number.isFinite(intervalMs)) return;
     this.heardFrom(instance, intervalMs);
-    // A newcomer learns who already listens from the answers.
-    if (word === 'hello') void this.sendPresence('here');
+    if (word === 'hello') this.answerHello();
+  }
+
+  /**
+   * A newcomer learns who already listens from the answers. One `here` per ANSWER_DELAY_MS answers
+   * every hello of the meantime: answered one by one, a burst of hellos (forged: NOTIFY needs no
+   * privilege) queued thousands of NOTIFYs on the LISTEN connection, ahead of the wake-ups (found in
+   * review). A stopping instance answers no more: its `bye` is said.
+   */
+  private answerHello(): void {
+    if (this.stopped || this.answerTimer) return;
+    this.answerTimer = setTimeout(() => {
+      this.answerTimer = undefined;
+      if (!this.stopped) void this.sendPresence('here');
+    }, ANSWER_DELAY_MS);
+    this.answerTimer.unref();
   }
 
   private async connect(): Promise<void> {
@@ -289,7 +305,7 @@ export class EventNotifier extends EventEmitter {
       // left while this connection was down).
       this.peers.clear();
       this.client = client;
-      await this.sendPresence('hello');
+      if (!this.stopped) await this.sendPresence('hello');
       // Whatever was sent while no connection listened is lost: wake everyone, and have the
       // runners read their projection's row again (an operator's change may be among it).
       this.notify(true);

@@ -45,9 +45,9 @@ export interface EventNotifierOptions {
  *   transaction, at most once per `wakeSignalMs` per instance (a throttle with a trailing send, so
  *   the last append of a burst is always signalled), and only while another instance listens
  *   (ListeningPeers: the instances say so on a channel of their own). A NOTIFY inside every append
- *   transaction (the trigger of migration 002, dropped by 017) made appends commit one at a time: PostgreSQL holds a
- *   database-wide lock on the notification queue from a notifying transaction's pre-commit through
- *   its commit, which defeated the server's group commit (docs/BENCHMARKS.md).
+ *   transaction (the trigger of migration 002, dropped by 017) made appends commit one at a time:
+ *   PostgreSQL holds a database-wide lock on the notification queue from a notifying transaction's
+ *   pre-commit through its commit, which defeated the server's group commit (docs/BENCHMARKS.md).
  * LISTEN needs a dedicated connection (it is session state, so it cannot come from the pool); if it
  * drops it is re-opened, and runners poll anyway, so a missed notification only delays. Rows inserted
  * by something else than an EventStore (a script, psql) wake nobody: runners find them by polling.
@@ -78,8 +78,11 @@ export class EventNotifier extends EventEmitter {
   private lastSignalAt = -Infinity;
   private readonly peers = new ListeningPeers();
   private presenceTimer?: NodeJS.Timeout;
+  private herePending = false;
   /** Set while an answer to newcomers' hellos is due: one `here` answers every hello of its wait. */
   private answerTimer?: NodeJS.Timeout;
+  /** The last query sent on the LISTEN connection: the next one waits for it (see onListenConnection). */
+  private listenQueries: Promise<unknown> = Promise.resolve();
 
   constructor(@Inject(PROJECTOR_DATA_SOURCE) private readonly dataSource: DataSource) {
     super();
@@ -92,7 +95,7 @@ export class EventNotifier extends EventEmitter {
     await this.connect();
     if (this.stopped) return; // stopped while connecting: no timer may outlive the stop
     clearInterval(this.presenceTimer);
-    this.presenceTimer = setInterval(() => void this.sendPresence('here'), PRESENCE_INTERVAL_MS);
+    this.presenceTimer = setInterval(() => this.sayHereAgain(), PRESENCE_INTERVAL_MS);
     this.presenceTimer.unref();
   }
 
@@ -163,6 +166,16 @@ export class EventNotifier extends EventEmitter {
     this.scheduleSignal();
   }
 
+  /**
+   * The periodic `here`; skipped while the last one is still on its way, so that a connection that
+   * hangs without failing does not gather a query every interval.
+   */
+  private sayHereAgain(): void {
+    if (this.herePending) return;
+    this.herePending = true;
+    void this.sendPresence('here').finally(() => (this.herePending = false));
+  }
+
   /** `hello` or `here`, with this instance's interval: the others forget it after a few missed. */
   private sendPresence(word: 'hello' | 'here'): Promise<void> {
     return this.sendOnListenConnection(PRESENCE_CHANNEL, `${word}:${this.instance}:${PRESENCE_INTERVAL_MS}`);
@@ -171,10 +184,20 @@ export class EventNotifier extends EventEmitter {
   /** Best effort, on the LISTEN connection only: a presence word means "I listen", so without it there is nothing to say. */
   private async sendOnListenConnection(channel: string, payload: string): Promise<void> {
     try {
-      await this.client?.query('SELECT pg_notify($1, $2)', [channel, payload]);
+      if (this.client) await this.onListenConnection(this.client, 'SELECT pg_notify($1, $2)', [channel, payload]);
     } catch (error) {
       this.logger.debug(`Could not send ${payload} (${(error as Error).message})`);
     }
+  }
+
+  /**
+   * One query at a time on the LISTEN connection: wake-ups and presence words may be due together,
+   * and pg queues a query sent while another runs only with a deprecation warning (pg 9 refuses it).
+   */
+  private onListenConnection(client: pg.Client, text: string, values: unknown[]): Promise<unknown> {
+    const query = this.listenQueries.then(() => client.query(text, values));
+    this.listenQueries = query.catch(() => undefined);
+    return query;
   }
 
   /** Sends the wake-up NOTIFY now, or when the throttle allows; one at a time. */
@@ -199,7 +222,7 @@ export class EventNotifier extends EventEmitter {
     try {
       // On the LISTEN connection when it is up (no pooled connection taken from commands or runners).
       const payload = APPENDED + this.instance;
-      if (this.client) await this.client.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]);
+      if (this.client) await this.onListenConnection(this.client, 'SELECT pg_notify($1, $2)', [CHANNEL, payload]);
       else await this.dataSource.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]);
     } catch (error) {
       // Best effort: the other instances' runners poll anyway.
@@ -304,6 +327,7 @@ export class EventNotifier extends EventEmitter {
       // Who listens is heard again from the answers to this hello (whoever was heard before may have
       // left while this connection was down).
       this.peers.clear();
+      this.listenQueries = Promise.resolve(); // nothing waits for a query of the connection that was lost
       this.client = client;
       if (!this.stopped) await this.sendPresence('hello');
       // Whatever was sent while no connection listened is lost: wake everyone, and have the

@@ -49,7 +49,8 @@ export class ListeningPeers {
     const expiresAt = now + MISSED_WORDS * interval;
     const known = (this.expiresAt.get(instance) ?? -Infinity) > now;
     if (!this.expiresAt.has(instance) && this.expiresAt.size >= MAX_PEERS) {
-      this.prune(now);
+      // At most once a second: a flood past the cap must not cost a pass over the map per word.
+      if (now - this.prunedAt >= PRUNE_EVERY_MS) this.prune(now);
       if (this.expiresAt.size >= MAX_PEERS) {
         this.crowdedUntil = Math.max(this.crowdedUntil, expiresAt);
         return false;

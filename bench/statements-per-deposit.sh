@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Statements per deposit at 1 connection, counted by pg_stat_statements (docs/BENCHMARKS.md, issue 14).
+# Statements per deposit at 1 connection, counted by pg_stat_statements (docs/BENCHMARKS.md, issue 14),
+# with their execution and planning times, and the CPU PostgreSQL and the service used per deposit.
 # Usage: bench/statements-per-deposit.sh [built checkout, default: this one]   (run `npx tsc` there first)
 # Needs the Debian PostgreSQL server (its pg_stat_statements is preloaded in a throwaway cluster).
 source "$(dirname "$0")/statements-cluster.sh"
@@ -25,15 +26,21 @@ await client.query('CREATE EXTENSION pg_stat_statements');
 await deposit(100); // warm: the aggregate cache, prepared statements, every segment leased
 await pause(1000);
 await client.query('SELECT pg_stat_statements_reset()');
+const { cpuSeconds, clusterCpuSeconds } = await import('$CPU_JS');
+const cpuBefore = [clusterCpuSeconds($PG_PID), cpuSeconds($SERVICE)];
 const n = Number(process.env.DEPOSITS);
 await deposit(n);
 await pause(1500); // the projections' batches and the idle ticks of the last deposits
+const cpuAfter = [clusterCpuSeconds($PG_PID), cpuSeconds($SERVICE)];
 // toplevel: statements sent by a client (a trigger's own statements are not round trips).
 const { rows } = await client.query(
-  \"SELECT calls, left(regexp_replace(query, '\\\\s+', ' ', 'g'), 100) AS query FROM pg_stat_statements WHERE toplevel AND query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC\",
+  \"SELECT calls, round(total_exec_time::numeric, 1) AS ms, round(total_plan_time::numeric, 1) AS plan_ms, left(regexp_replace(query, '\\\\s+', ' ', 'g'), 100) AS query FROM pg_stat_statements WHERE toplevel AND query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC\",
 );
 const total = rows.reduce((sum, row) => sum + Number(row.calls), 0);
 console.log('statements sent per deposit: ' + (total / n).toFixed(2) + ' (' + total + ' for ' + n + ' deposits)');
-for (const row of rows) console.log(String(row.calls).padStart(7), (row.calls / n).toFixed(2).padStart(6), row.query);
+const perDeposit = (index) => (((cpuAfter[index] - cpuBefore[index]) * 1000) / n).toFixed(2);
+console.log('CPU per deposit: PostgreSQL ' + perDeposit(0) + ' ms (every process of the cluster), service ' + perDeposit(1) + ' ms');
+console.log('  calls    per  execution planning  statement');
+for (const row of rows) console.log(String(row.calls).padStart(7), (row.calls / n).toFixed(2).padStart(6), String(row.ms).padStart(7) + 'ms', String(row.plan_ms).padStart(6) + 'ms', row.query);
 await client.end();
 "

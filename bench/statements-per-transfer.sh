@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Statements per transfer, everything included (the request, the transfer process, the projections),
 # counted by pg_stat_statements while TRANSFERS (default 1,000) transfers between 100 accounts are
-# requested by 8 clients and settle (bench/analysis.md, issue 15).
+# requested by 8 clients and settle (bench/analysis.md, issue 15), with each statement's execution and
+# planning time, and the CPU PostgreSQL and the service used per transfer over the same window.
 # Usage: bench/statements-per-transfer.sh [built checkout, default: this one]   (run `npx tsc` there first)
 # Needs the Debian PostgreSQL server (its pg_stat_statements is preloaded in a throwaway cluster).
 source "$(dirname "$0")/statements-cluster.sh"
@@ -23,15 +24,21 @@ const transfer = async (n) => { let next = 0; await Promise.all(Array.from({ len
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 await transfer(100); while ((await completed()) < 100) await pause(200); await pause(1000);
 await client.query('SELECT pg_stat_statements_reset()');
+const { cpuSeconds, clusterCpuSeconds } = await import('$CPU_JS');
+const cpuBefore = [clusterCpuSeconds($PG_PID), cpuSeconds($SERVICE)];
 const n = Number(process.env.TRANSFERS);
 await transfer(n);
 while ((await completed()) < 100 + n) await pause(200);
 await pause(1500);
+const cpuAfter = [clusterCpuSeconds($PG_PID), cpuSeconds($SERVICE)];
 const { rows } = await client.query(
-  \"SELECT calls, round(total_exec_time) AS ms, left(regexp_replace(query, '\\\\s+', ' ', 'g'), 110) AS query FROM pg_stat_statements WHERE toplevel AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%TransferCompleted%' ORDER BY calls DESC\",
+  \"SELECT calls, round(total_exec_time) AS ms, round(total_plan_time) AS plan_ms, left(regexp_replace(query, '\\\\s+', ' ', 'g'), 110) AS query FROM pg_stat_statements WHERE toplevel AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%TransferCompleted%' ORDER BY calls DESC\",
 );
 const total = rows.reduce((sum, row) => sum + Number(row.calls), 0);
 console.log('statements sent per transfer: ' + (total / n).toFixed(2) + ' (' + total + ' for ' + n + ' transfers)');
-for (const row of rows) console.log(String(row.calls).padStart(7), (row.calls / n).toFixed(2).padStart(6), String(row.ms).padStart(6) + 'ms', row.query);
+const perTransfer = (index) => (((cpuAfter[index] - cpuBefore[index]) * 1000) / n).toFixed(2);
+console.log('CPU per transfer: PostgreSQL ' + perTransfer(0) + ' ms (every process of the cluster), service ' + perTransfer(1) + ' ms');
+console.log('  calls    per   execution  planning  statement');
+for (const row of rows) console.log(String(row.calls).padStart(7), (row.calls / n).toFixed(2).padStart(6), String(row.ms).padStart(6) + 'ms', String(row.plan_ms).padStart(5) + 'ms', row.query);
 await client.end();
 "

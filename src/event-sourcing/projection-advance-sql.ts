@@ -3,7 +3,7 @@ import { type EntityManager, QueryFailedError, type QueryRunner } from 'typeorm'
 import { LEASE_LOST_SQLSTATE } from './lease-fence.js';
 import { type ProjectionState, type Row, toState } from './projection-checkpoint-row.js';
 import type { Checkpoint } from './recorded-event.js';
-import { sql } from './sql.js';
+import { type PreparedStatement, prepared, sql } from './sql.js';
 import { finiteNumberLiteral, textLiteral, wholeNumberLiteral } from './sql-literals.js';
 
 /**
@@ -123,6 +123,20 @@ export interface CheckpointPass {
   readonly ttlMs: number;
 }
 
+/** Prepared: its planning took twice its execution (docs/BENCHMARKS.md). */
+const ADVANCE_PAST_SQL: PreparedStatement = {
+  name: 'ledger_checkpoints_advance_past_v1',
+  text: `UPDATE projection_checkpoints AS c
+     SET transaction_id = p.to_transaction, position = p.to_position, attempts = 0, updated_at = now(),
+         last_error = NULL, failed_position = NULL, failed_at = NULL,
+         lease_expires_at = clock_timestamp() + make_interval(secs => p.ttl_ms / 1000)
+     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::xid8[], $5::bigint[], $6::xid8[], $7::bigint[], $8::double precision[])
+          AS p(name, owner, token, from_transaction, from_position, to_transaction, to_position, ttl_ms)
+     WHERE c.name = p.name AND c.lease_owner = p.owner AND c.lease_token = p.token AND c.lease_expires_at > clock_timestamp()
+       AND c.status = 'running' AND c.transaction_id = p.from_transaction AND c.position = p.from_position
+     RETURNING c.name`,
+};
+
 /**
  * Moves live checkpoints past events their projections do not handle, in one autocommit statement,
  * each row fenced like a batch: only while its `owner` holds the lease with this token, the
@@ -130,27 +144,15 @@ export interface CheckpointPass {
  * it moved (those where all of that still held). One name at most once.
  */
 export async function advancePast(manager: EntityManager, passes: readonly CheckpointPass[]): Promise<Set<string>> {
-  const { rows } = await sql<{ name: string }>(
-    manager,
-    `UPDATE projection_checkpoints AS c
-       SET transaction_id = p.to_transaction, position = p.to_position, attempts = 0, updated_at = now(),
-           last_error = NULL, failed_position = NULL, failed_at = NULL,
-           lease_expires_at = clock_timestamp() + make_interval(secs => p.ttl_ms / 1000)
-       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::xid8[], $5::bigint[], $6::xid8[], $7::bigint[], $8::double precision[])
-            AS p(name, owner, token, from_transaction, from_position, to_transaction, to_position, ttl_ms)
-       WHERE c.name = p.name AND c.lease_owner = p.owner AND c.lease_token = p.token AND c.lease_expires_at > clock_timestamp()
-         AND c.status = 'running' AND c.transaction_id = p.from_transaction AND c.position = p.from_position
-       RETURNING c.name`,
-    [
-      passes.map((pass) => pass.name),
-      passes.map((pass) => pass.owner),
-      passes.map((pass) => pass.token),
-      passes.map((pass) => pass.from.transactionId),
-      passes.map((pass) => pass.from.position),
-      passes.map((pass) => pass.to.transactionId),
-      passes.map((pass) => pass.to.position),
-      passes.map((pass) => pass.ttlMs),
-    ],
-  );
+  const rows = await prepared<{ name: string }>(manager, ADVANCE_PAST_SQL, [
+    passes.map((pass) => pass.name),
+    passes.map((pass) => pass.owner),
+    passes.map((pass) => pass.token),
+    passes.map((pass) => pass.from.transactionId),
+    passes.map((pass) => pass.from.position),
+    passes.map((pass) => pass.to.transactionId),
+    passes.map((pass) => pass.to.position),
+    passes.map((pass) => pass.ttlMs),
+  ]);
   return new Set(rows.map((row) => row.name));
 }

@@ -41,6 +41,9 @@ export interface PreparedStatement {
 export async function prepared<Row>(manager: EntityManager, statement: PreparedStatement, values: readonly unknown[]): Promise<Row[]> {
   const query = { name: statement.name, text: statement.text, values: [...values] };
   const runner = manager.queryRunner;
+  // Told to TypeORM's logger as its own query() does: its query log (and whoever reads it) sees every statement.
+  const logger = manager.dataSource.logger;
+  logger.logQuery(statement.text, query.values, runner);
   try {
     if (runner) {
       const client = (runner as { databaseConnection?: pg.PoolClient }).databaseConnection ?? ((await runner.connect()) as pg.PoolClient);
@@ -49,7 +52,8 @@ export async function prepared<Row>(manager: EntityManager, statement: PreparedS
     const pool = (manager.dataSource.driver as unknown as { master: pg.Pool }).master;
     return (await pool.query(query)).rows as Row[];
   } catch (error) {
-    // Failures look as they do from TypeORM's query(): a QueryFailedError around the driver's error.
+    // Failures look as they do from TypeORM's query(): logged, and a QueryFailedError around the driver's error.
+    logger.logQueryError(error as Error, statement.text, query.values, runner);
     throw new QueryFailedError(statement.text, [...values], error as Error);
   }
 }

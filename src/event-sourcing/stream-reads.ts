@@ -32,6 +32,17 @@ const STREAM_AFTER_SQL: PreparedStatement = {
   text: `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version`,
 };
 
+/** A stream's events between two versions: every load of an aggregate without snapshots (a transfer's, twice per transfer). */
+const STREAM_RANGE_SQL: PreparedStatement = {
+  name: 'ledger_stream_range_v1',
+  text: `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version`,
+};
+
+const STREAM_VERSION_SQL: PreparedStatement = {
+  name: 'ledger_stream_version_v1',
+  text: 'SELECT coalesce(max(version), 0) AS version FROM events WHERE stream_id = $1',
+};
+
 /**
  * Reads of one stream at a time: its version, its events, its snapshots, its version as of an
  * instant. The command side (EventStore: its reads join the unit of work in progress) and the query
@@ -51,9 +62,7 @@ export class StreamReads {
 
   /** The stream's current version; 0 when it does not exist. */
   async streamVersion(streamId: string): Promise<number> {
-    const [row] = (await this.reader.query('SELECT coalesce(max(version), 0) AS version FROM events WHERE stream_id = $1', [
-      streamId,
-    ])) as Array<{ version: number }>;
+    const [row] = await prepared<{ version: number }>(this.reader, STREAM_VERSION_SQL, [streamId]);
     return row.version;
   }
 
@@ -101,10 +110,11 @@ export class StreamReads {
 
   /** One stream's events in version order, optionally between two versions (inclusive). */
   async readStream(streamId: string, range: { fromVersion?: number; toVersion?: number } = {}): Promise<RecordedEvent[]> {
-    const rows = (await this.reader.query(
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version`,
-      [streamId, range.fromVersion ?? 1, range.toVersion ?? MAX_STREAM_VERSION],
-    )) as StoredEventRow[];
+    const rows = await prepared<StoredEventRow>(this.reader, STREAM_RANGE_SQL, [
+      streamId,
+      range.fromVersion ?? 1,
+      range.toVersion ?? MAX_STREAM_VERSION,
+    ]);
     return rows.map((row) => toRecordedEvent(row, this.registry));
   }
 }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import type { Projection, RecordedEvent } from '../../event-sourcing/index.js';
+import { type PreparedStatement, type Projection, type RecordedEvent, prepared } from '../../event-sourcing/index.js';
 import { ACCOUNT_EVENTS, AccountClosed, type AccountEvent, AccountOpened, isBalanceChange } from '../account.events.js';
 
 const ACCOUNT_EVENT_CLASSES = new Set<Function>(ACCOUNT_EVENTS);
@@ -15,6 +15,28 @@ interface Change {
   updatedAt: string;
   lastPosition: number;
 }
+
+/** Prepared (sql.ts): planning these ran longer than executing them, on every batch (docs/BENCHMARKS.md). */
+const INSERT_OPENED_SQL: PreparedStatement = {
+  name: 'ledger_account_summaries_open_v1',
+  text: `INSERT INTO account_summaries
+           (id, owner_name, currency, balance, status, version, opened_at, updated_at, opened_position, last_position)
+         SELECT id, owner_name, currency, 0, 'open', version, occurred_at, occurred_at, position, position
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::bigint[])
+           AS opened(id, owner_name, currency, version, occurred_at, position)
+         ON CONFLICT (id) DO NOTHING`,
+};
+
+const UPDATE_CHANGED_SQL: PreparedStatement = {
+  name: 'ledger_account_summaries_change_v1',
+  text: `UPDATE account_summaries AS account
+         SET balance = coalesce(change.balance, account.balance),
+             status = CASE WHEN change.closed THEN 'closed' ELSE account.status END,
+             version = change.version, updated_at = change.updated_at, last_position = change.last_position
+         FROM unnest($1::uuid[], $2::bigint[], $3::boolean[], $4::int[], $5::timestamptz[], $6::bigint[])
+           AS change(id, balance, closed, version, updated_at, last_position)
+         WHERE account.id = change.id AND account.version < change.version`,
+};
 
 /**
  * Keeps `account_summaries`, asynchronously: the projection engine applies committed events in
@@ -67,43 +89,26 @@ export class AccountSummaryProjection implements Projection {
       changes.set(data.accountId, change);
     }
     if (opened.length) {
-      await manager.query(
-        `INSERT INTO account_summaries
-           (id, owner_name, currency, balance, status, version, opened_at, updated_at, opened_position, last_position)
-         SELECT id, owner_name, currency, 0, 'open', version, occurred_at, occurred_at, position, position
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::bigint[])
-           AS opened(id, owner_name, currency, version, occurred_at, position)
-         ON CONFLICT (id) DO NOTHING`,
-        [
-          opened.map((event) => event.data.accountId),
-          opened.map((event) => event.data.ownerName),
-          opened.map((event) => event.data.currency),
-          opened.map((event) => event.version),
-          opened.map((event) => event.metadata.occurredAt),
-          opened.map((event) => event.position),
-        ],
-      );
+      await prepared(manager, INSERT_OPENED_SQL, [
+        opened.map((event) => event.data.accountId),
+        opened.map((event) => event.data.ownerName),
+        opened.map((event) => event.data.currency),
+        opened.map((event) => event.version),
+        opened.map((event) => event.metadata.occurredAt),
+        opened.map((event) => event.position),
+      ]);
     }
     if (changes.size) {
       const ids = [...changes.keys()];
       const rows = [...changes.values()];
-      await manager.query(
-        `UPDATE account_summaries AS account
-         SET balance = coalesce(change.balance, account.balance),
-             status = CASE WHEN change.closed THEN 'closed' ELSE account.status END,
-             version = change.version, updated_at = change.updated_at, last_position = change.last_position
-         FROM unnest($1::uuid[], $2::bigint[], $3::boolean[], $4::int[], $5::timestamptz[], $6::bigint[])
-           AS change(id, balance, closed, version, updated_at, last_position)
-         WHERE account.id = change.id AND account.version < change.version`,
-        [
-          ids,
-          rows.map((row) => row.balance),
-          rows.map((row) => row.closed),
-          rows.map((row) => row.version),
-          rows.map((row) => row.updatedAt),
-          rows.map((row) => row.lastPosition),
-        ],
-      );
+      await prepared(manager, UPDATE_CHANGED_SQL, [
+        ids,
+        rows.map((row) => row.balance),
+        rows.map((row) => row.closed),
+        rows.map((row) => row.version),
+        rows.map((row) => row.updatedAt),
+        rows.map((row) => row.lastPosition),
+      ]);
     }
   }
 }

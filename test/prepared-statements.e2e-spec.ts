@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
+import type { DataSource } from 'typeorm';
+import { PROJECTOR_DATA_SOURCE } from '../src/event-sourcing/index.js';
+import { transferStreamId } from '../src/transfers/transfer.js';
+import { LedgerClient } from './support/ledger-client.js';
+import { eventually, rows, waitUntilApplied } from './support/projection-fixtures.js';
+import { type SentStatement, watchStatements } from './support/statement-counter.js';
+import { type TestApp, startTestApp } from './support/test-app.js';
+
+// Every statement sent once per event, per batch or per step of a transfer goes prepared (named): a
+// statement sent unnamed is parsed and planned again on every call, and measured with
+// pg_stat_statements, planning the read models' writes took longer than running them
+// (docs/BENCHMARKS.md). Watched: the command side (requests, the transfer process) and the projector
+// side (the runners); the test itself waits through a connection of its own.
+
+/**
+ * Allowed unnamed: statements sent on timers (lease renewals, heartbeats, checkpoint reloads, the
+ * backlog count), and the process managers' checkpoint move with completed events ahead, which
+ * answers RETURNING * (a prepared statement's result columns cannot change under it: a migration
+ * adding a column would fail it on every running instance).
+ */
+const ALLOWED =
+  /projection_instances|SET lease_expires_at = clock_timestamp|SELECT \* FROM projection_checkpoints WHERE name|count\(\*\) FILTER|completed_ahead = \$9::bigint\[\]/;
+
+let t: TestApp;
+let ledger: LedgerClient;
+let own: pg.Client;
+const sent: SentStatement[] = [];
+let recording = false;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  ledger = new LedgerClient(t);
+  own = new pg.Client(t.database.url);
+  await own.connect();
+  const dataSources = new Set<DataSource>([t.dataSource, t.app.get(PROJECTOR_DATA_SOURCE)]);
+  for (const dataSource of dataSources) {
+    watchStatements(dataSource, (statement) => {
+      if (recording) sent.push(statement);
+    });
+  }
+});
+afterAll(async () => {
+  await own?.end();
+  await t?.close();
+});
+
+describe('the hot path on prepared statements', () => {
+  it('sends no per-event statement unnamed while deposits are applied and transfers settle', async () => {
+    const accounts = await Promise.all([ledger.openWith(1000), ledger.openWith(1000), ledger.open(), ledger.open()]);
+    recording = true;
+    const transfers = await Promise.all(
+      Array.from({ length: 8 }, (_, n) => ledger.transfer(accounts[n % 2].id, accounts[2 + (n % 2)].id, 10 + n)),
+    );
+    await Promise.all(accounts.map((account) => ledger.deposit(account.id, 5)));
+    await eventually('every transfer settled', async () => {
+      const [{ settled }] = await rows<{ settled: number }>(
+        own,
+        "SELECT count(*)::int AS settled FROM events WHERE type IN ('transfers.TransferCompleted', 'transfers.TransferFailed') AND stream_id = ANY($1)",
+        [transfers.map((transfer) => transferStreamId(transfer.id))],
+      );
+      return settled === transfers.length ? true : undefined;
+    });
+    const [{ head }] = await rows<{ head: string }>(own, 'SELECT max(position)::text AS head FROM events');
+    const projections = await rows<{ projection: string }>(own, 'SELECT DISTINCT projection FROM projection_checkpoints');
+    for (const { projection } of projections) await waitUntilApplied(own, projection, Number(head));
+    recording = false;
+    expect((await ledger.account(accounts[2].id)).balance).toBe(10 + 12 + 14 + 16 + 5);
+
+    const names = new Set(sent.map((statement) => statement.name).filter(Boolean));
+    // The path was seen: the transfer process's reads, the read models' writes, the runners' reads and passes.
+    expect([...names]).toEqual(
+      expect.arrayContaining([
+        'ledger_checkpoints_advance_past_v1',
+        'ledger_stream_range_v1',
+        'ledger_transfers_insert_v1',
+        'ledger_transfers_finish_v1',
+        'ledger_account_summaries_change_v1',
+        'ledger_account_transactions_insert_v1',
+        'ledger_read_batch_v4',
+      ]),
+    );
+    const unnamed = sent
+      .filter((statement) => !statement.name && statement.values.length > 0 && !ALLOWED.test(statement.text))
+      .map((statement) => statement.text.replace(/\s+/g, ' ').trim());
+    expect([...new Set(unnamed)]).toEqual([]);
+  });
+});

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { EventNotifier } from '../src/event-sourcing/index.js';
 import { eventually } from './support/projection-fixtures.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
+import { listenTo } from './support/listener.js';
 
 /**
  * How the readers of the log learn that events were appended, now that no NOTIFY runs inside the
@@ -24,10 +25,9 @@ describe('waking the log readers after an append commits', () => {
     // The writer runs no projection; the reader runs them all and serves the reads.
     writer = await startTestApp({ ...QUIET, PROJECTIONS_ENABLED: 'false', PROJECTION_WAKE_SIGNAL_MS: String(SIGNAL_MS) });
     reader = await startTestApp(QUIET, writer.database);
-    listener = new pg.Client({ connectionString: writer.database.url });
-    await listener.connect();
-    listener.on('notification', (message) => signals.push({ payload: message.payload ?? '', at: performance.now() }));
-    await listener.query('LISTEN events_appended');
+    listener = await listenTo(writer.database.url, ['events_appended'], (message) =>
+      signals.push({ payload: message.payload ?? '', at: performance.now() }),
+    );
   });
   afterAll(async () => {
     await listener?.end();

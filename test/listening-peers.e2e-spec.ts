@@ -3,6 +3,7 @@ import pg from 'pg';
 import { EventNotifier } from '../src/event-sourcing/index.js';
 import { eventually } from './support/projection-fixtures.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
+import { listenTo } from './support/listener.js';
 
 /**
  * An instance sends its wake-up NOTIFY only while another instance listens
@@ -29,11 +30,10 @@ describe('wake-up NOTIFYs go out only while another instance listens', () => {
 
   beforeAll(async () => {
     writer = await startTestApp({ ...QUIET, PROJECTIONS_ENABLED: 'false', PROJECTION_WAKE_SIGNAL_MS: String(SIGNAL_MS) });
-    listener = new pg.Client({ connectionString: writer.database.url });
-    await listener.connect();
-    listener.on('notification', (message) => heard.push({ channel: message.channel, payload: message.payload ?? '' }));
     // A plain LISTEN says nothing on the presence channel: this connection is not an instance.
-    await listener.query('LISTEN events_appended; LISTEN ledger_instances');
+    listener = await listenTo(writer.database.url, ['events_appended', 'ledger_instances'], (message) =>
+      heard.push({ channel: message.channel, payload: message.payload ?? '' }),
+    );
   });
   afterAll(async () => {
     await listener?.end();

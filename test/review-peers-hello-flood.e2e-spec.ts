@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { eventually } from './support/projection-fixtures.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
+import { listenTo } from './support/listener.js';
 
 /**
  * From the hostile review of f5a0304 (watched failing then: 40,007 answers, the other instance saw the
@@ -21,12 +22,9 @@ describe('review: a burst of hellos on ledger_instances', () => {
   beforeAll(async () => {
     writer = await startTestApp({ ...QUIET, PROJECTIONS_ENABLED: 'false' });
     reader = await startTestApp(QUIET, writer.database);
-    listener = new pg.Client({ connectionString: writer.database.url });
-    await listener.connect();
-    listener.on('notification', (message) =>
+    listener = await listenTo(writer.database.url, ['events_appended', 'ledger_instances'], (message) =>
       heard.push({ channel: message.channel, payload: message.payload ?? '', at: performance.now() }),
     );
-    await listener.query('LISTEN events_appended; LISTEN ledger_instances');
   }, 60_000);
   afterAll(async () => {
     await listener?.end();

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { EventNotifier } from '../src/event-sourcing/index.js';
 import { eventually } from './support/projection-fixtures.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
+import { listenTo } from './support/listener.js';
 
 /**
  * From the hostile review of f5a0304 (watched failing then: `here` after `bye`): a stopping instance
@@ -28,10 +29,9 @@ describe('review: a stopping instance answers a hello after its bye', () => {
   beforeAll(async () => {
     writer = await startTestApp({ ...QUIET, PROJECTIONS_ENABLED: 'false', PROJECTION_WAKE_SIGNAL_MS: '20' });
     leaving = await startTestApp({ ...QUIET, PROJECTIONS_ENABLED: 'false' }, writer.database);
-    listener = new pg.Client({ connectionString: writer.database.url });
-    await listener.connect();
-    listener.on('notification', (message) => heard.push({ channel: message.channel, payload: message.payload ?? '' }));
-    await listener.query('LISTEN events_appended; LISTEN ledger_instances');
+    listener = await listenTo(writer.database.url, ['events_appended', 'ledger_instances'], (message) =>
+      heard.push({ channel: message.channel, payload: message.payload ?? '' }),
+    );
   }, 60_000);
   afterAll(async () => {
     await listener?.end();

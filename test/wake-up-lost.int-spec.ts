@@ -4,6 +4,7 @@ import { EventNotifier } from '../src/event-sourcing/index.js';
 import { type AppProcess, call, startAppProcess } from './support/app-process.js';
 import { eventually } from './support/projection-fixtures.js';
 import { type TestApp, startTestApp } from './support/test-app.js';
+import { listenTo } from './support/listener.js';
 
 /**
  * Wake-ups that never arrive (issue 14 moved them out of the append's transaction, see
@@ -34,10 +35,9 @@ describe('an instance killed between the COMMIT of an append and its wake-up NOT
       PROJECTIONS_ENABLED: 'false',
       PROJECTION_WAKE_SIGNAL_MS: String(SIGNAL_MS),
     });
-    listener = new pg.Client({ connectionString: reader.database.url });
-    await listener.connect();
-    listener.on('notification', (message) => signals.push({ payload: message.payload ?? '', at: performance.now() }));
-    await listener.query('LISTEN events_appended');
+    listener = await listenTo(reader.database.url, ['events_appended'], (message) =>
+      signals.push({ payload: message.payload ?? '', at: performance.now() }),
+    );
   }, 60_000);
   afterAll(async () => {
     await writer?.kill();

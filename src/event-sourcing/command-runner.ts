@@ -26,6 +26,13 @@ export interface RunCommand<State, Event extends object> {
   readonly expectedVersion?: number;
   /** The command's correlation, causation and actor: handed to EventStore.append for every event. */
   readonly metadata?: CommandMetadata;
+  /**
+   * The stream is new: its id was made for this command (a random UUID). The first attempt decides
+   * on the decider's initial state without reading the stream, one round trip fewer; the append
+   * expects NO_STREAM, so a stream that exists after all refuses it, and the command goes on as after
+   * any lost race, reading the stream and deciding again.
+   */
+  readonly newStream?: boolean;
 }
 
 /**
@@ -79,7 +86,7 @@ export class CommandRunner {
     let readInTransaction = false;
     for (let attempt = 1; ; attempt++) {
       const inUnitOfWork = ambientManager() !== undefined;
-      const cached = readInTransaction ? undefined : this.cached(command, inUnitOfWork);
+      const cached = readInTransaction ? undefined : (this.cached(command, inUnitOfWork) ?? this.assumedNew(command, attempt));
       let loaded = cached ?? (await this.loader.load(command.streamId, command.decider));
       let outcome = this.decide(command, loaded);
       if (cached && !('events' in outcome && outcome.events.length > 0)) {
@@ -189,6 +196,14 @@ export class CommandRunner {
     const cached = this.cache.get(command.streamId, decider);
     if (!cached || !inUnitOfWork) return cached;
     return { ...cached, state: decider.copy!(cached.state) };
+  }
+
+  /**
+   * A stream the command made the id of (RunCommand.newStream), on the first attempt: its initial
+   * state, unread. Trusted as the cache is: only an append at NO_STREAM acts on it.
+   */
+  private assumedNew<State, Event extends object>(command: RunCommand<State, Event>, attempt: number): LoadedAggregate<State> | undefined {
+    return command.newStream && attempt === 1 ? { state: command.decider.initialState, version: 0, position: 0 } : undefined;
   }
 
   /** The caller's expected version checked against `loaded`, then the pure decision: events or the error to throw. */

@@ -34,6 +34,8 @@ export class RequestTransferHandler implements ICommandHandler<RequestTransfer> 
           reference: command.reference,
         }),
       metadata: command.metadata,
+      // The controller made the transfer's id for this request: there is no stream to read yet.
+      newStream: true,
     });
   }
 }

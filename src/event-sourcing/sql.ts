@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { type EntityManager, QueryFailedError } from 'typeorm';
+import { type EntityManager, QueryFailedError, QueryRunnerProviderAlreadyReleasedError } from 'typeorm';
 
 export interface SqlResult<Row> {
   readonly rows: Row[];
@@ -33,27 +33,73 @@ export interface PreparedStatement {
 }
 
 /**
+ * SQLSTATEs with which a prepared statement can fail after a migration changed a type under it, where
+ * the same text sent unnamed works: its result columns changed type (0A000, "cached plan must not
+ * change result type"), or a parameter keeps the type it was first parsed with (42804
+ * datatype_mismatch: no assignment cast to the column's new type; 42883 undefined_function: no
+ * operator for the old one). Parsed again, it takes the new types (found in review).
+ */
+const STALE_TYPE_SQLSTATES = new Set(['0A000', '42804', '42883']);
+
+/**
+ * Per statement, how many times this process has met one of those failures: the statement then goes
+ * under a new name (`<name>_<n>`), so every connection parses it again instead of each one failing
+ * once. A name parsed before stays on its connections, unused, until they close.
+ */
+const renamings = new Map<string, number>();
+
+function currentName(statement: PreparedStatement): string {
+  const renamed = renamings.get(statement.name);
+  return renamed ? `${statement.name}_${renamed}` : statement.name;
+}
+
+/** After a stale-type failure under `usedName`: a new name, once, however many runs failed under the old one. */
+function renameAfterStaleType(statement: PreparedStatement, usedName: string, error: unknown): boolean {
+  if (!STALE_TYPE_SQLSTATES.has((error as { code?: string }).code ?? '')) return false;
+  if (currentName(statement) === usedName) renamings.set(statement.name, (renamings.get(statement.name) ?? 0) + 1);
+  return true;
+}
+
+/**
  * Runs a hot statement prepared: PostgreSQL parses and plans it once per connection instead of on
  * every call (measured on the append: docs/BENCHMARKS.md). TypeORM only sends unnamed statements, so
  * this talks to the pg connection underneath — the transaction's own when the manager has one,
  * otherwise a pooled connection (the statement then commits on its own).
+ *
+ * After a migration changed a type under it, a prepared statement fails where an unnamed one would
+ * not (STALE_TYPE_SQLSTATES): it is parsed again under a new name from then on. Outside a transaction
+ * the run (which failed as a whole, changing nothing) is retried at once under that name. Inside one
+ * the transaction is aborted and the failure reaches the caller; its retry (a projection's or a
+ * reaction's next attempt) parses the statement again, while a request's unit of work answers 500
+ * once. That is once per statement for the whole process, not once per connection.
  */
 export async function prepared<Row>(manager: EntityManager, statement: PreparedStatement, values: readonly unknown[]): Promise<Row[]> {
-  const query = { name: statement.name, text: statement.text, values: [...values] };
   const runner = manager.queryRunner;
+  // TypeORM's query() refuses a released runner; its pg connection would be another borrower's by now.
+  if (runner?.isReleased) throw new QueryRunnerProviderAlreadyReleasedError();
+  const parameters = [...values];
   // Told to TypeORM's logger as its own query() does: its query log (and whoever reads it) sees every statement.
   const logger = manager.dataSource.logger;
-  logger.logQuery(statement.text, query.values, runner);
-  try {
+  logger.logQuery(statement.text, parameters, runner);
+  const send = async (name: string): Promise<Row[]> => {
+    const query = { name, text: statement.text, values: parameters };
     if (runner) {
       const client = (runner as { databaseConnection?: pg.PoolClient }).databaseConnection ?? ((await runner.connect()) as pg.PoolClient);
       return (await client.query(query)).rows as Row[];
     }
-    const pool = (manager.dataSource.driver as unknown as { master: pg.Pool }).master;
-    return (await pool.query(query)).rows as Row[];
+    return (await (manager.dataSource.driver as unknown as { master: pg.Pool }).master.query(query)).rows as Row[];
+  };
+  try {
+    const name = currentName(statement);
+    try {
+      return await send(name);
+    } catch (error) {
+      if (!renameAfterStaleType(statement, name, error) || runner?.isTransactionActive) throw error;
+      return await send(currentName(statement));
+    }
   } catch (error) {
     // Failures look as they do from TypeORM's query(): logged, and a QueryFailedError around the driver's error.
-    logger.logQueryError(error as Error, statement.text, query.values, runner);
-    throw new QueryFailedError(statement.text, [...values], error as Error);
+    logger.logQueryError(error as Error, statement.text, parameters, runner);
+    throw new QueryFailedError(statement.text, parameters, error as Error);
   }
 }

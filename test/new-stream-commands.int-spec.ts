@@ -118,3 +118,36 @@ describe('a command on a stream it made the id of (newStream)', () => {
     ]);
   });
 });
+
+// From the second hostile review (watched failing on 232e5f2): with the caller's expected version
+// (If-Match) the refused NO_STREAM append was answered as a version mismatch, without reading.
+describe('newStream with the caller’s expectedVersion, on a stream that exists at that version', () => {
+  for (const inUnitOfWork of [false, true]) {
+    it(`ends as the same command without newStream does${inUnitOfWork ? ', in a unit of work' : ''}`, async () => {
+      const id = randomUUID();
+      const streamId = accountStreamId(id);
+      await store.append(streamId, [new AccountOpened({ accountId: id, ownerName: 'Bob', currency: 'EUR' })], {
+        expectedVersion: NO_STREAM,
+      });
+      const outcome = async (newStream: boolean): Promise<string> => {
+        const command = () =>
+          runner.run({
+            streamId,
+            decider: accountDecider,
+            decide: (state) => openAccount(state, { accountId: id, ownerName: 'Eve', currency: 'USD' }),
+            expectedVersion: 1,
+            newStream,
+          });
+        try {
+          await (inUnitOfWork ? store.transaction(command) : command());
+          return 'appended';
+        } catch (error) {
+          return (error as Error).constructor.name;
+        }
+      };
+      expect(await outcome(false)).toBe(AccountAlreadyExistsError.name);
+      expect(await outcome(true)).toBe(AccountAlreadyExistsError.name);
+      expect(await store.readStream(streamId)).toHaveLength(1);
+    });
+  }
+});

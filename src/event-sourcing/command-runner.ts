@@ -30,7 +30,7 @@ export interface RunCommand<State, Event extends object> {
    * The stream is new: its id was made for this command (a random UUID). The first attempt decides
    * on the decider's initial state without reading the stream, one round trip fewer; the append
    * expects NO_STREAM, so a stream that exists after all refuses it, and the command goes on as after
-   * any lost race, reading the stream and deciding again.
+   * any lost race, reading the stream and deciding again. Ignored with an `expectedVersion`.
    */
   readonly newStream?: boolean;
 }
@@ -203,7 +203,11 @@ export class CommandRunner {
    * state, unread. Trusted as the cache is: only an append at NO_STREAM acts on it.
    */
   private assumedNew<State, Event extends object>(command: RunCommand<State, Event>, attempt: number): LoadedAggregate<State> | undefined {
-    return command.newStream && attempt === 1 ? { state: command.decider.initialState, version: 0, position: 0 } : undefined;
+    // Not with a caller's expected version: the append's refusal would be answered as a version
+    // mismatch, where reading first answers the decision on the stream as stored (found in review).
+    return command.newStream && attempt === 1 && command.expectedVersion === undefined
+      ? { state: command.decider.initialState, version: 0, position: 0 }
+      : undefined;
   }
 
   /** The caller's expected version checked against `loaded`, then the pure decision: events or the error to throw. */

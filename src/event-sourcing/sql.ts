@@ -42,21 +42,35 @@ export interface PreparedStatement {
 const STALE_TYPE_SQLSTATES = new Set(['0A000', '42804', '42883']);
 
 /**
- * Per statement, how many times this process has met one of those failures: the statement then goes
+ * Per statement, how many times this process has renamed it after one of those failures: it then goes
  * under a new name (`<name>_<n>`), so every connection parses it again instead of each one failing
- * once. A name parsed before stays on its connections, unused, until they close.
+ * once. A name parsed before stays on its connections, unused, until they close, so renaming is
+ * bounded: only a name that has run (a statement that has never run is not stale, it is wrong, or it
+ * fails for its values), and at most MAX_RENAMES times per statement in a process's life (found in
+ * review: a poison value failing with 0A000 in every retried batch left one more statement per
+ * attempt on the connection).
  */
 const renamings = new Map<string, number>();
+const namesThatRan = new Set<string>();
+const MAX_RENAMES = 8;
+/**
+ * PostgreSQL keeps the first 63 bytes of a name: two longer names would meet as one, and a rename
+ * could not be told from its original (found in review). This leaves room for the rename's suffix.
+ */
+const MAX_NAME_BYTES = 56;
 
 function currentName(statement: PreparedStatement): string {
   const renamed = renamings.get(statement.name);
   return renamed ? `${statement.name}_${renamed}` : statement.name;
 }
 
-/** After a stale-type failure under `usedName`: a new name, once, however many runs failed under the old one. */
+/** After a stale-type failure under `usedName`, a name that has run: a new name, once, however many runs failed under it. */
 function renameAfterStaleType(statement: PreparedStatement, usedName: string, error: unknown): boolean {
-  if (!STALE_TYPE_SQLSTATES.has((error as { code?: string }).code ?? '')) return false;
-  if (currentName(statement) === usedName) renamings.set(statement.name, (renamings.get(statement.name) ?? 0) + 1);
+  if (!STALE_TYPE_SQLSTATES.has((error as { code?: string }).code ?? '') || !namesThatRan.has(usedName)) return false;
+  const renamed = renamings.get(statement.name) ?? 0;
+  if (currentName(statement) !== usedName) return true; // renamed meanwhile by another run that failed under it
+  if (renamed >= MAX_RENAMES) return false;
+  renamings.set(statement.name, renamed + 1);
   return true;
 }
 
@@ -74,6 +88,9 @@ function renameAfterStaleType(statement: PreparedStatement, usedName: string, er
  * once. That is once per statement for the whole process, not once per connection.
  */
 export async function prepared<Row>(manager: EntityManager, statement: PreparedStatement, values: readonly unknown[]): Promise<Row[]> {
+  if (Buffer.byteLength(statement.name) > MAX_NAME_BYTES) {
+    throw new Error(`Prepared statement name "${statement.name}" is longer than ${MAX_NAME_BYTES} bytes: PostgreSQL would cut it`);
+  }
   const runner = manager.queryRunner;
   // TypeORM's query() refuses a released runner; its pg connection would be another borrower's by now.
   if (runner?.isReleased) throw new QueryRunnerProviderAlreadyReleasedError();
@@ -92,7 +109,9 @@ export async function prepared<Row>(manager: EntityManager, statement: PreparedS
   try {
     const name = currentName(statement);
     try {
-      return await send(name);
+      const rows = await send(name);
+      namesThatRan.add(name);
+      return rows;
     } catch (error) {
       if (!renameAfterStaleType(statement, name, error) || runner?.isTransactionActive) throw error;
       return await send(currentName(statement));

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import pg from 'pg';
+import type pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { PROJECTOR_DATA_SOURCE } from '../src/event-sourcing/index.js';
 import { transferStreamId } from '../src/transfers/transfer.js';
-import { LedgerClient } from './support/ledger-client.js';
+import type { LedgerClient } from './support/ledger-client.js';
+import { type AppWithConnection, startAppWithConnection } from './support/app-with-connection.js';
 import { eventually, rows, waitUntilApplied } from './support/projection-fixtures.js';
 import { type SentStatement, watchStatements } from './support/statement-counter.js';
-import { type TestApp, startTestApp } from './support/test-app.js';
+import type { TestApp } from './support/test-app.js';
 
 // Every statement sent once per event, per batch or per step of a transfer goes prepared (named): a
 // statement sent unnamed is parsed and planned again on every call, and measured with
@@ -36,14 +37,13 @@ const ALLOWED = [
 let t: TestApp;
 let ledger: LedgerClient;
 let own: pg.Client;
+let app: AppWithConnection | undefined;
 const sent: SentStatement[] = [];
 let recording = false;
 
 beforeAll(async () => {
-  t = await startTestApp();
-  ledger = new LedgerClient(t);
-  own = new pg.Client(t.database.url);
-  await own.connect();
+  app = await startAppWithConnection();
+  ({ t, ledger, own } = app);
   const dataSources = new Set<DataSource>([t.dataSource, t.app.get(PROJECTOR_DATA_SOURCE)]);
   for (const dataSource of dataSources) {
     watchStatements(dataSource, (statement) => {
@@ -52,8 +52,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  await own?.end();
-  await t?.close();
+  await app?.close();
 });
 
 describe('the hot path on prepared statements', () => {

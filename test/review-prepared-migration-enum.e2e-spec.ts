@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import pg from 'pg';
-import { LedgerClient } from './support/ledger-client.js';
+import type pg from 'pg';
+import type { LedgerClient } from './support/ledger-client.js';
+import { type AppWithConnection, startAppWithConnection } from './support/app-with-connection.js';
 import { rows } from './support/projection-fixtures.js';
-import { type TestApp, startTestApp } from './support/test-app.js';
 
 // Review (prepared statements): a migration run while the service runs, turning transfers.status into
 // an enum. An unnamed UPDATE ... SET status = $2 infers $2 as the enum and goes on working; a
@@ -10,20 +10,17 @@ import { type TestApp, startTestApp } from './support/test-app.js';
 // connection that prepared it fails (42804) until the process restarts. Fixed: the failure renames
 // the statement, and the batch's next attempt parses it again with the enum's type.
 
-let t: TestApp;
 let ledger: LedgerClient;
 let own: pg.Client;
+let app: AppWithConnection | undefined;
 
 beforeAll(async () => {
   // A small pool: every connection the transfers projection uses has prepared its statements before the migration.
-  t = await startTestApp({ DATABASE_POOL_SIZE: '2' });
-  ledger = new LedgerClient(t);
-  own = new pg.Client(t.database.url);
-  await own.connect();
+  app = await startAppWithConnection({ DATABASE_POOL_SIZE: '2' });
+  ({ ledger, own } = app);
 });
 afterAll(async () => {
-  await own?.end();
-  await t?.close();
+  await app?.close();
 });
 
 describe('a migration making transfers.status an enum while instances run', () => {

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import pg from 'pg';
-import { LedgerClient } from './support/ledger-client.js';
-import { type TestApp, startTestApp } from './support/test-app.js';
+import type pg from 'pg';
+import type { LedgerClient } from './support/ledger-client.js';
+import { type AppWithConnection, startAppWithConnection } from './support/app-with-connection.js';
+import type { TestApp } from './support/test-app.js';
 
 // Review (prepared statements): a migration widening events.version to bigint while the service runs.
 // A statement sent unnamed is analysed again and answers the new type; a prepared statement whose
@@ -14,17 +15,15 @@ import { type TestApp, startTestApp } from './support/test-app.js';
 let t: TestApp;
 let ledger: LedgerClient;
 let own: pg.Client;
+let app: AppWithConnection | undefined;
 
 async function start(): Promise<void> {
   // A small pool: every connection has prepared the statements before the migration.
-  t = await startTestApp({ DATABASE_POOL_SIZE: '2' });
-  ledger = new LedgerClient(t);
-  own = new pg.Client(t.database.url);
-  await own.connect();
+  app = await startAppWithConnection({ DATABASE_POOL_SIZE: '2' });
+  ({ t, ledger, own } = app);
 }
 afterEach(async () => {
-  await own?.end();
-  await t?.close();
+  await app?.close();
 });
 
 async function historyAnswers(accountId: string): Promise<Array<{ status: number; body: unknown }>> {

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import pg from 'pg';
-import { LedgerClient } from './support/ledger-client.js';
-import { type TestApp, startTestApp } from './support/test-app.js';
+import type pg from 'pg';
+import type { LedgerClient } from './support/ledger-client.js';
+import { type AppWithConnection, startAppWithConnection } from './support/app-with-connection.js';
+import type { TestApp } from './support/test-app.js';
 
 // Review 2 of 5adcd77: POST /transfers now decides on its new stream unread (newStream). Concurrent
 // and repeated requests with one Idempotency-Key must still record one transfer and move money once.
@@ -9,16 +10,14 @@ import { type TestApp, startTestApp } from './support/test-app.js';
 let t: TestApp;
 let ledger: LedgerClient;
 let own: pg.Client;
+let app: AppWithConnection | undefined;
 
 beforeAll(async () => {
-  t = await startTestApp();
-  ledger = new LedgerClient(t);
-  own = new pg.Client(t.database.url);
-  await own.connect();
+  app = await startAppWithConnection();
+  ({ t, ledger, own } = app);
 });
 afterAll(async () => {
-  await own?.end();
-  await t?.close();
+  await app?.close();
 });
 
 describe('POST /transfers with one Idempotency-Key, concurrently and again', () => {
